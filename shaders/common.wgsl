@@ -1,0 +1,80 @@
+// Prelude shared by every kernel family (prepended by src/kernels/shader-source.ts).
+// Multi-tensor apply: one dispatch covers many tensor slices ("segments"). The segment table
+// holds one record of `record_words` u32 per segment; word 0 is the segment's first workgroup.
+
+struct DispatchInfo {
+  segment_count: u32,
+  workgroup_count: u32,
+  grid_x: u32,
+  record_words: u32,
+}
+
+@group(0) @binding(0) var<uniform> dispatch_info: DispatchInfo;
+@group(0) @binding(1) var<storage, read> segments: array<u32>;
+
+// Grids over 65535 workgroups are laid out in 2-D; this gives the linear workgroup index.
+fn linear_workgroup(wg: vec3<u32>) -> u32 {
+  return wg.x + wg.y * dispatch_info.grid_x;
+}
+
+fn seg_word(s: u32, field: u32) -> u32 {
+  return segments[s * dispatch_info.record_words + field];
+}
+
+// The segment whose workgroup range contains workgroup `w` (binary search on word 0).
+fn find_segment(w: u32) -> u32 {
+  var lo = 0u;
+  var hi = dispatch_info.segment_count - 1u;
+  while (lo < hi) {
+    let mid = (lo + hi + 1u) / 2u;
+    if (seg_word(mid, 0u) <= w) { lo = mid; } else { hi = mid - 1u; }
+  }
+  return lo;
+}
+
+const EXP_MASK: u32 = 0x7f800000u;
+
+fn is_finite_bits(b: u32) -> bool { return (b & EXP_MASK) != EXP_MASK; }
+fn is_nan_bits(b: u32) -> bool { return (b & EXP_MASK) == EXP_MASK && (b & 0x007fffffu) != 0u; }
+
+// Denormals are flushed explicitly so that GPUs that flush and those that do not agree.
+fn flush_denormal_bits(b: u32) -> u32 {
+  if ((b & EXP_MASK) == 0u) { return b & 0x80000000u; }
+  return b;
+}
+
+// Order-preserving map from f32 bits to u32: min/max become exact integer operations.
+fn sortable_key(b: u32) -> u32 {
+  if ((b & 0x80000000u) != 0u) { return ~b; }
+  return b | 0x80000000u;
+}
+
+// Flat index of the k-th element of group g in the [outer, dim, inner] view (see layout.ts).
+fn group_element(mode: u32, dim: u32, inner: u32, blk: u32, g: u32, k: u32) -> u32 {
+  if (mode == 0u) {
+    return ((k / inner) * dim + g) * inner + (k % inner);
+  }
+  let nb = (dim + blk - 1u) / blk;
+  let i = g % inner;
+  let t = g / inner;
+  let b = t % nb;
+  let o = t / nb;
+  return (o * dim + b * blk + k) * inner + i;
+}
+
+fn group_length(mode: u32, outer: u32, dim: u32, inner: u32, blk: u32, g: u32) -> u32 {
+  if (mode == 0u) { return outer * inner; }
+  let nb = (dim + blk - 1u) / blk;
+  let b = (g / inner) % nb;
+  return min(blk, dim - b * blk);
+}
+
+// Group of the element at flat index idx.
+fn group_of(mode: u32, dim: u32, inner: u32, blk: u32, idx: u32) -> u32 {
+  let d = (idx / inner) % dim;
+  if (mode == 0u) { return d; }
+  let nb = (dim + blk - 1u) / blk;
+  let i = idx % inner;
+  let o = idx / (inner * dim);
+  return (o * nb + d / blk) * inner + i;
+}

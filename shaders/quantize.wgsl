@@ -1,0 +1,62 @@
+// quantize: f32 -> int8/uint8/int4/uint4 codes, saturating, round half to even.
+// One thread writes one u32 of output: 4 eight-bit codes or 8 four-bit codes (low nibble first).
+//
+// Segment record: 0 wg_start, 1 src_base, 2 count, 3 elem_start, 4 out_base, 5 param_base,
+//                 6 mode, 7 dim, 8 inner, 9 blk, 10 bits, 11 qmin (i32), 12 qmax (i32)
+// qparams holds two words per group: the f32 inverse scale, then the i32 zero point.
+
+@group(0) @binding(2) var<storage, read> src: array<u32>;
+@group(0) @binding(3) var<storage, read> qparams: array<u32>;
+@group(0) @binding(4) var<storage, read_write> codes: array<u32>;
+
+fn quantize_one(xb_raw: u32, inv: f32, zp: i32, qmin: i32, qmax: i32) -> i32 {
+  let xb = flush_denormal_bits(xb_raw);
+  if (!is_finite_bits(xb)) {
+    if (is_nan_bits(xb)) { return clamp(zp, qmin, qmax); }
+    if ((xb & 0x80000000u) != 0u) { return qmin; }
+    return qmax;
+  }
+  let v = bitcast<f32>(xb) * inv;
+  let vb = bitcast<u32>(v);
+  if (!is_finite_bits(vb)) {
+    if ((vb & 0x80000000u) != 0u) { return qmin; }
+    return qmax;
+  }
+  // Clamping before rounding equals clamping after: the bounds are integers.
+  let c = clamp(v, f32(qmin - zp), f32(qmax - zp));
+  return i32(round(c)) + zp;
+}
+
+@compute @workgroup_size(256)
+fn quantize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let w = linear_workgroup(wg);
+  if (w >= dispatch_info.workgroup_count) { return; }
+  let s = find_segment(w);
+  let word = (w - seg_word(s, 0u)) * 256u + lid;
+  let count = seg_word(s, 2u);
+  let bits = seg_word(s, 10u);
+  let per = 32u / bits;
+  let first = word * per;
+  if (first >= count) { return; }
+  let src_base = seg_word(s, 1u);
+  let elem_start = seg_word(s, 3u);
+  let param_base = seg_word(s, 5u);
+  let mode = seg_word(s, 6u);
+  let dim = seg_word(s, 7u);
+  let inner = seg_word(s, 8u);
+  let blk = seg_word(s, 9u);
+  let qmin = bitcast<i32>(seg_word(s, 11u));
+  let qmax = bitcast<i32>(seg_word(s, 12u));
+  let mask = (1u << bits) - 1u;
+  var packed = 0u;
+  for (var j = 0u; j < per; j++) {
+    let e = first + j;
+    if (e >= count) { break; }
+    let g = group_of(mode, dim, inner, blk, elem_start + e);
+    let inv = bitcast<f32>(qparams[param_base + 2u * g]);
+    let zp = bitcast<i32>(qparams[param_base + 2u * g + 1u]);
+    let q = quantize_one(src[src_base + e], inv, zp, qmin, qmax);
+    packed |= (bitcast<u32>(q) & mask) << (j * bits);
+  }
+  codes[seg_word(s, 4u) + word] = packed;
+}

@@ -1,0 +1,62 @@
+/**
+ * Typed errors. Every error modelpress raises on purpose is a ModelpressError with a stable
+ * `code`, so callers (and the CLI) can tell a bad input from a GPU failure without parsing text.
+ */
+export type ErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'GPU_UNAVAILABLE'
+  | 'GPU_FAILURE'
+  | 'SHADER_MISMATCH'
+  | 'UNSUPPORTED';
+
+export class ModelpressError extends Error {
+  readonly code: ErrorCode;
+  readonly context: Record<string, unknown>;
+  constructor(code: ErrorCode, message: string, context: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ModelpressError';
+    this.code = code;
+    this.context = context;
+  }
+}
+
+/** A caller handed a kernel or the scheduler something it cannot work on. */
+export class InvalidArgumentError extends ModelpressError {
+  constructor(message: string, context: Record<string, unknown> = {}) {
+    super('INVALID_ARGUMENT', message, context);
+    this.name = 'InvalidArgumentError';
+  }
+}
+
+/** `backend: 'gpu'` was demanded but no adapter/device could be had. */
+export class GpuUnavailableError extends ModelpressError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('GPU_UNAVAILABLE', message, {}, options);
+    this.name = 'GpuUnavailableError';
+  }
+}
+
+/** The GPU rejected or lost work for a kernel (validation, out-of-memory, internal, device lost). */
+export class GpuFailureError extends ModelpressError {
+  readonly kernel: string;
+  readonly kind: 'validation' | 'out-of-memory' | 'internal' | 'device-lost' | 'map-failed';
+  constructor(kernel: string, kind: GpuFailureError['kind'], detail: string, options?: { cause?: unknown }) {
+    super('GPU_FAILURE', `kernel '${kernel}': GPU ${kind} error: ${detail}`, { kernel, kind }, options);
+    this.name = 'GpuFailureError';
+    this.kernel = kernel;
+    this.kind = kind;
+  }
+}
+
+/** A WGSL file does not declare what its descriptor expects (caught at load time). */
+export class ShaderMismatchError extends ModelpressError {
+  constructor(shader: string, detail: string) {
+    super('SHADER_MISMATCH', `shader '${shader}': ${detail}`, { shader });
+    this.name = 'ShaderMismatchError';
+  }
+}
+
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
