@@ -78,3 +78,64 @@ fn group_of(mode: u32, dim: u32, inner: u32, blk: u32, idx: u32) -> u32 {
   let o = idx / (inner * dim);
   return (o * nb + d / blk) * inner + i;
 }
+
+// ---- Reductions over groups (range, dequantize statistics, channel norms) ----
+// A reduction segment record starts (after wg_start) with 12 words:
+//   1 src_base, 2 elem_start, 3 mode, 4 dim, 5 inner, 6 blk, 7 outer, 8 g0, 9 ngroups, 10 k0, 11 k1, 12 nchunks
+// Workgroup variant: one workgroup per (group, chunk of REDUCE_CHUNK elements).
+// Thread variant (small groups): one thread per group.
+
+override REDUCE_CHUNK: u32 = 4096u;
+
+struct Reduction {
+  src_base: u32,
+  elem_start: u32,
+  mode: u32,
+  dim: u32,
+  inner: u32,
+  blk: u32,
+  outer: u32,
+  g0: u32,
+  ngroups: u32,
+  k0: u32,
+  k1: u32,
+  nchunks: u32,
+}
+
+fn load_reduction(s: u32) -> Reduction {
+  return Reduction(seg_word(s, 1u), seg_word(s, 2u), seg_word(s, 3u), seg_word(s, 4u), seg_word(s, 5u), seg_word(s, 6u),
+                   seg_word(s, 7u), seg_word(s, 8u), seg_word(s, 9u), seg_word(s, 10u), seg_word(s, 11u), seg_word(s, 12u));
+}
+
+struct Task {
+  valid: bool,
+  g: u32,
+  k_begin: u32,
+  k_end: u32,
+  // Index of this task's partial within the segment.
+  part: u32,
+}
+
+fn reduction_end(r: Reduction, g: u32, k_end: u32) -> u32 {
+  return min(k_end, group_length(r.mode, r.outer, r.dim, r.inner, r.blk, g));
+}
+
+fn workgroup_task(r: Reduction, local_wg: u32) -> Task {
+  let g = r.g0 + local_wg / r.nchunks;
+  let c = local_wg % r.nchunks;
+  let kb = r.k0 + c * REDUCE_CHUNK;
+  let ke = reduction_end(r, g, min(r.k1, kb + REDUCE_CHUNK));
+  return Task(true, g, kb, ke, local_wg);
+}
+
+fn thread_task(r: Reduction, local_wg: u32, lid: u32) -> Task {
+  let gl = local_wg * 256u + lid;
+  let g = r.g0 + gl;
+  if (gl >= r.ngroups) { return Task(false, g, 0u, 0u, gl); }
+  return Task(true, g, r.k0, reduction_end(r, g, r.k1), gl);
+}
+
+// Arena index of the k-th element of group g.
+fn reduction_index(r: Reduction, g: u32, k: u32) -> u32 {
+  return r.src_base + group_element(r.mode, r.dim, r.inner, r.blk, g, k) - r.elem_start;
+}

@@ -67,7 +67,7 @@ export class GpuContext {
     const pipelineLayout = device.createPipelineLayout({ bindGroupLayouts: [layout] });
     const byEntryPoint = new Map<string, GPUComputePipeline>();
     for (const ep of kernel.entryPoints) {
-      byEntryPoint.set(ep, device.createComputePipeline({ label: `${kernel.name}:${ep}`, layout: pipelineLayout, compute: { module, entryPoint: ep } }));
+      byEntryPoint.set(ep, device.createComputePipeline({ label: `${kernel.name}:${ep}`, layout: pipelineLayout, compute: { module, entryPoint: ep, constants: { ...kernel.constants } } }));
     }
     const internal = await device.popErrorScope();
     const validation = await device.popErrorScope();

@@ -40,6 +40,8 @@ export interface KernelDescriptor<Job, Result> {
   readonly streams: readonly StreamSpec[];
   /** Words per segment record, word 0 included. */
   readonly recordWords: number;
+  /** Values for the WGSL's `override` constants. */
+  readonly constants?: Readonly<Record<string, number>>;
   /** Throws InvalidArgumentError naming the problem. */
   validate(job: Job): void;
   /** Elements of work, for the small-work threshold and progress. */

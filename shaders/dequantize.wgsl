@@ -1,0 +1,149 @@
+// dequantize: codes -> f32 ((q - zero_point) * scale), and in the same pass the round-trip error
+// against the original values, reduced per statistics group (tensor or channel).
+//
+// Segment record: 1..12 the reduction head over the statistics view (src_base = arena offset of
+// the original values), 13 part_base, 14 code_base (word), 15 code_elem_base (element index of the
+// first code in that word), 16 values_base, 17 has_orig, 18 write_values, 19 q_mode, 20 q_dim,
+// 21 q_inner, 22 q_blk, 23 bits, 24 signed, 25 param_base.
+// qparams: per quantization group, the f32 scale then the i32 zero point.
+// Partial (7 words): sum err^2, sum x^2, sum xhat^2, sum x*xhat (f32, all of values scaled by norm),
+// max |err| (f32 bits, unscaled), non-finite originals, norm (f32). norm is a power of two near
+// 1 / max(|x|, |xhat|) over the task, found in a first sweep, so squares stay inside f32 range.
+
+@group(0) @binding(2) var<storage, read> orig: array<u32>;
+@group(0) @binding(3) var<storage, read> codes: array<u32>;
+@group(0) @binding(4) var<storage, read> qparams: array<u32>;
+@group(0) @binding(5) var<storage, read_write> values: array<f32>;
+@group(0) @binding(6) var<storage, read_write> partials: array<u32>;
+
+const PART_WORDS: u32 = 7u;
+
+struct Stats {
+  e2: f32,
+  x2: f32,
+  h2: f32,
+  xh: f32,
+  emax: u32,
+  bad: u32,
+}
+
+fn stats_merge(a: Stats, b: Stats) -> Stats {
+  return Stats(a.e2 + b.e2, a.x2 + b.x2, a.h2 + b.h2, a.xh + b.xh, max(a.emax, b.emax), a.bad + b.bad);
+}
+
+fn dequantize_at(s: u32, idx: u32) -> f32 {
+  let bits = seg_word(s, 23u);
+  let per = 32u / bits;
+  let ci = idx - seg_word(s, 15u);
+  let word = codes[seg_word(s, 14u) + ci / per];
+  let raw = (word >> ((ci % per) * bits)) & ((1u << bits) - 1u);
+  var q = i32(raw);
+  if (seg_word(s, 24u) != 0u) { q = bitcast<i32>(raw << (32u - bits)) >> (32u - bits); }
+  let g = group_of(seg_word(s, 19u), seg_word(s, 20u), seg_word(s, 21u), seg_word(s, 22u), idx);
+  let pb = seg_word(s, 25u) + 2u * g;
+  let scale = bitcast<f32>(qparams[pb]);
+  let zp = bitcast<i32>(qparams[pb + 1u]);
+  return f32(q - zp) * scale;
+}
+
+// First sweep: the largest magnitude among finite originals and their dequantized values.
+fn magnitude(s: u32, r: Reduction, g: u32, k: u32) -> u32 {
+  if (seg_word(s, 17u) == 0u) { return 0u; }
+  let idx = group_element(r.mode, r.dim, r.inner, r.blk, g, k);
+  let xb = flush_denormal_bits(orig[r.src_base + idx - r.elem_start]);
+  if (!is_finite_bits(xb)) { return 0u; }
+  let hb = bitcast<u32>(dequantize_at(s, idx)) & 0x7fffffffu;
+  return max(xb & 0x7fffffffu, hb);
+}
+
+fn norm_for(amax_bits: u32) -> f32 {
+  let e = (amax_bits >> 23u) & 0xffu;
+  return bitcast<f32>(clamp(254u - min(e, 253u), 1u, 254u) << 23u);
+}
+
+fn visit(s: u32, r: Reduction, g: u32, k: u32, a: Stats, norm: f32) -> Stats {
+  let idx = group_element(r.mode, r.dim, r.inner, r.blk, g, k);
+  let local = idx - r.elem_start;
+  let xh = dequantize_at(s, idx);
+  if (seg_word(s, 18u) != 0u) { values[seg_word(s, 16u) + local] = xh; }
+  if (seg_word(s, 17u) == 0u) { return a; }
+  let xb = flush_denormal_bits(orig[r.src_base + local]);
+  var out = a;
+  if (!is_finite_bits(xb)) {
+    out.bad += 1u;
+    return out;
+  }
+  let x = bitcast<f32>(xb);
+  let e = x - xh;
+  let xn = x * norm;
+  let hn = xh * norm;
+  let en = e * norm;
+  out.e2 += en * en;
+  out.x2 += xn * xn;
+  out.h2 += hn * hn;
+  out.xh += xn * hn;
+  out.emax = max(out.emax, bitcast<u32>(e) & 0x7fffffffu);
+  return out;
+}
+
+fn write_partial(base: u32, a: Stats, norm: f32) {
+  partials[base + 0u] = bitcast<u32>(a.e2);
+  partials[base + 1u] = bitcast<u32>(a.x2);
+  partials[base + 2u] = bitcast<u32>(a.h2);
+  partials[base + 3u] = bitcast<u32>(a.xh);
+  partials[base + 4u] = a.emax;
+  partials[base + 5u] = a.bad;
+  partials[base + 6u] = bitcast<u32>(norm);
+}
+
+var<workgroup> wg_stats: array<Stats, 256>;
+var<workgroup> wg_mag: array<u32, 256>;
+
+@compute @workgroup_size(256)
+fn dequantize_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let w = linear_workgroup(wg);
+  if (w >= dispatch_info.workgroup_count) { return; }
+  let s = find_segment(w);
+  let r = load_reduction(s);
+  let t = workgroup_task(r, w - seg_word(s, 0u));
+  var mag = 0u;
+  for (var k = t.k_begin + lid; k < t.k_end; k += 256u) {
+    mag = max(mag, magnitude(s, r, t.g, k));
+  }
+  wg_mag[lid] = mag;
+  for (var stride = 128u; stride > 0u; stride >>= 1u) {
+    workgroupBarrier();
+    if (lid < stride) { wg_mag[lid] = max(wg_mag[lid], wg_mag[lid + stride]); }
+  }
+  let norm = norm_for(workgroupUniformLoad(&wg_mag[0]));
+  var a = Stats(0.0, 0.0, 0.0, 0.0, 0u, 0u);
+  for (var k = t.k_begin + lid; k < t.k_end; k += 256u) {
+    a = visit(s, r, t.g, k, a, norm);
+  }
+  wg_stats[lid] = a;
+  for (var stride = 128u; stride > 0u; stride >>= 1u) {
+    workgroupBarrier();
+    if (lid < stride) { wg_stats[lid] = stats_merge(wg_stats[lid], wg_stats[lid + stride]); }
+  }
+  if (lid == 0u) { write_partial(seg_word(s, 13u) + t.part * PART_WORDS, wg_stats[0], norm); }
+}
+
+@compute @workgroup_size(256)
+fn dequantize_small_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let w = linear_workgroup(wg);
+  if (w >= dispatch_info.workgroup_count) { return; }
+  let s = find_segment(w);
+  let r = load_reduction(s);
+  let t = thread_task(r, w - seg_word(s, 0u), lid);
+  if (!t.valid) { return; }
+  var mag = 0u;
+  for (var k = t.k_begin; k < t.k_end; k++) {
+    mag = max(mag, magnitude(s, r, t.g, k));
+  }
+  let norm = norm_for(mag);
+  var a = Stats(0.0, 0.0, 0.0, 0.0, 0u, 0u);
+  for (var k = t.k_begin; k < t.k_end; k++) {
+    a = visit(s, r, t.g, k, a, norm);
+  }
+  write_partial(seg_word(s, 13u) + t.part * PART_WORDS, a, norm);
+}

@@ -1,0 +1,19 @@
+/** Every kernel family in one table: name -> descriptor (WGSL + CPU reference). */
+import { quantizeKernel } from './quantize.ts';
+import { dequantizeKernel } from './dequantize.ts';
+import { rangeKernel } from './range.ts';
+import { histogramKernel } from './histogram.ts';
+import { channelScoresKernel } from './channel-scores.ts';
+import { distillLossKernel } from './distill-loss.ts';
+import type { KernelDescriptor } from './kernel.ts';
+
+export const kernels = {
+  quantize: quantizeKernel,
+  dequantize: dequantizeKernel,
+  range: rangeKernel,
+  histogram: histogramKernel,
+  channel_scores: channelScoresKernel,
+  distill_loss: distillLossKernel,
+} as const satisfies Record<string, KernelDescriptor<never, unknown>>;
+
+export type KernelName = keyof typeof kernels;

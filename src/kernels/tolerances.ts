@@ -1,0 +1,43 @@
+/**
+ * Tolerances for float kernel outputs, GPU vs CPU reference, in one place. Integer outputs
+ * (codes, counts, min/max/absmax, which are exact) have none: they must be bit-identical.
+ * A value passes when |gpu - cpu| <= abs + rel * |cpu|.
+ */
+export interface Tolerance {
+  abs: number;
+  rel: number;
+}
+
+export const tolerances = {
+  // f32 tree sums of up to 4096 values, merged in f64: ~1e-6 relative per partial.
+  'range.mean': { abs: 1e-6, rel: 1e-4 },
+  'range.variance': { abs: 1e-6, rel: 1e-3 },
+  // The dequantized value is one exact f32 multiply: identical.
+  'dequantize.values': { abs: 0, rel: 0 },
+  'dequantize.mse': { abs: 1e-12, rel: 1e-3 },
+  'dequantize.sqnrDb': { abs: 0.01, rel: 0 },
+  'dequantize.maxAbsError': { abs: 0, rel: 1e-6 },
+  'dequantize.cosine': { abs: 1e-5, rel: 0 },
+  'channel_scores.l1': { abs: 1e-6, rel: 1e-4 },
+  'channel_scores.l2': { abs: 1e-6, rel: 1e-4 },
+  // sqrt is 2.5 ULP on WebGPU and each distance sums a row in f32.
+  'channel_scores.fpgm': { abs: 1e-5, rel: 1e-4 },
+  // exp/log carry 3 ULP + range-dependent error in WGSL; logits up to |30|.
+  'distill_loss.loss': { abs: 1e-5, rel: 1e-4 },
+  'distill_loss.grad': { abs: 1e-6, rel: 1e-3 },
+} as const satisfies Record<string, Tolerance>;
+
+export type ToleranceKey = keyof typeof tolerances;
+
+export function withinTolerance(got: number, want: number, t: Tolerance): boolean {
+  if (Number.isNaN(want)) return Number.isNaN(got);
+  if (!Number.isFinite(want)) return got === want;
+  return Math.abs(got - want) <= t.abs + t.rel * Math.abs(want);
+}
+
+/** Index of the first element out of tolerance, or -1. */
+export function firstMismatch(got: ArrayLike<number>, want: ArrayLike<number>, t: Tolerance): number {
+  if (got.length !== want.length) return Math.min(got.length, want.length);
+  for (let i = 0; i < want.length; i++) if (!withinTolerance(got[i], want[i], t)) return i;
+  return -1;
+}

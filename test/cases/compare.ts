@@ -1,0 +1,75 @@
+/** GPU-vs-reference comparisons: exact for integer outputs, tolerances.ts for floats. */
+import { firstMismatch, tolerances, type ToleranceKey } from '../../src/kernels/tolerances.ts';
+import type { QuantizeResult } from '../../src/kernels/quantize.ts';
+import type { RangeResult } from '../../src/kernels/range.ts';
+import type { DequantizeResult, ErrorStats } from '../../src/kernels/dequantize.ts';
+import type { HistogramResult } from '../../src/kernels/histogram.ts';
+import type { ChannelScoresResult } from '../../src/kernels/channel-scores.ts';
+import type { DistillLossResult } from '../../src/kernels/distill-loss.ts';
+import type { KernelName } from '../../src/kernels/registry.ts';
+
+/** Same bits (NaN payloads and -0 included). */
+export function exactBits(what: string, got: ArrayLike<number> & { buffer?: ArrayBufferLike }, want: ArrayLike<number>): string | null {
+  if (got.length !== want.length) return `${what}: length ${got.length} != ${want.length}`;
+  const g = Float32Array.from(got as ArrayLike<number>);
+  const w = Float32Array.from(want);
+  const gb = new Uint32Array(g.buffer);
+  const wb = new Uint32Array(w.buffer);
+  for (let i = 0; i < gb.length; i++) {
+    if (gb[i] !== wb[i] && !(Number.isNaN(g[i]) && Number.isNaN(w[i]))) return `${what}[${i}]: ${g[i]} != ${w[i]}`;
+  }
+  return null;
+}
+
+export function exactInts(what: string, got: ArrayLike<number>, want: ArrayLike<number>): string | null {
+  if (got.length !== want.length) return `${what}: length ${got.length} != ${want.length}`;
+  for (let i = 0; i < want.length; i++) if (got[i] !== want[i]) return `${what}[${i}]: ${got[i]} != ${want[i]}`;
+  return null;
+}
+
+export function close(key: ToleranceKey, got: ArrayLike<number>, want: ArrayLike<number>): string | null {
+  const i = firstMismatch(got, want, tolerances[key]);
+  return i < 0 ? null : `${key}[${i}]: ${got[i]} vs ${want[i]} (tolerance ${JSON.stringify(tolerances[key])})`;
+}
+
+function statsArrays(s: ErrorStats[]) {
+  return {
+    mse: s.map((x) => x.mse), sqnr: s.map((x) => x.sqnrDb), emax: s.map((x) => x.maxAbsError),
+    cos: s.map((x) => x.cosine), count: s.map((x) => x.count), bad: s.map((x) => x.nonFinite),
+  };
+}
+
+function compareStats(got: ErrorStats[], want: ErrorStats[]): string | null {
+  const g = statsArrays(got);
+  const w = statsArrays(want);
+  return (
+    exactInts('dequantize.count', g.count, w.count) ?? exactInts('dequantize.nonFinite', g.bad, w.bad) ??
+    close('dequantize.mse', g.mse, w.mse) ?? close('dequantize.sqnrDb', g.sqnr, w.sqnr) ??
+    close('dequantize.maxAbsError', g.emax, w.emax) ?? close('dequantize.cosine', g.cos, w.cos)
+  );
+}
+
+type Comparator = (got: any, want: any) => string | null;
+
+export const comparators: Record<KernelName, Comparator> = {
+  quantize: (g: QuantizeResult, w: QuantizeResult) => exactInts('codes', g.codes, w.codes),
+  range: (g: RangeResult, w: RangeResult) =>
+    exactBits('min', g.min, w.min) ?? exactBits('max', g.max, w.max) ?? exactBits('absmax', g.absmax, w.absmax) ??
+    exactInts('count', g.count, w.count) ?? exactInts('nanCount', g.nanCount, w.nanCount) ??
+    exactInts('infCount', g.infCount, w.infCount) ?? close('range.mean', g.mean, w.mean) ?? close('range.variance', g.variance, w.variance),
+  dequantize: (g: DequantizeResult, w: DequantizeResult) =>
+    (g.values && w.values ? exactBits('values', g.values, w.values) : g.values === w.values ? null : 'values presence differs') ??
+    (g.tensor && w.tensor ? compareStats([g.tensor], [w.tensor]) : g.tensor === w.tensor ? null : 'tensor stats presence differs') ??
+    compareStats(g.channels, w.channels),
+  histogram: (g: HistogramResult, w: HistogramResult) =>
+    exactInts('counts', g.counts, w.counts) ?? exactInts('outside', [g.below, g.above, g.nan], [w.below, w.above, w.nan]),
+  channel_scores: (g: ChannelScoresResult, w: ChannelScoresResult) =>
+    (g.l1 && w.l1 ? close('channel_scores.l1', g.l1, w.l1) : null) ??
+    (g.l2 && w.l2 ? close('channel_scores.l2', g.l2, w.l2) : null) ??
+    (g.fpgm && w.fpgm ? close('channel_scores.fpgm', g.fpgm, w.fpgm) : null) ??
+    (Boolean(g.l1) !== Boolean(w.l1) || Boolean(g.fpgm) !== Boolean(w.fpgm) ? 'criteria differ' : null),
+  distill_loss: (g: DistillLossResult, w: DistillLossResult) =>
+    close('distill_loss.loss', [g.loss, g.kl, g.ce], [w.loss, w.kl, w.ce]) ??
+    close('distill_loss.loss', g.rowKl, w.rowKl) ?? close('distill_loss.loss', g.rowCe, w.rowCe) ??
+    close('distill_loss.grad', g.grad, w.grad),
+};

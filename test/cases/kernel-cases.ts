@@ -1,0 +1,179 @@
+/**
+ * The generated kernel cases, shared by the Node (vitest, Dawn) and Deno (wgpu) suites: every
+ * kernel over degenerate contents, odd sizes, every granularity and bit width. A suite runs all
+ * of a kernel's cases as one multi-tensor pass and compares each result with the CPU reference.
+ */
+import { makeData, rng, type DataKind } from './random.ts';
+import { comparators } from './compare.ts';
+import type { Granularity } from '../../src/kernels/layout.ts';
+import { computeQuantParams, paramsFromScales, type Bits } from '../../src/kernels/qparams.ts';
+import { quantizeKernel, type QuantizeJob } from '../../src/kernels/quantize.ts';
+import { rangeKernel, type RangeJob } from '../../src/kernels/range.ts';
+import { dequantizeKernel, type DequantizeJob } from '../../src/kernels/dequantize.ts';
+import { histogramKernel, type HistogramJob } from '../../src/kernels/histogram.ts';
+import { channelScoresKernel, type ChannelScoresJob } from '../../src/kernels/channel-scores.ts';
+import { distillLossKernel, type DistillLossJob } from '../../src/kernels/distill-loss.ts';
+import type { KernelDescriptor } from '../../src/kernels/kernel.ts';
+import type { KernelName } from '../../src/kernels/registry.ts';
+import type { Scheduler } from '../../src/scheduler/scheduler.ts';
+
+export interface NamedJob<J> {
+  name: string;
+  job: J;
+}
+
+export interface KernelSuite<J = unknown, R = unknown> {
+  kernel: KernelDescriptor<J, R>;
+  name: KernelName;
+  cases: NamedJob<J>[];
+}
+
+const KINDS: DataKind[] = ['random', 'zeros', 'constant', 'special', 'denormal', 'wide'];
+
+const SHAPES: number[][] = [[0], [1], [7], [1027], [16, 3, 3, 3], [33, 65], [5, 7, 9]];
+
+function granularities(shape: number[]): Granularity[] {
+  const out: Granularity[] = [{ kind: 'tensor' }];
+  if (shape.length >= 1) out.push({ kind: 'channel', axis: 0 });
+  if (shape.length >= 2) out.push({ kind: 'channel', axis: -1 }, { kind: 'block', axis: 0, blockSize: 16 });
+  out.push({ kind: 'block', axis: -1, blockSize: 32 });
+  return out;
+}
+
+function gName(g: Granularity): string {
+  return g.kind === 'tensor' ? 'tensor' : g.kind === 'channel' ? `channel@${g.axis}` : `block${g.blockSize}@${g.axis}`;
+}
+
+const SCHEMES: Array<{ bits: Bits; signed: boolean; symmetric: boolean; narrow?: boolean }> = [
+  { bits: 8, signed: true, symmetric: true, narrow: true },
+  { bits: 8, signed: false, symmetric: false },
+  { bits: 4, signed: true, symmetric: false },
+  { bits: 4, signed: false, symmetric: true },
+];
+
+export function quantizeCases(): NamedJob<QuantizeJob>[] {
+  const out: NamedJob<QuantizeJob>[] = [];
+  let seed = 1;
+  for (const shape of SHAPES) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    for (const granularity of granularities(shape)) {
+      KINDS.forEach((kind, ki) => {
+        const scheme = SCHEMES[(ki + seed) % SCHEMES.length];
+        const data = makeData(n, kind, seed++);
+        const r = rangeKernel.cpu({ data, shape, granularity });
+        const params = computeQuantParams(r.min, r.max, { ...scheme, granularity });
+        out.push({ name: `${kind} [${shape}] ${gName(granularity)} ${scheme.signed ? 'int' : 'uint'}${scheme.bits}`, job: { data, shape, granularity, ...scheme, params } });
+      });
+    }
+  }
+  // Exact ties (x * inv lands on k + 0.5): round half to even must hold on every backend.
+  for (const bits of [8, 4] as const) {
+    const data = makeData(999, 'ties', 77);
+    out.push({
+      name: `ties int${bits}`,
+      job: { data, shape: [999], granularity: { kind: 'tensor' }, bits, signed: true, params: paramsFromScales([0.125], [bits === 8 ? 3 : 1]) },
+    });
+  }
+  return out;
+}
+
+export function rangeCases(): NamedJob<RangeJob>[] {
+  const out: NamedJob<RangeJob>[] = [];
+  let seed = 100;
+  for (const shape of SHAPES) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    for (const granularity of granularities(shape)) {
+      for (const kind of KINDS) out.push({ name: `${kind} [${shape}] ${gName(granularity)}`, job: { data: makeData(n, kind, seed++), shape, granularity } });
+    }
+  }
+  // A group longer than one workgroup chunk (several partials merged).
+  out.push({ name: 'random [3, 10000] channel@0', job: { data: makeData(30000, 'random', 5), shape: [3, 10000], granularity: { kind: 'channel', axis: 0 } } });
+  return out;
+}
+
+export function dequantizeCases(): NamedJob<DequantizeJob>[] {
+  return quantizeCases().map(({ name, job }, i) => ({
+    name,
+    job: {
+      codes: quantizeKernel.cpu(job).codes,
+      shape: job.shape,
+      granularity: job.granularity,
+      bits: job.bits,
+      signed: job.signed,
+      params: job.params,
+      original: i % 5 === 4 ? undefined : job.data,
+      values: i % 3 !== 2,
+      statsAxis: i % 7 === 3 ? null : undefined,
+    },
+  }));
+}
+
+export function histogramCases(): NamedJob<HistogramJob>[] {
+  const out: NamedJob<HistogramJob>[] = [];
+  let seed = 300;
+  for (const n of [0, 1, 7, 1027, 20000]) {
+    for (const kind of KINDS) {
+      for (const bins of [1, 10, 2048, 5000]) {
+        const data = makeData(n, kind, seed++);
+        out.push({ name: `${kind} n=${n} bins=${bins}`, job: { data, lo: -2.5, hi: 2.5, bins } });
+      }
+    }
+  }
+  out.push({ name: 'degenerate range', job: { data: makeData(100, 'constant', 1), lo: 0.7431, hi: 0.7431, bins: 16 } });
+  const first = histogramKernel.cpu({ data: makeData(500, 'random', 9), lo: -3, hi: 3, bins: 64 });
+  out.push({ name: 'accumulates onto initial counts', job: { data: makeData(700, 'special', 10), lo: -3, hi: 3, bins: 64, initial: first } });
+  return out;
+}
+
+export function channelScoreCases(): NamedJob<ChannelScoresJob>[] {
+  const shapes = [[16, 3, 3, 3], [8, 1, 3, 3], [33, 65], [300, 20], [1, 5], [4, 2], [3, 5000]];
+  const out: NamedJob<ChannelScoresJob>[] = [];
+  let seed = 500;
+  for (const shape of shapes) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    for (const kind of ['random', 'zeros', 'constant', 'denormal'] as DataKind[]) {
+      out.push({ name: `${kind} [${shape}]`, job: { weights: makeData(n, kind, seed++), shape } });
+    }
+  }
+  out.push({ name: 'l1 only', job: { weights: makeData(60, 'random', 3), shape: [6, 10], criteria: ['l1'] } });
+  out.push({ name: 'fpgm only', job: { weights: makeData(60, 'random', 4), shape: [6, 10], criteria: ['fpgm'] } });
+  return out;
+}
+
+export function distillCases(): NamedJob<DistillLossJob>[] {
+  const out: NamedJob<DistillLossJob>[] = [];
+  let seed = 700;
+  for (const [rows, classes] of [[4, 10], [3, 1000], [1, 1], [0, 5], [17, 257]]) {
+    for (const [temperature, alpha] of [[1, 0.5], [4, 0.9], [2, 0], [3, 1]]) {
+      const r = rng(seed++);
+      const student = Float32Array.from({ length: rows * classes }, () => (r() - 0.5) * 20);
+      const teacher = Float32Array.from({ length: rows * classes }, () => (r() - 0.5) * 20);
+      const labels = Int32Array.from({ length: rows }, () => Math.floor(r() * classes));
+      out.push({ name: `[${rows}, ${classes}] T=${temperature} a=${alpha}`, job: { student, teacher, labels, rows, classes, temperature, alpha } });
+    }
+  }
+  return out;
+}
+
+export function kernelSuites(): KernelSuite[] {
+  return [
+    { name: 'quantize', kernel: quantizeKernel, cases: quantizeCases() },
+    { name: 'range', kernel: rangeKernel, cases: rangeCases() },
+    { name: 'dequantize', kernel: dequantizeKernel, cases: dequantizeCases() },
+    { name: 'histogram', kernel: histogramKernel, cases: histogramCases() },
+    { name: 'channel_scores', kernel: channelScoresKernel, cases: channelScoreCases() },
+    { name: 'distill_loss', kernel: distillLossKernel, cases: distillCases() },
+  ] as KernelSuite[];
+}
+
+/** Runs a suite's cases in one pass on `scheduler`; returns one line per case that differs from the CPU reference. */
+export async function runSuite(suite: KernelSuite, scheduler: Scheduler): Promise<string[]> {
+  const got = await scheduler.run(suite.kernel, suite.cases.map((c) => c.job));
+  const problems: string[] = [];
+  suite.cases.forEach((c, i) => {
+    const want = suite.kernel.cpu(c.job);
+    const diff = comparators[suite.name](got[i], want);
+    if (diff) problems.push(`${suite.name} / ${c.name}: ${diff}`);
+  });
+  return problems;
+}
