@@ -280,9 +280,11 @@ export class Scheduler {
               for (const u of p.piece.uploads) {
                 if (u.stream !== spec.name) continue;
                 const data = u.data;
+                // Deno's wgpu panics on zero-byte writes; there is nothing to write anyway.
+                if (data.byteLength === 0) continue;
                 const at = (p.offsets[spec.name] + u.at) * 4;
                 if (data.byteLength % 4 === 0) {
-                  queue.writeBuffer(buf, at, data.buffer, data.byteOffset, data.byteLength);
+                  queue.writeBuffer(buf, at, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
                 } else {
                   const padded = new Uint8Array(Math.ceil(data.byteLength / 4) * 4);
                   padded.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
