@@ -3,10 +3,10 @@
  * descriptor that disagrees with its shader fails at load time, not at dispatch.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { WgslReflect } from 'wgsl_reflect/wgsl_reflect.module.js';
 import { ShaderMismatchError } from '../errors.ts';
+import { packageRoot } from '../package-root.ts';
 
 export type BindingAccess = 'uniform' | 'read' | 'read_write';
 
@@ -23,18 +23,9 @@ export interface LoadedShader {
   entryPoints: Map<string, number>;
 }
 
-let shaderDir: string | undefined;
-
-/** The package's `shaders/` folder, found from this module whether it runs from src/ or dist/. */
+/** The package's `shaders/` folder. */
 export function shadersDirectory(): string {
-  if (shaderDir) return shaderDir;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    const candidate = join(dir, 'shaders');
-    if (existsSync(join(candidate, 'common.wgsl'))) return (shaderDir = candidate);
-    dir = dirname(dir);
-  }
-  throw new ShaderMismatchError('common', 'cannot find the shaders/ folder next to the modelpress package');
+  return join(packageRoot(), 'shaders');
 }
 
 const cache = new Map<string, LoadedShader>();

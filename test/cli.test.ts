@@ -1,0 +1,80 @@
+// The CLI as a user runs it (the built bin; `npm test` builds first).
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { requireGpu } from './helpers/gpu.ts';
+
+const bin = new URL('../dist/src/cli/main.js', import.meta.url).pathname;
+
+function run(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 120_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const noGpu = { VK_ICD_FILENAMES: '/nonexistent-icd.json' };
+
+describe('modelpress CLI', () => {
+  it('is built (npm test builds before running vitest)', () => {
+    expect(existsSync(bin)).toBe(true);
+  });
+
+  it('--help lists the commands', () => {
+    const r = run(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/info/);
+    expect(r.stdout).toMatch(/selfcheck/);
+  });
+
+  it('info --json prints only JSON on stdout, with the backend choice and its reason', () => {
+    const r = run(['info', '--json']);
+    expect(r.code).toBe(0);
+    const info = JSON.parse(r.stdout);
+    expect(info.backend.requested).toBe('auto');
+    expect(['gpu', 'cpu']).toContain(info.backend.active);
+    expect(info.backend.reason.length).toBeGreaterThan(5);
+    expect(info.kernels).toEqual(['quantize', 'dequantize', 'range', 'histogram', 'channel_scores', 'distill_loss']);
+    if (requireGpu) {
+      expect(info.backend.active).toBe('gpu');
+      expect(info.backend.limits.maxStorageBufferBindingSize).toBeGreaterThan(0);
+    }
+  });
+
+  it('without an adapter, auto falls back to the CPU with a one-line notice on stderr (stdout stays JSON)', () => {
+    const r = run(['info', '--json'], noGpu);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).backend.active).toBe('cpu');
+    const notices = r.stderr.split('\n').filter((l) => l.startsWith('modelpress:'));
+    expect(notices).toHaveLength(1);
+    expect(notices[0]).toMatch(/no GPU: .*using the CPU path/);
+  });
+
+  it('--backend gpu without an adapter is a one-line error and exit code 1, no stack trace', () => {
+    const r = run(['selfcheck', '--backend', 'gpu'], noGpu);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^modelpress: error: the GPU backend was requested but no WebGPU adapter found/m);
+    // (Dawn itself prints native Vulkan warnings; no JavaScript stack frame may appear.)
+    expect(r.stderr).not.toMatch(/at .*\.(js|ts|mjs):\d+/);
+  });
+
+  it('rejects an unknown backend with the allowed values', () => {
+    const r = run(['info', '--backend', 'tpu']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/Allowed choices are auto, gpu, cpu/);
+  });
+
+  it('selfcheck passes on the CPU backend', () => {
+    const r = run(['selfcheck', '--backend', 'cpu', '--json']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.ok).toBe(true);
+    expect(out.rows.map((x: { kernel: string }) => x.kernel)).toEqual(['range', 'quantize', 'dequantize', 'histogram', 'channel_scores', 'distill_loss']);
+  });
+
+  it('selfcheck passes on the default backend (the GPU where there is one)', () => {
+    const r = run(['selfcheck', '--json']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.ok).toBe(true);
+    if (requireGpu) expect(out.rows.every((x: { backend: string }) => x.backend === 'gpu')).toBe(true);
+  });
+});
