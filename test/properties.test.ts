@@ -86,3 +86,21 @@ describe('quantize -> dequantize error bound', () => {
     );
   });
 });
+
+describe('the CPU reference fast path', () => {
+  it('8-bit per-channel codes from the hoisted loop equal the per-element definition (quantizeValue)', async () => {
+    const { quantizeValue } = await import('../src/kernels/quantize.ts');
+    const { makeData } = await import('./cases/random.ts');
+    for (const kind of ['random', 'special', 'denormal', 'wide'] as const) {
+      const shape = [6, 5, 7];
+      const data = makeData(210, kind, 3);
+      const granularity: Granularity = { kind: 'channel', axis: 1 };
+      const r = rangeKernel.cpu({ data, shape, granularity });
+      const params = computeQuantParams(r.min, r.max, { bits: 8, signed: false, symmetric: false, granularity });
+      const fast = quantizeKernel.cpu({ data, shape, granularity, bits: 8, signed: false, params }).codes;
+      const view = groupView(shape, granularity);
+      const slow = Uint8Array.from(data, (x, i) => quantizeValue(x, params.inverse[groupOf(view, i)], params.zeroPoint[groupOf(view, i)], 0, 255));
+      expect(Array.from(fast)).toEqual(Array.from(slow));
+    }
+  });
+});

@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError } from '../errors.ts';
 import { flushDenormalBits, bitsToF32, f32Bits, isFiniteBits, roundHalfEven } from './numerics.ts';
-import { groupOf, groupView, elementCount, type Granularity } from './layout.ts';
+import { groupOf, groupView, elementCount, MODE_CHANNEL, type Granularity } from './layout.ts';
 import { codeRange, type Bits, type QuantParams } from './qparams.ts';
 import { WORKGROUP_SIZE, type KernelDescriptor, type Piece, type PieceRegions } from './kernel.ts';
 
@@ -68,6 +68,10 @@ function cpu(job: QuantizeJob): QuantizeResult {
   const { inverse, zeroPoint } = job.params;
   const n = job.data.length;
   const codes = new Uint8Array(codeBytes(n, job.bits));
+  if (job.bits === 8 && view.mode === MODE_CHANNEL) {
+    quantizeChannels8(job.data, view.outer, view.dim, view.inner, inverse, zeroPoint, qmin, qmax, codes);
+    return { codes };
+  }
   const perTensor = view.groups === 1;
   for (let i = 0; i < n; i++) {
     const g = perTensor ? 0 : groupOf(view, i);
@@ -76,6 +80,43 @@ function cpu(job: QuantizeJob): QuantizeResult {
     else codes[i >> 1] |= (q & 0xf) << ((i & 1) * 4);
   }
   return { codes };
+}
+
+const ROUND_MAGIC = 6755399441055744;
+
+/**
+ * The hot CPU loop for 8-bit per-tensor / per-channel codes: the same operations as
+ * quantizeValue, with the group's parameters hoisted out of the inner loop.
+ */
+function quantizeChannels8(
+  data: Float32Array, outer: number, dim: number, inner: number,
+  inverse: Float32Array, zeroPoint: Int32Array, qmin: number, qmax: number, codes: Uint8Array,
+): void {
+  const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
+  let i = 0;
+  for (let o = 0; o < outer; o++) {
+    for (let d = 0; d < dim; d++) {
+      const inv = inverse[d];
+      const zp = zeroPoint[d];
+      const lo = qmin - zp;
+      const hi = qmax - zp;
+      const nanCode = Math.min(qmax, Math.max(qmin, zp)) & 0xff;
+      for (const end = i + inner; i < end; i++) {
+        const b = bits[i];
+        const e = b & 0x7f800000;
+        if (e === 0x7f800000) {
+          codes[i] = (b & 0x007fffff ? nanCode : b & 0x80000000 ? qmin : qmax) & 0xff;
+          continue;
+        }
+        // Denormals flush to zero, as in WGSL.
+        let v = e === 0 ? 0 : Math.fround(data[i] * inv);
+        if (v === Infinity) v = hi;
+        else if (v === -Infinity) v = lo;
+        v = v < lo ? lo : v > hi ? hi : v;
+        codes[i] = (v + ROUND_MAGIC - ROUND_MAGIC + zp) & 0xff;
+      }
+    }
+  }
 }
 
 function pieces(job: QuantizeJob, maxWords: number): Piece[] {
