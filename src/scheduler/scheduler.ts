@@ -53,6 +53,11 @@ export interface BackendInfo {
   timestamps: boolean;
 }
 
+/** Uploads are gathered into one write when a stream has more parts than this... */
+const GATHER_MIN_PARTS = 8;
+/** ...and they are small on average. */
+const GATHER_MAX_AVERAGE_BYTES = 1 << 20;
+
 interface Staged {
   buffer: GPUBuffer;
   bytes: number;
@@ -275,25 +280,7 @@ export class Scheduler {
           const bytes = Math.max(16, dispatch.words[spec.name] * 4);
           const buf = acquire(STORAGE, bytes, `${kernel.name}:${spec.name}`);
           streamBufs.push(buf);
-          if (spec.role !== 'out') {
-            for (const p of dispatch.pieces) {
-              for (const u of p.piece.uploads) {
-                if (u.stream !== spec.name) continue;
-                const data = u.data;
-                // Deno's wgpu panics on zero-byte writes; there is nothing to write anyway.
-                if (data.byteLength === 0) continue;
-                const at = (p.offsets[spec.name] + u.at) * 4;
-                if (data.byteLength % 4 === 0) {
-                  queue.writeBuffer(buf, at, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
-                } else {
-                  const padded = new Uint8Array(Math.ceil(data.byteLength / 4) * 4);
-                  padded.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-                  queue.writeBuffer(buf, at, padded);
-                }
-                uploaded += data.byteLength;
-              }
-            }
-          }
+          if (spec.role !== 'out') uploaded += this.upload(queue, buf, spec.name, dispatch);
           if (spec.role !== 'in') {
             const staging = acquire(GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, bytes, `${kernel.name}:${spec.name}:staging`);
             staged.push({ dispatch, stream: spec.name, source: buf, staging: { buffer: staging, bytes } });
@@ -384,6 +371,40 @@ export class Scheduler {
       this.runStats.bytesUploaded += uploaded;
       this.runStats.bytesReadBack += readBack;
     }
+  }
+
+  /**
+   * Writes a stream's uploads. Many small uploads are gathered into one host array and written
+   * once (a writeBuffer call costs far more than copying a few KiB); big ones go straight through.
+   */
+  private upload(queue: GPUQueue, buf: GPUBuffer, stream: string, dispatch: Dispatch): number {
+    const parts: Array<{ at: number; data: ArrayBufferView }> = [];
+    for (const p of dispatch.pieces) {
+      for (const u of p.piece.uploads) {
+        // Deno's wgpu panics on zero-byte writes; there is nothing to write anyway.
+        if (u.stream === stream && u.data.byteLength > 0) parts.push({ at: (p.offsets[stream] + u.at) * 4, data: u.data });
+      }
+    }
+    let bytes = 0;
+    for (const p of parts) bytes += p.data.byteLength;
+    const bytesOf = (d: ArrayBufferView) => new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+    if (parts.length > GATHER_MIN_PARTS && bytes / parts.length < GATHER_MAX_AVERAGE_BYTES) {
+      const end = Math.max(...parts.map((p) => p.at + p.data.byteLength));
+      const host = new Uint8Array(Math.ceil(end / 4) * 4);
+      for (const p of parts) host.set(bytesOf(p.data), p.at);
+      queue.writeBuffer(buf, 0, host);
+      return bytes;
+    }
+    for (const { at, data } of parts) {
+      if (data.byteLength % 4 === 0) {
+        queue.writeBuffer(buf, at, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+      } else {
+        const padded = new Uint8Array(Math.ceil(data.byteLength / 4) * 4);
+        padded.set(bytesOf(data));
+        queue.writeBuffer(buf, at, padded);
+      }
+    }
+    return bytes;
   }
 
   private timestamps(): { set: GPUQuerySet; resolve: GPUBuffer; staging: GPUBuffer } | null {

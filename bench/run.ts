@@ -1,0 +1,185 @@
+/**
+ * `npm run bench`: every kernel on the GPU path (end to end incl. upload/readback, and kernel-only
+ * from timestamp queries), on the CPU path, against a Float32Array.prototype.set copy of the same
+ * input bytes; plus scheduler overhead for 1000 tensors of 4 K elements. Prints a table and writes
+ * bench/results/<date>-<device>.md. Options: --sizes 1M,16M,64M  --out <file>  --no-write
+ */
+import { cpus, totalmem, platform, release } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Scheduler } from '../src/scheduler/scheduler.ts';
+import { createLogger } from '../src/log.ts';
+import { quantizeKernel, type QuantizeJob } from '../src/kernels/quantize.ts';
+import { dequantizeKernel } from '../src/kernels/dequantize.ts';
+import { rangeKernel } from '../src/kernels/range.ts';
+import { histogramKernel } from '../src/kernels/histogram.ts';
+import { channelScoresKernel } from '../src/kernels/channel-scores.ts';
+import { distillLossKernel } from '../src/kernels/distill-loss.ts';
+import { computeQuantParams } from '../src/kernels/qparams.ts';
+import type { KernelDescriptor } from '../src/kernels/kernel.ts';
+import { packageRoot } from '../src/package-root.ts';
+import { formatTable } from '../src/cli/format.ts';
+
+const args = process.argv.slice(2);
+const opt = (name: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const parseSize = (s: string) => Math.round(parseFloat(s) * (s.endsWith('M') ? 1 << 20 : s.endsWith('K') ? 1 << 10 : 1));
+const sizes = (opt('--sizes') ?? '1M,16M,64M').split(',').map(parseSize);
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function randomData(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let a = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    a = (a * 1664525 + 1013904223) >>> 0;
+    out[i] = (a / 4294967296 - 0.5) * 0.2;
+  }
+  return out;
+}
+
+interface Row {
+  kernel: string;
+  elements: number;
+  gpuMs: number | null;
+  gpuKernelMs: number | null;
+  cpuMs: number;
+  copyMs: number;
+}
+
+async function timeRuns<J, R>(s: Scheduler, k: KernelDescriptor<J, R>, jobs: J[], reps: number, warmups = 1): Promise<{ wall: number; kernel: number | null }> {
+  // Warm-up: pipeline compilation and buffer pool growth are left out.
+  for (let w = 0; w < warmups; w++) await s.run(k, jobs);
+  const walls: number[] = [];
+  const kern: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    s.resetStats();
+    const t0 = performance.now();
+    await s.run(k, jobs);
+    walls.push(performance.now() - t0);
+    const km = s.stats.kernels[k.name]?.gpuKernelMs;
+    if (km !== null && km !== undefined) kern.push(km);
+  }
+  return { wall: median(walls), kernel: kern.length ? median(kern) : null };
+}
+
+function copyMs(src: Float32Array, reps: number): number {
+  const dst = new Float32Array(src.length);
+  dst.set(src); // touch the pages first: the baseline is bandwidth, not page faults
+  const t: number[] = [];
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    dst.set(src);
+    t.push(performance.now() - t0);
+  }
+  return median(t);
+}
+
+async function main(): Promise<void> {
+  const log = createLogger('warn');
+  const cpu = await Scheduler.create({ backend: 'cpu' });
+  const gpu = await Scheduler.create({ backend: 'auto', cpuThreshold: 0, logger: log });
+  const hasGpu = gpu.info.active === 'gpu';
+  const adapter = gpu.info.adapter;
+  const device = adapter ? `${adapter.description || adapter.vendor}${adapter.software ? ' (software)' : ''}` : 'no GPU';
+  console.error(`modelpress bench: CPU ${cpus()[0]?.model} x${cpus().length}; GPU: ${device}`);
+  // Scheduler overhead first, on a clean heap: 1000 tensors of 4 K elements, batched vs one
+  // dispatch + submit per tensor.
+  const small: QuantizeJob[] = Array.from({ length: 1000 }, (_, i) => {
+    const d = randomData(4096, i + 1);
+    const shp = [64, 64];
+    const gr = { kind: 'channel' as const, axis: 0 };
+    const r = rangeKernel.cpu({ data: d, shape: shp, granularity: gr });
+    return { data: d, shape: shp, granularity: gr, bits: 8, signed: true, params: computeQuantParams(r.min, r.max, { bits: 8, signed: true, symmetric: true, granularity: gr }) };
+  });
+  const overhead: string[][] = [];
+  const overheadData: Record<string, unknown>[] = [];
+  if (hasGpu) {
+    const unbatched = await Scheduler.create({ backend: 'gpu', cpuThreshold: 0, batchSize: 1, maxSegmentsPerDispatch: 1, logger: log });
+    for (const [label, s] of [['batched (multi-tensor apply)', gpu], ['one dispatch + submit per tensor', unbatched]] as const) {
+      const t = await timeRuns(s, quantizeKernel, small, 7, 2);
+      const st = s.stats;
+      const perTensorUs = ((t.wall - (t.kernel ?? 0)) / 1000) * 1000;
+      overhead.push([label, t.wall.toFixed(1), t.kernel?.toFixed(1) ?? '-', perTensorUs.toFixed(1), String(st.submits), String(st.dispatches)]);
+      overheadData.push({ label, wallMs: t.wall, kernelMs: t.kernel, overheadUsPerTensor: perTensorUs, submits: st.submits, dispatches: st.dispatches });
+    }
+    unbatched.dispose();
+  }
+
+  const rows: Row[] = [];
+  for (const n of sizes) {
+    const reps = n <= 1 << 20 ? 5 : n <= 1 << 24 ? 3 : 2;
+    const data = randomData(n, n);
+    const shape = [n / 1024, 1024];
+    const granularity = { kind: 'channel' as const, axis: 0 };
+    const range = rangeKernel.cpu({ data, shape, granularity });
+    const params = computeQuantParams(range.min, range.max, { bits: 8, signed: true, symmetric: true, granularity });
+    const qjob: QuantizeJob = { data, shape, granularity, bits: 8, signed: true, params };
+    const codes = quantizeKernel.cpu(qjob).codes;
+    const rowsN = n / 1024;
+    const cases: Array<[string, KernelDescriptor<any, any>, unknown]> = [
+      ['quantize int8 per-channel', quantizeKernel, qjob],
+      ['dequantize int8 + error stats', dequantizeKernel, { codes, shape, granularity, bits: 8, signed: true, params, original: data }],
+      ['range per-channel (absmax)', rangeKernel, { data, shape, granularity }],
+      ['histogram 2048 bins', histogramKernel, { data, lo: -0.1, hi: 0.1, bins: 2048 }],
+      ['channel L1/L2 norms', channelScoresKernel, { weights: data, shape, criteria: ['l1', 'l2'] }],
+      ['distillation loss [N, 1024]', distillLossKernel, {
+        student: data, teacher: data.map((x) => x * 0.9), labels: Int32Array.from({ length: rowsN }, (_, i) => i % 1024),
+        rows: rowsN, classes: 1024, temperature: 4, alpha: 0.5,
+      }],
+    ];
+    const copy = copyMs(data, Math.max(reps, 5));
+    for (const [name, kernel, job] of cases) {
+      const g = hasGpu ? await timeRuns(gpu, kernel, [job], reps) : null;
+      const c = await timeRuns(cpu, kernel, [job], Math.min(reps, 3));
+      const row = { kernel: name, elements: n, gpuMs: g?.wall ?? null, gpuKernelMs: g?.kernel ?? null, cpuMs: c.wall, copyMs: copy };
+      rows.push(row);
+      console.error(`  ${name} @ ${n}: gpu ${row.gpuMs?.toFixed(1) ?? '-'} ms (kernel ${row.gpuKernelMs?.toFixed(1) ?? '-'}), cpu ${row.cpuMs.toFixed(1)} ms, copy ${copy.toFixed(2)} ms`);
+    }
+  }
+
+  const mb = (n: number) => (n * 4) / 1e6;
+  const gbps = (n: number, ms: number | null) => (ms ? (mb(n) / ms).toFixed(2) : '-');
+  const table = formatTable(
+    ['kernel', 'elements', 'GPU e2e ms', 'GPU e2e GB/s', 'GPU kernel ms', 'GPU kernel GB/s', 'CPU ms', 'CPU GB/s', 'copy GB/s', 'CPU/copy', 'GPU e2e vs CPU'],
+    rows.map((r) => [
+      r.kernel, `${(r.elements / (1 << 20)).toFixed(0)}M`, r.gpuMs?.toFixed(1) ?? '-', gbps(r.elements, r.gpuMs), r.gpuKernelMs?.toFixed(1) ?? '-',
+      gbps(r.elements, r.gpuKernelMs), r.cpuMs.toFixed(1), gbps(r.elements, r.cpuMs), gbps(r.elements, r.copyMs),
+      (r.copyMs / r.cpuMs).toFixed(3), r.gpuMs ? `${(r.cpuMs / r.gpuMs).toFixed(2)}x` : '-',
+    ]),
+  );
+  const otable = overhead.length
+    ? formatTable(['1000 x 4 K quantize', 'wall ms', 'GPU kernel ms', 'overhead µs/tensor', 'submits', 'dispatches'], overhead)
+    : 'no GPU: scheduler overhead not measured\n';
+  process.stdout.write(table + '\n' + otable);
+
+  const date = new Date().toISOString().slice(0, 10);
+  const slug = (hasGpu ? device : 'cpu-only').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
+  const machine = [
+    `- CPU: ${cpus()[0]?.model} × ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${platform()} ${release()}`,
+    `- runtime: node ${process.versions.node}`,
+    `- GPU: ${device}${gpu.info.timestamps ? ', timestamp queries' : ', no timestamp queries'}`,
+  ].join('\n');
+  const md = `# modelpress bench — ${date} — ${hasGpu ? device : 'CPU only'}\n\n${machine}\n\n` +
+    'Throughput counts the f32 input bytes (4 per element). "copy" is `Float32Array.prototype.set` of the same bytes into a pre-touched array, in the same run. ' +
+    'Medians; the first run of each kernel (pipeline compilation, pool warm-up) is left out.\n\n```\n' + table + '```\n\n## Scheduler overhead\n\n```\n' + otable + '```\n\n' +
+    '<details><summary>raw</summary>\n\n```json\n' + JSON.stringify({ rows, overhead: overheadData }, null, 2) + '\n```\n</details>\n';
+  if (!args.includes('--no-write')) {
+    const out = opt('--out') ?? join(packageRoot(), 'bench', 'results', `${date}-${slug}.md`);
+    mkdirSync(join(out, '..'), { recursive: true });
+    writeFileSync(out, md);
+    console.error(`wrote ${out}`);
+  }
+  gpu.dispose();
+  cpu.dispose();
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
