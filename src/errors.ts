@@ -7,7 +7,14 @@ export type ErrorCode =
   | 'GPU_UNAVAILABLE'
   | 'GPU_FAILURE'
   | 'SHADER_MISMATCH'
-  | 'UNSUPPORTED';
+  | 'UNSUPPORTED'
+  | 'FILE_NOT_FOUND'
+  | 'INVALID_MODEL'
+  | 'UNSUPPORTED_MODEL'
+  | 'INVALID_RECIPE'
+  | 'OUTPUT_CONFLICT'
+  | 'INVALID_DATA'
+  | 'NON_FINITE_WEIGHT';
 
 export class ModelpressError extends Error {
   readonly code: ErrorCode;
@@ -53,6 +60,38 @@ export class ShaderMismatchError extends ModelpressError {
   constructor(shader: string, detail: string) {
     super('SHADER_MISMATCH', `shader '${shader}': ${detail}`, { shader });
     this.name = 'ShaderMismatchError';
+  }
+}
+
+/** A model file that cannot be read or used: missing, empty, truncated, not ONNX, inconsistent. */
+export class ModelError extends ModelpressError {
+  constructor(code: 'FILE_NOT_FOUND' | 'INVALID_MODEL' | 'UNSUPPORTED_MODEL' | 'NON_FINITE_WEIGHT', message: string, context: Record<string, unknown> = {}, options?: { cause?: unknown }) {
+    super(code, message, context, options);
+    this.name = 'ModelError';
+  }
+}
+
+/** A recipe (JSON/YAML or flags) with an unknown key, a bad value, or a conflict. */
+export class RecipeError extends ModelpressError {
+  constructor(message: string, context: Record<string, unknown> = {}) {
+    super('INVALID_RECIPE', message, context);
+    this.name = 'RecipeError';
+  }
+}
+
+/** Output path problems: equal to the input, or existing without --force. */
+export class OutputError extends ModelpressError {
+  constructor(message: string, context: Record<string, unknown> = {}) {
+    super('OUTPUT_CONFLICT', message, context);
+    this.name = 'OutputError';
+  }
+}
+
+/** Evaluation or calibration data that cannot be used with the model. */
+export class DataError extends ModelpressError {
+  constructor(message: string, context: Record<string, unknown> = {}) {
+    super('INVALID_DATA', message, context);
+    this.name = 'DataError';
   }
 }
 

@@ -1,0 +1,224 @@
+/**
+ * Reading and writing ONNX models with typed errors for every way a file can be wrong, external
+ * data on both sides, and atomic writes (temp file + rename: a failure leaves nothing half written).
+ */
+import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { ModelError } from '../errors.ts';
+import { decodeModel, encodeModel, int64, type ModelMsg, type TensorProtoMsg } from './proto.ts';
+import { GraphIR } from './graph.ts';
+import { isExternal, tensorBytes, tensorDims, tensorToFloat32 } from './tensor.ts';
+import { dataTypeName } from './dtypes.ts';
+
+export const MAX_IR_VERSION = 11;
+export const MAX_DEFAULT_OPSET = 23;
+export const MIN_DEFAULT_OPSET = 7;
+
+export class OnnxModel {
+  readonly msg: ModelMsg;
+  /** Folder external data paths are relative to. */
+  readonly baseDir: string;
+  readonly sourcePath: string | null;
+  readonly sourceBytes: number;
+  graph: GraphIR;
+
+  constructor(msg: ModelMsg, baseDir: string, sourcePath: string | null, sourceBytes: number) {
+    this.msg = msg;
+    this.baseDir = baseDir;
+    this.sourcePath = sourcePath;
+    this.sourceBytes = sourceBytes;
+    this.graph = new GraphIR(msg.graph!);
+  }
+
+  static read(path: string): OnnxModel {
+    const abs = resolve(path);
+    let size: number;
+    try {
+      const st = statSync(abs);
+      if (st.isDirectory()) throw new ModelError('INVALID_MODEL', `${path} is a folder, not an ONNX model file`, { path });
+      size = st.size;
+    } catch (err) {
+      if (err instanceof ModelError) throw err;
+      throw new ModelError('FILE_NOT_FOUND', `model file not found: ${path}`, { path });
+    }
+    if (size === 0) throw new ModelError('INVALID_MODEL', `${path} is empty (0 bytes), not an ONNX model`, { path });
+    return OnnxModel.fromBytes(readFileSync(abs), dirname(abs), path);
+  }
+
+  static fromBytes(bytes: Uint8Array, baseDir: string, label = '<buffer>'): OnnxModel {
+    let msg: ModelMsg;
+    try {
+      msg = decodeModel(bytes);
+    } catch (err) {
+      const why = (err as Error).message ?? String(err);
+      const truncated = /index out of range|invalid wire type|premature|EOF/i.test(why);
+      throw new ModelError('INVALID_MODEL', `${label} is not a valid ONNX model: ${truncated ? 'the protobuf is truncated or corrupt' : 'not a protobuf'} (${why})`, { path: label }, { cause: err });
+    }
+    validateModel(msg, label);
+    return new OnnxModel(msg, baseDir, label, bytes.length);
+  }
+
+  /** The opset version imported for a domain ('' and 'ai.onnx' are the default domain); 0 if none. */
+  opset(domain = ''): number {
+    const want = domain === 'ai.onnx' ? '' : domain;
+    for (const o of this.msg.opsetImport) {
+      const d = o.domain === 'ai.onnx' ? '' : (o.domain ?? '');
+      if (d === want) return int64(o.version);
+    }
+    return 0;
+  }
+
+  /** Adds an opset import for a domain (e.g. com.microsoft) if it is missing. */
+  ensureOpset(domain: string, version: number): void {
+    if (this.opset(domain) === 0) this.msg.opsetImport.push({ domain, version });
+  }
+
+  tensorFloat32(t: TensorProtoMsg): Float32Array {
+    return tensorToFloat32(t, this.baseDir);
+  }
+
+  tensorBytes(t: TensorProtoMsg): Uint8Array {
+    return tensorBytes(t, this.baseDir);
+  }
+
+  /** Re-derives the graph index after edits made directly on the message. */
+  reindex(): void {
+    this.graph = new GraphIR(this.msg.graph!);
+  }
+}
+
+function validateModel(msg: ModelMsg, label: string): void {
+  const ir = int64(msg.irVersion);
+  if (!msg.graph || ir <= 0 || msg.opsetImport.length === 0 && ir >= 3) {
+    const missing = [!msg.graph && 'graph', ir <= 0 && 'ir_version', msg.opsetImport.length === 0 && 'opset_import'].filter(Boolean).join(', ');
+    throw new ModelError('INVALID_MODEL', `${label} is a protobuf but not an ONNX model (missing ${missing})`, { path: label });
+  }
+  if (ir > MAX_IR_VERSION) {
+    throw new ModelError('UNSUPPORTED_MODEL', `${label} has IR version ${ir}; modelpress reads IR versions up to ${MAX_IR_VERSION}`, { path: label, irVersion: ir });
+  }
+  for (const o of msg.opsetImport) {
+    const d = o.domain ?? '';
+    const v = int64(o.version);
+    if ((d === '' || d === 'ai.onnx') && (v > MAX_DEFAULT_OPSET || v < MIN_DEFAULT_OPSET)) {
+      throw new ModelError('UNSUPPORTED_MODEL', `${label} imports ai.onnx opset ${v}; modelpress supports opsets ${MIN_DEFAULT_OPSET} to ${MAX_DEFAULT_OPSET}`, { path: label, opset: v });
+    }
+  }
+  const g = msg.graph;
+  const known = new Set<string>(['']);
+  for (const i of g.input) known.add(i.name ?? '');
+  for (const t of g.initializer) known.add(t.name ?? '');
+  for (const node of g.node) {
+    for (const name of node.input) {
+      if (!known.has(name)) {
+        throw new ModelError('INVALID_MODEL', `node '${node.name || '(unnamed)'}' (${node.opType}) reads '${name}', which no graph input, initializer or earlier node produces`, { node: node.name, tensor: name });
+      }
+    }
+    for (const o of node.output) known.add(o);
+  }
+  for (const o of g.output) {
+    if (!known.has(o.name ?? '')) throw new ModelError('INVALID_MODEL', `graph output '${o.name}' is not produced by any node, initializer or input`, { tensor: o.name });
+  }
+  for (const t of g.initializer) {
+    if (!isExternal(t) && t.rawData && t.rawData.length === 0 && tensorDims(t).some((d) => d < 0)) {
+      throw new ModelError('INVALID_MODEL', `initializer '${t.name}' has a negative dimension`, { tensor: t.name });
+    }
+  }
+}
+
+export interface WriteOptions {
+  /** 'auto' writes external data when the model would exceed protobuf's 2 GB limit. */
+  externalData?: 'auto' | 'always' | 'never';
+  /** Tensors at least this big go to the external file (default 1 KiB). */
+  externalMinBytes?: number;
+  /** Limit for a single protobuf file before 'auto' switches to external data (default 2 GB - 64 MiB). */
+  protobufLimit?: number;
+}
+
+const ALIGN = 64;
+
+/**
+ * Writes `model` to `path` atomically. Tensors stored externally in the source are copied tensor by
+ * tensor; with external data on, big tensors go to `<name>.data` beside the model.
+ */
+export function writeModel(model: OnnxModel, path: string, opts: WriteOptions = {}): { bytes: number; externalFile: string | null; externalBytes: number } {
+  const out = resolve(path);
+  const mode = opts.externalData ?? 'auto';
+  const minBytes = opts.externalMinBytes ?? 1024;
+  const limit = opts.protobufLimit ?? 2 ** 31 - 64 * 2 ** 20;
+  const tensors = allTensors(model.msg);
+  let total = 0;
+  for (const t of tensors) total += isExternal(t) ? Number(t.externalData.find((e) => e.key === 'length')?.value ?? 0) : (t.rawData?.length ?? 0);
+  const external = mode === 'always' || (mode === 'auto' && total > limit);
+  const dataName = `${basename(out)}.data`;
+  const dataPath = join(dirname(out), dataName);
+  const tmpModel = `${out}.tmp-${process.pid}`;
+  const tmpData = `${dataPath}.tmp-${process.pid}`;
+  // Tensors are edited in place for encoding and restored afterwards.
+  const saved = tensors.map((t) => ({ t, rawData: t.rawData, externalData: t.externalData, dataLocation: t.dataLocation }));
+  let fd: number | null = null;
+  let offset = 0;
+  try {
+    if (external) fd = openSync(tmpData, 'w');
+    for (const t of tensors) {
+      const wasExternal = isExternal(t);
+      const bytes = wasExternal || (external && (t.rawData?.length ?? 0) >= minBytes) ? model.tensorBytes(t) : null;
+      if (!bytes) continue;
+      if (external && bytes.length >= minBytes) {
+        const pad = (ALIGN - (offset % ALIGN)) % ALIGN;
+        if (pad) writeSync(fd!, new Uint8Array(pad), 0, pad, offset);
+        offset += pad;
+        writeSync(fd!, bytes, 0, bytes.length, offset);
+        t.rawData = new Uint8Array(0);
+        t.dataLocation = 1;
+        t.externalData = [
+          { key: 'location', value: dataName },
+          { key: 'offset', value: String(offset) },
+          { key: 'length', value: String(bytes.length) },
+        ];
+        offset += bytes.length;
+      } else {
+        t.rawData = bytes;
+        t.dataLocation = 0;
+        t.externalData = [];
+      }
+    }
+    const encoded = encodeModel(model.msg);
+    if (encoded.length > 2 ** 31 - 1) {
+      throw new ModelError('UNSUPPORTED_MODEL', `the model is ${encoded.length} bytes, over protobuf's 2 GB limit; write it with external data`);
+    }
+    const mfd = openSync(tmpModel, 'w');
+    try {
+      writeSync(mfd, encoded);
+    } finally {
+      closeSync(mfd);
+    }
+    if (fd !== null) {
+      closeSync(fd);
+      fd = null;
+      renameSync(tmpData, dataPath);
+    }
+    renameSync(tmpModel, out);
+    return { bytes: encoded.length, externalFile: external ? dataPath : null, externalBytes: offset };
+  } catch (err) {
+    if (fd !== null) closeSync(fd);
+    for (const f of [tmpModel, tmpData]) if (existsSync(f)) rmSync(f);
+    throw err;
+  } finally {
+    for (const s of saved) {
+      s.t.rawData = s.rawData;
+      s.t.externalData = s.externalData;
+      s.t.dataLocation = s.dataLocation;
+    }
+  }
+}
+
+/** Every TensorProto of the main graph: initializers and Constant-node values. */
+export function allTensors(msg: ModelMsg): TensorProtoMsg[] {
+  const out: TensorProtoMsg[] = [...msg.graph!.initializer];
+  for (const n of msg.graph!.node) for (const a of n.attribute) if (a.t) out.push(a.t);
+  return out;
+}
+
+export function describeTensor(t: TensorProtoMsg): string {
+  return `${t.name} (${dataTypeName(t.dataType)} [${tensorDims(t).join(', ')}])`;
+}
