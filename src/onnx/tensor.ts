@@ -101,16 +101,21 @@ export function tensorToFloat32(t: TensorProtoMsg, baseDir: string): Float32Arra
     return Float32Array.from(t.floatData);
   }
   const bytes = tensorBytes(t, baseDir);
+  // Typed views need aligned offsets; misaligned raw_data is copied (new Uint8Array(view) copies,
+  // while Buffer#slice would not).
+  const aligned = (size: number) => (bytes.byteOffset % size === 0 ? bytes : new Uint8Array(bytes));
   switch (type) {
-    case DataType.FLOAT:
-      if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, n);
-      return new Float32Array(bytes.slice().buffer, 0, n);
+    case DataType.FLOAT: {
+      const b = aligned(4);
+      return new Float32Array(b.buffer, b.byteOffset, n);
+    }
     case DataType.DOUBLE: {
-      const d = new Float64Array(bytes.slice().buffer, 0, n);
-      return Float32Array.from(d);
+      const b = aligned(8);
+      return Float32Array.from(new Float64Array(b.buffer, b.byteOffset, n));
     }
     case DataType.FLOAT16: case DataType.BFLOAT16: {
-      const h = new Uint16Array(bytes.slice().buffer, 0, n);
+      const b = aligned(2);
+      const h = new Uint16Array(b.buffer, b.byteOffset, n);
       return Float32Array.from(h, type === DataType.FLOAT16 ? halfToFloat : bfloat16ToFloat);
     }
     default:

@@ -1,0 +1,339 @@
+/**
+ * Weight-only compression: int8/uint8 per-tensor or per-channel, int4/uint4 per-channel or
+ * block-wise (DequantizeLinear, or MatMulNBits for MatMul), and fp16 (Cast). Numerics run on the
+ * scheduler (range -> scales -> quantize -> round-trip error), a few submits for the whole model;
+ * the graph is then rewritten so each weight's value is recomputed under its original name.
+ */
+import { ModelError } from '../errors.ts';
+import type { Scheduler } from '../scheduler/scheduler.ts';
+import { rangeKernel } from '../kernels/range.ts';
+import { quantizeKernel } from '../kernels/quantize.ts';
+import { dequantizeKernel, type ErrorStats } from '../kernels/dequantize.ts';
+import { computeQuantParams, type Bits, type QuantParams } from '../kernels/qparams.ts';
+import type { Granularity } from '../kernels/layout.ts';
+import { DataType, dataTypeName } from '../onnx/dtypes.ts';
+import { floatToHalf, halfToFloat } from '../onnx/float16.ts';
+import type { OnnxModel } from '../onnx/model.ts';
+import { create, int64, type AttributeMsg, type NodeMsg, type TensorProtoMsg } from '../onnx/proto.ts';
+import { bytesOf, makeTensor } from '../onnx/tensor.ts';
+import type { Recipe, WeightConfig } from '../recipe/recipe.ts';
+import { findTargets, type Skip, type Target } from './targets.ts';
+
+export interface TensorReport {
+  name: string;
+  op: string;
+  nodes: string[];
+  shape: number[];
+  /** e.g. "int8 per-channel(axis 0) symmetric, DequantizeLinear". */
+  scheme: string;
+  bytesBefore: number;
+  bytesAfter: number;
+  mse: number;
+  sqnrDb: number;
+  maxAbsError: number;
+  cosine: number;
+}
+
+export interface WeightOnlyResult {
+  tensors: TensorReport[];
+  skipped: Skip[];
+}
+
+export interface WeightOnlyOptions {
+  recipe: Recipe;
+  scheduler: Scheduler;
+  /** Weights are processed in groups of at most this many f32 bytes (bounds peak memory). */
+  groupBytes?: number;
+  onProgress?: (done: number, total: number, name: string) => void;
+}
+
+type IntType = 'int8' | 'uint8' | 'int4' | 'uint4';
+
+interface IntPlan {
+  target: Target;
+  kind: 'qdq' | 'matmulnbits';
+  bits: Bits;
+  signed: boolean;
+  /** The values quantized: the weight as stored, or transposed and padded for MatMulNBits. */
+  data: Float32Array;
+  /** MatMulNBits: the [K, N] of the product. */
+  logical?: [number, number];
+  shape: number[];
+  granularity: Granularity;
+  domain: '' | 'com.microsoft';
+  describe: string;
+}
+
+const ONNX_TYPE: Record<IntType, number> = { int8: DataType.INT8, uint8: DataType.UINT8, int4: DataType.INT4, uint4: DataType.UINT4 };
+
+function opsetNeeded(bits: Bits, granularity: Granularity['kind']): number {
+  if (bits === 4 || granularity === 'block') return 21;
+  return granularity === 'channel' ? 13 : 10;
+}
+
+function granularityText(g: Granularity): string {
+  return g.kind === 'tensor' ? 'per-tensor' : g.kind === 'channel' ? `per-channel(axis ${g.axis})` : `block ${g.blockSize} (axis ${g.axis})`;
+}
+
+/** Decides how one weight is stored, or why it cannot be. */
+function planTarget(model: OnnxModel, t: Target, data: Float32Array): IntPlan | string {
+  const c = t.config as WeightConfig & { weights: IntType };
+  const bits: Bits = c.weights === 'int4' || c.weights === 'uint4' ? 4 : 8;
+  const signed = c.weights === 'int8' || c.weights === 'int4';
+  const rank = t.shape.length;
+  if (c.format === 'matmulnbits') {
+    const why = matMulNBitsRefusal(model, t);
+    if (why) return why;
+    // B is stored transposed, [N, K] padded to whole blocks (padding quantizes to the zero point).
+    const transposed = t.opType === 'Gemm' && gemmAttr(t.nodes[0], 'transB', 0) === 1;
+    const [K, N] = transposed ? [t.shape[1], t.shape[0]] : t.shape;
+    const bs = c.blockSize;
+    const kpad = Math.ceil(K / bs) * bs;
+    const tr = new Float32Array(N * kpad);
+    if (transposed) for (let n = 0; n < N; n++) tr.set(data.subarray(n * K, (n + 1) * K), n * kpad);
+    else for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) tr[n * kpad + k] = data[k * N + n];
+    return {
+      target: t, kind: 'matmulnbits', bits: 4, signed: false, data: tr, shape: [N, kpad], logical: [K, N],
+      granularity: { kind: 'block', axis: 1, blockSize: bs }, domain: 'com.microsoft',
+      describe: `${c.weights} block ${bs} ${c.symmetric ? 'symmetric' : 'asymmetric'}, MatMulNBits`,
+    };
+  }
+  let granularity: Granularity;
+  if (c.granularity === 'tensor' || t.axis < 0) granularity = { kind: 'tensor' };
+  else if (c.granularity === 'channel') granularity = { kind: 'channel', axis: t.axis };
+  else {
+    // Blocks run along the reduction (input) dimension: the other axis of a 2-D weight.
+    const axis = rank === 2 ? 1 - t.axis : rank - 2;
+    granularity = { kind: 'block', axis, blockSize: c.blockSize };
+  }
+  const need = opsetNeeded(bits, granularity.kind);
+  const have = model.opset('');
+  let domain: '' | 'com.microsoft' = '';
+  if (have < need) {
+    if (granularity.kind === 'block') {
+      return `block-wise DequantizeLinear needs ai.onnx opset 21 and the model imports ${have}; use format matmulnbits (MatMul) or granularity channel`;
+    }
+    // ONNX Runtime's com.microsoft DequantizeLinear takes axis and 4-bit types at any opset.
+    domain = 'com.microsoft';
+  }
+  return {
+    target: t, kind: 'qdq', bits, signed, data, shape: t.shape, granularity, domain,
+    describe: `${c.weights} ${granularityText(granularity)} ${c.symmetric ? 'symmetric' : 'asymmetric'}, ${domain ? 'com.microsoft.' : ''}DequantizeLinear`,
+  };
+}
+
+function gemmAttr(node: NodeMsg, name: string, dflt: number): number {
+  const a = node.attribute.find((x) => x.name === name);
+  if (!a) return dflt;
+  return a.type === 1 ? (a.f ?? dflt) : int64(a.i);
+}
+
+/** MatMulNBits computes A[M, K] x B[K, N] (+ bias[N]): MatMul with a 2-D weight, or a plain Gemm. */
+function matMulNBitsRefusal(model: OnnxModel, t: Target): string | null {
+  if (t.shape.length !== 2) return `MatMulNBits needs a 2-D weight; '${t.weight.name}' has rank ${t.shape.length}`;
+  for (const n of t.nodes) {
+    if (n.opType === 'MatMul') {
+      if (n.input[1] !== t.weight.name) return 'MatMulNBits takes the weight as the second MatMul input';
+      continue;
+    }
+    if (n.opType !== 'Gemm') return `MatMulNBits replaces MatMul or Gemm; this weight is used by ${n.opType}`;
+    if (gemmAttr(n, 'transA', 0) !== 0 || gemmAttr(n, 'alpha', 1) !== 1 || gemmAttr(n, 'beta', 1) !== 1) {
+      return 'Gemm with transA, alpha or beta other than 0, 1, 1 has no MatMulNBits form';
+    }
+    const c = n.input[2];
+    if (c) {
+      const bias = model.graph.weights.get(c);
+      const n_ = gemmAttr(n, 'transB', 0) ? t.shape[0] : t.shape[1];
+      if (!bias || bias.tensor.dims.length !== 1 || Number(bias.tensor.dims[0]) !== n_) return 'Gemm bias is not a constant 1-D [N] tensor';
+    }
+  }
+  return null;
+}
+
+function scaleDims(p: IntPlan): number[] {
+  const g = p.granularity;
+  if (g.kind === 'tensor') return [];
+  if (g.kind === 'channel') return [p.shape[g.axis]];
+  return p.shape.map((d, i) => (i === g.axis ? Math.ceil(d / g.blockSize) : d));
+}
+
+function packedZeroPoints(zp: Int32Array, bits: Bits): Uint8Array {
+  if (bits === 8) return Uint8Array.from(zp, (v) => v & 0xff);
+  const out = new Uint8Array(Math.ceil(zp.length / 2));
+  zp.forEach((v, i) => (out[i >> 1] |= (v & 0xf) << ((i & 1) * 4)));
+  return out;
+}
+
+function attr(name: string, i: number): AttributeMsg {
+  return create<AttributeMsg>('AttributeProto', { name, type: 2, i });
+}
+
+function rewriteQdq(model: OnnxModel, p: IntPlan, params: QuantParams, codes: Uint8Array): number {
+  const g = model.graph;
+  const name = p.target.weight.name;
+  const type = ONNX_TYPE[(p.target.config.weights) as IntType];
+  const sdims = scaleDims(p);
+  const q = makeTensor(g.uniqueName(`${name}_quantized`), type, p.shape, codes);
+  const s = makeTensor(g.uniqueName(`${name}_scale`), DataType.FLOAT, sdims, bytesOf(Float32Array.from(params.scale)));
+  const z = makeTensor(g.uniqueName(`${name}_zero_point`), type, sdims, packedZeroPoints(params.zeroPoint, p.bits));
+  const attrs: AttributeMsg[] = [];
+  if (p.granularity.kind !== 'tensor') attrs.push(attr('axis', p.granularity.axis));
+  if (p.granularity.kind === 'block') attrs.push(attr('block_size', p.granularity.blockSize));
+  if (p.domain) model.ensureOpset(p.domain, 1);
+  const node = create<NodeMsg>('NodeProto', {
+    name: g.uniqueName(`${name}_DequantizeLinear`), opType: 'DequantizeLinear', domain: p.domain,
+    input: [q.name!, s.name!, z.name!], output: [name], attribute: attrs,
+  });
+  g.replaceWeight(name, [q, s, z], [node]);
+  return codes.length + (s.rawData?.length ?? 0) + (z.rawData?.length ?? 0);
+}
+
+function rewriteMatMulNBits(model: OnnxModel, p: IntPlan, params: QuantParams, codes: Uint8Array, symmetric: boolean): number {
+  const g = model.graph;
+  const name = p.target.weight.name;
+  const [K, N] = p.logical!;
+  const bs = (p.granularity as { blockSize: number }).blockSize;
+  const kb = p.shape[1] / bs;
+  const inits: TensorProtoMsg[] = [
+    makeTensor(g.uniqueName(`${name}_B`), DataType.UINT8, [N, kb, bs / 2], codes),
+    makeTensor(g.uniqueName(`${name}_scales`), DataType.FLOAT, [N * kb], bytesOf(Float32Array.from(params.scale))),
+  ];
+  if (!symmetric) {
+    // Zero points: 4-bit, packed per row of N: ceil(k_blocks / 2) bytes each.
+    const per = Math.ceil(kb / 2);
+    const zp = new Uint8Array(N * per);
+    for (let n = 0; n < N; n++) for (let b = 0; b < kb; b++) zp[n * per + (b >> 1)] |= (params.zeroPoint[n * kb + b] & 0xf) << ((b & 1) * 4);
+    inits.push(makeTensor(g.uniqueName(`${name}_zero_points`), DataType.UINT8, [N * per], zp));
+  }
+  model.ensureOpset('com.microsoft', 1);
+  for (const mm of p.target.nodes) {
+    // Inputs: A, B, scales, zero_points, g_idx, bias (a Gemm's C becomes the bias).
+    const bias = mm.opType === 'Gemm' ? mm.input[2] : undefined;
+    const zp = inits[2]?.name ?? '';
+    mm.input = [mm.input[0], inits[0].name!, inits[1].name!, ...(zp || bias ? [zp] : []), ...(bias ? ['', bias] : [])];
+    mm.opType = 'MatMulNBits';
+    mm.domain = 'com.microsoft';
+    mm.attribute = [attr('K', K), attr('N', N), attr('bits', 4), attr('block_size', bs)];
+  }
+  g.replaceWeight(name, inits, []);
+  return inits.reduce((s, t) => s + (t.rawData?.length ?? 0), 0);
+}
+
+function fp16Stats(data: Float32Array, half: Uint16Array): ErrorStats {
+  let e2 = 0, x2 = 0, h2 = 0, xh = 0, emax = 0, n = 0, bad = 0;
+  for (let i = 0; i < data.length; i++) {
+    const x = data[i];
+    if (!Number.isFinite(x)) {
+      bad++;
+      continue;
+    }
+    const h = halfToFloat(half[i]);
+    const e = x - h;
+    e2 += e * e; x2 += x * x; h2 += h * h; xh += x * h; emax = Math.max(emax, Math.abs(e)); n++;
+  }
+  const denom = Math.sqrt(x2 * h2);
+  return {
+    mse: n ? e2 / n : 0, sqnrDb: e2 === 0 ? Infinity : 10 * Math.log10(x2 / e2), maxAbsError: emax,
+    cosine: denom === 0 ? 1 : xh / denom, count: n, nonFinite: bad,
+  };
+}
+
+function rewriteFp16(model: OnnxModel, t: Target, data: Float32Array): { bytes: number; stats: ErrorStats } {
+  const g = model.graph;
+  const name = t.weight.name;
+  const half = Uint16Array.from(data, floatToHalf);
+  const init = makeTensor(g.uniqueName(`${name}_fp16`), DataType.FLOAT16, t.shape, bytesOf(half));
+  const node = create<NodeMsg>('NodeProto', {
+    name: g.uniqueName(`${name}_Cast`), opType: 'Cast', input: [init.name!], output: [name], attribute: [attr('to', DataType.FLOAT)],
+  });
+  g.replaceWeight(name, [init], [node]);
+  return { bytes: half.byteLength, stats: fp16Stats(data, half) };
+}
+
+function nonFiniteMessage(name: string, nan: number, inf: number): string {
+  return `weight '${name}' holds ${nan} NaN and ${inf} infinite values; fix the model, or use onNonFinite: skip to leave it in float`;
+}
+
+export async function compressWeights(model: OnnxModel, opts: WeightOnlyOptions): Promise<WeightOnlyResult> {
+  const { recipe, scheduler } = opts;
+  const { targets, skipped } = findTargets(model.graph, recipe);
+  const tensors: TensorReport[] = [];
+  const groupBytes = opts.groupBytes ?? 512 * 2 ** 20;
+  // Groups of weights bound peak memory: each group's f32 data is dropped once it is rewritten.
+  const groups: Target[][] = [];
+  let cur: Target[] = [];
+  let curBytes = 0;
+  for (const t of targets) {
+    const b = t.shape.reduce((a, x) => a * x, 4);
+    if (cur.length && curBytes + b > groupBytes) {
+      groups.push(cur);
+      cur = [];
+      curBytes = 0;
+    }
+    cur.push(t);
+    curBytes += b;
+  }
+  if (cur.length) groups.push(cur);
+  let done = 0;
+  for (const group of groups) {
+    const plans: IntPlan[] = [];
+    for (const t of group) {
+      const type = t.weight.tensor.dataType ?? 0;
+      const report = (reason: string) => skipped.push({ name: t.weight.name, opType: t.opType, shape: t.shape, reason });
+      if (type !== DataType.FLOAT) {
+        report(`${dataTypeName(type)} weight: only FLOAT (f32) weights are compressed`);
+        continue;
+      }
+      const data = model.tensorFloat32(t.weight.tensor);
+      if (t.config.weights === 'fp16') {
+        let nan = 0, inf = 0;
+        for (const x of data) if (Number.isNaN(x)) nan++; else if (!Number.isFinite(x)) inf++;
+        if (nan + inf > 0) {
+          if (recipe.onNonFinite === 'error') throw new ModelError('NON_FINITE_WEIGHT', nonFiniteMessage(t.weight.name, nan, inf), { tensor: t.weight.name });
+          report(`holds ${nan} NaN / ${inf} Inf values (onNonFinite: skip)`);
+          continue;
+        }
+        const before = data.length * 4;
+        const { bytes, stats } = rewriteFp16(model, t, data);
+        tensors.push({ name: t.weight.name, op: t.opType, nodes: t.nodes.map((n) => n.name ?? ''), shape: t.shape, scheme: 'fp16, Cast', bytesBefore: before, bytesAfter: bytes, mse: stats.mse, sqnrDb: stats.sqnrDb, maxAbsError: stats.maxAbsError, cosine: stats.cosine });
+        opts.onProgress?.(++done, targets.length, t.weight.name);
+        continue;
+      }
+      const plan = planTarget(model, t, data);
+      if (typeof plan === 'string') report(plan);
+      else plans.push(plan);
+    }
+    if (!plans.length) continue;
+    const ranges = await scheduler.run(rangeKernel, plans.map((p) => ({ data: p.data, shape: p.shape, granularity: p.granularity })));
+    const ok: Array<{ plan: IntPlan; params: QuantParams }> = [];
+    plans.forEach((p, i) => {
+      const r = ranges[i];
+      const nan = r.nanCount.reduce((a, b) => a + b, 0);
+      const inf = r.infCount.reduce((a, b) => a + b, 0);
+      if (nan + inf > 0) {
+        if (recipe.onNonFinite === 'error') throw new ModelError('NON_FINITE_WEIGHT', nonFiniteMessage(p.target.weight.name, nan, inf), { tensor: p.target.weight.name });
+        skipped.push({ name: p.target.weight.name, opType: p.target.opType, shape: p.target.shape, reason: `holds ${nan} NaN / ${inf} Inf values (onNonFinite: skip)` });
+        return;
+      }
+      const params = computeQuantParams(r.min, r.max, { bits: p.bits, signed: p.signed, symmetric: p.target.config.symmetric, granularity: p.granularity });
+      ok.push({ plan: p, params });
+    });
+    const quantized = await scheduler.run(quantizeKernel, ok.map(({ plan: p, params }) => ({ data: p.data, shape: p.shape, granularity: p.granularity, bits: p.bits, signed: p.signed, params })));
+    const errors = await scheduler.run(dequantizeKernel, ok.map(({ plan: p, params }, i) => ({
+      codes: quantized[i].codes, shape: p.shape, granularity: p.granularity, bits: p.bits, signed: p.signed, params, original: p.data, values: false, statsAxis: null,
+    })));
+    ok.forEach(({ plan: p, params }, i) => {
+      const codes = quantized[i].codes;
+      const after = p.kind === 'matmulnbits' ? rewriteMatMulNBits(model, p, params, codes, p.target.config.symmetric) : rewriteQdq(model, p, params, codes);
+      const e = errors[i].tensor!;
+      const t = p.target;
+      tensors.push({
+        name: t.weight.name, op: t.opType, nodes: t.nodes.map((n) => n.name ?? ''), shape: t.shape, scheme: p.describe,
+        bytesBefore: t.shape.reduce((a, b) => a * b, 4), bytesAfter: after, mse: e.mse, sqnrDb: e.sqnrDb, maxAbsError: e.maxAbsError, cosine: e.cosine,
+      });
+      opts.onProgress?.(++done, targets.length, t.weight.name);
+    });
+  }
+  model.reindex();
+  return { tensors, skipped };
+}

@@ -1,0 +1,138 @@
+/**
+ * Recipes: what to do to which weight. A global config, per-op-type overrides and per-node-name
+ * overrides (node name wins over op type, op type over global; `null` skips). JSON or YAML,
+ * validated with zod: unknown keys and bad values are rejected with the key path and the allowed values.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { RecipeError } from '../errors.ts';
+
+export const WEIGHT_TYPES = ['int8', 'uint8', 'int4', 'uint4', 'fp16'] as const;
+export const GRANULARITIES = ['tensor', 'channel', 'block'] as const;
+export const FORMATS = ['qdq', 'matmulnbits'] as const;
+
+const weightConfig = z
+  .object({
+    weights: z.enum(WEIGHT_TYPES),
+    granularity: z.enum(GRANULARITIES),
+    blockSize: z.number().int().min(16).max(256).refine((v) => (v & (v - 1)) === 0, 'must be a power of two (16, 32, 64, 128 or 256)'),
+    symmetric: z.boolean(),
+    format: z.enum(FORMATS),
+  })
+  .strict();
+
+const partialConfig = weightConfig.partial();
+
+export const recipeSchema = z
+  .object({
+    weights: z.enum(WEIGHT_TYPES).optional(),
+    granularity: z.enum(GRANULARITIES).optional(),
+    blockSize: weightConfig.shape.blockSize.optional(),
+    symmetric: z.boolean().optional(),
+    format: z.enum(FORMATS).optional(),
+    /** Weights with fewer elements are left in float. */
+    minElements: z.number().int().min(0).optional(),
+    /** What to do with a weight holding NaN or Inf. */
+    onNonFinite: z.enum(['error', 'skip']).optional(),
+    opTypes: z.record(z.string(), partialConfig.nullable()).optional(),
+    nodes: z.record(z.string(), partialConfig.nullable()).optional(),
+  })
+  .strict();
+
+export type RecipeInput = z.input<typeof recipeSchema>;
+export type WeightConfig = z.infer<typeof weightConfig>;
+export type PartialWeightConfig = z.infer<typeof partialConfig>;
+
+export interface Recipe {
+  global: WeightConfig;
+  minElements: number;
+  onNonFinite: 'error' | 'skip';
+  opTypes: Record<string, PartialWeightConfig | null>;
+  nodes: Record<string, PartialWeightConfig | null>;
+}
+
+export const DEFAULT_CONFIG: WeightConfig = { weights: 'int8', granularity: 'channel', blockSize: 32, symmetric: true, format: 'qdq' };
+export const DEFAULT_MIN_ELEMENTS = 1024;
+
+function formatIssues(issues: z.core.$ZodIssue[], source: string): string {
+  return issues
+    .map((i) => {
+      const path = i.path.length ? i.path.join('.') : '(top level)';
+      if (i.code === 'unrecognized_keys') {
+        const where = i.path.length ? `${path}: ` : '';
+        return `${where}unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `'${k}'`).join(', ')}`;
+      }
+      if (i.code === 'invalid_value' && 'values' in i) {
+        return `${path}: ${JSON.stringify((i as unknown as { input?: unknown }).input)} is not allowed (allowed: ${(i.values as unknown[]).join(', ')})`;
+      }
+      return `${path}: ${i.message}`;
+    })
+    .map((m) => `${source}: ${m}`)
+    .join('; ');
+}
+
+/** Validates a recipe object (from a file or built from flags) and fills in defaults. */
+export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
+  if (input === null || input === undefined) input = {};
+  const parsed = recipeSchema.safeParse(input);
+  if (!parsed.success) throw new RecipeError(formatIssues(parsed.error.issues, source), { source });
+  const r = parsed.data;
+  const global: WeightConfig = {
+    weights: r.weights ?? DEFAULT_CONFIG.weights,
+    granularity: r.granularity ?? (r.weights === 'int4' || r.weights === 'uint4' ? 'block' : DEFAULT_CONFIG.granularity),
+    blockSize: r.blockSize ?? DEFAULT_CONFIG.blockSize,
+    symmetric: r.symmetric ?? DEFAULT_CONFIG.symmetric,
+    format: r.format ?? DEFAULT_CONFIG.format,
+  };
+  const recipe: Recipe = {
+    global,
+    minElements: r.minElements ?? DEFAULT_MIN_ELEMENTS,
+    onNonFinite: r.onNonFinite ?? 'error',
+    opTypes: r.opTypes ?? {},
+    nodes: r.nodes ?? {},
+  };
+  checkCombination(global, source);
+  for (const [k, v] of Object.entries(recipe.opTypes)) if (v) checkCombination({ ...global, ...v }, `${source}: opTypes.${k}`);
+  for (const [k, v] of Object.entries(recipe.nodes)) if (v) checkCombination({ ...global, ...v }, `${source}: nodes.${k}`);
+  return recipe;
+}
+
+function checkCombination(c: WeightConfig, where: string): void {
+  if (c.format === 'matmulnbits' && c.weights !== 'int4' && c.weights !== 'uint4') {
+    throw new RecipeError(`${where}: format 'matmulnbits' needs weights int4 or uint4, got '${c.weights}'`);
+  }
+  if (c.format === 'matmulnbits' && c.granularity !== 'block') {
+    throw new RecipeError(`${where}: format 'matmulnbits' is block-wise; set granularity 'block' (got '${c.granularity}')`);
+  }
+}
+
+export function loadRecipeFile(path: string): Recipe {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new RecipeError(`recipe file not found: ${path}`, { path });
+  }
+  let data: unknown;
+  try {
+    data = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new RecipeError(`${path}: not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`, { path });
+  }
+  return parseRecipe(data, path);
+}
+
+/** The config for one node: node name over op type over global; null means leave it alone. */
+export function configFor(recipe: Recipe, node: { name?: string; opType?: string }): WeightConfig | null {
+  const byName = node.name !== undefined && Object.hasOwn(recipe.nodes, node.name) ? recipe.nodes[node.name] : undefined;
+  if (byName === null) return null;
+  const byOp = node.opType !== undefined && Object.hasOwn(recipe.opTypes, node.opType) ? recipe.opTypes[node.opType] : undefined;
+  if (byName === undefined && byOp === null) return null;
+  return { ...recipe.global, ...(byOp ?? {}), ...(byName ?? {}) };
+}
+
+/** The recipe as resolved, for the report's reproducibility manifest. */
+export function describeRecipe(r: Recipe): Record<string, unknown> {
+  return { ...r.global, minElements: r.minElements, onNonFinite: r.onNonFinite, opTypes: r.opTypes, nodes: r.nodes };
+}
