@@ -1,5 +1,8 @@
 /** Plain-text rendering for the CLI (tables and the info report). */
 import type { EnvironmentInfo } from '../info.ts';
+import type { CompressReport } from '../compress/compress.ts';
+import type { EvalReport } from '../eval/evaluate.ts';
+import type { InspectReport } from '../inspect.ts';
 
 export function formatTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
@@ -28,4 +31,61 @@ export function formatInfo(info: EnvironmentInfo): string {
   lines.push(`backend:  ${b.active} (requested ${b.requested}): ${b.reason}`);
   lines.push(`kernels:  ${info.kernels.join(', ')}`);
   return lines.join('\n') + '\n';
+}
+
+const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
+const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+const db = (x: number) => (Number.isFinite(x) ? `${x.toFixed(1)} dB` : 'exact');
+
+export function formatCompressSummary(r: CompressReport, e: EvalReport | null): string {
+  const t = r.totals;
+  const lines: string[] = [];
+  lines.push(`${r.manifest.input.path} -> ${r.manifest.output.path}`);
+  lines.push(`size:      ${mb(t.modelBytesBefore)} -> ${mb(t.modelBytesAfter)} (${t.ratio.toFixed(2)}x smaller); weights ${mb(t.weightBytesBefore)} -> ${mb(t.weightBytesAfter)}`);
+  lines.push(`tensors:   ${t.tensorsQuantized} compressed, ${t.tensorsSkipped} left in float`);
+  lines.push(`backend:   ${r.manifest.backend.active} (${r.manifest.backend.reason}); ${r.stats.submits} submits, ${r.stats.dispatches} dispatches; ${(r.timeMs / 1000).toFixed(2)} s`);
+  const reasons = new Map<string, number>();
+  for (const s of r.skipped) {
+    const k = s.reason.replace(/\(\d+ elements < minElements \d+\)/, '(< minElements)');
+    reasons.set(k, (reasons.get(k) ?? 0) + 1);
+  }
+  if (reasons.size) lines.push('skipped:   ' + [...reasons].map(([k, v]) => `${v} × ${k}`).join('\n           '));
+  const worst = [...r.tensors].sort((a, b) => a.sqnrDb - b.sqnrDb).slice(0, 5);
+  let out = lines.join('\n') + '\n';
+  if (worst.length) {
+    out += '\nworst layers by SQNR:\n' + formatTable(['tensor', 'op', 'scheme', 'SQNR', 'cosine', 'max err'],
+      worst.map((w) => [w.name, w.op, w.scheme, db(w.sqnrDb), w.cosine.toFixed(5), w.maxAbsError.toPrecision(3)]));
+  }
+  if (e) out += '\n' + formatEval(e);
+  return out;
+}
+
+export function formatEval(e: EvalReport): string {
+  const rows: string[][] = [['size', mb(e.bytes.baseline), `${mb(e.bytes.model)} (${(e.bytes.baseline / e.bytes.model).toFixed(2)}x smaller)`]];
+  if (e.accuracy) rows.push(['accuracy (top-1)', `${e.accuracy.baseline.toFixed(2)}%`, `${e.accuracy.model.toFixed(2)}% (${e.accuracy.dropPoints > 0 ? '-' : e.accuracy.dropPoints < 0 ? '+' : '±'}${Math.abs(e.accuracy.dropPoints).toFixed(2)} points)`]);
+  const first = e.outputs[0];
+  if (first?.top1Agreement !== null && first) rows.push([`top-1 agreement (${first.name})`, '', pct(first.top1Agreement!)]);
+  rows.push([`latency (median, batch ${e.latencyMs.batch})`, `${e.latencyMs.baseline.toFixed(2)} ms`, `${e.latencyMs.model.toFixed(2)} ms`]);
+  let out = `evaluation on ${e.samples} samples (${e.inputs}), ONNX Runtime CPU:\n` + formatTable(['', 'baseline', 'model'], rows);
+  out += formatTable(['output', 'top-1 agreement', 'cosine', 'SQNR', 'max abs diff'],
+    e.outputs.map((o) => [o.name, o.top1Agreement === null ? '-' : pct(o.top1Agreement), o.cosine.toFixed(6), db(o.sqnrDb), o.maxAbsDiff.toPrecision(3)]));
+  return out;
+}
+
+export function formatInspect(r: InspectReport): string {
+  const lines = [
+    `${r.path}: ${mb(r.bytes)}, IR ${r.irVersion}, producer ${r.producer || '?'}`,
+    `opsets:   ${Object.entries(r.opsets).map(([d, v]) => `${d} ${v}`).join(', ')}`,
+    ...r.inputs.map((v) => `input:    ${v.name} ${v.type} [${v.shape.join(', ')}]`),
+    ...r.outputs.map((v) => `output:   ${v.name} ${v.type} [${v.shape.join(', ')}]`),
+    `ops:      ${Object.entries(r.ops).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    `params:   ${r.parameters.count.toLocaleString('en')} (${mb(r.parameters.bytes)}): ${Object.entries(r.parameters.byType).map(([k, v]) => `${k} ${v.count.toLocaleString('en')} (${mb(v.bytes)})`).join(', ')}`,
+    '',
+    'largest tensors:',
+  ];
+  let out = lines.join('\n') + '\n' + formatTable(['tensor', 'type', 'shape', 'bytes', 'stored as'], r.largest.map((t) => [t.name, t.type, `[${t.shape.join(', ')}]`, String(t.bytes), t.source]));
+  out += `\ndefault weight-only run (${r.plan.recipe}): ${r.plan.quantize.length} quantized, ${r.plan.skip.length} skipped\n`;
+  if (r.plan.quantize.length) out += formatTable(['quantize', 'op', 'shape', 'scheme'], r.plan.quantize.map((q) => [q.name, q.op, `[${q.shape.join(', ')}]`, q.scheme]));
+  if (r.plan.skip.length) out += formatTable(['skip', 'op', 'shape', 'reason'], r.plan.skip.map((q) => [q.name, q.op, `[${q.shape.join(', ')}]`, q.reason]));
+  return out;
 }

@@ -7,7 +7,14 @@ import { environmentInfo } from '../info.ts';
 import { packageVersion } from '../package-root.ts';
 import { Scheduler, type BackendChoice } from '../scheduler/scheduler.ts';
 import { selfCheck } from '../selfcheck.ts';
-import { formatInfo, formatTable } from './format.ts';
+import { formatInfo, formatTable, formatCompressSummary, formatEval, formatInspect } from './format.ts';
+import { compressModel, jsonNumbers } from '../compress/compress.ts';
+import { evaluateModels, type EvalOptions } from '../eval/evaluate.ts';
+import { inspectModel } from '../inspect.ts';
+import { loadRecipeFile, parseRecipe, type RecipeInput } from '../recipe/recipe.ts';
+import { OnnxModel } from '../onnx/model.ts';
+import { RecipeError } from '../errors.ts';
+import { ProgressReporter } from './progress.ts';
 
 interface CommonOptions {
   json?: boolean;
@@ -81,6 +88,143 @@ program
       process.exitCode = ok ? 0 : 1;
     } catch (err) {
       s?.dispose();
+      fail(err, Boolean(o.verbose));
+    }
+  });
+
+interface CompressFlags extends CommonOptions {
+  output: string;
+  recipe?: string;
+  weights?: string;
+  granularity?: string;
+  blockSize?: string;
+  symmetric?: boolean;
+  format?: string;
+  exclude?: string[];
+  minElements?: string;
+  report?: string;
+  force?: boolean;
+  evalData?: string;
+  samples?: string;
+}
+
+const int = (v: string | undefined, flag: string): number | undefined => {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new RecipeError(`${flag} needs an integer, got '${v}'`);
+  return n;
+};
+
+/** Flags become a recipe (validated like a file); with --recipe, flags override the file's global config. */
+function recipeFrom(input: string, o: CompressFlags) {
+  const flags: RecipeInput = {};
+  if (o.weights) flags.weights = o.weights as RecipeInput['weights'];
+  if (o.granularity) flags.granularity = o.granularity as RecipeInput['granularity'];
+  if (o.blockSize !== undefined) flags.blockSize = int(o.blockSize, '--block-size');
+  if (o.symmetric !== undefined) flags.symmetric = o.symmetric;
+  if (o.format) flags.format = o.format as RecipeInput['format'];
+  if (o.minElements !== undefined) flags.minElements = int(o.minElements, '--min-elements');
+  const base = o.recipe ? loadRecipeFile(o.recipe) : null;
+  const merged: RecipeInput = base
+    ? { ...base.global, minElements: base.minElements, onNonFinite: base.onNonFinite, opTypes: { ...base.opTypes }, nodes: { ...base.nodes }, ...flags }
+    : { ...flags };
+  if (o.exclude?.length) {
+    const graph = OnnxModel.read(input).msg.graph!;
+    const opTypes = new Set(graph.node.map((n) => n.opType));
+    for (const x of o.exclude) {
+      if (opTypes.has(x)) merged.opTypes = { ...merged.opTypes, [x]: null };
+      else if (graph.node.some((n) => n.name === x)) merged.nodes = { ...merged.nodes, [x]: null };
+      else throw new RecipeError(`--exclude ${x}: no node or op type of that name in ${input}`);
+    }
+  }
+  return parseRecipe(merged, o.recipe ? `${o.recipe} + flags` : 'flags');
+}
+
+program
+  .command('compress')
+  .description('compress a model\'s weights (default: int8 per-channel symmetric, DequantizeLinear) and write a new ONNX model')
+  .argument('<model>', 'input ONNX model (never modified)')
+  .requiredOption('-o, --output <path>', 'output ONNX model')
+  .option('--recipe <file>', 'recipe (YAML or JSON): global config, opTypes and nodes overrides')
+  .addOption(new Option('--weights <type>', 'weight type').choices(['int8', 'uint8', 'int4', 'uint4', 'fp16']))
+  .addOption(new Option('--granularity <g>', 'scale granularity (int4 defaults to block)').choices(['tensor', 'channel', 'block']))
+  .option('--block-size <n>', 'block size for block granularity: 16, 32, 64, 128 or 256 (default 32)')
+  .option('--symmetric', 'symmetric quantization (zero point 0; the default)')
+  .option('--asymmetric', 'asymmetric quantization (min/max range with a zero point)')
+  .addOption(new Option('--format <f>', 'how int4 MatMul/Gemm weights are stored').choices(['qdq', 'matmulnbits']))
+  .option('--exclude <nameOrOp...>', 'node names or op types to leave in float')
+  .option('--min-elements <n>', 'leave weights smaller than this in float (default 1024)')
+  .option('--report <file>', 'write the JSON report (per tensor: scheme, bytes, MSE, SQNR, max error, cosine; skips; manifest)')
+  .option('--eval-data <path>', 'after compressing, evaluate both models on IDX data (file or folder; labels found beside it)')
+  .option('--samples <n>', 'evaluate at most this many samples')
+  .option('--force', 'replace an existing output')
+  .option('--json', 'print the report as JSON on stdout instead of the summary')
+  .addOption(backendOption())
+  .option('-q, --quiet', 'no progress bar, errors only')
+  .option('-v, --verbose', 'debug logging and stack traces')
+  .action(async (input: string, o: CompressFlags & { asymmetric?: boolean }) => {
+    try {
+      if (o.asymmetric && o.symmetric) throw new RecipeError('--symmetric and --asymmetric contradict each other');
+      if (o.asymmetric) o.symmetric = false;
+      const recipe = recipeFrom(input, o);
+      const progress = new ProgressReporter(!o.quiet && !o.json, 'weights');
+      const report = await compressModel(input, o.output, {
+        recipe, backend: o.backend, force: o.force, reportPath: o.report, logger: createLogger(logLevel(o)),
+        onProgress: (done, total, name) => progress.update(done, total, name),
+      });
+      progress.stop();
+      let evaluation = null;
+      if (o.evalData) {
+        const ep = new ProgressReporter(!o.quiet && !o.json, 'samples');
+        evaluation = await evaluateModels(o.output, input, { data: o.evalData, samples: int(o.samples, '--samples'), onProgress: (d, t) => ep.update(d, t, '') });
+        ep.stop();
+      }
+      if (o.json) process.stdout.write(JSON.stringify(evaluation ? { ...report, evaluation } : report, jsonNumbers, 2) + '\n');
+      else process.stdout.write(formatCompressSummary(report, evaluation));
+    } catch (err) {
+      fail(err, Boolean(o.verbose));
+    }
+  });
+
+program
+  .command('inspect')
+  .description('show opsets, inputs/outputs, op histogram, parameters by type, the largest tensors, and what a default int8 run would quantize or skip (and why)')
+  .argument('<model>', 'ONNX model')
+  .option('--json', 'print the same as JSON on stdout')
+  .option('-v, --verbose', 'stack traces on errors')
+  .action((input: string, o: CommonOptions) => {
+    try {
+      const r = inspectModel(input);
+      process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : formatInspect(r));
+    } catch (err) {
+      fail(err, Boolean(o.verbose));
+    }
+  });
+
+program
+  .command('eval')
+  .description('run a model and its baseline in ONNX Runtime on the same inputs: per-output agreement, accuracy on labelled IDX data, latency')
+  .argument('<model>', 'the model to evaluate (e.g. compressed)')
+  .requiredOption('--baseline <model>', 'the reference model (e.g. the original)')
+  .option('--data <path>', 'IDX images file or folder (MNIST format, gzip or not); labels are found beside the images. Default: seeded random inputs')
+  .option('--labels <file>', 'IDX labels file, if not beside the images')
+  .option('--samples <n>', 'number of samples (default: all data, or 32 random)')
+  .option('--seed <n>', 'seed for random inputs (default 1)')
+  .option('--shape <name=d0,d1,...>', 'concrete shape for an input with symbolic dims (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .option('--json', 'print the results as JSON on stdout')
+  .option('-v, --verbose', 'stack traces on errors')
+  .action(async (input: string, o: CommonOptions & { baseline: string; data?: string; labels?: string; samples?: string; seed?: string; shape: string[] }) => {
+    try {
+      const shapes: Record<string, number[]> = {};
+      for (const s of o.shape) {
+        const m = /^([^=]+)=(\d+(?:,\d+)*)$/.exec(s);
+        if (!m) throw new RecipeError(`--shape ${s}: expected name=d0,d1,... (e.g. x=1,3,48,192)`);
+        shapes[m[1]] = m[2].split(',').map(Number);
+      }
+      const opts: EvalOptions = { data: o.data, labels: o.labels, samples: int(o.samples, '--samples'), seed: int(o.seed, '--seed'), shapes };
+      const r = await evaluateModels(input, o.baseline, opts);
+      process.stdout.write(o.json ? JSON.stringify(r, jsonNumbers, 2) + '\n' : formatEval(r));
+    } catch (err) {
       fail(err, Boolean(o.verbose));
     }
   });

@@ -1,0 +1,264 @@
+/**
+ * Evaluation in ONNX Runtime (onnxruntime-node, CPU): a model against its baseline on the same
+ * inputs — given IDX data or seeded random inputs that respect the declared shapes and types —
+ * with per-output agreement, accuracy for labelled data, and median latency.
+ */
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { DataError } from '../errors.ts';
+import { OnnxModel } from '../onnx/model.ts';
+import { DataType, dataTypeName } from '../onnx/dtypes.ts';
+import { int64 } from '../onnx/proto.ts';
+import { loadIdxDataset } from '../data/idx.ts';
+
+export interface EvalOptions {
+  /** IDX images file or folder (labels found beside it). Without it, seeded random inputs. */
+  data?: string;
+  labels?: string;
+  /** Samples to evaluate (default: all of the data, or 32 random samples). */
+  samples?: number;
+  seed?: number;
+  batchSize?: number;
+  /** Concrete values for symbolic dims, by input name: { x: [1, 3, 48, 192] }. */
+  shapes?: Record<string, number[]>;
+  latencyRuns?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface OutputAgreement {
+  name: string;
+  maxAbsDiff: number;
+  cosine: number;
+  sqnrDb: number;
+  /** Share of rows whose argmax agrees, for classifier-like outputs [.., C > 1]; else null. */
+  top1Agreement: number | null;
+}
+
+export interface EvalReport {
+  model: string;
+  baseline: string;
+  inputs: string;
+  samples: number;
+  outputs: OutputAgreement[];
+  accuracy: { model: number; baseline: number; dropPoints: number } | null;
+  latencyMs: { model: number; baseline: number; batch: number };
+  /** File sizes, external data included. */
+  bytes: { model: number; baseline: number };
+}
+
+function modelBytes(path: string): number {
+  const m = OnnxModel.read(path);
+  let ext = 0;
+  const seen = new Set<string>();
+  for (const t of m.msg.graph!.initializer) {
+    if (t.dataLocation !== 1) continue;
+    const loc = t.externalData.find((e) => e.key === 'location')?.value;
+    if (loc && !seen.has(loc)) {
+      seen.add(loc);
+      ext += statSync(join(m.baseDir, loc)).size;
+    }
+  }
+  return m.sourceBytes + ext;
+}
+
+interface InputSpec {
+  name: string;
+  type: number;
+  dims: Array<number | string>;
+}
+
+function inputSpecs(path: string): InputSpec[] {
+  const m = OnnxModel.read(path);
+  const inits = new Set(m.msg.graph!.initializer.map((t) => t.name));
+  return m.msg.graph!.input.filter((i) => !inits.has(i.name)).map((i) => ({
+    name: i.name ?? '',
+    type: i.type?.tensorType?.elemType ?? DataType.FLOAT,
+    dims: (i.type?.tensorType?.shape?.dim ?? []).map((d) => (d.dimParam ? d.dimParam : d.dimValue !== undefined && d.dimValue !== null && int64(d.dimValue) > 0 ? int64(d.dimValue) : '?')),
+  }));
+}
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Dims with symbolic entries filled: the first (batch) with `batch`, others from `shapes` or 64. */
+function concreteDims(spec: InputSpec, batch: number, shapes?: Record<string, number[]>): number[] {
+  const given = shapes?.[spec.name];
+  if (given) {
+    if (given.length !== spec.dims.length) throw new DataError(`shape for input '${spec.name}' has ${given.length} dims, the model declares ${spec.dims.length}`, { input: spec.name });
+    return given.map((d, i) => (i === 0 && typeof spec.dims[0] !== 'number' ? batch : d));
+  }
+  return spec.dims.map((d, i) => (typeof d === 'number' ? d : i === 0 ? batch : 64));
+}
+
+function randomTensor(spec: InputSpec, dims: number[], r: () => number): ort.Tensor {
+  const n = dims.reduce((a, b) => a * b, 1);
+  switch (spec.type) {
+    case DataType.FLOAT: return new ort.Tensor('float32', Float32Array.from({ length: n }, r), dims);
+    case DataType.DOUBLE: return new ort.Tensor('float64', Float64Array.from({ length: n }, r), dims);
+    case DataType.INT64: return new ort.Tensor('int64', BigInt64Array.from({ length: n }, () => BigInt(Math.floor(r() * 10))), dims);
+    case DataType.INT32: return new ort.Tensor('int32', Int32Array.from({ length: n }, () => Math.floor(r() * 10)), dims);
+    case DataType.UINT8: return new ort.Tensor('uint8', Uint8Array.from({ length: n }, () => Math.floor(r() * 256)), dims);
+    case DataType.BOOL: return new ort.Tensor('bool', new Uint8Array(n), dims);
+    default: throw new DataError(`input '${spec.name}' is ${dataTypeName(spec.type)}; random inputs support float, double, int64, int32, uint8 and bool`, { input: spec.name });
+  }
+}
+
+interface Batch {
+  feeds: Record<string, ort.Tensor>;
+  labels: Uint8Array | null;
+}
+
+function* batches(specs: InputSpec[], opts: EvalOptions): Generator<Batch, void, unknown> {
+  const batchSize = opts.batchSize ?? 64;
+  if (opts.data) {
+    if (specs.length !== 1) throw new DataError(`IDX data feeds one input; the model has ${specs.length} (${specs.map((s) => s.name).join(', ')})`);
+    const spec = specs[0];
+    const ds = loadIdxDataset(opts.data, opts.labels);
+    const [count, rows, cols] = ds.images.dims;
+    const want = [1, rows, cols];
+    const tail = spec.dims.slice(1);
+    if (spec.dims.length !== 4 || tail.some((d, i) => typeof d === 'number' && d !== want[i])) {
+      throw new DataError(`${ds.source} holds [${count}, ${rows}, ${cols}] images, fed as [N, 1, ${rows}, ${cols}]; model input '${spec.name}' is [${spec.dims.join(', ')}]`, { input: spec.name });
+    }
+    const n = Math.min(count, opts.samples ?? count);
+    const fixedBatch = typeof spec.dims[0] === 'number' ? (spec.dims[0] as number) : batchSize;
+    const px = rows * cols;
+    for (let i = 0; i < n; i += fixedBatch) {
+      const b = Math.min(fixedBatch, n - i);
+      if (typeof spec.dims[0] === 'number' && b !== fixedBatch) break;
+      const x = new Float32Array(b * px);
+      for (let j = 0; j < b * px; j++) x[j] = ds.images.data[i * px + j] / 255;
+      yield { feeds: { [spec.name]: new ort.Tensor('float32', x, [b, 1, rows, cols]) }, labels: ds.labels ? ds.labels.subarray(i, i + b) : null };
+    }
+    return;
+  }
+  const r = rng(opts.seed ?? 1);
+  const n = opts.samples ?? 32;
+  const fixed = specs.every((s) => typeof s.dims[0] === 'number');
+  const per = fixed ? Math.max(1, Number(specs[0]?.dims[0] ?? 1)) : Math.min(batchSize, n);
+  for (let i = 0; i < n; i += per) {
+    const b = fixed ? per : Math.min(per, n - i);
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const s of specs) {
+      feeds[s.name] = randomTensor(s, concreteDims(s, b, opts.shapes), r);
+    }
+    yield { feeds, labels: null };
+  }
+}
+
+function asNumbers(t: ort.Tensor): Float64Array {
+  const d = t.data as ArrayLike<number | bigint>;
+  return Float64Array.from({ length: d.length }, (_, i) => Number(d[i]));
+}
+
+function argmaxRows(v: Float64Array, c: number): Int32Array {
+  const rows = v.length / c;
+  const out = new Int32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let best = 0;
+    for (let j = 1; j < c; j++) if (v[r * c + j] > v[r * c + best]) best = j;
+    out[r] = best;
+  }
+  return out;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor(s.length / 2)] : 0;
+}
+
+export async function evaluateModels(modelPath: string, baselinePath: string, opts: EvalOptions = {}): Promise<EvalReport> {
+  const specs = inputSpecs(baselinePath);
+  const sessOpts: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1 };
+  const model = await ort.InferenceSession.create(modelPath, sessOpts);
+  const base = await ort.InferenceSession.create(baselinePath, sessOpts);
+  const acc = new Map<string, { e2: number; b2: number; m2: number; bm: number; maxAbs: number; agree: number; rows: number; classes: number }>();
+  let samples = 0;
+  let correctModel = 0;
+  let correctBase = 0;
+  let labelled = 0;
+  let firstFeeds: Record<string, ort.Tensor> | null = null;
+  const gen = batches(specs, opts);
+  for (const batch of gen) {
+    firstFeeds ??= batch.feeds;
+    const [mo, bo] = [await model.run(batch.feeds), await base.run(batch.feeds)];
+    const n = Number(Object.values(batch.feeds)[0]?.dims[0] ?? 1);
+    samples += n;
+    for (const name of base.outputNames) {
+      const b = asNumbers(bo[name]);
+      const m = asNumbers(mo[name]);
+      const dims = bo[name].dims;
+      const classes = dims.length >= 2 ? Number(dims[dims.length - 1]) : 1;
+      const a = acc.get(name) ?? { e2: 0, b2: 0, m2: 0, bm: 0, maxAbs: 0, agree: 0, rows: 0, classes };
+      for (let i = 0; i < b.length; i++) {
+        const e = m[i] - b[i];
+        a.e2 += e * e;
+        a.b2 += b[i] * b[i];
+        a.m2 += m[i] * m[i];
+        a.bm += b[i] * m[i];
+        a.maxAbs = Math.max(a.maxAbs, Math.abs(e));
+      }
+      if (classes > 1) {
+        const ab = argmaxRows(b, classes);
+        const am = argmaxRows(m, classes);
+        for (let r = 0; r < ab.length; r++) if (ab[r] === am[r]) a.agree++;
+        a.rows += ab.length;
+        if (batch.labels && name === base.outputNames[0] && ab.length === batch.labels.length) {
+          for (let r = 0; r < ab.length; r++) {
+            if (am[r] === batch.labels[r]) correctModel++;
+            if (ab[r] === batch.labels[r]) correctBase++;
+          }
+          labelled += ab.length;
+        }
+      }
+      acc.set(name, a);
+    }
+    opts.onProgress?.(samples, opts.samples ?? samples);
+  }
+  if (!firstFeeds) throw new DataError('no samples to evaluate');
+  // Latency: one batch, warm-up left out, median of the runs.
+  const runs = opts.latencyRuns ?? 20;
+  const time = async (s: ort.InferenceSession) => {
+    await s.run(firstFeeds!);
+    const t: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const t0 = performance.now();
+      await s.run(firstFeeds!);
+      t.push(performance.now() - t0);
+    }
+    return median(t);
+  };
+  const latModel = await time(model);
+  const latBase = await time(base);
+  const outputs: OutputAgreement[] = base.outputNames.map((name) => {
+    const a = acc.get(name)!;
+    const denom = Math.sqrt(a.b2 * a.m2);
+    return {
+      name,
+      maxAbsDiff: a.maxAbs,
+      cosine: denom === 0 ? (a.b2 === a.m2 ? 1 : 0) : a.bm / denom,
+      sqnrDb: a.e2 === 0 ? Infinity : 10 * Math.log10(a.b2 / a.e2),
+      top1Agreement: a.classes > 1 && a.rows > 0 ? a.agree / a.rows : null,
+    };
+  });
+  await model.release();
+  await base.release();
+  return {
+    model: modelPath,
+    baseline: baselinePath,
+    inputs: opts.data ? `IDX data ${opts.data}` : `seeded random (seed ${opts.seed ?? 1})`,
+    samples,
+    outputs,
+    accuracy: labelled ? { model: (100 * correctModel) / labelled, baseline: (100 * correctBase) / labelled, dropPoints: (100 * (correctBase - correctModel)) / labelled } : null,
+    latencyMs: { model: latModel, baseline: latBase, batch: Number(Object.values(firstFeeds)[0]?.dims[0] ?? 1) },
+    bytes: { model: modelBytes(modelPath), baseline: modelBytes(baselinePath) },
+  };
+}

@@ -1,0 +1,90 @@
+/** inspectModel: what a model holds and what a default weight-only int8 run would do to it. */
+import { OnnxModel, allTensors } from './onnx/model.ts';
+import { dataTypeName, rawByteLength } from './onnx/dtypes.ts';
+import { int64, type ValueInfoMsg } from './onnx/proto.ts';
+import { tensorDims } from './onnx/tensor.ts';
+import { parseRecipe, type Recipe } from './recipe/recipe.ts';
+import { findTargets } from './compress/targets.ts';
+
+export interface ValueDescription {
+  name: string;
+  type: string;
+  shape: Array<number | string>;
+}
+
+export interface InspectReport {
+  path: string;
+  bytes: number;
+  irVersion: number;
+  producer: string;
+  opsets: Record<string, number>;
+  inputs: ValueDescription[];
+  outputs: ValueDescription[];
+  ops: Record<string, number>;
+  parameters: { count: number; bytes: number; byType: Record<string, { count: number; bytes: number }> };
+  largest: Array<{ name: string; type: string; shape: number[]; bytes: number; source: string }>;
+  plan: {
+    recipe: string;
+    quantize: Array<{ name: string; op: string; shape: number[]; scheme: string }>;
+    skip: Array<{ name: string; op: string; shape: number[]; reason: string }>;
+  };
+}
+
+function describeValue(v: ValueInfoMsg): ValueDescription {
+  const t = v.type?.tensorType;
+  return {
+    name: v.name ?? '',
+    type: t ? dataTypeName(t.elemType).toLowerCase() : 'non-tensor',
+    shape: (t?.shape?.dim ?? []).map((d) => (d.dimParam ? d.dimParam : d.dimValue !== undefined && d.dimValue !== null ? int64(d.dimValue) : '?')),
+  };
+}
+
+export function inspectModel(path: string, recipe: Recipe = parseRecipe({})): InspectReport {
+  const m = OnnxModel.read(path);
+  const g = m.msg.graph!;
+  const inits = new Set(g.initializer.map((t) => t.name));
+  const ops: Record<string, number> = {};
+  for (const n of g.node) {
+    const k = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.opType}` : (n.opType ?? '');
+    ops[k] = (ops[k] ?? 0) + 1;
+  }
+  const byType: Record<string, { count: number; bytes: number }> = {};
+  let count = 0;
+  let bytes = 0;
+  const sizes: InspectReport['largest'] = [];
+  const constantOf = new Map<object, string>();
+  for (const w of m.graph.weights.values()) if (w.source === 'constant') constantOf.set(w.tensor, w.name);
+  for (const t of allTensors(m.msg)) {
+    const dims = tensorDims(t);
+    const n = dims.reduce((a, b) => a * b, 1);
+    const b = rawByteLength(t.dataType ?? 0, n);
+    const type = dataTypeName(t.dataType).toLowerCase();
+    byType[type] ??= { count: 0, bytes: 0 };
+    byType[type].count += n;
+    byType[type].bytes += b;
+    count += n;
+    bytes += b;
+    sizes.push({ name: constantOf.get(t) ?? t.name ?? '', type, shape: dims, bytes: b, source: constantOf.has(t) ? 'Constant' : 'initializer' });
+  }
+  sizes.sort((a, b) => b.bytes - a.bytes);
+  const { targets, skipped } = findTargets(m.graph, recipe);
+  const opsets: Record<string, number> = {};
+  for (const o of m.msg.opsetImport) opsets[o.domain || 'ai.onnx'] = int64(o.version);
+  return {
+    path,
+    bytes: m.sourceBytes,
+    irVersion: int64(m.msg.irVersion),
+    producer: `${m.msg.producerName ?? ''} ${m.msg.producerVersion ?? ''}`.trim(),
+    opsets,
+    inputs: g.input.filter((i) => !inits.has(i.name)).map(describeValue),
+    outputs: g.output.map(describeValue),
+    ops,
+    parameters: { count, bytes, byType },
+    largest: sizes.slice(0, 10),
+    plan: {
+      recipe: `${recipe.global.weights} ${recipe.global.granularity}${recipe.global.symmetric ? ' symmetric' : ' asymmetric'} (minElements ${recipe.minElements})`,
+      quantize: targets.map((t) => ({ name: t.weight.name, op: t.opType, shape: t.shape, scheme: `${t.config.weights} ${t.config.granularity}${t.config.granularity === 'channel' ? ` axis ${t.axis}` : ''}` })),
+      skip: skipped.map((s) => ({ name: s.name, op: s.opType, shape: s.shape, reason: s.reason })),
+    },
+  };
+}
