@@ -17,3 +17,12 @@ export { ModelpressError, InvalidArgumentError, GpuUnavailableError, GpuFailureE
 export { createLogger, type Logger, type LogLevel } from './log.ts';
 export { environmentInfo, type EnvironmentInfo } from './info.ts';
 export { selfCheck, type SelfCheckRow } from './selfcheck.ts';
+export { compressModel, checkOutputPath, type CompressOptions, type CompressReport } from './compress/compress.ts';
+export type { TensorReport } from './compress/weight-only.ts';
+export type { Skip } from './compress/targets.ts';
+export { inspectModel, type InspectReport } from './inspect.ts';
+export { evaluateModels, type EvalOptions, type EvalReport, type OutputAgreement } from './eval/evaluate.ts';
+export { parseRecipe, loadRecipeFile, configFor, type Recipe, type RecipeInput, type WeightConfig } from './recipe/recipe.ts';
+export { OnnxModel, writeModel, type WriteOptions } from './onnx/model.ts';
+export { ModelError, RecipeError, OutputError, DataError } from './errors.ts';
+export { loadIdxDataset, readIdx } from './data/idx.ts';

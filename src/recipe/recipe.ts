@@ -55,7 +55,13 @@ export interface Recipe {
 export const DEFAULT_CONFIG: WeightConfig = { weights: 'int8', granularity: 'channel', blockSize: 32, symmetric: true, format: 'qdq' };
 export const DEFAULT_MIN_ELEMENTS = 1024;
 
-function formatIssues(issues: z.core.$ZodIssue[], source: string): string {
+function valueAt(input: unknown, path: PropertyKey[]): unknown {
+  let v = input;
+  for (const k of path) v = v !== null && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k] : undefined;
+  return v;
+}
+
+function formatIssues(issues: z.core.$ZodIssue[], source: string, input: unknown): string {
   return issues
     .map((i) => {
       const path = i.path.length ? i.path.join('.') : '(top level)';
@@ -64,7 +70,7 @@ function formatIssues(issues: z.core.$ZodIssue[], source: string): string {
         return `${where}unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `'${k}'`).join(', ')}`;
       }
       if (i.code === 'invalid_value' && 'values' in i) {
-        return `${path}: ${JSON.stringify((i as unknown as { input?: unknown }).input)} is not allowed (allowed: ${(i.values as unknown[]).join(', ')})`;
+        return `${path}: ${JSON.stringify(valueAt(input, i.path))} is not allowed (allowed: ${(i.values as unknown[]).join(', ')})`;
       }
       return `${path}: ${i.message}`;
     })
@@ -76,7 +82,7 @@ function formatIssues(issues: z.core.$ZodIssue[], source: string): string {
 export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
   if (input === null || input === undefined) input = {};
   const parsed = recipeSchema.safeParse(input);
-  if (!parsed.success) throw new RecipeError(formatIssues(parsed.error.issues, source), { source });
+  if (!parsed.success) throw new RecipeError(formatIssues(parsed.error.issues, source, input), { source });
   const r = parsed.data;
   const global: WeightConfig = {
     weights: r.weights ?? DEFAULT_CONFIG.weights,
