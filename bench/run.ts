@@ -83,7 +83,7 @@ function copyMs(src: Float32Array, reps: number): number {
 async function main(): Promise<void> {
   const log = createLogger('warn');
   const cpu = await Scheduler.create({ backend: 'cpu' });
-  const gpu = await Scheduler.create({ backend: 'auto', cpuThreshold: 0, logger: log });
+  const gpu = await Scheduler.create({ backend: 'auto', allowSoftwareAdapter: true, cpuThreshold: 0, logger: log });
   const hasGpu = gpu.info.active === 'gpu';
   const adapter = gpu.info.adapter;
   const device = adapter ? `${adapter.description || adapter.vendor}${adapter.software ? ' (software)' : ''}` : 'no GPU';

@@ -34,8 +34,11 @@ describe('modelpress CLI', () => {
     expect(info.backend.reason.length).toBeGreaterThan(5);
     expect(info.kernels).toEqual(['quantize', 'dequantize', 'range', 'histogram', 'channel_scores', 'distill_loss']);
     if (requireGpu) {
-      expect(info.backend.active).toBe('gpu');
+      // An adapter is there; auto uses it unless it is a software rasterizer (then the CPU path, and says so).
+      expect(info.backend.adapter).not.toBeNull();
       expect(info.backend.limits.maxStorageBufferBindingSize).toBeGreaterThan(0);
+      if (info.backend.adapter.software) expect(info.backend.reason).toMatch(/software rasterizer .*the CPU path gives the same results faster/);
+      else expect(info.backend.active).toBe('gpu');
     }
   });
 
@@ -46,6 +49,13 @@ describe('modelpress CLI', () => {
     const notices = r.stderr.split('\n').filter((l) => l.startsWith('modelpress:'));
     expect(notices).toHaveLength(1);
     expect(notices[0]).toMatch(/no GPU: .*using the CPU path/);
+  });
+
+  it('--backend gpu uses any adapter, software ones included', (ctx) => {
+    if (!requireGpu) return ctx.skip('needs an adapter (MODELPRESS_REQUIRE_GPU=1)');
+    const info = JSON.parse(run(['info', '--json', '--backend', 'gpu']).stdout);
+    expect(info.backend.active).toBe('gpu');
+    expect(info.backend.reason).toBe('the GPU backend was requested');
   });
 
   it('--backend gpu without an adapter is a one-line error and exit code 1, no stack trace', () => {

@@ -75,7 +75,7 @@ describe('multi-tensor apply on the GPU', () => {
 
   it('sends passes below the CPU threshold to the CPU and records why', async (ctx) => {
     if (!gpu.scheduler) return ctx.skip(gpu.reason);
-    const s = await Scheduler.create({ backend: 'auto', cpuThreshold: 100_000, logger: createLogger('silent') });
+    const s = await Scheduler.create({ backend: 'auto', allowSoftwareAdapter: true, cpuThreshold: 100_000, logger: createLogger('silent') });
     try {
       await s.run(quantizeKernel, smallJobs(2, 1024));
       expect(s.stats.cpuPasses[0]).toEqual({ kernel: 'quantize', reason: 'small pass (2048 elements < cpuThreshold 100000)' });

@@ -72,7 +72,8 @@ program
   .action(async (o: CommonOptions) => {
     let s: Scheduler | undefined;
     try {
-      s = await Scheduler.create({ backend: o.backend, cpuThreshold: 0, logger: createLogger(logLevel(o)) });
+      // The self-check exercises the GPU path wherever there is an adapter, software ones included.
+      s = await Scheduler.create({ backend: o.backend, allowSoftwareAdapter: true, cpuThreshold: 0, logger: createLogger(logLevel(o)) });
       const rows = await selfCheck(s);
       const ok = rows.every((r) => r.ok);
       if (o.json) {

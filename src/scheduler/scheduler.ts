@@ -37,6 +37,11 @@ export interface SchedulerOptions {
   /** Binding window in bytes (default: the adapter's maxStorageBufferBindingSize). Lower it to test windowing. */
   bindingWindowBytes?: number;
   onProgress?: (e: ProgressEvent) => void;
+  /**
+   * Let `auto` use a software adapter (lavapipe, SwiftShader, WARP). Off by default: the CPU path
+   * gives the same results faster than a CPU-emulated GPU. `backend: 'gpu'` always allows it.
+   */
+  allowSoftwareAdapter?: boolean;
   /** Test hook: make the GPU reject the dispatch with this 0-based index (counted over the scheduler's life). */
   injectFailureAtDispatch?: number;
 }
@@ -66,7 +71,7 @@ interface Staged {
 export class Scheduler {
   private readonly gpu: GpuContext | null;
   private readonly pool: BufferPool | null;
-  private readonly opts: Required<Omit<SchedulerOptions, 'onProgress' | 'injectFailureAtDispatch' | 'logger' | 'bindingWindowBytes'>> &
+  private readonly opts: Required<Omit<SchedulerOptions, 'onProgress' | 'injectFailureAtDispatch' | 'logger' | 'bindingWindowBytes' | 'allowSoftwareAdapter'>> &
     Pick<SchedulerOptions, 'onProgress' | 'injectFailureAtDispatch' | 'bindingWindowBytes'>;
   private readonly log: Logger;
   private readonly backendInfo: BackendInfo;
@@ -105,6 +110,12 @@ export class Scheduler {
       return new Scheduler(null, { ...base, active: 'cpu', reason: got.reason }, opts, log);
     }
     const a = got.acquired;
+    if (requested === 'auto' && a.adapter.software && !opts.allowSoftwareAdapter) {
+      const reason = `the only WebGPU adapter is a software rasterizer (${a.adapter.description || a.adapter.device}); the CPU path gives the same results faster (--backend gpu uses the adapter anyway)`;
+      got.dispose();
+      log.info(reason);
+      return new Scheduler(null, { ...base, active: 'cpu', reason, adapter: a.adapter, limits: { ...a.limits }, features: a.features, timestamps: a.timestamps }, opts, log);
+    }
     const why = requested === 'gpu' ? 'the GPU backend was requested' : `a WebGPU adapter is available${a.adapter.software ? ' (software rasterizer)' : ''}`;
     return new Scheduler(got, {
       ...base,

@@ -24,3 +24,14 @@ for (const suite of kernelSuites()) {
     });
   }
 }
+
+// Devices are released before the process exits (wgpu tears down badly with live devices).
+Deno.test({
+  name: 'release the GPU devices',
+  sanitizeResources: false,
+  sanitizeOps: false,
+  fn: () => {
+    gpu.scheduler?.dispose();
+    windowed.scheduler?.dispose();
+  },
+});
