@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { OnnxModel } from '../src/onnx/model.ts';
 import { ModelpressError } from '../src/errors.ts';
 import { packageRoot } from '../src/package-root.ts';
+import { mutate, mutationArb } from './mutate.ts';
 
 const runs = Number(process.argv[2] ?? 50_000);
 const seed = Number(process.argv[3] ?? Date.now() % 1e9);
@@ -19,16 +20,9 @@ const t0 = performance.now();
 fc.assert(
   fc.property(
     fc.nat({ max: models.length - 1 }),
-    fc.array(fc.record({ kind: fc.constantFrom('flip', 'truncate', 'splice', 'zero'), at: fc.nat(), len: fc.integer({ min: 1, max: 64 }), byte: fc.integer({ min: 0, max: 255 }) }), { minLength: 1, maxLength: 6 }),
+    fc.array(mutationArb, { minLength: 1, maxLength: 6 }),
     (which, muts) => {
-      let b = Buffer.from(models[which]);
-      for (const m of muts) {
-        const at = m.at % Math.max(1, b.length);
-        if (m.kind === 'flip') b[at] ^= 1 << m.byte % 8;
-        else if (m.kind === 'truncate') b = b.subarray(0, at);
-        else if (m.kind === 'zero') b.fill(0, at, Math.min(b.length, at + m.len));
-        else b = Buffer.concat([b.subarray(0, at), Buffer.alloc(m.len, m.byte), b.subarray(at)]);
-      }
+      const b = mutate(models[which], muts);
       try {
         OnnxModel.fromBytes(b, root, 'fuzz');
         ok++;

@@ -10,6 +10,7 @@ import { OnnxModel } from '../src/onnx/model.ts';
 import { ModelError, ModelpressError } from '../src/errors.ts';
 import { encodeModel, decodeModel } from '../src/onnx/proto.ts';
 import { MNIST, OCR, modelBytes, sharedWeightModel } from './helpers/models.ts';
+import { mutate, mutationArb } from '../bench/mutate.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'modelpress-bad-'));
 const bin = new URL('../dist/src/cli/main.js', import.meta.url).pathname;
@@ -103,24 +104,11 @@ describe('compress refuses dangerous outputs', () => {
 describe('fuzz: mutated bytes of a real model', () => {
   const base = readFileSync(`${OCR}ch_ppocr_mobile_v2.0_cls_infer.onnx`);
   it('the reader only ever returns a model or a typed error (2000 seeded cases)', () => {
-    const mutation = fc.record({
-      kind: fc.constantFrom('flip', 'truncate', 'splice', 'zero'),
-      at: fc.nat({ max: base.length - 1 }),
-      len: fc.integer({ min: 1, max: 64 }),
-      byte: fc.integer({ min: 0, max: 255 }),
-    });
     let models = 0;
     let errors = 0;
     fc.assert(
-      fc.property(fc.array(mutation, { minLength: 1, maxLength: 4 }), (muts) => {
-        let b = Buffer.from(base);
-        for (const m of muts) {
-          const at = m.at % Math.max(1, b.length);
-          if (m.kind === 'flip') b[at] ^= 1 << m.byte % 8;
-          else if (m.kind === 'truncate') b = b.subarray(0, at);
-          else if (m.kind === 'zero') b.fill(0, at, Math.min(b.length, at + m.len));
-          else b = Buffer.concat([b.subarray(0, at), Buffer.alloc(m.len, m.byte), b.subarray(at)]);
-        }
+      fc.property(fc.array(mutationArb, { minLength: 1, maxLength: 4 }), (muts) => {
+        const b = mutate(base, muts);
         try {
           OnnxModel.fromBytes(b, dir, 'fuzz.onnx');
           models++;

@@ -215,9 +215,6 @@ function finish(job: DequantizeJob, regions: PieceRegions[]): DequantizeResult {
   const wantValues = job.values !== false;
   const values = wantValues ? new Float32Array(sv.elements) : null;
   const channels = Array.from({ length: sv.groups }, zeroSums);
-  const f = new Float32Array(1);
-  const fb = new Uint32Array(f.buffer);
-  const asF32 = (w: number) => ((fb[0] = w), f[0]);
   slices.forEach((s, i) => {
     const r = regions[i];
     if (!r) return;
@@ -226,10 +223,10 @@ function finish(job: DequantizeJob, regions: PieceRegions[]): DequantizeResult {
     forEachPartial(sv, s, (g, elements, part) => {
       const o = part * PART_WORDS;
       const p = r.partials;
-      const unnorm = 1 / asF32(p[o + 6]) ** 2;
+      const unnorm = 1 / bitsToF32(p[o + 6]) ** 2;
       addSums(channels[g], {
-        e2: asF32(p[o]) * unnorm, x2: asF32(p[o + 1]) * unnorm, h2: asF32(p[o + 2]) * unnorm, xh: asF32(p[o + 3]) * unnorm,
-        emax: asF32(p[o + 4]), n: elements - p[o + 5], bad: p[o + 5],
+        e2: bitsToF32(p[o]) * unnorm, x2: bitsToF32(p[o + 1]) * unnorm, h2: bitsToF32(p[o + 2]) * unnorm, xh: bitsToF32(p[o + 3]) * unnorm,
+        emax: bitsToF32(p[o + 4]), n: elements - p[o + 5], bad: p[o + 5],
       });
     });
   });

@@ -7,6 +7,7 @@
  */
 import { InvalidArgumentError } from '../errors.ts';
 import type { KernelDescriptor, Piece, PieceRegions } from './kernel.ts';
+import { f32Bits } from './numerics.ts';
 
 export interface DistillLossJob {
   student: Float32Array;
@@ -107,10 +108,6 @@ function cpu(job: DistillLossJob): DistillLossResult {
   return { ...reduceRows(rowKl, rowCe, alpha), rowKl, rowCe, grad };
 }
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-const bits = (x: number) => ((f32[0] = x), u32[0]);
-
 function pieces(job: DistillLossJob, maxWords: number): Piece[] {
   const { rows, classes } = job;
   const perPiece = Math.max(1, Math.floor(maxWords / classes));
@@ -128,7 +125,7 @@ function pieces(job: DistillLossJob, maxWords: number): Piece[] {
         { stream: 'teacher', at: 0, data: job.teacher.subarray(a, b) },
         { stream: 'labels', at: 0, data: job.labels.subarray(r0, r0 + n) },
       ],
-      record: (o) => [o.student, o.teacher, o.labels, n, classes, bits(job.temperature), bits(job.alpha), bits(1 / rows), o.grad, o.rowloss],
+      record: (o) => [o.student, o.teacher, o.labels, n, classes, f32Bits(job.temperature), f32Bits(job.alpha), f32Bits(1 / rows), o.grad, o.rowloss],
     });
   }
   return out;

@@ -137,9 +137,6 @@ function pieces(job: RangeJob, maxWords: number): Piece[] {
 function finish(job: RangeJob, regions: PieceRegions[]): RangeResult {
   const { view, slices } = plans.get(job)!;
   const accs = Array.from({ length: view.groups }, () => new GroupAcc());
-  const f = new Float32Array(1);
-  const fb = new Uint32Array(f.buffer);
-  const asF32 = (w: number) => ((fb[0] = w), f[0]);
   slices.forEach((s, i) => {
     const p = regions[i]?.partials;
     if (!p) return;
@@ -151,10 +148,10 @@ function finish(job: RangeJob, regions: PieceRegions[]): RangeResult {
       acc.inf += p[o + 4];
       const n = p[o + 5];
       if (n > 0) {
-        const pivot = asF32(p[o + 6]);
-        const norm = asF32(p[o + 9]);
-        const sum = asF32(p[o + 7]) / norm;
-        const sq = asF32(p[o + 8]) / (norm * norm);
+        const pivot = bitsToF32(p[o + 6]);
+        const norm = bitsToF32(p[o + 9]);
+        const sum = bitsToF32(p[o + 7]) / norm;
+        const sq = bitsToF32(p[o + 8]) / (norm * norm);
         const mean = pivot + sum / n;
         acc.mergeMoments(n, mean, Math.max(0, sq - (sum * sum) / n));
       }
