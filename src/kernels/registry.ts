@@ -5,6 +5,7 @@ import { rangeKernel } from './range.ts';
 import { histogramKernel } from './histogram.ts';
 import { channelScoresKernel } from './channel-scores.ts';
 import { distillLossKernel } from './distill-loss.ts';
+import { thresholdSearchKernel } from './threshold-search.ts';
 import type { KernelDescriptor } from './kernel.ts';
 
 export const kernels = {
@@ -14,6 +15,7 @@ export const kernels = {
   histogram: histogramKernel,
   channel_scores: channelScoresKernel,
   distill_loss: distillLossKernel,
+  threshold_search: thresholdSearchKernel,
 } as const satisfies Record<string, KernelDescriptor<never, unknown>>;
 
 export type KernelName = keyof typeof kernels;

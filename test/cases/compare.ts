@@ -7,6 +7,7 @@ import type { HistogramResult } from '../../src/kernels/histogram.ts';
 import type { ChannelScoresResult } from '../../src/kernels/channel-scores.ts';
 import type { DistillLossResult } from '../../src/kernels/distill-loss.ts';
 import type { KernelName } from '../../src/kernels/registry.ts';
+import type { ThresholdSearchResult } from '../../src/kernels/threshold-search.ts';
 
 /** Same bits (NaN payloads and -0 included). */
 export function exactBits(what: string, got: ArrayLike<number> & { buffer?: ArrayBufferLike }, want: ArrayLike<number>): string | null {
@@ -68,6 +69,8 @@ export const comparators: Record<KernelName, Comparator> = {
     (g.l2 && w.l2 ? close('channel_scores.l2', g.l2, w.l2) : null) ??
     (g.fpgm && w.fpgm ? close('channel_scores.fpgm', g.fpgm, w.fpgm) : null) ??
     (Boolean(g.l1) !== Boolean(w.l1) || Boolean(g.fpgm) !== Boolean(w.fpgm) ? 'criteria differ' : null),
+  threshold_search: (g: ThresholdSearchResult, w: ThresholdSearchResult) =>
+    exactInts('first', [g.first], [w.first]) ?? close('threshold_search.score', g.scores, w.scores),
   distill_loss: (g: DistillLossResult, w: DistillLossResult) =>
     close('distill_loss.loss', [g.loss, g.kl, g.ce], [w.loss, w.kl, w.ce]) ??
     close('distill_loss.loss', g.rowKl, w.rowKl) ?? close('distill_loss.loss', g.rowCe, w.rowCe) ??

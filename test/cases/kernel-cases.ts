@@ -14,6 +14,7 @@ import { histogramKernel, type HistogramJob } from '../../src/kernels/histogram.
 import { channelScoresKernel, type ChannelScoresJob } from '../../src/kernels/channel-scores.ts';
 import { distillLossKernel, type DistillLossJob } from '../../src/kernels/distill-loss.ts';
 import type { KernelDescriptor } from '../../src/kernels/kernel.ts';
+import { thresholdSearchKernel, type ThresholdSearchJob } from '../../src/kernels/threshold-search.ts';
 import type { KernelName } from '../../src/kernels/registry.ts';
 import type { Scheduler } from '../../src/scheduler/scheduler.ts';
 
@@ -155,6 +156,28 @@ export function distillCases(): NamedJob<DistillLossJob>[] {
   return out;
 }
 
+export function thresholdCases(): NamedJob<ThresholdSearchJob>[] {
+  const out: NamedJob<ThresholdSearchJob>[] = [];
+  let seed = 900;
+  const shapes: Array<[string, (x: number) => number]> = [
+    ['gaussian', (x) => Math.exp(-((x * 6) ** 2))],
+    ['laplace with a long tail', (x) => Math.exp(-x * 12) + (x > 0.9 ? 0.001 : 0)],
+    ['relu-like with a spike at zero', (x) => (x < 0.01 ? 50 : Math.exp(-x * 4))],
+    ['sparse', (x) => (Math.floor(x * 2048) % 37 === 0 ? 1 : 0)],
+  ];
+  for (const [name, f] of shapes) {
+    for (const nbins of [256, 2048]) {
+      const r = rng(seed++);
+      const counts = Uint32Array.from({ length: nbins }, (_, b) => Math.round(f((b + 0.5) / nbins) * 1000 * (0.8 + 0.4 * r())));
+      out.push({ name: `${name} entropy ${nbins} bins`, job: { counts, binWidth: 0.01, method: 'entropy', levels: 128 } });
+      out.push({ name: `${name} mse ${nbins} bins`, job: { counts, binWidth: 0.01, method: 'mse', levels: 127 } });
+    }
+  }
+  out.push({ name: 'empty histogram, mse', job: { counts: new Uint32Array(300), binWidth: 1, method: 'mse', levels: 255 } });
+  out.push({ name: 'empty histogram, entropy', job: { counts: new Uint32Array(300), binWidth: 1, method: 'entropy', levels: 128 } });
+  return out;
+}
+
 export function kernelSuites(): KernelSuite[] {
   return [
     { name: 'quantize', kernel: quantizeKernel, cases: quantizeCases() },
@@ -163,6 +186,7 @@ export function kernelSuites(): KernelSuite[] {
     { name: 'histogram', kernel: histogramKernel, cases: histogramCases() },
     { name: 'channel_scores', kernel: channelScoresKernel, cases: channelScoreCases() },
     { name: 'distill_loss', kernel: distillLossKernel, cases: distillCases() },
+    { name: 'threshold_search', kernel: thresholdSearchKernel, cases: thresholdCases() },
   ] as KernelSuite[];
 }
 

@@ -1,0 +1,223 @@
+/**
+ * Static W8A8 quantization in QDQ form: QuantizeLinear/DequantizeLinear pairs on the activations
+ * around Conv, ConvTranspose, Gemm, MatMul, Add, Mul, Concat and pooling (what ONNX Runtime's CPU
+ * provider fuses into integer kernels), int8 per-channel weights, and int32 biases with
+ * scale = input scale x weight scale. Ranges come from calibration (stats.ts / methods.ts).
+ */
+import { DataError } from '../errors.ts';
+import type { OnnxModel } from '../onnx/model.ts';
+import { DataType } from '../onnx/dtypes.ts';
+import { create, type AttributeMsg, type NodeMsg } from '../onnx/proto.ts';
+import { bytesOf, makeTensor, tensorDims } from '../onnx/tensor.ts';
+import type { Scheduler } from '../scheduler/scheduler.ts';
+import { computeQuantParams } from '../kernels/qparams.ts';
+import { roundHalfEven } from '../kernels/numerics.ts';
+import { parseRecipe } from '../recipe/recipe.ts';
+import type { Dataset } from '../data/dataset.ts';
+import { collectActivationStats, type CollectResult } from '../calibrate/calibrate.ts';
+import { clipRanges, type CalibMethod, type ClipRange } from '../calibrate/methods.ts';
+import type { TensorStats } from '../calibrate/stats.ts';
+import { compressWeights, type TensorReport } from './weight-only.ts';
+import type { Skip } from './targets.ts';
+
+export const QDQ_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'Add', 'Mul', 'Concat', 'MaxPool', 'AveragePool', 'GlobalAveragePool']);
+/** Activations that fold into the op before them (the range after them is the one quantized). */
+const FUSED_ACTIVATIONS = new Set(['Relu', 'Clip']);
+const BIASED = new Set(['Conv', 'ConvTranspose', 'Gemm']);
+
+export interface StaticOptions {
+  dataset: Dataset;
+  samples?: number;
+  seed?: number;
+  method?: CalibMethod;
+  percentile?: number;
+  activations?: 'int8' | 'uint8';
+  /** Symmetric activation ranges (default: asymmetric). */
+  symmetricActivations?: boolean;
+  /** Nodes left in float (the accuracy gate's choice). */
+  floatNodes?: ReadonlySet<string>;
+  /** Quantize only these nodes (sensitivity analysis). */
+  onlyNodes?: ReadonlySet<string>;
+  scheduler: Scheduler;
+  /** Statistics from an earlier calibration of the same model (sensitivity runs reuse them). */
+  calibration?: CollectResult;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface ActivationReport {
+  name: string;
+  min: number;
+  max: number;
+  threshold: number | null;
+  scale: number;
+  zeroPoint: number;
+}
+
+export interface StaticResult {
+  activations: ActivationReport[];
+  weights: TensorReport[];
+  skipped: Skip[];
+  biases: number;
+  quantizedNodes: string[];
+  calibration: { samples: number; method: CalibMethod; ortMs: number; statsMs: number };
+}
+
+function isQuantizable(node: NodeMsg, opts: StaticOptions): boolean {
+  if ((node.domain ?? '') !== '' && node.domain !== 'ai.onnx') return false;
+  if (!QDQ_OPS.has(node.opType ?? '')) return false;
+  const name = node.name ?? '';
+  if (opts.floatNodes?.has(name)) return false;
+  return !opts.onlyNodes || opts.onlyNodes.has(name);
+}
+
+/** The nodes that static quantization can touch (the sensitivity analysis ranks these). */
+export function quantizableNodes(model: OnnxModel): NodeMsg[] {
+  return model.msg.graph!.node.filter((n) => ((n.domain ?? '') === '' || n.domain === 'ai.onnx') && QDQ_OPS.has(n.opType ?? '') && n.name);
+}
+
+/** Activation tensors to quantize: float inputs and outputs of the quantizable nodes. */
+export function activationTensors(model: OnnxModel, opts: Pick<StaticOptions, 'floatNodes' | 'onlyNodes'>): string[] {
+  const g = model.graph;
+  const out = new Set<string>();
+  for (const node of model.msg.graph!.node) {
+    if (!isQuantizable(node, opts as StaticOptions)) continue;
+    for (const i of node.input) if (i && !g.weights.has(i)) out.add(i);
+    let o = node.output[0];
+    const uses = g.uses(o);
+    if (uses.length === 1 && FUSED_ACTIVATIONS.has(uses[0].node.opType ?? '') && !g.isGraphOutput(o)) o = uses[0].node.output[0];
+    out.add(o);
+  }
+  return [...out];
+}
+
+function attr(name: string, i: number): AttributeMsg {
+  return create<AttributeMsg>('AttributeProto', { name, type: 2, i });
+}
+
+/** Inserts Q -> DQ on activation `name`; consumers then read the dequantized value. */
+function insertQdq(model: OnnxModel, name: string, scale: number, zp: number, signed: boolean, domain: string): void {
+  const g = model.graph;
+  const type = signed ? DataType.INT8 : DataType.UINT8;
+  const s = makeTensor(g.uniqueName(`${name}_scale`), DataType.FLOAT, [], bytesOf(new Float32Array([scale])));
+  const z = makeTensor(g.uniqueName(`${name}_zero_point`), type, [], new Uint8Array([zp & 0xff]));
+  const quantized = g.uniqueName(`${name}_quantized`);
+  const producer = g.producers.get(name);
+  let source = name;
+  let dequantized = name;
+  if (producer) {
+    // The producer writes a new name; DQ produces the original one, so consumers and graph outputs stay.
+    source = g.uniqueName(`${name}_float`);
+    producer.output[producer.output.indexOf(name)] = source;
+  } else {
+    dequantized = g.uniqueName(`${name}_dequantized`);
+    for (const u of g.uses(name)) u.node.input[u.index] = dequantized;
+  }
+  const q = create<NodeMsg>('NodeProto', { name: g.uniqueName(`${name}_QuantizeLinear`), opType: 'QuantizeLinear', domain, input: [source, s.name!, z.name!], output: [quantized] });
+  const dq = create<NodeMsg>('NodeProto', { name: g.uniqueName(`${name}_DequantizeLinear`), opType: 'DequantizeLinear', domain, input: [quantized, s.name!, z.name!], output: [dequantized] });
+  const nodes = model.msg.graph!.node;
+  const at = producer ? nodes.indexOf(producer) + 1 : 0;
+  nodes.splice(at, 0, q, dq);
+  model.msg.graph!.initializer.push(s, z);
+}
+
+/** The f32 scales of a weight rewritten by compressWeights (its DequantizeLinear's scale input). */
+function weightScales(model: OnnxModel, weight: string): Float32Array | null {
+  const dq = model.msg.graph!.node.find((n) => n.opType === 'DequantizeLinear' && n.output[0] === weight);
+  if (!dq) return null;
+  const t = model.msg.graph!.initializer.find((x) => x.name === dq.input[1]);
+  return t ? model.tensorFloat32(t) : null;
+}
+
+/** Rewrites the bias of a Conv / Gemm as int32 with scale = input scale x weight scale. */
+function quantizeBias(model: OnnxModel, node: NodeMsg, inputScale: number, domain: string): boolean {
+  const biasName = node.input[2];
+  const w = biasName ? model.graph.weights.get(biasName) : undefined;
+  if (!w || w.tensor.dataType !== DataType.FLOAT || tensorDims(w.tensor).length !== 1) return false;
+  if (model.graph.uses(biasName).length !== 1) return false;
+  const ws = weightScales(model, node.input[1]);
+  if (!ws) return false;
+  const b = model.tensorFloat32(w.tensor);
+  const scale = new Float32Array(b.length);
+  const q = new Int32Array(b.length);
+  for (let c = 0; c < b.length; c++) {
+    const s = Math.fround(inputScale * ws[ws.length === 1 ? 0 : c]);
+    scale[c] = s > 0 ? s : 1;
+    q[c] = Math.max(-(2 ** 31), Math.min(2 ** 31 - 1, roundHalfEven(b[c] / scale[c])));
+  }
+  const g = model.graph;
+  const perChannel = ws.length > 1;
+  const qt = makeTensor(g.uniqueName(`${biasName}_quantized`), DataType.INT32, [b.length], bytesOf(q));
+  const st = makeTensor(g.uniqueName(`${biasName}_scale`), DataType.FLOAT, perChannel ? [b.length] : [], bytesOf(perChannel ? scale : scale.subarray(0, 1)));
+  const dq = create<NodeMsg>('NodeProto', {
+    name: g.uniqueName(`${biasName}_DequantizeLinear`), opType: 'DequantizeLinear', domain,
+    input: [qt.name!, st.name!], output: [biasName], attribute: perChannel ? [attr('axis', 0)] : [],
+  });
+  g.replaceWeight(biasName, [qt, st], [dq]);
+  return true;
+}
+
+export async function quantizeStatic(model: OnnxModel, opts: StaticOptions): Promise<StaticResult> {
+  const method = opts.method ?? 'percentile';
+  const signed = (opts.activations ?? 'uint8') === 'int8';
+  const tensors = activationTensors(model, opts);
+  if (tensors.length === 0) throw new DataError('no activation to quantize: the model has no Conv, Gemm, MatMul, Add, Concat or pooling node left to quantize');
+  const calib = opts.calibration ?? (await collectActivationStats(model, activationTensors(model, {}), {
+    dataset: opts.dataset, samples: opts.samples ?? 256, seed: opts.seed, scheduler: opts.scheduler, onProgress: opts.onProgress,
+  }));
+  const chosen = tensors.filter((t) => calib.stats.has(t));
+  const stats: TensorStats[] = chosen.map((t) => calib.stats.get(t)!);
+  const ranges: ClipRange[] = await clipRanges(opts.scheduler, stats, { method, percentile: opts.percentile, signed });
+  const domain = model.opset('') >= 10 ? '' : 'com.microsoft';
+  if (domain) model.ensureOpset(domain, 1);
+
+  // Weights: int8 per-channel symmetric, every size (integer kernels need integer weights).
+  const quantized = model.msg.graph!.node.filter((n) => isQuantizable(n, opts));
+  const qset = new Set(quantized.map((n) => n.name ?? ''));
+  const nodesOverride: Record<string, null> = {};
+  for (const n of model.msg.graph!.node) if (n.name && !qset.has(n.name)) nodesOverride[n.name] = null;
+  const weightResult = await compressWeights(model, {
+    recipe: parseRecipe({ weights: 'int8', granularity: 'channel', symmetric: true, minElements: 0, nodes: nodesOverride }),
+    scheduler: opts.scheduler,
+  });
+
+  const activations: ActivationReport[] = [];
+  const scaleOf = new Map<string, number>();
+  chosen.forEach((name, i) => {
+    const r = ranges[i];
+    const p = computeQuantParams([r.min], [r.max], { bits: 8, signed, symmetric: Boolean(opts.symmetricActivations), granularity: { kind: 'tensor' } });
+    scaleOf.set(name, p.scale[0]);
+    activations.push({ name, min: r.min, max: r.max, threshold: r.threshold, scale: p.scale[0], zeroPoint: p.zeroPoint[0] });
+  });
+  // Pooling that only selects values keeps its input's parameters, so ONNX Runtime can drop the
+  // DQ -> MaxPool -> Q around it and pool in int8.
+  const byName = new Map(activations.map((a) => [a.name, a]));
+  for (const node of model.msg.graph!.node) {
+    if (node.opType !== 'MaxPool') continue;
+    const a = byName.get(node.input[0]);
+    const b = byName.get(node.output[0]);
+    if (a && b) {
+      b.scale = a.scale;
+      b.zeroPoint = a.zeroPoint;
+      scaleOf.set(b.name, a.scale);
+    }
+  }
+  model.reindex();
+  let biases = 0;
+  for (const node of quantized) {
+    if (!BIASED.has(node.opType ?? '')) continue;
+    const s = scaleOf.get(node.input[0]);
+    if (s !== undefined && quantizeBias(model, node, s, model.opset('') >= 13 ? '' : 'com.microsoft')) {
+      biases++;
+      model.reindex();
+    }
+  }
+  for (const a of activations) {
+    insertQdq(model, a.name, a.scale, a.zeroPoint, signed, domain);
+    model.reindex();
+  }
+  return {
+    activations, weights: weightResult.tensors, skipped: weightResult.skipped, biases,
+    quantizedNodes: quantized.map((n) => n.name ?? ''),
+    calibration: { samples: calib.samples, method, ortMs: calib.ortMs, statsMs: calib.statsMs },
+  };
+}
