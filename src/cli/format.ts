@@ -56,6 +56,15 @@ export function formatCompressSummary(r: CompressReport, e: EvalReport | null): 
     out += '\nworst layers by SQNR:\n' + formatTable(['tensor', 'op', 'scheme', 'SQNR', 'cosine', 'max err'],
       worst.map((w) => [w.name, w.op, w.scheme, db(w.sqnrDb), w.cosine.toFixed(5), w.maxAbsError.toPrecision(3)]));
   }
+  if (r.activations) {
+    const c = r.calibration!;
+    out += `\nstatic W8A8: ${r.activations.length} activations quantized (${c.method}, ${c.samples} calibration samples; ONNX Runtime ${(c.ortMs / 1000).toFixed(2)} s, statistics ${(c.statsMs / 1000).toFixed(2)} s), ${c.biases} int32 biases\n`;
+  }
+  if (r.gate) {
+    out += r.gate.met
+      ? `accuracy gate: drop ${r.gate.finalDropPoints.toFixed(2)} <= ${r.gate.maxDrop} points${r.gate.floatNodes.length ? `, with ${r.gate.floatNodes.length} layers kept in float: ${r.gate.floatNodes.join(', ')}` : ''}\n`
+      : `accuracy gate NOT met: drop ${r.gate.finalDropPoints.toFixed(2)} > ${r.gate.maxDrop} points even with ${r.gate.floatNodes.length} layers in float\n`;
+  }
   if (e) out += '\n' + formatEval(e);
   return out;
 }
@@ -63,6 +72,7 @@ export function formatCompressSummary(r: CompressReport, e: EvalReport | null): 
 export function formatEval(e: EvalReport): string {
   const rows: string[][] = [['size', mb(e.bytes.baseline), `${mb(e.bytes.model)} (${(e.bytes.baseline / e.bytes.model).toFixed(2)}x smaller)`]];
   if (e.accuracy) rows.push(['accuracy (top-1)', `${e.accuracy.baseline.toFixed(2)}%`, `${e.accuracy.model.toFixed(2)}% (${e.accuracy.dropPoints > 0 ? '-' : e.accuracy.dropPoints < 0 ? '+' : '±'}${Math.abs(e.accuracy.dropPoints).toFixed(2)} points)`]);
+  if (e.accuracy) rows.push(['accuracy (top-5)', `${e.accuracy.top5Baseline.toFixed(2)}%`, `${e.accuracy.top5Model.toFixed(2)}%`]);
   const first = e.outputs[0];
   if (first?.top1Agreement !== null && first) rows.push([`top-1 agreement (${first.name})`, '', pct(first.top1Agreement!)]);
   rows.push([`latency (median, batch ${e.latencyMs.batch})`, `${e.latencyMs.baseline.toFixed(2)} ms`, `${e.latencyMs.model.toFixed(2)} ms`]);

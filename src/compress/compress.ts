@@ -15,6 +15,9 @@ import type { Logger } from '../log.ts';
 import { compressWeights, type TensorReport } from './weight-only.ts';
 import type { Skip } from './targets.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
+import { staticPipeline, type GateReport, type SensitivityEntry, type StaticPipelineOptions } from './static-pipeline.ts';
+import type { ActivationReport } from './static.ts';
+import type { EvalReport } from '../eval/evaluate.ts';
 
 export interface CompressOptions {
   recipe?: Recipe;
@@ -26,10 +29,13 @@ export interface CompressOptions {
   write?: WriteOptions;
   logger?: Logger;
   onProgress?: (done: number, total: number, name: string) => void;
+  /** Static W8A8: calibrate activations and insert QDQ pairs (weights int8 per-channel). */
+  static?: Omit<StaticPipelineOptions, 'scheduler'>;
 }
 
 export interface CompressReport {
   modelpress: string;
+  mode: 'weight-only' | 'static-w8a8';
   manifest: {
     input: { path: string; sha256: string; bytes: number };
     output: { path: string; bytes: number; externalData: string | null };
@@ -50,6 +56,12 @@ export interface CompressReport {
   skipped: Skip[];
   stats: RunStats;
   timeMs: number;
+  /** Static W8A8 only. */
+  activations?: ActivationReport[];
+  calibration?: { samples: number; method: string; ortMs: number; statsMs: number; biases: number };
+  evaluation?: EvalReport | null;
+  sensitivity?: SensitivityEntry[] | null;
+  gate?: GateReport | null;
 }
 
 export function sha256File(path: string): string {
@@ -86,19 +98,36 @@ export async function compressModel(input: string, output: string, opts: Compres
   const scheduler = opts.scheduler ?? (await Scheduler.create({ backend: opts.backend ?? 'auto', logger: opts.logger }));
   try {
     scheduler.resetStats();
-    const result = await compressWeights(model, { recipe, scheduler, onProgress: opts.onProgress });
-    const written = writeModel(model, output, opts.write);
-    const modelBytesAfter = statSync(output).size + (written.externalFile ? written.externalBytes : 0);
+    let result: { tensors: TensorReport[]; skipped: Skip[] };
+    let extra: Partial<CompressReport> = {};
+    let externalFile: string | null = null;
+    let externalBytes = 0;
+    if (opts.static) {
+      const sp = await staticPipeline(input, output, { ...opts.static, scheduler, onProgress: (stage, d, t) => opts.onProgress?.(d, t, stage) });
+      result = { tensors: sp.result.weights, skipped: sp.result.skipped };
+      extra = {
+        activations: sp.result.activations,
+        calibration: { ...sp.result.calibration, biases: sp.result.biases },
+        evaluation: sp.evaluation, sensitivity: sp.sensitivity, gate: sp.gate,
+      };
+    } else {
+      result = await compressWeights(model, { recipe, scheduler, onProgress: opts.onProgress });
+      const written = writeModel(model, output, opts.write);
+      externalFile = written.externalFile;
+      externalBytes = written.externalBytes;
+    }
+    const modelBytesAfter = statSync(output).size + externalBytes;
     const before = result.tensors.reduce((s, t) => s + t.bytesBefore, 0);
     const after = result.tensors.reduce((s, t) => s + t.bytesAfter, 0);
     const sqnrs = result.tensors.map((t) => t.sqnrDb).filter((x) => Number.isFinite(x));
     const info = scheduler.info;
     const report: CompressReport = {
       modelpress: packageVersion(),
+      mode: opts.static ? 'static-w8a8' : 'weight-only',
       manifest: {
         input: { path: input, sha256, bytes: model.sourceBytes },
-        output: { path: output, bytes: modelBytesAfter, externalData: written.externalFile },
-        recipe: describeRecipe(recipe),
+        output: { path: output, bytes: modelBytesAfter, externalData: externalFile },
+        recipe: opts.static ? { weights: 'int8', granularity: 'channel', symmetric: true, ...opts.static } : describeRecipe(recipe),
         backend: { active: info.active, reason: info.reason, runtime: info.runtime, adapter: info.adapter ? info.adapter.description || info.adapter.vendor : null },
       },
       totals: {
@@ -115,6 +144,7 @@ export async function compressModel(input: string, output: string, opts: Compres
       skipped: result.skipped,
       stats: scheduler.stats,
       timeMs: performance.now() - t0,
+      ...extra,
     };
     if (opts.reportPath) writeFileAtomic(opts.reportPath, JSON.stringify(report, jsonNumbers, 2) + '\n');
     return report;

@@ -10,12 +10,12 @@ import { DataError } from '../errors.ts';
 import { OnnxModel } from '../onnx/model.ts';
 import { DataType, dataTypeName } from '../onnx/dtypes.ts';
 import { int64 } from '../onnx/proto.ts';
-import { loadIdxDataset } from '../data/idx.ts';
+import { openDataset, type Dataset, type Preprocess } from '../data/dataset.ts';
 
 export interface EvalOptions {
-  /** IDX images file or folder (labels found beside it). Without it, seeded random inputs. */
+  /** IDX images, .npy/.npz, or an image folder (labels beside IDX images, labels.txt in image folders). Without it, seeded random inputs. */
   data?: string;
-  labels?: string;
+  preprocess?: Preprocess;
   /** Samples to evaluate (default: all of the data, or 32 random samples). */
   samples?: number;
   seed?: number;
@@ -41,7 +41,7 @@ export interface EvalReport {
   inputs: string;
   samples: number;
   outputs: OutputAgreement[];
-  accuracy: { model: number; baseline: number; dropPoints: number } | null;
+  accuracy: { model: number; baseline: number; dropPoints: number; top5Model: number; top5Baseline: number } | null;
   latencyMs: { model: number; baseline: number; batch: number };
   /** File sizes, external data included. */
   bytes: { model: number; baseline: number };
@@ -113,30 +113,23 @@ function randomTensor(spec: InputSpec, dims: number[], r: () => number): ort.Ten
 
 interface Batch {
   feeds: Record<string, ort.Tensor>;
-  labels: Uint8Array | null;
+  labels: Int32Array | null;
 }
 
-function* batches(specs: InputSpec[], opts: EvalOptions): Generator<Batch, void, unknown> {
+async function* batches(specs: InputSpec[], opts: EvalOptions, dataset: Dataset | null): AsyncGenerator<Batch, void, unknown> {
   const batchSize = opts.batchSize ?? 64;
-  if (opts.data) {
-    if (specs.length !== 1) throw new DataError(`IDX data feeds one input; the model has ${specs.length} (${specs.map((s) => s.name).join(', ')})`);
+  if (dataset) {
+    if (specs.length !== 1) throw new DataError(`data feeds one input; the model has ${specs.length} (${specs.map((s) => s.name).join(', ')})`);
     const spec = specs[0];
-    const ds = loadIdxDataset(opts.data, opts.labels);
-    const [count, rows, cols] = ds.images.dims;
-    const want = [1, rows, cols];
-    const tail = spec.dims.slice(1);
-    if (spec.dims.length !== 4 || tail.some((d, i) => typeof d === 'number' && d !== want[i])) {
-      throw new DataError(`${ds.source} holds [${count}, ${rows}, ${cols}] images, fed as [N, 1, ${rows}, ${cols}]; model input '${spec.name}' is [${spec.dims.join(', ')}]`, { input: spec.name });
-    }
-    const n = Math.min(count, opts.samples ?? count);
+    const n = Math.min(dataset.count, opts.samples ?? dataset.count);
     const fixedBatch = typeof spec.dims[0] === 'number' ? (spec.dims[0] as number) : batchSize;
-    const px = rows * cols;
     for (let i = 0; i < n; i += fixedBatch) {
       const b = Math.min(fixedBatch, n - i);
       if (typeof spec.dims[0] === 'number' && b !== fixedBatch) break;
-      const x = new Float32Array(b * px);
-      for (let j = 0; j < b * px; j++) x[j] = ds.images.data[i * px + j] / 255;
-      yield { feeds: { [spec.name]: new ort.Tensor('float32', x, [b, 1, rows, cols]) }, labels: ds.labels ? ds.labels.subarray(i, i + b) : null };
+      const idx = Array.from({ length: b }, (_, k) => i + k);
+      const x = await dataset.load(idx);
+      const labels = dataset.labels ? Int32Array.from(idx, (k) => dataset.labels![k]) : null;
+      yield { feeds: { [spec.name]: new ort.Tensor('float32', x, [b, ...dataset.sampleDims]) }, labels };
     }
     return;
   }
@@ -170,6 +163,14 @@ function argmaxRows(v: Float64Array, c: number): Int32Array {
   return out;
 }
 
+/** Whether `label` is among the 5 largest scores of row r (ties counted against the label). */
+function inTop5(v: Float64Array, c: number, r: number, label: number): boolean {
+  const x = v[r * c + label];
+  let above = 0;
+  for (let j = 0; j < c; j++) if (v[r * c + j] > x) above++;
+  return above < 5;
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.floor(s.length / 2)] : 0;
@@ -184,10 +185,16 @@ export async function evaluateModels(modelPath: string, baselinePath: string, op
   let samples = 0;
   let correctModel = 0;
   let correctBase = 0;
+  let top5Model = 0;
+  let top5Base = 0;
   let labelled = 0;
   let firstFeeds: Record<string, ort.Tensor> | null = null;
-  const gen = batches(specs, opts);
-  for (const batch of gen) {
+  let dataset: Dataset | null = null;
+  if (opts.data) {
+    const spec = specs[0];
+    dataset = await openDataset(opts.data, { name: spec?.name ?? '', dims: (spec?.dims ?? []).slice(1).map((d) => (typeof d === 'number' ? d : null)) }, opts.preprocess);
+  }
+  for await (const batch of batches(specs, opts, dataset)) {
     firstFeeds ??= batch.feeds;
     const [mo, bo] = [await model.run(batch.feeds), await base.run(batch.feeds)];
     const n = Number(Object.values(batch.feeds)[0]?.dims[0] ?? 1);
@@ -215,6 +222,8 @@ export async function evaluateModels(modelPath: string, baselinePath: string, op
           for (let r = 0; r < ab.length; r++) {
             if (am[r] === batch.labels[r]) correctModel++;
             if (ab[r] === batch.labels[r]) correctBase++;
+            if (inTop5(m, classes, r, batch.labels[r])) top5Model++;
+            if (inTop5(b, classes, r, batch.labels[r])) top5Base++;
           }
           labelled += ab.length;
         }
@@ -254,10 +263,13 @@ export async function evaluateModels(modelPath: string, baselinePath: string, op
   return {
     model: modelPath,
     baseline: baselinePath,
-    inputs: opts.data ? `IDX data ${opts.data}` : `seeded random (seed ${opts.seed ?? 1})`,
+    inputs: dataset ? dataset.description : `seeded random (seed ${opts.seed ?? 1})`,
     samples,
     outputs,
-    accuracy: labelled ? { model: (100 * correctModel) / labelled, baseline: (100 * correctBase) / labelled, dropPoints: (100 * (correctBase - correctModel)) / labelled } : null,
+    accuracy: labelled ? {
+      model: (100 * correctModel) / labelled, baseline: (100 * correctBase) / labelled, dropPoints: (100 * (correctBase - correctModel)) / labelled,
+      top5Model: (100 * top5Model) / labelled, top5Baseline: (100 * top5Base) / labelled,
+    } : null,
     latencyMs: { model: latModel, baseline: latBase, batch: Number(Object.values(firstFeeds)[0]?.dims[0] ?? 1) },
     bytes: { model: modelBytes(modelPath), baseline: modelBytes(baselinePath) },
   };
