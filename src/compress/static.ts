@@ -7,6 +7,8 @@
 import { DataError } from '../errors.ts';
 import type { OnnxModel } from '../onnx/model.ts';
 import { DataType } from '../onnx/dtypes.ts';
+import { elemTypes } from '../onnx/types.ts';
+import { upgradeToOpset10 } from '../onnx/opset.ts';
 import { create, type AttributeMsg, type NodeMsg } from '../onnx/proto.ts';
 import { bytesOf, makeTensor, tensorDims } from '../onnx/tensor.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
@@ -60,6 +62,8 @@ export interface StaticResult {
   biases: number;
   quantizedNodes: string[];
   calibration: { samples: number; method: CalibMethod; ortMs: number; statsMs: number };
+  /** The ai.onnx opset the model had when it was upgraded to 10, else null. */
+  opsetUpgradedFrom: number | null;
 }
 
 function isQuantizable(node: NodeMsg, opts: StaticOptions): boolean {
@@ -78,6 +82,7 @@ export function quantizableNodes(model: OnnxModel): NodeMsg[] {
 /** Activation tensors to quantize: float inputs and outputs of the quantizable nodes. */
 export function activationTensors(model: OnnxModel, opts: Pick<StaticOptions, 'floatNodes' | 'onlyNodes'>): string[] {
   const g = model.graph;
+  const types = elemTypes(model.msg.graph!);
   const out = new Set<string>();
   for (const node of model.msg.graph!.node) {
     if (!isQuantizable(node, opts as StaticOptions)) continue;
@@ -87,7 +92,8 @@ export function activationTensors(model: OnnxModel, opts: Pick<StaticOptions, 'f
     if (uses.length === 1 && FUSED_ACTIVATIONS.has(uses[0].node.opType ?? '') && !g.isGraphOutput(o)) o = uses[0].node.output[0];
     out.add(o);
   }
-  return [...out];
+  // Only float values are quantized (Concat / Mul also do shape arithmetic on integers).
+  return [...out].filter((n) => types.get(n) === DataType.FLOAT);
 }
 
 function attr(name: string, i: number): AttributeMsg {
@@ -167,8 +173,9 @@ export async function quantizeStatic(model: OnnxModel, opts: StaticOptions): Pro
   const chosen = tensors.filter((t) => calib.stats.has(t));
   const stats: TensorStats[] = chosen.map((t) => calib.stats.get(t)!);
   const ranges: ClipRange[] = await clipRanges(opts.scheduler, stats, { method, percentile: opts.percentile, signed });
-  const domain = model.opset('') >= 10 ? '' : 'com.microsoft';
-  if (domain) model.ensureOpset(domain, 1);
+  // QuantizeLinear and ONNX Runtime's QLinear kernels need opset 10: older models are upgraded.
+  const upgraded = upgradeToOpset10(model);
+  const domain = '';
 
   // Weights: int8 per-channel symmetric, every size (integer kernels need integer weights).
   const quantized = model.msg.graph!.node.filter((n) => isQuantizable(n, opts));
@@ -219,5 +226,6 @@ export async function quantizeStatic(model: OnnxModel, opts: StaticOptions): Pro
     activations, weights: weightResult.tensors, skipped: weightResult.skipped, biases,
     quantizedNodes: quantized.map((n) => n.name ?? ''),
     calibration: { samples: calib.samples, method, ortMs: calib.ortMs, statsMs: calib.statsMs },
+    opsetUpgradedFrom: upgraded.from < 10 ? upgraded.from : null,
   };
 }

@@ -1,0 +1,117 @@
+// Calibration methods on small hand-checked histograms, histogram growth/merging, GPU = CPU picks.
+import { describe, expect, it, afterAll } from 'vitest';
+import { percentileThreshold, clipRanges } from '../src/calibrate/methods.ts';
+import { TensorStats, addBatch, HALF_BINS } from '../src/calibrate/stats.ts';
+import { pickThreshold, scoreCandidate, thresholdSearchKernel, type ThresholdSearchJob } from '../src/kernels/threshold-search.ts';
+import { Scheduler } from '../src/scheduler/scheduler.ts';
+import { thresholdCases } from './cases/kernel-cases.ts';
+import { gpuScheduler } from './helpers/gpu.ts';
+
+const cpu = await Scheduler.create({ backend: 'cpu' });
+const gpu = await gpuScheduler();
+afterAll(() => gpu.scheduler?.dispose());
+
+describe('percentile', () => {
+  // |x| histogram [50, 30, 15, 5] with bins of 0.5: cumulative 50, 80, 95, 100.
+  const h = Uint32Array.from([50, 30, 15, 5]);
+  it.each([[99, 2.0], [95, 1.5], [90, 1.5], [50, 0.5], [100, 2.0]])('percentile %d gives threshold %d', (p, t) => {
+    expect(percentileThreshold(h, 0.5, p)).toBe(t);
+  });
+  it('an empty histogram gives 0', () => expect(percentileThreshold(new Uint32Array(4), 1, 99)).toBe(0));
+});
+
+describe('entropy (KL) scores, checked by hand', () => {
+  // hist [8, 0, 0, 1], 2 levels. Worked out in the comments of this test:
+  //  i=2: P=[8,1] (outlier folded in), Q=[8,0] -> smoothed Q=[7.9999, 0.0001]; KL = 8/9 ln((8/9)/(7.9999/8)) + 1/9 ln((1/9)/(0.0001/8)) = 0.90570
+  //  i=3: P=[8,0,1], Q=[8,0,0] -> after smoothing KL = 0.90557
+  //  i=4: P=[8,0,0,1], Q=[8,0,0,1] -> KL = 0 (no clipping needed)
+  const job: ThresholdSearchJob = { counts: Uint32Array.from([8, 0, 0, 1]), binWidth: 1, method: 'entropy', levels: 2 };
+  it('scores', () => {
+    expect(scoreCandidate(job, 2)).toBeCloseTo(0.9057, 3);
+    expect(scoreCandidate(job, 3)).toBeCloseTo(0.90557, 3);
+    expect(scoreCandidate(job, 4)).toBeCloseTo(0, 9);
+  });
+  it('picks the edge with the smallest KL (4), and the first of equal ones', () => {
+    expect(pickThreshold(job, thresholdSearchKernel.cpu(job))).toBe(4);
+    const flat: ThresholdSearchJob = { counts: Uint32Array.from([4, 4, 0, 0]), binWidth: 1, method: 'entropy', levels: 2 };
+    expect(pickThreshold(flat, thresholdSearchKernel.cpu(flat))).toBe(2);
+  });
+  it('clips a far outlier that carries little mass', () => {
+    const counts = new Uint32Array(2048);
+    for (let b = 0; b < 300; b++) counts[b] = Math.round(10000 * Math.exp(-b / 60));
+    counts[2047] = 1;
+    const j: ThresholdSearchJob = { counts, binWidth: 1, method: 'entropy', levels: 128 };
+    const t = pickThreshold(j, thresholdSearchKernel.cpu(j));
+    expect(t).toBeLessThan(1000);
+    expect(t).toBeGreaterThanOrEqual(128);
+  });
+});
+
+describe('mse scores, checked by hand', () => {
+  // hist [100, 0, 0, 1], width 1, 127 levels: err(i) = (101 in range: count * (i/127)^2/12, clipped: (b + 0.5 - i)^2)
+  //  i=1: (100 * (1/127)^2 / 12 + 1 * 2.5^2) / 101 = (0.0005167 + 6.25) / 101 = 0.061886
+  //  i=4: 101 * (4/127)^2 / 12 / 101 = 0.00008267
+  const job: ThresholdSearchJob = { counts: Uint32Array.from([100, 0, 0, 1]), binWidth: 1, method: 'mse', levels: 127 };
+  it('scores', () => {
+    expect(scoreCandidate(job, 1)).toBeCloseTo(0.061886, 5);
+    expect(scoreCandidate(job, 4)).toBeCloseTo(0.00008267, 7);
+  });
+  it('keeps an outlier when clipping it costs more than coarser steps', () => {
+    expect(pickThreshold(job, thresholdSearchKernel.cpu(job))).toBe(4);
+  });
+});
+
+describe('streaming statistics', () => {
+  it('a histogram that doubles its range merges bins exactly (values at bin centres)', async () => {
+    const s = new TensorStats();
+    // First batch within [-1, 1]; then values up to 3.5 force two doublings (limit 4).
+    const w1 = 1 / HALF_BINS;
+    const a = Float32Array.from([0.5 * w1, 10.5 * w1, -7.5 * w1, 0.75, -0.999]);
+    const b = Float32Array.from([3.5, -2.25, 1.25]);
+    await addBatch(cpu, [s], [a]);
+    expect(s.limit).toBe(1);
+    await addBatch(cpu, [s], [b]);
+    expect(s.limit).toBe(4);
+    expect([s.min, s.max]).toEqual([Math.fround(-2.25), 3.5]);
+    const direct = new TensorStats();
+    direct.cover(4);
+    await addBatch(cpu, [direct], [Float32Array.from([...a, ...b])]);
+    expect(Array.from(s.hist!.counts)).toEqual(Array.from(direct.hist!.counts));
+    expect(s.hist!.counts.reduce((x, y) => x + y, 0)).toBe(8);
+    expect(s.count).toBe(8);
+  });
+
+  it('NaN and Inf are counted apart and left out of ranges', async () => {
+    const s = new TensorStats();
+    await addBatch(cpu, [s], [Float32Array.from([1, NaN, -Infinity, -2])]);
+    expect([s.min, s.max, s.nonFinite, s.count]).toEqual([-2, 1, 2, 2]);
+  });
+
+  it('methods on collected stats: ranges contain 0 and stay within [min, max]', async () => {
+    const s = new TensorStats();
+    const data = Float32Array.from({ length: 5000 }, (_, i) => Math.sin(i) * 2 + (i === 7 ? 40 : 0));
+    await addBatch(cpu, [s], [data]);
+    for (const method of ['minmax', 'percentile', 'entropy', 'mse'] as const) {
+      const [r] = await clipRanges(cpu, [s], { method, signed: true, percentile: 99.9 });
+      expect(r.min).toBeLessThanOrEqual(0);
+      expect(r.max).toBeGreaterThan(0);
+      expect(r.min).toBeGreaterThanOrEqual(s.min);
+      expect(r.max).toBeLessThanOrEqual(s.max);
+      // One far outlier: percentile and entropy clip it; for MSE, keeping it costs less (0.009 vs 0.31).
+      if (method === 'percentile' || method === 'entropy') expect(r.max, method).toBeLessThan(40);
+      if (method === 'mse') expect(r.max).toBeGreaterThan(40);
+    }
+  });
+});
+
+describe('threshold search: GPU and CPU choose the same thresholds', () => {
+  it('on every generated histogram', async (ctx) => {
+    if (!gpu.scheduler) return ctx.skip(gpu.reason);
+    const cases = thresholdCases();
+    const g = await gpu.scheduler.run(thresholdSearchKernel, cases.map((c) => c.job));
+    expect(gpu.scheduler.stats.kernels.threshold_search.gpuPasses).toBeGreaterThan(0);
+    cases.forEach((c, i) => {
+      expect(pickThreshold(c.job, g[i]), c.name).toBe(pickThreshold(c.job, thresholdSearchKernel.cpu(c.job)));
+    });
+  });
+});

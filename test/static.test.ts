@@ -1,0 +1,141 @@
+// Static W8A8 on real models: accuracy targets on the full MNIST / Fashion-MNIST test sets,
+// ONNX Runtime's integer fusion, PaddleOCR with generated calibration data, the accuracy gate.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { afterAll, describe, expect, it } from 'vitest';
+import { compressModel } from '../src/compress/compress.ts';
+import { sensitivityAnalysis } from '../src/compress/static-pipeline.ts';
+import { OnnxModel } from '../src/onnx/model.ts';
+import { Scheduler } from '../src/scheduler/scheduler.ts';
+import { createLogger } from '../src/log.ts';
+import { MNIST, MNIST_DATA, OCR, textLikeImage } from './helpers/models.ts';
+
+const FASHION = 'test/assets/fashion-cnn.onnx';
+const FASHION_DATA = '/usr/share/datasets/fashion-mnist';
+const dir = mkdtempSync(join(tmpdir(), 'modelpress-static-'));
+const scheduler = await Scheduler.create({ backend: 'auto', logger: createLogger('error') });
+afterAll(() => {
+  scheduler.dispose();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const models = [
+  { name: 'MNIST CNN', model: MNIST, train: `${MNIST_DATA}/train-images-idx3-ubyte`, test: MNIST_DATA, bound: 0.3 },
+  { name: 'Fashion-MNIST CNN', model: FASHION, train: `${FASHION_DATA}/train-images-idx3-ubyte.gz`, test: FASHION_DATA, bound: 0.5 },
+];
+
+describe.each(models)('W8A8 static, $name, 256 calibration samples, full test set', (m) => {
+  const drops: Record<string, number> = {};
+  it.each(['minmax', 'percentile', 'entropy', 'mse'] as const)('%s: runs and its accuracy drop is measured', async (method) => {
+    const out = join(dir, `${m.name.replace(/\W+/g, '-')}-${method}.onnx`);
+    const r = await compressModel(m.model, out, { scheduler, force: true, static: { calibrationData: m.train, samples: 256, method, evalData: m.test } });
+    expect(r.mode).toBe('static-w8a8');
+    expect(r.activations!.length).toBeGreaterThanOrEqual(6);
+    expect(r.calibration!.biases).toBe(4);
+    expect(r.evaluation!.samples).toBe(10000);
+    drops[method] = r.evaluation!.accuracy!.dropPoints;
+    console.log(`${m.name} W8A8 ${method}: ${r.evaluation!.accuracy!.model.toFixed(2)}% vs ${r.evaluation!.accuracy!.baseline.toFixed(2)}% (drop ${drops[method].toFixed(2)}); latency ${r.evaluation!.latencyMs.baseline.toFixed(2)} -> ${r.evaluation!.latencyMs.model.toFixed(2)} ms`);
+    expect(drops[method]).toBeLessThan(5);
+  });
+  it(`percentile or entropy stays within ${m.bound} points`, () => {
+    expect(Math.min(drops.percentile, drops.entropy)).toBeLessThanOrEqual(m.bound);
+  });
+});
+
+describe('ONNX Runtime fuses the QDQ graph into integer kernels', () => {
+  it('QLinearConv and QGemm appear in the optimized MNIST graph', async () => {
+    const out = join(dir, 'fuse.onnx');
+    await compressModel(MNIST, out, { scheduler, force: true, static: { calibrationData: `${MNIST_DATA}/train-images-idx3-ubyte`, samples: 64 } });
+    const opt = join(dir, 'fuse-opt.onnx');
+    const s = await ort.InferenceSession.create(out, { optimizedModelFilePath: opt, graphOptimizationLevel: 'extended' });
+    await s.release();
+    const ops = OnnxModel.read(opt).msg.graph!.node.map((n) => n.opType);
+    expect(ops.filter((o) => o === 'QLinearConv')).toHaveLength(2);
+    expect(ops.filter((o) => o === 'QGemm' || o === 'QLinearMatMul' || o === 'MatMulInteger')).toHaveLength(2);
+    expect(ops).not.toContain('Conv');
+  });
+});
+
+function npyFloat32(dims: number[], data: Float32Array): Uint8Array {
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${dims.join(', ')}${dims.length === 1 ? ',' : ''}), }`;
+  const total = 10 + header.length + 1;
+  header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
+  const head = new Uint8Array(10 + header.length);
+  head.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
+  new DataView(head.buffer).setUint16(8, header.length, true);
+  head.set(new TextEncoder().encode(header), 10);
+  const out = new Uint8Array(head.length + data.byteLength);
+  out.set(head);
+  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), head.length);
+  return out;
+}
+
+describe('PaddleOCR W8A8 with generated calibration data (text-like pages)', () => {
+  it.each([
+    ['ch_ppocr_mobile_v2.0_cls_infer', [3, 48, 192], 0.99],
+    ['ch_PP-OCRv4_rec_infer', [3, 48, 320], 0.9],
+    // Measured: cls 1.0000, rec 0.990 (percentile). The detector's probability map lives in rare
+    // large activations that percentile clipping cuts (cosine 0.03-0.3); minmax keeps ~0.8.
+    // Its agreement is reported, not bounded (int8 weights alone keep 0.993).
+    ['ch_PP-OCRv4_det_infer', [3, 256, 256], null],
+  ] as Array<[string, number[], number | null]>)('%s runs in ONNX Runtime; agreement measured', async (name, dims, bound) => {
+    const method = name.includes('det') ? 'minmax' : 'percentile';
+    const n = name.includes('det') ? 8 : 16;
+    const per = dims.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(n * per);
+    for (let i = 0; i < n; i++) data.set(textLikeImage(dims[1], dims[2], i + 1), i * per);
+    const calib = join(dir, `${name}-calib.npy`);
+    writeFileSync(calib, npyFloat32([n, ...dims], data));
+    const out = join(dir, `${name}-w8a8.onnx`);
+    const r = await compressModel(`${OCR}${name}.onnx`, out, { scheduler, force: true, static: { calibrationData: calib, samples: n, method } });
+    expect(r.activations!.length).toBeGreaterThan(20);
+    const x = new ort.Tensor('float32', textLikeImage(dims[1], dims[2], 99), [1, ...dims]);
+    const run = async (p: string) => {
+      const s = await ort.InferenceSession.create(p);
+      const o = (await s.run({ x }))[s.outputNames[0]].data as Float32Array;
+      await s.release();
+      return o;
+    };
+    const [a, b] = [await run(`${OCR}${name}.onnx`), await run(out)];
+    let ab = 0, aa = 0, bb = 0;
+    for (let i = 0; i < a.length; i++) {
+      ab += a[i] * b[i];
+      aa += a[i] * a[i];
+      bb += b[i] * b[i];
+    }
+    const cos = ab / Math.sqrt(aa * bb);
+    console.log(`${name} W8A8 (${method}, ${n} generated pages): cosine ${cos.toFixed(4)}, ${r.activations!.length} activations`);
+    expect(b.every(Number.isFinite)).toBe(true);
+    if (bound !== null) expect(cos).toBeGreaterThan(bound);
+  });
+});
+
+describe('accuracy gate and sensitivity', () => {
+  const calibrationData = `${FASHION_DATA}/train-images-idx3-ubyte.gz`;
+  it('keeps the most sensitive layers in float until the drop is within the bound', async () => {
+    const r = await compressModel(FASHION, join(dir, 'gate.onnx'), {
+      scheduler, force: true, static: { calibrationData, samples: 256, method: 'entropy', evalData: FASHION_DATA, evalSamples: 2000, maxDrop: 0.3 },
+    });
+    expect(r.gate!.met).toBe(true);
+    expect(r.gate!.finalDropPoints).toBeLessThanOrEqual(0.3);
+    expect(r.evaluation!.accuracy!.dropPoints).toBe(r.gate!.finalDropPoints);
+    console.log(`gate: ${r.gate!.floatNodes.length} layers in float (${r.gate!.floatNodes.join(', ')}), drop ${r.gate!.finalDropPoints.toFixed(2)}`);
+  });
+
+  it('ranks layers by damage, most damaging first', async () => {
+    const ranking = await sensitivityAnalysis(FASHION, { calibrationData, samples: 128, method: 'entropy', evalData: FASHION_DATA, evalSamples: 1000, scheduler });
+    expect(ranking.length).toBeGreaterThanOrEqual(4);
+    for (let i = 1; i < ranking.length; i++) expect(ranking[i - 1].dropPoints!).toBeGreaterThanOrEqual(ranking[i].dropPoints!);
+  });
+
+  it('an unreachable bound is reported and the CLI exits non-zero', () => {
+    const bin = new URL('../dist/src/cli/main.js', import.meta.url).pathname;
+    const r = spawnSync(process.execPath, [bin, 'compress', MNIST, '-o', join(dir, 'never.onnx'), '--backend', 'cpu', '--calibration', `${MNIST_DATA}/train-images-idx3-ubyte`,
+      '--calib-samples', '32', '--eval-data', MNIST_DATA, '--samples', '500', '--max-drop', '-50'], { encoding: 'utf8' });
+    expect(r.status).toBe(3);
+    expect(r.stderr).toMatch(/modelpress: error: the accuracy gate cannot be met: with \d+ layers in float the drop is still .* > --max-drop -50/);
+  });
+});
