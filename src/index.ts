@@ -26,3 +26,10 @@ export { parseRecipe, loadRecipeFile, configFor, type Recipe, type RecipeInput, 
 export { OnnxModel, writeModel, type WriteOptions } from './onnx/model.ts';
 export { ModelError, RecipeError, OutputError, DataError } from './errors.ts';
 export { loadIdxDataset, readIdx } from './data/idx.ts';
+export { staticPipeline, sensitivityAnalysis, type StaticPipelineOptions, type SensitivityEntry, type GateReport } from './compress/static-pipeline.ts';
+export { quantizeStatic, type StaticOptions, type StaticResult, type ActivationReport } from './compress/static.ts';
+export { collectActivationStats, modelInput } from './calibrate/calibrate.ts';
+export { clipRanges, CALIB_METHODS, type CalibMethod } from './calibrate/methods.ts';
+export { TensorStats } from './calibrate/stats.ts';
+export { openDataset, seededSample, type Dataset, type Preprocess } from './data/dataset.ts';
+export { thresholdSearchKernel, pickThreshold, type ThresholdSearchJob } from './kernels/threshold-search.ts';
