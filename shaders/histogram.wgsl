@@ -3,16 +3,20 @@
 // bin = floor((x - lo) * scale) with scale = bins / (hi - lo) computed once on the CPU; x == hi
 // falls in the last bin. Denormal inputs and differences are flushed on every backend.
 //
+// The same pass keeps the exact min / max of the finite values (order-preserving keys, atomics).
+//
 // Segment record: 1 src_base, 2 count, 3 hist_base, 4 bins, 5 lo (f32), 6 hi (f32), 7 scale (f32)
-// Counts region: bins words, then below, above, nan.
+// Counts region: bins words, then below, above, nan, min key, max key.
 
 @group(0) @binding(2) var<storage, read> src: array<u32>;
 @group(0) @binding(3) var<storage, read_write> counts: array<atomic<u32>>;
 
-override LOCAL_BINS: u32 = 4096u;
+override LOCAL_BINS: u32 = 4094u;
 const PER_THREAD: u32 = 16u;
 
 var<workgroup> local_counts: array<atomic<u32>, LOCAL_BINS>;
+var<workgroup> local_min: atomic<u32>;
+var<workgroup> local_max: atomic<u32>;
 
 // Slot of a value: 0..bins-1, bins (below), bins+1 (above), bins+2 (NaN).
 fn slot_of(raw: u32, bins: u32, lo: f32, hi: f32, scale: f32) -> u32 {
@@ -48,19 +52,38 @@ fn histogram(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
   if (use_local) {
     for (var i = lid; i < slots; i += 256u) { atomicStore(&local_counts[i], 0u); }
   }
+  if (lid == 0u) {
+    atomicStore(&local_min, 0xffffffffu);
+    atomicStore(&local_max, 0u);
+  }
   workgroupBarrier();
+  var kmin = 0xffffffffu;
+  var kmax = 0u;
   for (var j = 0u; j < PER_THREAD; j++) {
     let e = first + j * 256u + lid;
     if (e < count) {
-      let slot = slot_of(src[src_base + e], bins, lo, hi, scale);
+      let raw = src[src_base + e];
+      let slot = slot_of(raw, bins, lo, hi, scale);
       if (use_local) { atomicAdd(&local_counts[slot], 1u); } else { atomicAdd(&counts[hist_base + slot], 1u); }
+      let b = flush_denormal_bits(raw);
+      if (is_finite_bits(b)) {
+        let key = sortable_key(b);
+        kmin = min(kmin, key);
+        kmax = max(kmax, key);
+      }
     }
   }
+  atomicMin(&local_min, kmin);
+  atomicMax(&local_max, kmax);
   workgroupBarrier();
   if (use_local) {
     for (var i = lid; i < slots; i += 256u) {
       let c = atomicLoad(&local_counts[i]);
       if (c != 0u) { atomicAdd(&counts[hist_base + i], c); }
     }
+  }
+  if (lid == 0u) {
+    atomicMin(&counts[hist_base + bins + 3u], atomicLoad(&local_min));
+    atomicMax(&counts[hist_base + bins + 4u], atomicLoad(&local_max));
   }
 }

@@ -5,14 +5,14 @@
  */
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import { rangeKernel } from '../kernels/range.ts';
-import { histogramKernel, type HistogramResult } from '../kernels/histogram.ts';
+import { emptyHistogram, histogramKernel, type HistogramResult } from '../kernels/histogram.ts';
 
 /** Bins of the |x| histogram (the signed state has twice as many). */
 export const HALF_BINS = 2048;
 
 export class TensorStats {
-  min = Infinity;
-  max = -Infinity;
+  min = NaN;
+  max = NaN;
   count = 0;
   nonFinite = 0;
   /** Signed histogram over [-limit, limit], 2 * HALF_BINS bins (0 is the middle edge). */
@@ -30,7 +30,7 @@ export class TensorStats {
     if (!this.hist) {
       // A power of two: the range only ever doubles, so edges stay exact in f32.
       this.limit = 2 ** Math.ceil(Math.log2(a));
-      this.hist = { counts: new Uint32Array(2 * HALF_BINS), below: 0, above: 0, nan: 0 };
+      this.hist = emptyHistogram(2 * HALF_BINS);
       return;
     }
     while (a > this.limit) {
@@ -60,21 +60,42 @@ export class TensorStats {
   }
 }
 
-/** Adds one batch of activations (one Float32Array per tensor) to their stats: two passes in all. */
+/**
+ * Adds one batch of activations (one Float32Array per tensor) to their stats. The histogram pass
+ * also returns exact min / max, so once ranges have settled a batch costs one pass; a tensor seen
+ * for the first time gets a range pass first, and one whose values outgrow its range is re-counted
+ * after the range doubles.
+ */
 export async function addBatch(scheduler: Scheduler, stats: TensorStats[], batch: Float32Array[]): Promise<void> {
-  const ranges = await scheduler.run(rangeKernel, batch.map((data) => ({ data, shape: [data.length], granularity: { kind: 'tensor' as const }, moments: false })));
-  ranges.forEach((r, i) => {
-    const s = stats[i];
-    if (r.count[0] > 0) {
-      s.min = Math.min(s.min, r.min[0]);
-      s.max = Math.max(s.max, r.max[0]);
-    }
-    s.count += r.count[0];
-    s.nonFinite += r.nanCount[0] + r.infCount[0];
-    s.cover(Number.isFinite(s.min) ? s.absmax() : 0);
-  });
-  const hists = await scheduler.run(histogramKernel, batch.map((data, i) => ({
-    data, lo: -stats[i].limit, hi: stats[i].limit, bins: 2 * HALF_BINS, initial: stats[i].hist!,
-  })));
-  hists.forEach((h, i) => (stats[i].hist = h));
+  const fresh = stats.map((s, i) => (s.hist ? -1 : i)).filter((i) => i >= 0);
+  if (fresh.length) {
+    const ranges = await scheduler.run(rangeKernel, fresh.map((i) => ({ data: batch[i], shape: [batch[i].length], granularity: { kind: 'tensor' as const }, moments: false })));
+    ranges.forEach((r, k) => stats[fresh[k]].cover(r.count[0] > 0 ? Math.max(Math.abs(r.min[0]), Math.abs(r.max[0])) : 0));
+  }
+  let todo = stats.map((_, i) => i);
+  while (todo.length) {
+    const hists = await scheduler.run(histogramKernel, todo.map((i) => ({
+      data: batch[i], lo: -stats[i].limit, hi: stats[i].limit, bins: 2 * HALF_BINS, initial: stats[i].hist!,
+    })));
+    const again: number[] = [];
+    hists.forEach((h, k) => {
+      const s = stats[todo[k]];
+      const a = Number.isNaN(h.min) ? 0 : Math.max(Math.abs(h.min), Math.abs(h.max));
+      if (a > s.limit) {
+        // Finite values beyond the range: grow the previous state and count this batch again.
+        s.cover(a);
+        again.push(todo[k]);
+        return;
+      }
+      s.hist = h;
+      s.min = h.min;
+      s.max = h.max;
+      let n = 0;
+      for (const c of h.counts) n += c;
+      s.count = n;
+      // In range after growth, values counted below / above can only be ±Inf.
+      s.nonFinite = h.nan + h.below + h.above;
+    });
+    todo = again;
+  }
 }

@@ -4,7 +4,7 @@
  * are counted apart (below / above / nan), never dropped silently.
  */
 import { InvalidArgumentError } from '../errors.ts';
-import { bitsToF32, f32Bits, flushDenormal, flushDenormalBits, isFiniteBits } from './numerics.ts';
+import { bitsToF32, f32Bits, flushDenormal, flushDenormalBits, isFiniteBits, keyToF32, sortableKey, KEY_EMPTY_MIN } from './numerics.ts';
 import { WORKGROUP_SIZE, type KernelDescriptor, type Piece, type PieceRegions } from './kernel.ts';
 
 export interface HistogramJob {
@@ -21,7 +21,13 @@ export interface HistogramResult {
   below: number;
   above: number;
   nan: number;
+  /** Exact min / max of the finite values seen (NaN when there were none). */
+  min: number;
+  max: number;
 }
+
+/** Words per histogram region: the bins, then below, above, nan, min key, max key. */
+const EXTRA = 5;
 
 export const MAX_BINS = 1 << 20;
 const PER_THREAD = 16;
@@ -65,14 +71,23 @@ function validate(job: HistogramJob): void {
 function cpu(job: HistogramJob): HistogramResult {
   const { lo, hi, scale } = histogramParams(job);
   const bins = job.bins;
-  const slots = new Uint32Array(bins + 3);
-  if (job.initial) writeSlots(slots, job.initial);
+  const slots = new Uint32Array(bins + EXTRA);
+  writeSlots(slots, job.initial ?? emptyHistogram(bins));
+  let kmin = slots[bins + 3];
+  let kmax = slots[bins + 4];
   const data = job.data;
   const bits = new Uint32Array(data.buffer, data.byteOffset, data.length);
   const last = bins - 1;
   for (let i = 0; i < data.length; i++) {
     const e = bits[i] & 0x7f800000;
     // Finite normal values inside the range take the fast path; the rest go through histogramSlot.
+    if (e !== 0x7f800000) {
+      // Finite: min / max on order-preserving keys (denormals flush to signed zero first).
+      const b = e === 0 ? bits[i] & 0x80000000 : bits[i];
+      const key = (b & 0x80000000 ? ~b : b | 0x80000000) >>> 0;
+      if (key < kmin) kmin = key;
+      if (key > kmax) kmax = key;
+    }
     if (e !== 0 && e !== 0x7f800000) {
       const x = data[i];
       if (x >= lo && x <= hi) {
@@ -85,7 +100,13 @@ function cpu(job: HistogramJob): HistogramResult {
     }
     slots[histogramSlot(data[i], bins, lo, hi, scale)]++;
   }
+  slots[bins + 3] = kmin;
+  slots[bins + 4] = kmax;
   return readSlots(slots, bins);
+}
+
+export function emptyHistogram(bins: number): HistogramResult {
+  return { counts: new Uint32Array(bins), below: 0, above: 0, nan: 0, min: NaN, max: NaN };
 }
 
 function writeSlots(slots: Uint32Array, h: HistogramResult): void {
@@ -94,15 +115,21 @@ function writeSlots(slots: Uint32Array, h: HistogramResult): void {
   slots[bins] = h.below;
   slots[bins + 1] = h.above;
   slots[bins + 2] = h.nan;
+  slots[bins + 3] = Number.isNaN(h.min) ? KEY_EMPTY_MIN : sortableKey(f32Bits(h.min));
+  slots[bins + 4] = Number.isNaN(h.max) ? 0 : sortableKey(f32Bits(h.max));
 }
 
 function readSlots(slots: Uint32Array, bins: number): HistogramResult {
-  return { counts: slots.slice(0, bins), below: slots[bins], above: slots[bins + 1], nan: slots[bins + 2] };
+  const empty = slots[bins + 3] === KEY_EMPTY_MIN && slots[bins + 4] === 0;
+  return {
+    counts: slots.slice(0, bins), below: slots[bins], above: slots[bins + 1], nan: slots[bins + 2],
+    min: empty ? NaN : keyToF32(slots[bins + 3]), max: empty ? NaN : keyToF32(slots[bins + 4]),
+  };
 }
 
 function pieces(job: HistogramJob, maxWords: number): Piece[] {
   const { lo, hi, scale } = histogramParams(job);
-  const slots = job.bins + 3;
+  const slots = job.bins + EXTRA;
   const out: Piece[] = [];
   const chunk = Math.max(ELEMENTS_PER_WORKGROUP, Math.floor((maxWords - slots) / ELEMENTS_PER_WORKGROUP) * ELEMENTS_PER_WORKGROUP);
   const n = Math.max(job.data.length, 1);
@@ -110,7 +137,7 @@ function pieces(job: HistogramJob, maxWords: number): Piece[] {
     const count = Math.min(chunk, job.data.length - start);
     // Each piece counts into its own zeroed region (the first also carries the initial counts).
     const init = new Uint32Array(slots);
-    if (start === 0 && job.initial) writeSlots(init, job.initial);
+    writeSlots(init, start === 0 && job.initial ? job.initial : emptyHistogram(job.bins));
     out.push({
       entryPoint: 'histogram',
       workgroups: Math.max(1, Math.ceil(count / ELEMENTS_PER_WORKGROUP)),
@@ -126,9 +153,15 @@ function pieces(job: HistogramJob, maxWords: number): Piece[] {
 }
 
 function finish(job: HistogramJob, regions: PieceRegions[]): HistogramResult {
-  const slots = new Uint32Array(job.bins + 3);
-  for (const r of regions) for (let i = 0; i < slots.length; i++) slots[i] += r.counts[i];
-  return readSlots(slots, job.bins);
+  const b = job.bins;
+  const slots = new Uint32Array(b + EXTRA);
+  writeSlots(slots, job.initial && regions.length === 0 ? job.initial : emptyHistogram(b));
+  for (const r of regions) {
+    for (let i = 0; i < b + 3; i++) slots[i] += r.counts[i];
+    slots[b + 3] = Math.min(slots[b + 3], r.counts[b + 3]);
+    slots[b + 4] = Math.max(slots[b + 4], r.counts[b + 4]);
+  }
+  return readSlots(slots, b);
 }
 
 /** Adds two histograms over the same range and bins. */
@@ -136,7 +169,8 @@ export function mergeHistograms(a: HistogramResult, b: HistogramResult): Histogr
   if (a.counts.length !== b.counts.length) throw new InvalidArgumentError(`cannot merge histograms of ${a.counts.length} and ${b.counts.length} bins`);
   const counts = new Uint32Array(a.counts.length);
   for (let i = 0; i < counts.length; i++) counts[i] = a.counts[i] + b.counts[i];
-  return { counts, below: a.below + b.below, above: a.above + b.above, nan: a.nan + b.nan };
+  const pick = (x: number, y: number, f: (p: number, q: number) => number) => (Number.isNaN(x) ? y : Number.isNaN(y) ? x : f(x, y));
+  return { counts, below: a.below + b.below, above: a.above + b.above, nan: a.nan + b.nan, min: pick(a.min, b.min, Math.min), max: pick(a.max, b.max, Math.max) };
 }
 
 export const histogramKernel: KernelDescriptor<HistogramJob, HistogramResult> = {
@@ -148,7 +182,8 @@ export const histogramKernel: KernelDescriptor<HistogramJob, HistogramResult> = 
     { name: 'counts', role: 'inout' },
   ],
   recordWords: 8,
-  constants: { LOCAL_BINS: 4096 },
+  // 4094 slots + the min / max words fill exactly the 16 KiB of workgroup memory WebGPU guarantees.
+  constants: { LOCAL_BINS: 4094 },
   validate,
   work: (job) => job.data.length,
   cpu,

@@ -63,7 +63,8 @@ export const comparators: Record<KernelName, Comparator> = {
     (g.tensor && w.tensor ? compareStats([g.tensor], [w.tensor]) : g.tensor === w.tensor ? null : 'tensor stats presence differs') ??
     compareStats(g.channels, w.channels),
   histogram: (g: HistogramResult, w: HistogramResult) =>
-    exactInts('counts', g.counts, w.counts) ?? exactInts('outside', [g.below, g.above, g.nan], [w.below, w.above, w.nan]),
+    exactInts('counts', g.counts, w.counts) ?? exactInts('outside', [g.below, g.above, g.nan], [w.below, w.above, w.nan]) ??
+    exactBits('min/max', [g.min, g.max], [w.min, w.max]),
   channel_scores: (g: ChannelScoresResult, w: ChannelScoresResult) =>
     (g.l1 && w.l1 ? close('channel_scores.l1', g.l1, w.l1) : null) ??
     (g.l2 && w.l2 ? close('channel_scores.l2', g.l2, w.l2) : null) ??
