@@ -59,6 +59,31 @@ describe('ONNX Runtime fuses the QDQ graph into integer kernels', () => {
   });
 });
 
+const python = '/usr/bin/python3';
+const hasTorchvision = spawnSync(python, ['-c', 'import torch, torchvision'], { encoding: 'utf8' }).status === 0;
+
+describe('a torchvision export (MobileNetV2) in W8A8', () => {
+  it('every convolution fuses into QLinearConv in ONNX Runtime (Identity-routed biases folded)', async (ctx) => {
+    if (!hasTorchvision) return ctx.skip('Debian python3-torchvision is not installed (apt-get install python3-torchvision); .ci/run installs it');
+    const path = join(dir, 'mobilenet_v2.onnx');
+    expect(spawnSync(python, ['test/fixtures/make_torchvision_model.py', path], { encoding: 'utf8' }).status).toBe(0);
+    const n = 4;
+    const per = 3 * 224 * 224;
+    const data = Float32Array.from({ length: n * per }, (_, i) => Math.sin(i * 0.37));
+    const calib = join(dir, 'mnv2-calib.npy');
+    writeFileSync(calib, npyFloat32([n, 3, 224, 224], data));
+    const out = join(dir, 'mnv2-w8a8.onnx');
+    const convs = OnnxModel.read(path).msg.graph!.node.filter((x) => x.opType === 'Conv').length;
+    await compressModel(path, out, { scheduler, force: true, static: { calibrationData: calib, samples: n } });
+    const opt = join(dir, 'mnv2-opt.onnx');
+    const s = await ort.InferenceSession.create(out, { optimizedModelFilePath: opt, graphOptimizationLevel: 'extended' });
+    await s.release();
+    const ops = OnnxModel.read(opt).msg.graph!.node.map((x) => x.opType);
+    expect(ops.filter((o) => o === 'QLinearConv')).toHaveLength(convs);
+    expect(ops).not.toContain('Conv');
+  });
+});
+
 function npyFloat32(dims: number[], data: Float32Array): Uint8Array {
   let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${dims.join(', ')}${dims.length === 1 ? ',' : ''}), }`;
   const total = 10 + header.length + 1;

@@ -143,8 +143,10 @@ function calibrationOptions(cmd: Command): Command {
     .option('--std <s0,s1,s2>', 'per-channel std divided after subtracting the mean');
 }
 
-function staticOptionsFrom(o: CalibrationFlags & { evalData?: string; samples?: string; maxDrop?: string }) {
+function staticOptionsFrom(o: CalibrationFlags & { evalData?: string; samples?: string; maxDrop?: string; symmetric?: boolean }) {
   return {
+    // In static mode --symmetric / --asymmetric choose the activation ranges (weights are symmetric int8).
+    symmetricActivations: o.symmetric,
     calibrationData: o.calibration!, preprocess: preprocessFrom(o), samples: int(o.calibSamples, '--calib-samples'), seed: int(o.seed, '--seed'),
     method: o.calibMethod, percentile: o.percentile !== undefined ? Number(o.percentile) : undefined, activations: o.activations,
     evalData: o.evalData, evalSamples: int(o.samples, '--samples'), maxDrop: o.maxDrop !== undefined ? Number(o.maxDrop) : undefined,

@@ -100,7 +100,11 @@ function attr(name: string, i: number): AttributeMsg {
   return create<AttributeMsg>('AttributeProto', { name, type: 2, i });
 }
 
-/** Inserts Q -> DQ on activation `name`; consumers then read the dequantized value. */
+/**
+ * Inserts Q -> DQ on activation `name`: one QuantizeLinear, and one DequantizeLinear per consumer
+ * (ONNX Runtime fuses a node with its DQ inputs only when each DQ feeds that node alone). A graph
+ * output keeps its name, produced by a DequantizeLinear of its own.
+ */
 function insertQdq(model: OnnxModel, name: string, scale: number, zp: number, signed: boolean, domain: string): void {
   const g = model.graph;
   const type = signed ? DataType.INT8 : DataType.UINT8;
@@ -108,21 +112,24 @@ function insertQdq(model: OnnxModel, name: string, scale: number, zp: number, si
   const z = makeTensor(g.uniqueName(`${name}_zero_point`), type, [], new Uint8Array([zp & 0xff]));
   const quantized = g.uniqueName(`${name}_quantized`);
   const producer = g.producers.get(name);
+  const uses = g.uses(name);
+  const isOutput = g.isGraphOutput(name);
   let source = name;
-  let dequantized = name;
-  if (producer) {
-    // The producer writes a new name; DQ produces the original one, so consumers and graph outputs stay.
+  if (producer && isOutput) {
     source = g.uniqueName(`${name}_float`);
     producer.output[producer.output.indexOf(name)] = source;
-  } else {
-    dequantized = g.uniqueName(`${name}_dequantized`);
-    for (const u of g.uses(name)) u.node.input[u.index] = dequantized;
   }
-  const q = create<NodeMsg>('NodeProto', { name: g.uniqueName(`${name}_QuantizeLinear`), opType: 'QuantizeLinear', domain, input: [source, s.name!, z.name!], output: [quantized] });
-  const dq = create<NodeMsg>('NodeProto', { name: g.uniqueName(`${name}_DequantizeLinear`), opType: 'DequantizeLinear', domain, input: [quantized, s.name!, z.name!], output: [dequantized] });
+  const dq = (output: string) =>
+    create<NodeMsg>('NodeProto', { name: g.uniqueName(`${output}_DequantizeLinear`), opType: 'DequantizeLinear', domain, input: [quantized, s.name!, z.name!], output: [output] });
+  const added: NodeMsg[] = [create<NodeMsg>('NodeProto', { name: g.uniqueName(`${name}_QuantizeLinear`), opType: 'QuantizeLinear', domain, input: [source, s.name!, z.name!], output: [quantized] })];
+  uses.forEach((u, k) => {
+    const out = g.uniqueName(`${name}_dequantized${uses.length > 1 ? `_${k}` : ''}`);
+    u.node.input[u.index] = out;
+    added.push(dq(out));
+  });
+  if (producer && isOutput) added.push(dq(name));
   const nodes = model.msg.graph!.node;
-  const at = producer ? nodes.indexOf(producer) + 1 : 0;
-  nodes.splice(at, 0, q, dq);
+  nodes.splice(producer ? nodes.indexOf(producer) + 1 : 0, 0, ...added);
   model.msg.graph!.initializer.push(s, z);
 }
 
@@ -162,8 +169,41 @@ function quantizeBias(model: OnnxModel, node: NodeMsg, inputScale: number, domai
   return true;
 }
 
+/**
+ * Exporters route shared constants through Identity nodes (PyTorch does for de-duplicated biases):
+ * consumers read the constant directly instead, so it is seen as a weight.
+ */
+export function foldConstantIdentities(model: OnnxModel): number {
+  const g = model.msg.graph!;
+  let folded = 0;
+  for (const n of [...g.node]) {
+    if (n.opType !== 'Identity' || (n.domain ?? '') !== '' || !model.graph.weights.has(n.input[0]) || model.graph.isGraphOutput(n.output[0])) continue;
+    for (const u of model.graph.uses(n.output[0])) u.node.input[u.index] = n.input[0];
+    g.node.splice(g.node.indexOf(n), 1);
+    model.reindex();
+    folded++;
+  }
+  return folded;
+}
+
+/** Gives every Conv / Gemm its own copy of a shared bias: int32 biases depend on each node's scales. */
+function unshareBiases(model: OnnxModel): void {
+  const g = model.msg.graph!;
+  for (const n of g.node) {
+    if (!BIASED.has(n.opType ?? '') || !n.input[2]) continue;
+    const w = model.graph.weights.get(n.input[2]);
+    if (!w || w.source !== 'initializer' || model.graph.uses(n.input[2]).length < 2) continue;
+    const copy = makeTensor(model.graph.uniqueName(`${n.input[2]}_${n.name}`), w.tensor.dataType ?? DataType.FLOAT, tensorDims(w.tensor), new Uint8Array(model.tensorBytes(w.tensor)));
+    g.initializer.push(copy);
+    n.input[2] = copy.name!;
+    model.reindex();
+  }
+}
+
 export async function quantizeStatic(model: OnnxModel, opts: StaticOptions): Promise<StaticResult> {
   const method = opts.method ?? 'percentile';
+  foldConstantIdentities(model);
+  unshareBiases(model);
   const signed = (opts.activations ?? 'uint8') === 'int8';
   const tensors = activationTensors(model, opts);
   if (tensors.length === 0) throw new DataError('no activation to quantize: the model has no Conv, Gemm, MatMul, Add, Concat or pooling node left to quantize');
