@@ -8,23 +8,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataError, ModelpressError } from '../errors.ts';
 import { OnnxModel, writeModel } from '../onnx/model.ts';
-import type { Scheduler } from '../scheduler/scheduler.ts';
 import { openDataset, type Preprocess } from '../data/dataset.ts';
 import { collectActivationStats, modelInput, type CollectResult } from '../calibrate/calibrate.ts';
-import type { CalibMethod } from '../calibrate/methods.ts';
 import { evaluateModels, type EvalReport } from '../eval/evaluate.ts';
-import { activationTensors, quantizableNodes, quantizeStatic, type StaticResult } from './static.ts';
+import { activationTensors, quantizableNodes, quantizeStatic, type StaticOptions, type StaticResult } from './static.ts';
 
-export interface StaticPipelineOptions {
+export interface StaticPipelineOptions
+  extends Pick<StaticOptions, 'samples' | 'seed' | 'method' | 'percentile' | 'activations' | 'symmetricActivations' | 'scheduler'> {
   calibrationData: string;
   preprocess?: Preprocess;
-  samples?: number;
-  seed?: number;
-  method?: CalibMethod;
-  percentile?: number;
-  activations?: 'int8' | 'uint8';
-  symmetricActivations?: boolean;
-  scheduler: Scheduler;
   /** Labelled data for the accuracy gate and the sensitivity ranking. */
   evalData?: string;
   evalSamples?: number;

@@ -1,0 +1,80 @@
+// inspect, compress --report and eval as a user runs them.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { MNIST } from './helpers/models.ts';
+
+const bin = new URL('../dist/src/cli/main.js', import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), 'modelpress-cli-'));
+const run = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 120_000 });
+
+describe('modelpress inspect', () => {
+  it('--json: opsets, inputs/outputs, op histogram, parameters by type, largest tensors, the default int8 plan with reasons', () => {
+    const r = run(['inspect', MNIST, '--json']);
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.opsets).toEqual({ 'ai.onnx': 13 });
+    expect(j.inputs).toEqual([{ name: 'image', type: 'float', shape: ['batch', 1, 28, 28] }]);
+    expect(j.outputs).toEqual([{ name: 'logits', type: 'float', shape: ['batch', 10] }]);
+    expect(j.ops).toMatchObject({ Conv: 2, Gemm: 2, Relu: 3, MaxPool: 2 });
+    expect(j.parameters.count).toBe(206922);
+    expect(j.parameters.byType.float.bytes).toBe(206922 * 4);
+    expect(j.largest[0]).toMatchObject({ name: 'fc1.weight', shape: [128, 1568], bytes: 802816, source: 'initializer' });
+    expect(j.plan.quantize.map((q: { name: string }) => q.name).sort()).toEqual(['conv2.weight', 'fc1.weight', 'fc2.weight']);
+    expect(j.plan.skip.find((s: { name: string }) => s.name === 'conv1.weight').reason).toBe('small (144 elements < minElements 1024)');
+  });
+  it('prints a readable report', () => {
+    const r = run(['inspect', MNIST]);
+    expect(r.stdout).toMatch(/^opsets: +ai\.onnx 13$/m);
+    expect(r.stdout).toMatch(/default weight-only run \(int8 channel symmetric \(minElements 1024\)\): 3 quantized, 5 skipped/);
+  });
+});
+
+describe('modelpress compress --report', () => {
+  it('writes the JSON report: per tensor scheme, bytes, errors; skips with reasons; totals; manifest', () => {
+    const out = join(dir, 'm.onnx');
+    const report = join(dir, 'report.json');
+    const r = run(['compress', MNIST, '-o', out, '--report', report, '--backend', 'cpu', '--weights', 'uint8', '--asymmetric', '--exclude', 'fc2.weight', '/fc2/Gemm']);
+    // fc2.weight is a tensor, not a node or op type: refused with the reason.
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('--exclude fc2.weight: no node or op type of that name');
+    const ok = run(['compress', MNIST, '-o', out, '--report', report, '--backend', 'cpu', '--weights', 'uint8', '--asymmetric', '--exclude', '/fc2/Gemm']);
+    expect(ok.status).toBe(0);
+    const j = JSON.parse(readFileSync(report, 'utf8'));
+    expect(j.manifest.input.sha256).toBe(createHash('sha256').update(readFileSync(MNIST)).digest('hex'));
+    expect(j.manifest.recipe).toMatchObject({ weights: 'uint8', symmetric: false, nodes: { '/fc2/Gemm': null } });
+    expect(j.manifest.backend.active).toBe('cpu');
+    expect(j.tensors.map((t: { name: string }) => t.name).sort()).toEqual(['conv2.weight', 'fc1.weight']);
+    const fc1 = j.tensors.find((t: { name: string }) => t.name === 'fc1.weight');
+    expect(fc1).toMatchObject({ op: 'Gemm', shape: [128, 1568], bytesBefore: 802816, scheme: 'uint8 per-channel(axis 0) asymmetric, DequantizeLinear' });
+    expect(fc1.sqnrDb).toBeGreaterThan(30);
+    expect(fc1.cosine).toBeGreaterThan(0.999);
+    expect(j.skipped.find((s: { name: string }) => s.name === 'fc2.weight').reason).toBe('excluded by the recipe (null)');
+    expect(j.totals.tensorsQuantized).toBe(2);
+    expect(ok.stdout).toMatch(/tensors: +2 compressed, 6 left in float/);
+  });
+});
+
+describe('modelpress eval', () => {
+  it('without data: seeded random inputs of the declared shape; per-output agreement and latency', () => {
+    const out = join(dir, 'e.onnx');
+    expect(run(['compress', MNIST, '-o', out, '--backend', 'cpu']).status).toBe(0);
+    const r = run(['eval', out, '--baseline', MNIST, '--samples', '8', '--json']);
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.inputs).toBe('seeded random (seed 1)');
+    expect(j.samples).toBe(8);
+    expect(j.accuracy).toBeNull();
+    expect(j.outputs[0].name).toBe('logits');
+    expect(j.outputs[0].cosine).toBeGreaterThan(0.999);
+    expect(j.latencyMs.model).toBeGreaterThan(0);
+  });
+  it('a bad --shape is a one-line error', () => {
+    const r = run(['eval', MNIST, '--baseline', MNIST, '--shape', 'image=1,x']);
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toBe('modelpress: error: --shape image=1,x: expected name=d0,d1,... (e.g. x=1,3,48,192)');
+  });
+});
