@@ -32,7 +32,10 @@ if (data === 'synthetic') {
 }
 const scheduler = await Scheduler.create({ backend: backend as 'gpu' | 'cpu', cpuThreshold: 0, logger: createLogger('error') });
 const t0 = performance.now();
-const r = await collectActivationStats(model, activationTensors(model, {}), { dataset, samples, scheduler, batchSize: 16 });
+// With --expose-gc the child collects after every batch, so peak RSS shows what calibration
+// retains rather than when V8 chose to collect the previous batch's activations.
+const gc = (globalThis as { gc?: () => void }).gc;
+const r = await collectActivationStats(model, activationTensors(model, {}), { dataset, samples, scheduler, batchSize: 16, onProgress: () => gc?.() });
 const wallMs = performance.now() - t0;
 process.stdout.write(JSON.stringify({ samples: r.samples, tensors: r.stats.size, wallMs, ortMs: r.ortMs, statsMs: r.statsMs, maxRssBytes: process.resourceUsage().maxRSS * 1024, submits: scheduler.stats.submits }) + '\n');
 scheduler.dispose();
