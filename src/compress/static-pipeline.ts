@@ -69,10 +69,6 @@ async function quantizeTo(input: string, out: string, o: StaticPipelineOptions, 
   return result;
 }
 
-function damage(e: EvalReport): number {
-  return e.accuracy ? e.accuracy.dropPoints : -e.outputs[0].sqnrDb;
-}
-
 export async function sensitivityAnalysis(input: string, o: StaticPipelineOptions, calib?: CollectResult): Promise<SensitivityEntry[]> {
   const c = calib ?? (await calibrateOnce(input, o));
   const dir = mkdtempSync(join(tmpdir(), 'modelpress-sensitivity-'));

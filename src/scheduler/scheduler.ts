@@ -286,11 +286,13 @@ export class Scheduler {
         const segBuf = acquire(STORAGE, table.byteLength, `${kernel.name}:segments`);
         queue.writeBuffer(segBuf, 0, table);
         uploaded += table.byteLength + 16;
-        const streamBufs: GPUBuffer[] = [];
+        // Pooled buffers are rounded up to a power of two: bind only the bytes in use, which stay
+        // within the adapter's binding window whatever the bucket.
+        const streamBufs: GPUBufferBinding[] = [];
         for (const spec of kernel.streams) {
-          const bytes = Math.max(16, dispatch.words[spec.name] * 4);
+          const bytes = Math.max(16, Math.ceil(dispatch.words[spec.name] / 4) * 16);
           const buf = acquire(STORAGE, bytes, `${kernel.name}:${spec.name}`);
-          streamBufs.push(buf);
+          streamBufs.push({ buffer: buf, offset: 0, size: bytes });
           if (spec.role !== 'out') uploaded += this.upload(queue, buf, spec.name, dispatch);
           if (spec.role !== 'in') {
             const staging = acquire(GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, bytes, `${kernel.name}:${spec.name}:staging`);
@@ -303,7 +305,7 @@ export class Scheduler {
         }
         const group = device.createBindGroup({
           layout,
-          entries: [infoBuf, segBuf, ...streamBufs].map((buffer, binding) => ({ binding, resource: { buffer } })),
+          entries: [{ buffer: infoBuf, size: 16 }, { buffer: segBuf, size: Math.max(16, table.byteLength) }, ...streamBufs].map((resource, binding) => ({ binding, resource })),
         });
         binds.push({ dispatch, group, grid: [gridX, gridY] });
       }
