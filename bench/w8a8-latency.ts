@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { packageRoot } from '../src/package-root.ts';
 import { formatTable } from '../src/cli/format.ts';
+import { encodeNpyFloat32 } from '../src/data/npy.ts';
 import { compressModel } from '../src/compress/compress.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { createLogger } from '../src/log.ts';
@@ -27,14 +28,8 @@ function synthetic(n: number, dims: number[]): string {
     a = (a * 1664525 + 1013904223) >>> 0;
     data[i] = (a / 4294967296 - 0.5) * 4;
   }
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${[n, ...dims].join(', ')}), }`;
-  header += ' '.repeat((64 - ((10 + header.length + 1) % 64)) % 64) + '\n';
-  const head = new Uint8Array(10 + header.length);
-  head.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
-  new DataView(head.buffer).setUint16(8, header.length, true);
-  head.set(new TextEncoder().encode(header), 10);
   const path = join(tmp, 'resnet-calib.npy');
-  writeFileSync(path, Buffer.concat([head, new Uint8Array(data.buffer)]));
+  writeFileSync(path, encodeNpyFloat32([n, ...dims], data));
   return path;
 }
 

@@ -43,6 +43,13 @@ fn flush_denormal_bits(b: u32) -> u32 {
   return b;
 }
 
+// 2^-e for the exponent e of |x|'s bits: a normal power of two that brings |x| near 1. Sums of
+// squares of values scaled by it stay inside f32 range (scaling by 2^k is exact).
+fn norm_for(amax_bits: u32) -> f32 {
+  let e = (amax_bits >> 23u) & 0xffu;
+  return bitcast<f32>(clamp(254u - min(e, 253u), 1u, 254u) << 23u);
+}
+
 // Order-preserving map from f32 bits to u32: min/max become exact integer operations.
 fn sortable_key(b: u32) -> u32 {
   if ((b & 0x80000000u) != 0u) { return ~b; }

@@ -56,11 +56,6 @@ fn magnitude(s: u32, r: Reduction, g: u32, k: u32) -> u32 {
   return max(xb & 0x7fffffffu, hb);
 }
 
-fn norm_for(amax_bits: u32) -> f32 {
-  let e = (amax_bits >> 23u) & 0xffu;
-  return bitcast<f32>(clamp(254u - min(e, 253u), 1u, 254u) << 23u);
-}
-
 fn visit(s: u32, r: Reduction, g: u32, k: u32, a: Stats, norm: f32) -> Stats {
   let idx = group_element(r.mode, r.dim, r.inner, r.blk, g, k);
   let local = idx - r.elem_start;

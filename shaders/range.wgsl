@@ -53,12 +53,6 @@ fn acc_sums(a: Acc, raw: u32, pivot_n: f32, norm: f32) -> Acc {
   return r;
 }
 
-// 2^-e for the absmax's exponent e: a normal power of two that brings absmax near 1.
-fn norm_for(amax_bits: u32) -> f32 {
-  let e = (amax_bits >> 23u) & 0xffu;
-  return bitcast<f32>(clamp(254u - min(e, 253u), 1u, 254u) << 23u);
-}
-
 fn acc_merge(a: Acc, b: Acc) -> Acc {
   return Acc(min(a.kmin, b.kmin), max(a.kmax, b.kmax), max(a.amax, b.amax), a.nan + b.nan, a.inf + b.inf, a.n + b.n,
              a.sum + b.sum, a.sq + b.sq);

@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { compressModel } from '../src/compress/compress.ts';
 import { sensitivityAnalysis } from '../src/compress/static-pipeline.ts';
 import { OnnxModel } from '../src/onnx/model.ts';
+import { encodeNpyFloat32 } from '../src/data/npy.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { createLogger } from '../src/log.ts';
 import { MNIST, MNIST_DATA, OCR, textLikeImage } from './helpers/models.ts';
@@ -71,7 +72,7 @@ describe('a torchvision export (MobileNetV2) in W8A8', () => {
     const per = 3 * 224 * 224;
     const data = Float32Array.from({ length: n * per }, (_, i) => Math.sin(i * 0.37));
     const calib = join(dir, 'mnv2-calib.npy');
-    writeFileSync(calib, npyFloat32([n, 3, 224, 224], data));
+    writeFileSync(calib, encodeNpyFloat32([n, 3, 224, 224], data));
     const out = join(dir, 'mnv2-w8a8.onnx');
     const convs = OnnxModel.read(path).msg.graph!.node.filter((x) => x.opType === 'Conv').length;
     await compressModel(path, out, { scheduler, force: true, static: { calibrationData: calib, samples: n } });
@@ -83,20 +84,6 @@ describe('a torchvision export (MobileNetV2) in W8A8', () => {
     expect(ops).not.toContain('Conv');
   });
 });
-
-function npyFloat32(dims: number[], data: Float32Array): Uint8Array {
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${dims.join(', ')}${dims.length === 1 ? ',' : ''}), }`;
-  const total = 10 + header.length + 1;
-  header += ' '.repeat((64 - (total % 64)) % 64) + '\n';
-  const head = new Uint8Array(10 + header.length);
-  head.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
-  new DataView(head.buffer).setUint16(8, header.length, true);
-  head.set(new TextEncoder().encode(header), 10);
-  const out = new Uint8Array(head.length + data.byteLength);
-  out.set(head);
-  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), head.length);
-  return out;
-}
 
 describe('PaddleOCR W8A8 with generated calibration data (text-like pages)', () => {
   it.each([
@@ -113,7 +100,7 @@ describe('PaddleOCR W8A8 with generated calibration data (text-like pages)', () 
     const data = new Float32Array(n * per);
     for (let i = 0; i < n; i++) data.set(textLikeImage(dims[1], dims[2], i + 1), i * per);
     const calib = join(dir, `${name}-calib.npy`);
-    writeFileSync(calib, npyFloat32([n, ...dims], data));
+    writeFileSync(calib, encodeNpyFloat32([n, ...dims], data));
     const out = join(dir, `${name}-w8a8.onnx`);
     const r = await compressModel(`${OCR}${name}.onnx`, out, { scheduler, force: true, static: { calibrationData: calib, samples: n, method } });
     expect(r.activations!.length).toBeGreaterThan(20);

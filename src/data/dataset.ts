@@ -9,6 +9,7 @@ import sharp from 'sharp';
 import { DataError } from '../errors.ts';
 import { loadIdxDataset } from './idx.ts';
 import { readNpyFile } from './npy.ts';
+import { seededRandom } from '../random.ts';
 
 export interface Preprocess {
   /** Target [height, width]; default: the model input's spatial dims. */
@@ -50,13 +51,7 @@ function checkDims(sample: number[], model: InputDims, source: string, input: st
 
 export function seededSample(count: number, n: number, seed: number): number[] {
   const idx = Array.from({ length: count }, (_, i) => i);
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRandom(seed);
   for (let i = count - 1; i > 0; i--) {
     const j = Math.floor(next() * (i + 1));
     [idx[i], idx[j]] = [idx[j], idx[i]];

@@ -68,3 +68,15 @@ export function readNpyFile(path: string, name?: string): NpyArray {
   if (!pick || !files[pick]) throw new DataError(`${path} has no array ${name ?? ''} (arrays: ${names.map((n) => n.replace('.npy', '')).join(', ') || 'none'})`, { path });
   return parseNpy(files[pick], `${path}:${pick}`);
 }
+
+/** A float32 .npy file (version 1.0, header padded to 64 bytes as NumPy writes it). */
+export function encodeNpyFloat32(dims: readonly number[], data: Float32Array): Uint8Array {
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${dims.join(', ')}${dims.length === 1 ? ',' : ''}), }`;
+  header += ' '.repeat((64 - ((10 + header.length + 1) % 64)) % 64) + '\n';
+  const out = new Uint8Array(10 + header.length + data.byteLength);
+  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
+  new DataView(out.buffer).setUint16(8, header.length, true);
+  out.set(new TextEncoder().encode(header), 10);
+  out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), 10 + header.length);
+  return out;
+}

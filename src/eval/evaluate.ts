@@ -10,6 +10,7 @@ import { DataError } from '../errors.ts';
 import { OnnxModel } from '../onnx/model.ts';
 import { DataType, dataTypeName } from '../onnx/dtypes.ts';
 import { int64 } from '../onnx/proto.ts';
+import { seededRandom } from '../random.ts';
 import { openDataset, type Dataset, type Preprocess } from '../data/dataset.ts';
 
 export interface EvalOptions {
@@ -78,16 +79,6 @@ function inputSpecs(path: string): InputSpec[] {
   }));
 }
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Dims with symbolic entries filled: the first (batch) with `batch`, others from `shapes` or 64. */
 function concreteDims(spec: InputSpec, batch: number, shapes?: Record<string, number[]>): number[] {
   const given = shapes?.[spec.name];
@@ -133,7 +124,7 @@ async function* batches(specs: InputSpec[], opts: EvalOptions, dataset: Dataset 
     }
     return;
   }
-  const r = rng(opts.seed ?? 1);
+  const r = seededRandom(opts.seed ?? 1);
   const n = opts.samples ?? 32;
   const fixed = specs.every((s) => typeof s.dims[0] === 'number');
   const per = fixed ? Math.max(1, Number(specs[0]?.dims[0] ?? 1)) : Math.min(batchSize, n);

@@ -1,14 +1,7 @@
 /** Seeded data for kernel cases (no Math.random: every run and backend sees the same numbers). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from '../../src/random.ts';
+
+export const rng = seededRandom;
 
 export type DataKind = 'random' | 'zeros' | 'constant' | 'special' | 'denormal' | 'wide' | 'ties';
 
