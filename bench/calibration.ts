@@ -5,22 +5,19 @@
  * `npm run bench:calibration [-- out.md]`. Each run is a fresh process.
  */
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../src/package-root.ts';
+import { FASHION_SUBSET, resnet18Path } from './models.ts';
 import { formatTable } from '../src/cli/format.ts';
 
 const root = packageRoot();
 const tmp = join(root, 'bench', 'tmp');
 mkdirSync(tmp, { recursive: true });
-const resnet = join(tmp, 'resnet18.onnx');
-if (!existsSync(resnet)) {
-  const r = spawnSync('/usr/bin/python3', [join(root, 'test/fixtures/make_torchvision_model.py'), resnet, 'resnet18'], { stdio: 'inherit' });
-  if (r.status !== 0) throw new Error('could not generate ResNet-18: apt-get install python3-torchvision');
-}
+const resnet = resnet18Path();
 const child = join(root, 'dist', 'bench', 'calibration-child.js');
 const cases: Array<[string, string, string, number[]]> = [
-  ['Fashion-MNIST CNN', join(root, 'test/assets/fashion-cnn.onnx'), '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz', [100, 1000]],
+  ['Fashion-MNIST CNN', join(root, 'test/assets/fashion-cnn.onnx'), join(FASHION_SUBSET, 'train-images-idx3-ubyte.gz'), [100, 1000]],
   ['ResNet-18 (224x224)', resnet, 'synthetic', [100, 1000]],
 ];
 const rows: string[][] = [];

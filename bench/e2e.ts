@@ -1,27 +1,20 @@
 /**
- * End-to-end weight-only compression of a ResNet-18-size model (~47 MB, torchvision, random
- * weights, generated on demand): int8 per-channel wall time vs just reading and writing the same
+ * End-to-end weight-only compression of a ResNet-18-size model (~47 MB, torchvision architecture
+ * built in TypeScript, random weights): int8 per-channel wall time vs just reading and writing the same
  * model, peak RSS vs model size, GPU vs CPU backend, and submits. Each run is a fresh process.
- * `npm run bench:e2e` (needs Debian's python3-torchvision to generate the model once).
+ * `npm run bench:e2e`.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync, appendFileSync } from 'node:fs';
+import { mkdirSync, statSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../src/package-root.ts';
+import { resnet18Path } from './models.ts';
 import { formatTable } from '../src/cli/format.ts';
 
 const root = packageRoot();
 const tmp = join(root, 'bench', 'tmp');
 mkdirSync(tmp, { recursive: true });
-const model = join(tmp, 'resnet18.onnx');
-if (!existsSync(model)) {
-  console.error('generating ResNet-18 (random weights) with /usr/bin/python3 + torchvision ...');
-  const r = spawnSync('/usr/bin/python3', [join(root, 'test/fixtures/make_torchvision_model.py'), model, 'resnet18'], { stdio: 'inherit' });
-  if (r.status !== 0) {
-    console.error('could not generate the model: apt-get install python3-torchvision');
-    process.exit(1);
-  }
-}
+const model = resnet18Path();
 const size = statSync(model).size;
 const reps = Number(process.argv[2] ?? 3);
 const child = join(root, 'dist', 'bench', 'e2e-child.js');

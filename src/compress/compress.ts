@@ -15,6 +15,7 @@ import type { Logger } from '../log.ts';
 import { compressWeights, type TensorReport } from './weight-only.ts';
 import type { Skip } from './targets.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
+import { jsonNumbers } from '../json.ts';
 import { staticPipeline, type GateReport, type SensitivityEntry, type StaticPipelineOptions } from './static-pipeline.ts';
 import type { ActivationReport } from './static.ts';
 import type { EvalReport } from '../eval/evaluate.ts';
@@ -153,7 +154,4 @@ export async function compressModel(input: string, output: string, opts: Compres
   }
 }
 
-/** JSON has no Infinity: write it as a string so the report stays valid JSON. */
-export function jsonNumbers(_key: string, v: unknown): unknown {
-  return typeof v === 'number' && !Number.isFinite(v) ? String(v) : v;
-}
+export { jsonNumbers } from '../json.ts';

@@ -20,6 +20,8 @@ export interface StaticPipelineOptions
   /** Labelled data for the accuracy gate and the sensitivity ranking. */
   evalData?: string;
   evalSamples?: number;
+  /** Nodes kept in float from the start (--exclude); the accuracy gate may add more. */
+  floatNodes?: string[];
   /** Accuracy gate: the most drop allowed, in points (needs evalData). */
   maxDrop?: number;
   onProgress?: (stage: string, done: number, total: number) => void;
@@ -97,7 +99,7 @@ export async function sensitivityAnalysis(input: string, o: StaticPipelineOption
 export async function staticPipeline(input: string, output: string, o: StaticPipelineOptions): Promise<StaticPipelineResult> {
   if (o.maxDrop !== undefined && !o.evalData) throw new DataError('--max-drop needs labelled evaluation data (--eval-data)');
   const calib = await calibrateOnce(input, o);
-  const result = await quantizeTo(input, output, o, calib, {});
+  const result = await quantizeTo(input, output, o, calib, { floatNodes: new Set(o.floatNodes ?? []) });
   if (!o.evalData) return { result, evaluation: null, sensitivity: null, gate: null };
   let evaluation = await evaluateModels(output, input, { data: o.evalData, samples: o.evalSamples });
   if (o.maxDrop === undefined || !evaluation.accuracy) return { result, evaluation, sensitivity: null, gate: null };
@@ -105,10 +107,11 @@ export async function staticPipeline(input: string, output: string, o: StaticPip
     return { result, evaluation, sensitivity: null, gate: { maxDrop: o.maxDrop, met: true, floatNodes: [], finalDropPoints: evaluation.accuracy.dropPoints, attempts: 1 } };
   }
   const ranking = await sensitivityAnalysis(input, o, calib);
-  const floatNodes = new Set<string>();
+  const floatNodes = new Set<string>(o.floatNodes ?? []);
   let attempts = 1;
   let last = result;
   for (const entry of ranking) {
+    if (floatNodes.has(entry.node)) continue;
     floatNodes.add(entry.node);
     attempts++;
     try {

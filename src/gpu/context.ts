@@ -28,8 +28,9 @@ export class GpuContext {
     });
   }
 
-  static async create(log: Logger): Promise<GpuContext | { reason: string }> {
-    const got = await acquireDevice(log);
+  /** `softwareWanted`: a software adapter (lavapipe) is acceptable; otherwise it is not probed for. */
+  static async create(log: Logger, softwareWanted = true): Promise<GpuContext | { reason: string }> {
+    const got = await acquireDevice(log, { softwareWanted });
     if ('reason' in got) return got;
     return new GpuContext(got.acquired, log);
   }

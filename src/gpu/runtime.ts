@@ -4,6 +4,7 @@
  */
 import { GpuUnavailableError, describeError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { skipProbeReason, surveyVulkan } from './vulkan-survey.ts';
 
 export type RuntimeName = 'node' | 'deno';
 
@@ -76,8 +77,12 @@ function describeAdapter(adapter: GPUAdapter): AdapterDescription {
  * Returns a device, or `null` with the reason when there is no usable adapter.
  * Throws only on unexpected runtime failures, as GpuUnavailableError.
  */
-export async function acquireDevice(log: Logger): Promise<{ acquired: AcquiredDevice } | { reason: string }> {
+export async function acquireDevice(log: Logger, opts: { softwareWanted: boolean }): Promise<{ acquired: AcquiredDevice } | { reason: string }> {
   const runtime = currentRuntime();
+  if (runtime === 'node' && process.platform === 'linux') {
+    const skip = skipProbeReason(surveyVulkan(), opts.softwareWanted);
+    if (skip) return { reason: skip };
+  }
   let gpu: GPU | undefined;
   try {
     gpu = await navigatorGpu(runtime);

@@ -103,10 +103,13 @@ export class Scheduler {
     if (requested === 'cpu') {
       return new Scheduler(null, { ...base, active: 'cpu', reason: 'the CPU backend was requested' }, opts, log);
     }
-    const got = await GpuContext.create(log);
+    const softwareWanted = requested === 'gpu' || Boolean(opts.allowSoftwareAdapter);
+    const got = await GpuContext.create(log, softwareWanted);
     if (!(got instanceof GpuContext)) {
       if (requested === 'gpu') throw new GpuUnavailableError(`the GPU backend was requested but ${got.reason}`);
-      log.warn(`no GPU: ${got.reason}; using the CPU path (same results, slower)`);
+      // One line, once: a machine without a GPU is normal, not an error.
+      if (/software rasterizer/.test(got.reason)) log.info(`using the CPU path: ${got.reason}`);
+      else log.warn(`no GPU: ${got.reason}; using the CPU path (same results, slower)`);
       return new Scheduler(null, { ...base, active: 'cpu', reason: got.reason }, opts, log);
     }
     const a = got.acquired;
