@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compressModel } from '../src/compress/compress.ts';
+import { evaluateModels } from '../src/eval/evaluate.ts';
 import { sensitivityAnalysis } from '../src/compress/static-pipeline.ts';
 import { OnnxModel } from '../src/onnx/model.ts';
 import { encodeNpyFloat32 } from '../src/data/npy.ts';
@@ -31,6 +32,10 @@ const models = [
   { name: 'Fashion-MNIST CNN', model: FASHION, train: `${FASHION_DATA}/train-images-idx3-ubyte.gz`, test: FASHION_DATA, testSamples: 3000, bound: 0.5 },
 ];
 
+// Two accuracies per method: the model as ONNX Runtime runs it (fused integer kernels, whose
+// results depend on the host: on AVX2 without VNNI the u8 x s8 products saturate, measured 0.4-1.3
+// points on Fashion-MNIST), and the same QDQ model unfused (the quantized values in exact float
+// arithmetic: what modelpress decided, the same on every host). Bounds apply to the latter.
 describe.each(models)('W8A8 static, $name, 256 calibration samples, $testSamples test images', (m) => {
   const drops: Record<string, number> = {};
   it.each(['minmax', 'percentile', 'entropy', 'mse'] as const)('%s: runs and its accuracy drop is measured', async (method) => {
@@ -40,11 +45,14 @@ describe.each(models)('W8A8 static, $name, 256 calibration samples, $testSamples
     expect(r.activations!.length).toBeGreaterThanOrEqual(6);
     expect(r.calibration!.biases).toBe(4);
     expect(r.evaluation!.samples).toBe(m.testSamples);
-    drops[method] = r.evaluation!.accuracy!.dropPoints;
-    console.log(`${m.name} W8A8 ${method}: ${r.evaluation!.accuracy!.model.toFixed(2)}% vs ${r.evaluation!.accuracy!.baseline.toFixed(2)}% (drop ${drops[method].toFixed(2)}); latency ${r.evaluation!.latencyMs.baseline.toFixed(2)} -> ${r.evaluation!.latencyMs.model.toFixed(2)} ms`);
+    const unfused = await evaluateModels(out, m.model, { data: m.test, latencyRuns: 0, optimization: 'disabled' });
+    drops[method] = unfused.accuracy!.dropPoints;
+    const fused = r.evaluation!.accuracy!;
+    console.log(`${m.name} W8A8 ${method}: unfused ${unfused.accuracy!.model.toFixed(2)}% (drop ${drops[method].toFixed(2)}), fused ${fused.model.toFixed(2)}% (drop ${fused.dropPoints.toFixed(2)}) vs float ${fused.baseline.toFixed(2)}%; latency ${r.evaluation!.latencyMs.baseline.toFixed(2)} -> ${r.evaluation!.latencyMs.model.toFixed(2)} ms`);
+    expect(fused.dropPoints).toBeLessThan(5);
     expect(drops[method]).toBeLessThan(5);
   });
-  it(`percentile or entropy stays within ${m.bound} points`, () => {
+  it(`percentile or entropy stays within ${m.bound} points (unfused)`, () => {
     expect(Math.min(drops.percentile, drops.entropy)).toBeLessThanOrEqual(m.bound);
   });
 });

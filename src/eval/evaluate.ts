@@ -24,6 +24,12 @@ export interface EvalOptions {
   /** Concrete values for symbolic dims, by input name: { x: [1, 3, 48, 192] }. */
   shapes?: Record<string, number[]>;
   latencyRuns?: number;
+  /**
+   * ONNX Runtime graph optimization (default 'all'). 'disabled' runs a QDQ model without integer
+   * fusion: the quantized values in exact float arithmetic, independent of the host's integer
+   * kernels (AVX2 hosts without VNNI saturate u8 x s8 products in fused QLinearConv).
+   */
+  optimization?: 'all' | 'disabled';
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -169,7 +175,7 @@ function median(xs: number[]): number {
 
 export async function evaluateModels(modelPath: string, baselinePath: string, opts: EvalOptions = {}): Promise<EvalReport> {
   const specs = inputSpecs(baselinePath);
-  const sessOpts: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1 };
+  const sessOpts: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: opts.optimization ?? 'all' };
   const model = await ort.InferenceSession.create(modelPath, sessOpts);
   const base = await ort.InferenceSession.create(baselinePath, sessOpts);
   const acc = new Map<string, { e2: number; b2: number; m2: number; bm: number; maxAbs: number; agree: number; rows: number; classes: number }>();
@@ -224,20 +230,24 @@ export async function evaluateModels(modelPath: string, baselinePath: string, op
     opts.onProgress?.(samples, opts.samples ?? samples);
   }
   if (!firstFeeds) throw new DataError('no samples to evaluate');
-  // Latency: one batch, warm-up left out, median of the runs.
+  // Latency: one batch, warm-up left out, runs of the two models interleaved (so drifting machine
+  // load hits both alike), median of each.
   const runs = opts.latencyRuns ?? 20;
-  const time = async (s: ort.InferenceSession) => {
-    await s.run(firstFeeds!);
-    const t: number[] = [];
-    for (let i = 0; i < runs; i++) {
+  const timesModel: number[] = [];
+  const timesBase: number[] = [];
+  if (runs > 0) {
+    await model.run(firstFeeds);
+    await base.run(firstFeeds);
+  }
+  for (let i = 0; i < runs; i++) {
+    for (const [s, t] of [[model, timesModel], [base, timesBase]] as const) {
       const t0 = performance.now();
-      await s.run(firstFeeds!);
+      await s.run(firstFeeds);
       t.push(performance.now() - t0);
     }
-    return median(t);
-  };
-  const latModel = await time(model);
-  const latBase = await time(base);
+  }
+  const latModel = median(timesModel);
+  const latBase = median(timesBase);
   const outputs: OutputAgreement[] = base.outputNames.map((name) => {
     const a = acc.get(name)!;
     const denom = Math.sqrt(a.b2 * a.m2);
