@@ -5,6 +5,8 @@ import { int64, type ValueInfoMsg } from './onnx/proto.ts';
 import { tensorDims } from './onnx/tensor.ts';
 import { parseRecipe, type Recipe } from './recipe/recipe.ts';
 import { findTargets } from './compress/targets.ts';
+import { plannedEncoding } from './compress/weight-only.ts';
+import { summarizeEncodings, type EncodingSummary } from './analysis/encodings.ts';
 
 export interface ValueDescription {
   name: string;
@@ -23,9 +25,12 @@ export interface InspectReport {
   ops: Record<string, number>;
   parameters: { count: number; bytes: number; byType: Record<string, { count: number; bytes: number }> };
   largest: Array<{ name: string; type: string; shape: number[]; bytes: number; source: string }>;
+  /** What the model already holds (a compressed model shows its encodings here). */
+  encodings: EncodingSummary;
   plan: {
     recipe: string;
-    quantize: Array<{ name: string; op: string; shape: number[]; scheme: string }>;
+    /** Per weight: the scheme, the encoding it would get (folded, qdq, ...) and why. */
+    quantize: Array<{ name: string; op: string; shape: number[]; scheme: string; encoding: string; why: string }>;
     skip: Array<{ name: string; op: string; shape: number[]; reason: string }>;
   };
 }
@@ -68,6 +73,7 @@ export function inspectModel(path: string, recipe: Recipe = parseRecipe({})): In
   }
   sizes.sort((a, b) => b.bytes - a.bytes);
   const { targets, skipped } = findTargets(m.graph, recipe);
+  const planned = targets.map((t) => ({ t, enc: plannedEncoding(m, t) }));
   const opsets: Record<string, number> = {};
   for (const o of m.msg.opsetImport) opsets[o.domain || 'ai.onnx'] = int64(o.version);
   return {
@@ -81,10 +87,15 @@ export function inspectModel(path: string, recipe: Recipe = parseRecipe({})): In
     ops,
     parameters: { count, bytes, byType },
     largest: sizes.slice(0, 10),
+    encodings: summarizeEncodings(m),
     plan: {
-      recipe: `${recipe.global.weights} ${recipe.global.granularity}${recipe.global.symmetric ? ' symmetric' : ' asymmetric'} (minElements ${recipe.minElements})`,
-      quantize: targets.map((t) => ({ name: t.weight.name, op: t.opType, shape: t.shape, scheme: `${t.config.weights} ${t.config.granularity}${t.config.granularity === 'channel' ? ` axis ${t.axis}` : ''}` })),
-      skip: skipped.map((s) => ({ name: s.name, op: s.opType, shape: s.shape, reason: s.reason })),
+      recipe: `${recipe.global.weights} ${recipe.global.granularity}${recipe.global.symmetric ? ' symmetric' : ' asymmetric'}, target ${recipe.target} (minElements ${recipe.minElements})`,
+      quantize: planned.flatMap((p) => ('skip' in p.enc ? [] : [{
+        name: p.t.weight.name, op: p.t.opType, shape: p.t.shape, scheme: `${p.t.config.weights} ${p.t.config.granularity}${p.t.config.granularity === 'channel' ? ` axis ${p.t.axis}` : ''}`,
+        encoding: p.enc.encoding, why: p.enc.why,
+      }])),
+      skip: [...skipped.map((s) => ({ name: s.name, op: s.opType, shape: s.shape, reason: s.reason })),
+        ...planned.flatMap((p) => ('skip' in p.enc ? [{ name: p.t.weight.name, op: p.t.opType, shape: p.t.shape, reason: p.enc.skip }] : []))],
     },
   };
 }

@@ -49,7 +49,7 @@ describe('modelpress compress --report', () => {
     expect(j.manifest.backend.active).toBe('cpu');
     expect(j.tensors.map((t: { name: string }) => t.name).sort()).toEqual(['conv2.weight', 'fc1.weight']);
     const fc1 = j.tensors.find((t: { name: string }) => t.name === 'fc1.weight');
-    expect(fc1).toMatchObject({ op: 'Gemm', shape: [128, 1568], bytesBefore: 802816, scheme: 'uint8 per-channel(axis 0) asymmetric, DequantizeLinear' });
+    expect(fc1).toMatchObject({ op: 'Gemm', shape: [128, 1568], bytesBefore: 802816, scheme: 'uint8 per-channel(axis 0) asymmetric, folded (Cast->Mul)', encoding: 'folded' });
     expect(fc1.sqnrDb).toBeGreaterThan(30);
     expect(fc1.cosine).toBeGreaterThan(0.999);
     expect(j.skipped.find((s: { name: string }) => s.name === 'fc2.weight').reason).toBe('excluded by the recipe (null)');

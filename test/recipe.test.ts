@@ -14,7 +14,7 @@ describe('recipe precedence', () => {
     nodes: { special_mm: { weights: 'uint8', granularity: 'tensor' }, conv_keep: { symmetric: false }, mm_skip: null },
   });
   it('global applies where nothing overrides', () => {
-    expect(configFor(r, { name: 'g1', opType: 'Gemm' })).toEqual({ weights: 'int8', granularity: 'channel', blockSize: 32, symmetric: true, format: 'qdq' });
+    expect(configFor(r, { name: 'g1', opType: 'Gemm' })).toEqual({ weights: 'int8', granularity: 'channel', blockSize: 32, symmetric: true, format: 'folded' });
   });
   it('op type overrides global', () => {
     expect(configFor(r, { name: 'any', opType: 'MatMul' })).toMatchObject({ weights: 'int4', granularity: 'block', blockSize: 64 });

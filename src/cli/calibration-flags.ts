@@ -9,7 +9,7 @@ export interface CalibrationFlags {
   calibMethod?: 'minmax' | 'percentile' | 'entropy' | 'mse';
   calibSamples?: string;
   percentile?: string;
-  activations?: 'int8' | 'uint8';
+  activations?: 'int8' | 'uint8' | 'dynamic';
   seed?: string;
   imageSize?: string;
   mean?: string;

@@ -94,8 +94,17 @@ export function formatInspect(r: InspectReport): string {
     'largest tensors:',
   ];
   let out = lines.join('\n') + '\n' + formatTable(['tensor', 'type', 'shape', 'bytes', 'stored as'], r.largest.map((t) => [t.name, t.type, `[${t.shape.join(', ')}]`, String(t.bytes), t.source]));
+  const e = r.encodings;
+  const held = [[e.folded, 'folded weights (Cast->Mul, decoded at load)'], [e.dequantizedWeights, 'DequantizeLinear weights (decoded at every run)'],
+    [e.quantizedActivations, 'quantized activations (static W8A8)'], [e.matMulNBits, 'MatMulNBits'], [e.dynamic, 'dynamic activation quantizers'], [e.fp16Casts, 'fp16 weights']] as const;
+  const found = held.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`);
+  out += `\nencodings: ${found.length ? found.join(', ') : 'none (a float model)'}\n`;
   out += `\ndefault weight-only run (${r.plan.recipe}): ${r.plan.quantize.length} quantized, ${r.plan.skip.length} skipped\n`;
-  if (r.plan.quantize.length) out += formatTable(['quantize', 'op', 'shape', 'scheme'], r.plan.quantize.map((q) => [q.name, q.op, `[${q.shape.join(', ')}]`, q.scheme]));
+  if (r.plan.quantize.length) {
+    out += formatTable(['quantize', 'op', 'shape', 'scheme', 'encoding'], r.plan.quantize.map((q) => [q.name, q.op, `[${q.shape.join(', ')}]`, q.scheme, q.encoding]));
+    const whys = [...new Set(r.plan.quantize.map((q) => `${q.encoding}: ${q.why}`))];
+    out += whys.map((w) => `  ${w}\n`).join('');
+  }
   if (r.plan.skip.length) out += formatTable(['skip', 'op', 'shape', 'reason'], r.plan.skip.map((q) => [q.name, q.op, `[${q.shape.join(', ')}]`, q.reason]));
   return out;
 }

@@ -9,7 +9,8 @@ import { OutputError } from '../errors.ts';
 import { OnnxModel, writeModel, type WriteOptions } from '../onnx/model.ts';
 import { Scheduler, type BackendChoice, type BackendInfo } from '../scheduler/scheduler.ts';
 import type { RunStats } from '../scheduler/stats.ts';
-import { describeRecipe, parseRecipe, type Recipe } from '../recipe/recipe.ts';
+import { configFor, describeRecipe, parseRecipe, type Recipe } from '../recipe/recipe.ts';
+import { quantizeDynamic } from './dynamic.ts';
 import { packageVersion } from '../package-root.ts';
 import type { Logger } from '../log.ts';
 import { compressWeights, type TensorReport } from './weight-only.ts';
@@ -32,11 +33,16 @@ export interface CompressOptions {
   onProgress?: (done: number, total: number, name: string) => void;
   /** Static W8A8: calibrate activations and insert QDQ pairs (weights int8 per-channel). */
   static?: Omit<StaticPipelineOptions, 'scheduler'>;
+  /**
+   * Dynamic-range quantization: MatMul/Gemm products in int8 with activations quantized at run
+   * time; the recipe then compresses the remaining weights (convolutions) weight-only.
+   */
+  dynamic?: { reduceRange?: boolean };
 }
 
 export interface CompressReport {
   modelpress: string;
-  mode: 'weight-only' | 'static-w8a8';
+  mode: 'weight-only' | 'static-w8a8' | 'dynamic';
   manifest: {
     input: { path: string; sha256: string; bytes: number };
     output: { path: string; bytes: number; externalData: string | null };
@@ -112,7 +118,20 @@ export async function compressModel(input: string, output: string, opts: Compres
         evaluation: sp.evaluation, sensitivity: sp.sensitivity, gate: sp.gate,
       };
     } else {
-      result = await compressWeights(model, { recipe, scheduler, onProgress: opts.onProgress });
+      result = { tensors: [], skipped: [] };
+      const created = new Set<string>();
+      if (opts.dynamic) {
+        const floatNodes = new Set(model.msg.graph!.node.filter((n) => configFor(recipe, n) === null).map((n) => n.name ?? ''));
+        const d = await quantizeDynamic(model, { scheduler, floatNodes, reduceRange: opts.dynamic.reduceRange, minElements: recipe.minElements });
+        result.tensors.push(...d.tensors);
+        result.skipped.push(...d.skipped);
+        for (const c of d.created) created.add(c);
+      }
+      const w = await compressWeights(model, { recipe, scheduler, onProgress: opts.onProgress });
+      result.tensors.push(...w.tensors);
+      // A weight the dynamic pass skipped may still be compressed weight-only: report it once.
+      const compressed = new Set(result.tensors.map((t) => t.name));
+      result.skipped = [...result.skipped, ...w.skipped].filter((sk, i, all) => !compressed.has(sk.name) && !created.has(sk.name) && all.findIndex((o) => o.name === sk.name) === i);
       const written = writeModel(model, output, opts.write);
       externalFile = written.externalFile;
       externalBytes = written.externalBytes;
@@ -124,11 +143,11 @@ export async function compressModel(input: string, output: string, opts: Compres
     const info = scheduler.info;
     const report: CompressReport = {
       modelpress: packageVersion(),
-      mode: opts.static ? 'static-w8a8' : 'weight-only',
+      mode: opts.static ? 'static-w8a8' : opts.dynamic ? 'dynamic' : 'weight-only',
       manifest: {
         input: { path: input, sha256, bytes: model.sourceBytes },
         output: { path: output, bytes: modelBytesAfter, externalData: externalFile },
-        recipe: opts.static ? { weights: 'int8', granularity: 'channel', symmetric: true, ...opts.static } : describeRecipe(recipe),
+        recipe: opts.static ? { weights: 'int8', granularity: 'channel', symmetric: true, format: 'qdq', ...opts.static } : { ...describeRecipe(recipe), ...(opts.dynamic ? { activations: 'dynamic', ...opts.dynamic } : {}) },
         backend: { active: info.active, reason: info.reason, runtime: info.runtime, adapter: info.adapter ? info.adapter.description || info.adapter.vendor : null },
       },
       totals: {

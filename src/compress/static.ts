@@ -223,7 +223,8 @@ export async function quantizeStatic(model: OnnxModel, opts: StaticOptions): Pro
   const nodesOverride: Record<string, null> = {};
   for (const n of model.msg.graph!.node) if (n.name && !qset.has(n.name)) nodesOverride[n.name] = null;
   const weightResult = await compressWeights(model, {
-    recipe: parseRecipe({ weights: 'int8', granularity: 'channel', symmetric: true, minElements: 0, nodes: nodesOverride }),
+    // QDQ weights: ORT fuses DQ -> Conv/Gemm with the activation Q/DQ into integer kernels.
+    recipe: parseRecipe({ weights: 'int8', granularity: 'channel', symmetric: true, format: 'qdq', minElements: 0, nodes: nodesOverride }),
     scheduler: opts.scheduler,
   });
 

@@ -7,7 +7,7 @@ import { FLOAT_TYPES, dataTypeName } from '../onnx/dtypes.ts';
 import type { GraphIR, WeightRef } from '../onnx/graph.ts';
 import { int64, type NodeMsg } from '../onnx/proto.ts';
 import { tensorDims } from '../onnx/tensor.ts';
-import { configFor, type Recipe, type WeightConfig } from '../recipe/recipe.ts';
+import { configFor, defaultFormat, type DeploymentTarget, type Recipe, type WeightConfig } from '../recipe/recipe.ts';
 
 export interface Target {
   weight: WeightRef;
@@ -17,6 +17,8 @@ export interface Target {
   config: WeightConfig;
   /** Output-channel axis of the weight for its consumer op. */
   axis: number;
+  /** The recipe's deployment target (it chose the default format). */
+  deployment: DeploymentTarget;
 }
 
 export interface Skip {
@@ -101,12 +103,13 @@ export function findTargets(graph: GraphIR, recipe: Recipe): { targets: Target[]
     }
     const axisSet = new Set(axes as number[]);
     const config = { ...first.config };
-    // Block-wise storage and MatMulNBits are for MatMul/Gemm; convolutions get per-channel DequantizeLinear.
+    // Block-wise storage and MatMulNBits are for MatMul/Gemm; convolutions get per-channel scales
+    // in the target's own format.
     if (opType === 'Conv' || opType === 'ConvTranspose') {
       if (config.granularity === 'block') config.granularity = 'channel';
-      config.format = 'qdq';
+      if (config.format === 'matmulnbits') config.format = defaultFormat(recipe.target);
     }
-    targets.push({ weight: w, shape, nodes: uses.map((u) => u.node), opType, config, axis: axisSet.size === 1 ? [...axisSet][0] : -1 });
+    targets.push({ weight: w, shape, nodes: uses.map((u) => u.node), opType, config, axis: axisSet.size === 1 ? [...axisSet][0] : -1, deployment: recipe.target });
   }
   return { targets, skipped };
 }

@@ -1,8 +1,9 @@
 /**
  * Weight-only compression: int8/uint8 per-tensor or per-channel, int4/uint4 per-channel or
- * block-wise (DequantizeLinear, or MatMulNBits for MatMul), and fp16 (Cast). Numerics run on the
- * scheduler (range -> scales -> quantize -> round-trip error), a few submits for the whole model;
- * the graph is then rewritten so each weight's value is recomputed under its original name.
+ * block-wise, and fp16. Numerics run on the scheduler (range -> scales -> quantize -> round-trip
+ * error), a few submits for the whole model; the graph is then rewritten so each weight's value is
+ * recomputed under its original name, in the format the recipe's target runs fastest
+ * (weight-encodings.ts: folded Cast/Mul chains, DequantizeLinear, MatMulNBits, fp16 Cast).
  */
 import { ModelError } from '../errors.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
@@ -14,8 +15,8 @@ import type { Granularity } from '../kernels/layout.ts';
 import { DataType, dataTypeName } from '../onnx/dtypes.ts';
 import { floatToHalf, halfToFloat } from '../onnx/float16.ts';
 import type { OnnxModel } from '../onnx/model.ts';
-import { create, int64, type AttributeMsg, type NodeMsg, type TensorProtoMsg } from '../onnx/proto.ts';
-import { bytesOf, makeTensor } from '../onnx/tensor.ts';
+import { int64, type NodeMsg } from '../onnx/proto.ts';
+import { encodeFolded, encodeFp16, encodeMatMulNBits, encodeQdq, fourBitDecode, FOLD_LIMIT_BYTES, type EncodedWeight, type IntType } from './weight-encodings.ts';
 import type { Recipe, WeightConfig } from '../recipe/recipe.ts';
 import { findTargets, type Skip, type Target } from './targets.ts';
 
@@ -24,8 +25,11 @@ export interface TensorReport {
   op: string;
   nodes: string[];
   shape: number[];
-  /** e.g. "int8 per-channel(axis 0) symmetric, DequantizeLinear". */
+  /** e.g. "int8 per-channel(axis 0) symmetric, folded (Cast->Mul)". */
   scheme: string;
+  /** How the weight is stored in the graph, and why (the target and format that chose it). */
+  encoding: 'folded' | 'qdq' | 'matmulnbits' | 'fp16-cast' | 'dynamic';
+  encodingReason: string;
   bytesBefore: number;
   bytesAfter: number;
   mse: number;
@@ -47,11 +51,9 @@ export interface WeightOnlyOptions {
   onProgress?: (done: number, total: number, name: string) => void;
 }
 
-type IntType = 'int8' | 'uint8' | 'int4' | 'uint4';
-
 interface IntPlan {
   target: Target;
-  kind: 'qdq' | 'matmulnbits';
+  kind: 'folded' | 'qdq' | 'matmulnbits';
   bits: Bits;
   signed: boolean;
   /** The values quantized: the weight as stored, or transposed and padded for MatMulNBits. */
@@ -62,9 +64,9 @@ interface IntPlan {
   granularity: Granularity;
   domain: '' | 'com.microsoft';
   describe: string;
+  /** Why this encoding (shown in the report and by inspect). */
+  why: string;
 }
-
-const ONNX_TYPE: Record<IntType, number> = { int8: DataType.INT8, uint8: DataType.UINT8, int4: DataType.INT4, uint4: DataType.UINT4 };
 
 function opsetNeeded(bits: Bits, granularity: Granularity['kind']): number {
   if (bits === 4 || granularity === 'block') return 21;
@@ -75,9 +77,10 @@ function granularityText(g: Granularity): string {
   return g.kind === 'tensor' ? 'per-tensor' : g.kind === 'channel' ? `per-channel(axis ${g.axis})` : `block ${g.blockSize} (axis ${g.axis})`;
 }
 
-/** Decides how one weight is stored, or why it cannot be. */
-function planTarget(model: OnnxModel, t: Target, data: Float32Array): IntPlan | string {
+/** Decides how one weight is stored, or why it cannot be. `data` null: plan only (inspect). */
+function planTarget(model: OnnxModel, t: Target, data: Float32Array | null): IntPlan | string {
   const c = t.config as WeightConfig & { weights: IntType };
+  const target = t.deployment;
   const bits: Bits = c.weights === 'int4' || c.weights === 'uint4' ? 4 : 8;
   const signed = c.weights === 'int8' || c.weights === 'int4';
   const rank = t.shape.length;
@@ -89,13 +92,14 @@ function planTarget(model: OnnxModel, t: Target, data: Float32Array): IntPlan | 
     const [K, N] = transposed ? [t.shape[1], t.shape[0]] : t.shape;
     const bs = c.blockSize;
     const kpad = Math.ceil(K / bs) * bs;
-    const tr = new Float32Array(N * kpad);
-    if (transposed) for (let n = 0; n < N; n++) tr.set(data.subarray(n * K, (n + 1) * K), n * kpad);
-    else for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) tr[n * kpad + k] = data[k * N + n];
+    const tr = new Float32Array(data ? N * kpad : 0);
+    if (data && transposed) for (let n = 0; n < N; n++) tr.set(data.subarray(n * K, (n + 1) * K), n * kpad);
+    else if (data) for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) tr[n * kpad + k] = data[k * N + n];
     return {
       target: t, kind: 'matmulnbits', bits: 4, signed: false, data: tr, shape: [N, kpad], logical: [K, N],
       granularity: { kind: 'block', axis: 1, blockSize: bs }, domain: 'com.microsoft',
       describe: `${c.weights} block ${bs} ${c.symmetric ? 'symmetric' : 'asymmetric'}, MatMulNBits`,
+      why: 'format matmulnbits: ONNX Runtime\'s 4-bit GEMM keeps the weight 4-bit in memory at run time',
     };
   }
   let granularity: Granularity;
@@ -106,19 +110,37 @@ function planTarget(model: OnnxModel, t: Target, data: Float32Array): IntPlan | 
     const axis = rank === 2 ? 1 - t.axis : rank - 2;
     granularity = { kind: 'block', axis, blockSize: c.blockSize };
   }
+  const scheme = `${c.weights} ${granularityText(granularity)} ${c.symmetric ? 'symmetric' : 'asymmetric'}`;
+  let fallback = '';
+  const elements = t.shape.reduce((a, b) => a * b, 1);
+  const values = data ?? new Float32Array(0);
+  if (c.format === 'folded') {
+    if (elements * 4 <= FOLD_LIMIT_BYTES) {
+      const decode = bits === 4 && fourBitDecode(model) === 'unpack' ? ', nibbles unpacked (opset < 21 has no INT4 Cast)' : '';
+      return {
+        target: t, kind: 'folded', bits, signed, data: values, shape: t.shape, granularity, domain: '',
+        describe: `${scheme}, folded (Cast->Mul)${decode}`,
+        why: `target ${target}: ONNX Runtime constant-folds the Cast/Mul chain into a float weight at load, so inference runs at float speed`,
+      };
+    }
+    fallback = `; not folded: the decoded weight (${(elements * 4 / 2 ** 30).toFixed(2)} GiB) exceeds ONNX Runtime's 1 GiB constant-folding cap`;
+  }
   const need = opsetNeeded(bits, granularity.kind);
   const have = model.opset('');
   let domain: '' | 'com.microsoft' = '';
   if (have < need) {
     if (granularity.kind === 'block') {
-      return `block-wise DequantizeLinear needs ai.onnx opset 21 and the model imports ${have}; use format matmulnbits (MatMul) or granularity channel`;
+      return `block-wise DequantizeLinear needs ai.onnx opset 21 and the model imports ${have}; use format folded or matmulnbits (MatMul), or granularity channel`;
     }
     // ONNX Runtime's com.microsoft DequantizeLinear takes axis and 4-bit types at any opset.
     domain = 'com.microsoft';
   }
   return {
-    target: t, kind: 'qdq', bits, signed, data, shape: t.shape, granularity, domain,
-    describe: `${c.weights} ${granularityText(granularity)} ${c.symmetric ? 'symmetric' : 'asymmetric'}, ${domain ? 'com.microsoft.' : ''}DequantizeLinear`,
+    target: t, kind: 'qdq', bits, signed, data: values, shape: t.shape, granularity, domain,
+    describe: `${scheme}, ${domain ? 'com.microsoft.' : ''}DequantizeLinear`,
+    why: fallback
+      ? `format folded${fallback}`
+      : `target ${target}: runtimes that run integer kernels (TensorRT, QNN, OpenVINO) take QDQ weights; ONNX Runtime CPU dequantizes them at every run`,
   };
 }
 
@@ -150,75 +172,6 @@ function matMulNBitsRefusal(model: OnnxModel, t: Target): string | null {
   return null;
 }
 
-function scaleDims(p: IntPlan): number[] {
-  const g = p.granularity;
-  if (g.kind === 'tensor') return [];
-  if (g.kind === 'channel') return [p.shape[g.axis]];
-  return p.shape.map((d, i) => (i === g.axis ? Math.ceil(d / g.blockSize) : d));
-}
-
-function packedZeroPoints(zp: Int32Array, bits: Bits): Uint8Array {
-  if (bits === 8) return Uint8Array.from(zp, (v) => v & 0xff);
-  const out = new Uint8Array(Math.ceil(zp.length / 2));
-  zp.forEach((v, i) => (out[i >> 1] |= (v & 0xf) << ((i & 1) * 4)));
-  return out;
-}
-
-function attr(name: string, i: number): AttributeMsg {
-  return create<AttributeMsg>('AttributeProto', { name, type: 2, i });
-}
-
-function rewriteQdq(model: OnnxModel, p: IntPlan, params: QuantParams, codes: Uint8Array): number {
-  const g = model.graph;
-  const name = p.target.weight.name;
-  const type = ONNX_TYPE[(p.target.config.weights) as IntType];
-  const sdims = scaleDims(p);
-  const q = makeTensor(g.uniqueName(`${name}_quantized`), type, p.shape, codes);
-  const s = makeTensor(g.uniqueName(`${name}_scale`), DataType.FLOAT, sdims, bytesOf(Float32Array.from(params.scale)));
-  const z = makeTensor(g.uniqueName(`${name}_zero_point`), type, sdims, packedZeroPoints(params.zeroPoint, p.bits));
-  const attrs: AttributeMsg[] = [];
-  if (p.granularity.kind !== 'tensor') attrs.push(attr('axis', p.granularity.axis));
-  if (p.granularity.kind === 'block') attrs.push(attr('block_size', p.granularity.blockSize));
-  if (p.domain) model.ensureOpset(p.domain, 1);
-  const node = create<NodeMsg>('NodeProto', {
-    name: g.uniqueName(`${name}_DequantizeLinear`), opType: 'DequantizeLinear', domain: p.domain,
-    input: [q.name!, s.name!, z.name!], output: [name], attribute: attrs,
-  });
-  g.replaceWeight(name, [q, s, z], [node]);
-  return codes.length + (s.rawData?.length ?? 0) + (z.rawData?.length ?? 0);
-}
-
-function rewriteMatMulNBits(model: OnnxModel, p: IntPlan, params: QuantParams, codes: Uint8Array, symmetric: boolean): number {
-  const g = model.graph;
-  const name = p.target.weight.name;
-  const [K, N] = p.logical!;
-  const bs = (p.granularity as { blockSize: number }).blockSize;
-  const kb = p.shape[1] / bs;
-  const inits: TensorProtoMsg[] = [
-    makeTensor(g.uniqueName(`${name}_B`), DataType.UINT8, [N, kb, bs / 2], codes),
-    makeTensor(g.uniqueName(`${name}_scales`), DataType.FLOAT, [N * kb], bytesOf(Float32Array.from(params.scale))),
-  ];
-  if (!symmetric) {
-    // Zero points: 4-bit, packed per row of N: ceil(k_blocks / 2) bytes each.
-    const per = Math.ceil(kb / 2);
-    const zp = new Uint8Array(N * per);
-    for (let n = 0; n < N; n++) for (let b = 0; b < kb; b++) zp[n * per + (b >> 1)] |= (params.zeroPoint[n * kb + b] & 0xf) << ((b & 1) * 4);
-    inits.push(makeTensor(g.uniqueName(`${name}_zero_points`), DataType.UINT8, [N * per], zp));
-  }
-  model.ensureOpset('com.microsoft', 1);
-  for (const mm of p.target.nodes) {
-    // Inputs: A, B, scales, zero_points, g_idx, bias (a Gemm's C becomes the bias).
-    const bias = mm.opType === 'Gemm' ? mm.input[2] : undefined;
-    const zp = inits[2]?.name ?? '';
-    mm.input = [mm.input[0], inits[0].name!, inits[1].name!, ...(zp || bias ? [zp] : []), ...(bias ? ['', bias] : [])];
-    mm.opType = 'MatMulNBits';
-    mm.domain = 'com.microsoft';
-    mm.attribute = [attr('K', K), attr('N', N), attr('bits', 4), attr('block_size', bs)];
-  }
-  g.replaceWeight(name, inits, []);
-  return inits.reduce((s, t) => s + (t.rawData?.length ?? 0), 0);
-}
-
 function fp16Stats(data: Float32Array, half: Uint16Array): ErrorStats {
   let e2 = 0, x2 = 0, h2 = 0, xh = 0, emax = 0, n = 0, bad = 0;
   for (let i = 0; i < data.length; i++) {
@@ -238,20 +191,15 @@ function fp16Stats(data: Float32Array, half: Uint16Array): ErrorStats {
   };
 }
 
-function rewriteFp16(model: OnnxModel, t: Target, data: Float32Array): { bytes: number; stats: ErrorStats } {
-  const g = model.graph;
-  const name = t.weight.name;
-  const half = Uint16Array.from(data, floatToHalf);
-  const init = makeTensor(g.uniqueName(`${name}_fp16`), DataType.FLOAT16, t.shape, bytesOf(half));
-  const node = create<NodeMsg>('NodeProto', {
-    name: g.uniqueName(`${name}_Cast`), opType: 'Cast', input: [init.name!], output: [name], attribute: [attr('to', DataType.FLOAT)],
-  });
-  g.replaceWeight(name, [init], [node]);
-  return { bytes: half.byteLength, stats: fp16Stats(data, half) };
-}
-
 function nonFiniteMessage(name: string, nan: number, inf: number): string {
   return `weight '${name}' holds ${nan} NaN and ${inf} infinite values; fix the model, or use onNonFinite: skip to leave it in float`;
+}
+
+/** How each weight would be encoded and why, without reading its values (for inspect). */
+export function plannedEncoding(model: OnnxModel, t: Target): { scheme: string; encoding: TensorReport['encoding']; why: string } | { skip: string } {
+  if (t.config.weights === 'fp16') return { scheme: 'fp16, Cast', encoding: 'fp16-cast', why: 'FLOAT16 initializer + Cast: ONNX Runtime folds the Cast at load' };
+  const p = planTarget(model, t, null);
+  return typeof p === 'string' ? { skip: p } : { scheme: p.describe, encoding: p.kind, why: p.why };
 }
 
 export async function compressWeights(model: OnnxModel, opts: WeightOnlyOptions): Promise<WeightOnlyResult> {
@@ -294,8 +242,14 @@ export async function compressWeights(model: OnnxModel, opts: WeightOnlyOptions)
           continue;
         }
         const before = data.length * 4;
-        const { bytes, stats } = rewriteFp16(model, t, data);
-        tensors.push({ name: t.weight.name, op: t.opType, nodes: t.nodes.map((n) => n.name ?? ''), shape: t.shape, scheme: 'fp16, Cast', bytesBefore: before, bytesAfter: bytes, mse: stats.mse, sqnrDb: stats.sqnrDb, maxAbsError: stats.maxAbsError, cosine: stats.cosine });
+        const half = Uint16Array.from(data, floatToHalf);
+        const stats = fp16Stats(data, half);
+        const bytes = encodeFp16(model, t.weight.name, t.shape, half);
+        tensors.push({
+          name: t.weight.name, op: t.opType, nodes: t.nodes.map((n) => n.name ?? ''), shape: t.shape, scheme: 'fp16, Cast', encoding: 'fp16-cast',
+          encodingReason: 'FLOAT16 initializer + Cast: ONNX Runtime folds the Cast at load', bytesBefore: before, bytesAfter: bytes,
+          mse: stats.mse, sqnrDb: stats.sqnrDb, maxAbsError: stats.maxAbsError, cosine: stats.cosine,
+        });
         opts.onProgress?.(++done, targets.length, t.weight.name);
         continue;
       }
@@ -323,12 +277,15 @@ export async function compressWeights(model: OnnxModel, opts: WeightOnlyOptions)
       codes: quantized[i].codes, shape: p.shape, granularity: p.granularity, bits: p.bits, signed: p.signed, params, original: p.data, values: false, statsAxis: null,
     })));
     ok.forEach(({ plan: p, params }, i) => {
-      const codes = quantized[i].codes;
-      const after = p.kind === 'matmulnbits' ? rewriteMatMulNBits(model, p, params, codes, p.target.config.symmetric) : rewriteQdq(model, p, params, codes);
+      const w: EncodedWeight = {
+        name: p.target.weight.name, type: p.target.config.weights as IntType, bits: p.bits, shape: p.shape, granularity: p.granularity, params, codes: quantized[i].codes,
+      };
+      const after = p.kind === 'matmulnbits' ? encodeMatMulNBits(model, w, p.target.nodes, p.logical!, p.target.config.symmetric)
+        : p.kind === 'folded' ? encodeFolded(model, w).bytes : encodeQdq(model, w, p.domain);
       const e = errors[i].tensor!;
       const t = p.target;
       tensors.push({
-        name: t.weight.name, op: t.opType, nodes: t.nodes.map((n) => n.name ?? ''), shape: t.shape, scheme: p.describe,
+        name: t.weight.name, op: t.opType, nodes: t.nodes.map((n) => n.name ?? ''), shape: t.shape, scheme: p.describe, encoding: p.kind, encodingReason: p.why,
         bytesBefore: t.shape.reduce((a, b) => a * b, 4), bytesAfter: after, mse: e.mse, sqnrDb: e.sqnrDb, maxAbsError: e.maxAbsError, cosine: e.cosine,
       });
       opts.onProgress?.(++done, targets.length, t.weight.name);

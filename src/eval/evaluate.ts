@@ -12,6 +12,7 @@ import { DataType, dataTypeName } from '../onnx/dtypes.ts';
 import { int64 } from '../onnx/proto.ts';
 import { seededRandom } from '../random.ts';
 import { openDataset, type Dataset, type Preprocess } from '../data/dataset.ts';
+import { slowdownCause, summarizeEncodings } from '../analysis/encodings.ts';
 
 export interface EvalOptions {
   /** IDX images, .npy/.npz, or an image folder (labels beside IDX images, labels.txt in image folders). Without it, seeded random inputs. */
@@ -52,6 +53,19 @@ export interface EvalReport {
   latencyMs: { model: number; baseline: number; batch: number };
   /** File sizes, external data included. */
   bytes: { model: number; baseline: number };
+  /** Set when the model runs slower than its baseline (beyond timing noise): why, and the flag that fixes it. */
+  slowdown: string | null;
+}
+
+/** Latency ratios within this margin are timing noise, not a slowdown. */
+export const SLOWDOWN_MARGIN = 1.05;
+
+/** A one-line warning when the model is slower than its baseline, naming the cause found in its graph. */
+export function slowdownWarning(modelPath: string, latModel: number, latBase: number): string | null {
+  if (!(latModel > latBase * SLOWDOWN_MARGIN) || latBase <= 0) return null;
+  const cause = slowdownCause(summarizeEncodings(OnnxModel.read(modelPath)));
+  const speed = `runs at ${(latBase / latModel).toFixed(2)}x the speed of its baseline (${latModel.toFixed(2)} ms vs ${latBase.toFixed(2)} ms per batch)`;
+  return `${modelPath} ${speed}: ${cause ?? 'no compressed encoding in its graph explains it; measure again with more runs'}`;
 }
 
 function modelBytes(path: string): number {
@@ -273,5 +287,6 @@ export async function evaluateModels(modelPath: string, baselinePath: string, op
     } : null,
     latencyMs: { model: latModel, baseline: latBase, batch: Number(Object.values(firstFeeds)[0]?.dims[0] ?? 1) },
     bytes: { model: modelBytes(modelPath), baseline: modelBytes(baselinePath) },
+    slowdown: runs > 0 ? slowdownWarning(modelPath, latModel, latBase) : null,
   };
 }

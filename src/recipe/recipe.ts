@@ -10,7 +10,15 @@ import { RecipeError } from '../errors.ts';
 
 export const WEIGHT_TYPES = ['int8', 'uint8', 'int4', 'uint4', 'fp16'] as const;
 export const GRANULARITIES = ['tensor', 'channel', 'block'] as const;
-export const FORMATS = ['qdq', 'matmulnbits'] as const;
+export const FORMATS = ['folded', 'qdq', 'matmulnbits'] as const;
+/** Where the model will run: picks the weight format (and, for static W8A8, activation symmetry). */
+export const TARGETS = ['ort-cpu', 'qdq', 'tensorrt'] as const;
+export type DeploymentTarget = (typeof TARGETS)[number];
+
+/** The weight format a target runs fastest: ORT folds Cast/Mul chains, QDQ toolchains want DequantizeLinear. */
+export function defaultFormat(target: DeploymentTarget): 'folded' | 'qdq' {
+  return target === 'ort-cpu' ? 'folded' : 'qdq';
+}
 
 const weightConfig = z
   .object({
@@ -31,6 +39,7 @@ export const recipeSchema = z
     blockSize: weightConfig.shape.blockSize.optional(),
     symmetric: z.boolean().optional(),
     format: z.enum(FORMATS).optional(),
+    target: z.enum(TARGETS).optional(),
     /** Weights with fewer elements are left in float. */
     minElements: z.number().int().min(0).optional(),
     /** What to do with a weight holding NaN or Inf. */
@@ -45,6 +54,7 @@ export type WeightConfig = z.infer<typeof weightConfig>;
 export type PartialWeightConfig = z.infer<typeof partialConfig>;
 
 export interface Recipe {
+  target: DeploymentTarget;
   global: WeightConfig;
   minElements: number;
   onNonFinite: 'error' | 'skip';
@@ -52,7 +62,8 @@ export interface Recipe {
   nodes: Record<string, PartialWeightConfig | null>;
 }
 
-export const DEFAULT_CONFIG: WeightConfig = { weights: 'int8', granularity: 'channel', blockSize: 32, symmetric: true, format: 'qdq' };
+export const DEFAULT_TARGET: DeploymentTarget = 'ort-cpu';
+export const DEFAULT_CONFIG: WeightConfig = { weights: 'int8', granularity: 'channel', blockSize: 32, symmetric: true, format: defaultFormat(DEFAULT_TARGET) };
 export const DEFAULT_MIN_ELEMENTS = 1024;
 
 function valueAt(input: unknown, path: PropertyKey[]): unknown {
@@ -84,27 +95,35 @@ export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
   const parsed = recipeSchema.safeParse(input);
   if (!parsed.success) throw new RecipeError(formatIssues(parsed.error.issues, source, input), { source });
   const r = parsed.data;
+  const target = r.target ?? DEFAULT_TARGET;
   const global: WeightConfig = {
     weights: r.weights ?? DEFAULT_CONFIG.weights,
     granularity: r.granularity ?? (r.weights === 'int4' || r.weights === 'uint4' ? 'block' : DEFAULT_CONFIG.granularity),
     blockSize: r.blockSize ?? DEFAULT_CONFIG.blockSize,
     symmetric: r.symmetric ?? DEFAULT_CONFIG.symmetric,
-    format: r.format ?? DEFAULT_CONFIG.format,
+    format: r.format ?? defaultFormat(target),
   };
   const recipe: Recipe = {
+    target,
     global,
     minElements: r.minElements ?? DEFAULT_MIN_ELEMENTS,
     onNonFinite: r.onNonFinite ?? 'error',
     opTypes: r.opTypes ?? {},
     nodes: r.nodes ?? {},
   };
-  checkCombination(global, source);
-  for (const [k, v] of Object.entries(recipe.opTypes)) if (v) checkCombination({ ...global, ...v }, `${source}: opTypes.${k}`);
-  for (const [k, v] of Object.entries(recipe.nodes)) if (v) checkCombination({ ...global, ...v }, `${source}: nodes.${k}`);
+  checkCombination(global, target, source);
+  for (const [k, v] of Object.entries(recipe.opTypes)) if (v) checkCombination({ ...global, ...v }, target, `${source}: opTypes.${k}`);
+  for (const [k, v] of Object.entries(recipe.nodes)) if (v) checkCombination({ ...global, ...v }, target, `${source}: nodes.${k}`);
   return recipe;
 }
 
-function checkCombination(c: WeightConfig, where: string): void {
+function checkCombination(c: WeightConfig, target: DeploymentTarget, where: string): void {
+  if (target !== 'ort-cpu' && c.format !== 'qdq' && c.weights !== 'fp16') {
+    throw new RecipeError(`${where}: target '${target}' consumes weights as DequantizeLinear (QDQ); format '${c.format}' is for ONNX Runtime (target ort-cpu)`);
+  }
+  if (target === 'tensorrt' && !c.symmetric) {
+    throw new RecipeError(`${where}: target 'tensorrt' needs symmetric weights (TensorRT takes zero points of 0 only); drop asymmetric`);
+  }
   if (c.format === 'matmulnbits' && c.weights !== 'int4' && c.weights !== 'uint4') {
     throw new RecipeError(`${where}: format 'matmulnbits' needs weights int4 or uint4, got '${c.weights}'`);
   }
@@ -113,7 +132,8 @@ function checkCombination(c: WeightConfig, where: string): void {
   }
 }
 
-export function loadRecipeFile(path: string): Recipe {
+/** A recipe file's contents, validated but without defaults filled in (flags may still override them). */
+export function loadRecipeInput(path: string): RecipeInput {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -126,7 +146,12 @@ export function loadRecipeFile(path: string): Recipe {
   } catch (err) {
     throw new RecipeError(`${path}: not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`, { path });
   }
-  return parseRecipe(data, path);
+  parseRecipe(data, path);
+  return (data ?? {}) as RecipeInput;
+}
+
+export function loadRecipeFile(path: string): Recipe {
+  return parseRecipe(loadRecipeInput(path), path);
 }
 
 /** The config for one node: node name over op type over global; null means leave it alone. */
@@ -140,5 +165,5 @@ export function configFor(recipe: Recipe, node: { name?: string; opType?: string
 
 /** The recipe as resolved, for the report's reproducibility manifest. */
 export function describeRecipe(r: Recipe): Record<string, unknown> {
-  return { ...r.global, minElements: r.minElements, onNonFinite: r.onNonFinite, opTypes: r.opTypes, nodes: r.nodes };
+  return { target: r.target, ...r.global, minElements: r.minElements, onNonFinite: r.onNonFinite, opTypes: r.opTypes, nodes: r.nodes };
 }

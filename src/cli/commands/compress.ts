@@ -14,6 +14,7 @@ interface CompressFlags extends CommonOptions, CalibrationFlags {
   symmetric?: boolean;
   asymmetric?: boolean;
   format?: string;
+  target?: string;
   exclude?: string[];
   minElements?: string;
   report?: string;
@@ -21,6 +22,7 @@ interface CompressFlags extends CommonOptions, CalibrationFlags {
   evalData?: string;
   samples?: string;
   maxDrop?: string;
+  reduceRange?: boolean;
 }
 
 /**
@@ -41,6 +43,13 @@ function checkStaticFlags(o: CompressFlags): void {
   if (o.blockSize !== undefined) throw new RecipeError('--block-size conflicts with --calibration (static W8A8 weights are per channel, not per block)');
   if (o.recipe) throw new RecipeError('--recipe describes weight-only compression and conflicts with --calibration (static W8A8); use --exclude to keep layers in float');
   if (o.minElements !== undefined) throw new RecipeError('--min-elements applies to weight-only compression; with --calibration use --exclude to keep layers in float');
+  if (o.target === 'tensorrt') {
+    // TensorRT's INT8 takes symmetric activations only (zero point 0).
+    if (o.activations === 'uint8') throw new RecipeError('--activations uint8 conflicts with --target tensorrt (TensorRT quantizes activations to int8 with zero point 0): use --activations int8');
+    if (o.symmetric === false) throw new RecipeError('--asymmetric conflicts with --target tensorrt (TensorRT takes zero points of 0 only)');
+    o.activations = 'int8';
+    o.symmetric = true;
+  }
 }
 
 export function addCompressCommand(program: Command): void {
@@ -55,7 +64,8 @@ export function addCompressCommand(program: Command): void {
     .option('--block-size <n>', 'block size for block granularity: 16, 32, 64, 128 or 256 (default 32)')
     .option('--symmetric', 'symmetric quantization (zero point 0; the default for weights)')
     .option('--asymmetric', 'asymmetric quantization (min/max range with a zero point)')
-    .addOption(new Option('--format <f>', 'how int4 MatMul/Gemm weights are stored (with --calibration: qdq)').choices(['qdq', 'matmulnbits']))
+    .addOption(new Option('--target <t>', 'where the model will run; picks the weight format: ort-cpu (folded: decoded by ONNX Runtime at load, float speed), qdq (DequantizeLinear for QNN/OpenVINO-style toolchains), tensorrt (QDQ, symmetric only)').choices(['ort-cpu', 'qdq', 'tensorrt']).default('ort-cpu'))
+    .addOption(new Option('--format <f>', 'how weights are stored: folded (Cast->Mul, folded by ONNX Runtime at load), qdq (DequantizeLinear, kept at run time), matmulnbits (ORT 4-bit MatMul/Gemm). Default: from --target; with --calibration: qdq').choices(['folded', 'qdq', 'matmulnbits']))
     .option('--exclude <nameOrOp...>', 'node names or op types to leave in float')
     .option('--min-elements <n>', 'leave weights smaller than this in float (default 1024)')
     .option('--report <file>', 'write the JSON report (per tensor: scheme, bytes, MSE, SQNR, max error, cosine; skips; manifest)')
@@ -66,13 +76,21 @@ export function addCompressCommand(program: Command): void {
     .option('--json', 'print the report as JSON on stdout instead of the summary')
     .addOption(backendOption())
     .option('-q, --quiet', 'no progress bar, errors only')
-    .option('-v, --verbose', 'debug logging and stack traces'), ['int8', 'uint8'])
+    .option('--reduce-range', '--activations dynamic: 7-bit weights, for x86 CPUs without VNNI whose u8 x s8 kernels saturate with full-range int8 weights')
+    .option('-v, --verbose', 'debug logging and stack traces'), ['int8', 'uint8', 'dynamic'])
     .action((input: string, o: CompressFlags) => guarded(o.verbose, async () => {
       if (o.asymmetric && o.symmetric) throw new RecipeError('--symmetric and --asymmetric contradict each other');
       if (o.asymmetric) o.symmetric = false;
+      const dynamic = (o.activations as string | undefined) === 'dynamic';
+      if (dynamic) {
+        if (o.calibration) throw new RecipeError('--activations dynamic quantizes activations at run time and takes no --calibration data; drop one of them');
+        if (o.target !== 'ort-cpu') throw new RecipeError(`--activations dynamic runs in ONNX Runtime (DynamicQuantizeLinear + MatMulInteger): it needs --target ort-cpu, got ${o.target}`);
+      } else if (o.reduceRange) {
+        throw new RecipeError('--reduce-range applies to --activations dynamic');
+      }
       const staticMode = Boolean(o.calibration);
       if (o.maxDrop !== undefined && !staticMode) throw new RecipeError('--max-drop applies to static W8A8: give --calibration data');
-      if (o.activations && !staticMode) throw new RecipeError(`--activations ${o.activations} needs --calibration data (static W8A8 computes activation ranges from it)`);
+      if (o.activations && !dynamic && !staticMode) throw new RecipeError(`--activations ${o.activations} needs --calibration data (static W8A8 computes activation ranges from it), or use --activations dynamic`);
       if (staticMode) checkStaticFlags(o);
       const [{ compressModel }, { createLogger }, { formatCompressSummary }, { ProgressReporter }, { evaluateModels }, { jsonNumbers }, recipes, { OnnxModel }] = await Promise.all([
         import('../../compress/compress.ts'), import('../../log.ts'), import('../format.ts'), import('../progress.ts'),
@@ -101,10 +119,11 @@ export function addCompressCommand(program: Command): void {
         if (o.format) flags.format = o.format as RecipeInput['format'];
         if (o.minElements !== undefined) flags.minElements = int(o.minElements, '--min-elements');
       }
-      const base = o.recipe ? recipes.loadRecipeFile(o.recipe) : null;
-      const merged: RecipeInput = base
-        ? { ...base.global, minElements: base.minElements, onNonFinite: base.onNonFinite, opTypes: { ...base.opTypes }, nodes: { ...base.nodes }, ...flags }
-        : { ...flags };
+      // --target's default (ort-cpu) does not override a recipe's own target.
+      const targetGiven = program.commands.find((c) => c.name() === 'compress')!.getOptionValueSource('target') !== 'default';
+      if (!staticMode && (targetGiven || !o.recipe)) flags.target = o.target as RecipeInput['target'];
+      const base = o.recipe ? recipes.loadRecipeInput(o.recipe) : {};
+      const merged: RecipeInput = { ...base, ...flags, opTypes: { ...base.opTypes }, nodes: { ...base.nodes } };
       for (const op of excludeOps) merged.opTypes = { ...merged.opTypes, [op]: null };
       for (const n of excludeNodes) merged.nodes = { ...merged.nodes, [n]: null };
       const recipe = recipes.parseRecipe(merged, o.recipe ? `${o.recipe} + flags` : 'flags');
@@ -119,6 +138,7 @@ export function addCompressCommand(program: Command): void {
       const report = await compressModel(input, o.output, {
         recipe, backend: o.backend, force: o.force, reportPath: o.report, logger: createLogger(logLevel(o)),
         static: staticOptions,
+        dynamic: dynamic ? { reduceRange: Boolean(o.reduceRange) } : undefined,
         onProgress: (done, total, name) => progress.update(done, total, name),
       });
       progress.stop();
@@ -130,6 +150,7 @@ export function addCompressCommand(program: Command): void {
       }
       if (o.json) process.stdout.write(JSON.stringify(evaluation ? { ...report, evaluation } : report, jsonNumbers, 2) + '\n');
       else process.stdout.write(formatCompressSummary(report, evaluation));
+      if (evaluation?.slowdown) process.stderr.write(`modelpress: warning: ${evaluation.slowdown}\n`);
       if (report.gate && !report.gate.met) {
         process.stderr.write(`modelpress: error: the accuracy gate cannot be met: with ${report.gate.floatNodes.length} layers in float the drop is still ${report.gate.finalDropPoints.toFixed(2)} points > --max-drop ${report.gate.maxDrop}\n`);
         process.exitCode = 3;

@@ -33,5 +33,6 @@ export function addEvalCommand(program: Command): void {
       const [{ evaluateModels }, { formatEval }, { jsonNumbers }] = await Promise.all([import('../../eval/evaluate.ts'), import('../format.ts'), import('../../json.ts')]);
       const r = await evaluateModels(input, o.baseline, { data: o.data, samples: int(o.samples, '--samples'), seed: int(o.seed, '--seed'), shapes });
       process.stdout.write(o.json ? JSON.stringify(r, jsonNumbers, 2) + '\n' : formatEval(r));
+      if (r.slowdown) process.stderr.write(`modelpress: warning: ${r.slowdown}\n`);
     }));
 }
