@@ -29,7 +29,17 @@ describe('modelpress inspect', () => {
   it('prints a readable report', () => {
     const r = run(['inspect', MNIST]);
     expect(r.stdout).toMatch(/^opsets: +ai\.onnx 13$/m);
-    expect(r.stdout).toMatch(/default weight-only run \(int8 channel symmetric \(minElements 1024\)\): 3 quantized, 5 skipped/);
+    expect(r.stdout).toMatch(/^encodings: none \(a float model\)$/m);
+    expect(r.stdout).toMatch(/default weight-only run \(int8 channel symmetric, target ort-cpu \(minElements 1024\)\): 3 quantized, 5 skipped/);
+    expect(r.stdout).toMatch(/^fc1\.weight +Gemm +\[128, 1568\] +int8 channel axis 0 +folded$/m);
+    expect(r.stdout).toMatch(/^ {2}folded: target ort-cpu: ONNX Runtime constant-folds the Cast\/Mul chain/m);
+  });
+  it('shows the encodings a compressed model holds', () => {
+    const out = join(dir, 'inspect-qdq.onnx');
+    expect(run(['compress', MNIST, '-o', out, '--format', 'qdq', '--backend', 'cpu', '-q']).status).toBe(0);
+    const j = JSON.parse(run(['inspect', out, '--json']).stdout);
+    expect(j.encodings).toEqual({ folded: 0, dequantizedWeights: 3, quantizedActivations: 0, matMulNBits: 0, dynamic: 0, fp16Casts: 0 });
+    expect(run(['inspect', out]).stdout).toMatch(/^encodings: 3 DequantizeLinear weights \(decoded at every run\)$/m);
   });
 });
 
