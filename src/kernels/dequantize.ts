@@ -5,7 +5,8 @@
  */
 import { InvalidArgumentError } from '../errors.ts';
 import { bitsToF32, flushDenormalBits, isFiniteBits } from './numerics.ts';
-import { elementCount, groupElement, groupLength, groupOf, groupView, normalizeAxis, type Granularity, type GroupView } from './layout.ts';
+import { elementCount, groupElement, groupLength, groupOf, groupView, normalizeAxis, MODE_CHANNEL, type Granularity, type GroupView } from './layout.ts';
+import { wasmFor } from '../cpu/wasm-kernels.ts';
 import { codeRange, type Bits, type QuantParams } from './qparams.ts';
 import { codeBytes } from './quantize.ts';
 import { forEachPartial, reductionHead, reductionSlices, REDUCE_CHUNK, type ReductionSlice } from './reduction.ts';
@@ -117,6 +118,14 @@ function cpu(job: DequantizeJob): DequantizeResult {
   const sv = statsView(job);
   const n = qv.elements;
   const wantValues = job.values !== false;
+  // Fast engine: error sums of 8-bit channel-mode codes, per tensor or per quantization channel.
+  const sameRuns = sv.groups === 1 || (sv.mode === MODE_CHANNEL && sv.inner === qv.inner && sv.dim === qv.dim && qv.inner > 1);
+  const wasm = !wantValues && job.original && job.bits === 8 && qv.mode === MODE_CHANNEL && sameRuns ? wasmFor(n) : null;
+  if (wasm) {
+    const statsGroup = sv.groups === 1 ? () => 0 : (i: number) => Math.floor(i / sv.inner) % sv.dim;
+    const channels = wasm.dequantStats8(job.codes, job.original!, qv, job.params.scale as Float32Array, Int32Array.from(job.params.zeroPoint), job.signed, sv.groups, statsGroup);
+    return assemble(channels, null, sv);
+  }
   const values = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     const g = qv.groups === 1 ? 0 : groupOf(qv, i);

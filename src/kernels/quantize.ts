@@ -8,6 +8,7 @@ import { flushDenormalBits, bitsToF32, f32Bits, isFiniteBits, roundHalfEven } fr
 import { groupOf, groupView, elementCount, MODE_CHANNEL, type Granularity } from './layout.ts';
 import { codeRange, type Bits, type QuantParams } from './qparams.ts';
 import { WORKGROUP_SIZE, type KernelDescriptor, type Piece, type PieceRegions } from './kernel.ts';
+import { wasmFor } from '../cpu/wasm-kernels.ts';
 
 export interface QuantizeJob {
   data: Float32Array;
@@ -69,7 +70,9 @@ function cpu(job: QuantizeJob): QuantizeResult {
   const n = job.data.length;
   const codes = new Uint8Array(codeBytes(n, job.bits));
   if (job.bits === 8 && view.mode === MODE_CHANNEL) {
-    quantizeChannels8(job.data, view.outer, view.dim, view.inner, inverse, zeroPoint, qmin, qmax, codes);
+    const wasm = wasmFor(n);
+    if (wasm) wasm.quantize8(job.data, view, inverse, zeroPoint, qmin, qmax, codes);
+    else quantizeChannels8(job.data, view.outer, view.dim, view.inner, inverse, zeroPoint, qmin, qmax, codes);
     return { codes };
   }
   const perTensor = view.groups === 1;

@@ -8,6 +8,7 @@ import { bitsToF32, flushDenormalBits, isFiniteBits, keyToF32, KEY_EMPTY_MIN } f
 import { elementCount, groupElement, groupLength, groupView, type Granularity, type GroupView } from './layout.ts';
 import { forEachPartial, reductionHead, reductionSlices, REDUCE_CHUNK, type ReductionSlice } from './reduction.ts';
 import type { KernelDescriptor, Piece, PieceRegions } from './kernel.ts';
+import { wasmFor } from '../cpu/wasm-kernels.ts';
 
 export interface RangeJob {
   data: Float32Array;
@@ -115,6 +116,23 @@ function cpu(job: RangeJob): RangeResult {
   const v = groupView(job.shape, job.granularity);
   const out = emptyResult(v.groups);
   const bits = new Uint32Array(job.data.buffer, job.data.byteOffset, job.data.length);
+  const wasm = v.mode === 0 ? wasmFor(job.data.length) : null;
+  if (wasm) {
+    const moments = job.moments !== false;
+    wasm.range(job.data, v, moments).forEach((p, g) => {
+      const empty = p.count === 0;
+      out.min[g] = empty ? NaN : keyToF32(p.kmin);
+      out.max[g] = empty ? NaN : keyToF32(p.kmax);
+      out.absmax[g] = empty ? NaN : bitsToF32(p.amax);
+      out.count[g] = p.count;
+      out.nanCount[g] = p.nan;
+      out.infCount[g] = p.inf;
+      const m = p.sum / p.count;
+      out.mean[g] = empty || !moments ? NaN : p.pivot + m;
+      out.variance[g] = empty || !moments ? NaN : Math.max(0, p.sumSq / p.count - m * m);
+    });
+    return out;
+  }
   if (v.mode === 0 && v.outer === 1) {
     // Contiguous groups (per-tensor, or channels of axis 0): no index arithmetic per element.
     const moments = job.moments !== false;

@@ -1,0 +1,118 @@
+// The CPU path's WebAssembly SIMD engine against the TypeScript reference (the oracle), on the
+// kernel contract's generated cases plus larger tensors: integer outputs bit-identical, float
+// statistics within tolerances.ts.
+import { afterAll, describe, expect, it } from 'vitest';
+import { quantizeKernel, type QuantizeJob } from '../src/kernels/quantize.ts';
+import { rangeKernel, type RangeJob } from '../src/kernels/range.ts';
+import { dequantizeKernel, type DequantizeJob } from '../src/kernels/dequantize.ts';
+import { computeQuantParams } from '../src/kernels/qparams.ts';
+import type { Granularity } from '../src/kernels/layout.ts';
+import { cpuEngine, setCpuEngine, wasmFor } from '../src/cpu/wasm-kernels.ts';
+import { comparators } from './cases/compare.ts';
+import { dequantizeCases, quantizeCases, rangeCases, type NamedJob } from './cases/kernel-cases.ts';
+import { makeData, type DataKind } from './cases/random.ts';
+
+const initial = cpuEngine();
+afterAll(() => setCpuEngine(initial, { minElements: 256 }));
+
+function both<J, R>(cpu: (j: J) => R, job: J): [R, R] {
+  setCpuEngine('js');
+  const want = cpu(job);
+  setCpuEngine('wasm', { minElements: 0 });
+  const got = cpu(job);
+  return [got, want];
+}
+
+/** Larger tensors: long runs, channels on the last axis (per-lane parameters), ragged tails. */
+function bigQuantizeCases(): NamedJob<QuantizeJob>[] {
+  const out: NamedJob<QuantizeJob>[] = [];
+  const shapes: Array<[number[], Granularity]> = [
+    [[64, 3, 3, 3], { kind: 'channel', axis: 0 }],
+    [[1568, 128], { kind: 'channel', axis: 1 }],
+    [[37, 1001], { kind: 'channel', axis: 1 }],
+    [[5, 7, 11, 13], { kind: 'channel', axis: 2 }],
+    [[100003], { kind: 'tensor' }],
+  ];
+  let seed = 900;
+  for (const [shape, granularity] of shapes) {
+    for (const kind of ['random', 'special', 'denormal', 'wide', 'ties'] as DataKind[]) {
+      const data = makeData(shape.reduce((a, b) => a * b, 1), kind, seed++);
+      for (const signed of [true, false]) {
+        const r = rangeKernel.cpu({ data, shape, granularity });
+        const params = computeQuantParams(r.min, r.max, { bits: 8, signed, symmetric: signed, granularity });
+        out.push({ name: `${kind} [${shape}] ${granularity.kind} ${signed ? 'int8' : 'uint8'}`, job: { data, shape, granularity, bits: 8, signed, params } });
+      }
+    }
+  }
+  return out;
+}
+
+describe('WebAssembly SIMD engine vs the TypeScript reference', () => {
+  it('the module loads here (Node has WebAssembly SIMD)', () => {
+    setCpuEngine('wasm', { minElements: 0 });
+    expect(wasmFor(16)).not.toBeNull();
+  });
+
+  const quantize = [...quantizeCases(), ...bigQuantizeCases()];
+  it(`quantize: ${quantize.length} cases, codes bit-identical`, () => {
+    const before = wasmFor(16)!.calls.quantize8;
+    for (const { name, job } of quantize) {
+      const [got, want] = both(quantizeKernel.cpu, job);
+      expect(comparators.quantize(got, want), name).toBeNull();
+    }
+    // Every 8-bit channel-mode case went through WebAssembly (4-bit and blocks use the JS loop).
+    expect(wasmFor(16)!.calls.quantize8 - before).toBe(quantize.filter(({ job }) => job.bits === 8 && job.granularity.kind !== 'block' && job.data.length > 0).length);
+  });
+
+  const range: NamedJob<RangeJob>[] = [...rangeCases(), ...bigQuantizeCases().map(({ name, job }) => ({ name, job: { data: job.data, shape: job.shape, granularity: job.granularity } }))];
+  it(`range: ${range.length} cases, min/max/absmax/counts bit-identical, moments within tolerance`, () => {
+    const before = wasmFor(16)!.calls.range;
+    for (const { name, job } of range) {
+      const [got, want] = both(rangeKernel.cpu, job);
+      expect(comparators.range(got, want), name).toBeNull();
+    }
+    expect(wasmFor(16)!.calls.range - before).toBe(range.filter(({ job }) => job.granularity.kind !== 'block' && job.data.length > 0).length);
+  });
+
+  const dequant: NamedJob<DequantizeJob>[] = [
+    ...dequantizeCases().map(({ name, job }) => ({ name, job: { ...job, values: false } })),
+    ...bigQuantizeCases().flatMap(({ name, job }) => [null, undefined].map((statsAxis) => ({
+      name: `${name} stats ${statsAxis === null ? 'tensor' : 'channel'}`,
+      job: { codes: quantizeKernel.cpu(job).codes, shape: job.shape, granularity: job.granularity, bits: 8 as const, signed: job.signed, params: job.params, original: job.data, values: false, statsAxis },
+    }))),
+  ];
+  it(`dequantize error statistics: ${dequant.length} cases within tolerance, counts exact`, () => {
+    const before = wasmFor(16)!.calls.dequantStats8;
+    for (const { name, job } of dequant) {
+      const [got, want] = both(dequantizeKernel.cpu, job);
+      expect(comparators.dequantize(got, want), name).toBeNull();
+    }
+    // Eligible: 8-bit channel-mode codes with originals, statistics per tensor or along the
+    // quantization channels with runs longer than one element.
+    const eligible = dequant.filter(({ job }) => {
+      if (job.bits !== 8 || !job.original || job.granularity.kind === 'block' || job.original.length === 0) return false;
+      if (job.statsAxis === null || job.granularity.kind === 'tensor') return true;
+      const axis = job.granularity.axis < 0 ? job.granularity.axis + job.shape.length : job.granularity.axis;
+      return job.shape.slice(axis + 1).reduce((a, b) => a * b, 1) > 1 || job.shape[axis] === 1;
+    }).length;
+    expect(wasmFor(16)!.calls.dequantStats8 - before).toBe(eligible);
+  });
+});
+
+describe('the committed WebAssembly binary', () => {
+  it('is what the AssemblyScript source compiles to (npm run build:wasm)', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'modelpress-wasm-'));
+    try {
+      const out = join(dir, 'k.wasm');
+      const r = spawnSync(process.execPath, ['node_modules/assemblyscript/bin/asc.js', 'wasm/cpu-kernels.ts', '-O3', '--runtime', 'stub', '--noAssert', '--enable', 'simd', '-o', out], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      expect(Buffer.compare(readFileSync(out), readFileSync('wasm/cpu-kernels.wasm'))).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

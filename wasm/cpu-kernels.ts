@@ -1,0 +1,284 @@
+// AssemblyScript: the CPU path's hot loops in WebAssembly SIMD (f32x4 / f64x2). Each function
+// performs exactly the per-element operations of the TypeScript reference in src/kernels/ (which
+// stays the oracle): the same f32 products, `f32x4.nearest` for round-half-to-even, denormal
+// inputs flushed to zero, NaN / Inf handled by bit tests. Integer results are bit-identical;
+// sums are f64 (their order differs from the reference: within the float tolerances).
+//
+// Memory is managed by the caller (src/cpu/wasm-kernels.ts): pointers are byte offsets into this
+// module's exported memory.
+
+const EXP: u32 = 0x7f800000;
+const SIGN: u32 = 0x80000000;
+const MANT: u32 = 0x007fffff;
+
+// ---- quantize, 8-bit codes -------------------------------------------------------------------
+
+@inline function quantizeOne(b: u32, inv: f32, zp: i32, qmin: i32, qmax: i32): i32 {
+  const e = b & EXP;
+  if (e == EXP) {
+    if (b & MANT) return min(qmax, max(qmin, zp));
+    return b & SIGN ? qmin : qmax;
+  }
+  const lo = <f32>(qmin - zp);
+  const hi = <f32>(qmax - zp);
+  let v: f32 = e == 0 ? 0 : reinterpret<f32>(b) * inv;
+  v = v < lo ? lo : v > hi ? hi : v;
+  return <i32>nearest<f32>(v) + zp;
+}
+
+/** Lanes: codes of four f32 inputs with per-lane inverse scale and zero point. */
+@inline function quantizeLanes(b: v128, inv: v128, zp: v128, lo: v128, hi: v128, nanCode: v128, qmin: v128, qmax: v128): v128 {
+  const e = v128.and(b, i32x4.splat(EXP));
+  const special = i32x4.eq(e, i32x4.splat(EXP));
+  const denormal = i32x4.eq(e, i32x4.splat(0));
+  let v = f32x4.mul(b, inv);
+  v = f32x4.max(f32x4.min(v, hi), lo);
+  v = v128.bitselect(f32x4.splat(0), v, denormal);
+  const q = i32x4.add(i32x4.trunc_sat_f32x4_s(f32x4.nearest(v)), zp);
+  const isNan = v128.not(i32x4.eq(v128.and(b, i32x4.splat(MANT)), i32x4.splat(0)));
+  const negative = i32x4.ne(v128.and(b, i32x4.splat(SIGN)), i32x4.splat(0));
+  const specialCode = v128.bitselect(nanCode, v128.bitselect(qmin, qmax, negative), isNan);
+  return v128.bitselect(specialCode, q, special);
+}
+
+/** The low byte of each 32-bit lane of four vectors, in order: 16 codes. */
+@inline function lowBytes(q0: v128, q1: v128, q2: v128, q3: v128): v128 {
+  const a = i8x16.shuffle(q0, q1, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0);
+  const b = i8x16.shuffle(q2, q3, 0, 4, 8, 12, 16, 20, 24, 28, 0, 0, 0, 0, 0, 0, 0, 0);
+  return i8x16.shuffle(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+}
+
+/** n codes from n f32 at src with one inverse scale and zero point (a per-tensor or per-channel run). */
+export function quantize8(src: usize, dst: usize, n: i32, inv: f32, zp: i32, qmin: i32, qmax: i32): void {
+  const vinv = f32x4.splat(inv);
+  const vzp = i32x4.splat(zp);
+  const lo = f32x4.splat(<f32>(qmin - zp));
+  const hi = f32x4.splat(<f32>(qmax - zp));
+  const nanCode = i32x4.splat(min(qmax, max(qmin, zp)));
+  const vqmin = i32x4.splat(qmin);
+  const vqmax = i32x4.splat(qmax);
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const p = src + (<usize>i << 2);
+    const q0 = quantizeLanes(v128.load(p), vinv, vzp, lo, hi, nanCode, vqmin, vqmax);
+    const q1 = quantizeLanes(v128.load(p, 16), vinv, vzp, lo, hi, nanCode, vqmin, vqmax);
+    const q2 = quantizeLanes(v128.load(p, 32), vinv, vzp, lo, hi, nanCode, vqmin, vqmax);
+    const q3 = quantizeLanes(v128.load(p, 48), vinv, vzp, lo, hi, nanCode, vqmin, vqmax);
+    v128.store(dst + i, lowBytes(q0, q1, q2, q3));
+  }
+  for (; i < n; i++) store<u8>(dst + i, <u8>quantizeOne(load<u32>(src + (<usize>i << 2)), inv, zp, qmin, qmax));
+}
+
+/** n codes where element i uses inverse scale inv[i] and zero point zp[i] (channels on the last axis). */
+export function quantize8Lanes(src: usize, dst: usize, n: i32, invPtr: usize, zpPtr: usize, qmin: i32, qmax: i32): void {
+  const vqmin = i32x4.splat(qmin);
+  const vqmax = i32x4.splat(qmax);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const off = <usize>i << 2;
+    const zp = v128.load(zpPtr + off);
+    const lo = f32x4.convert_i32x4_s(i32x4.sub(vqmin, zp));
+    const hi = f32x4.convert_i32x4_s(i32x4.sub(vqmax, zp));
+    const nanCode = i32x4.min_s(vqmax, i32x4.max_s(vqmin, zp));
+    const q = quantizeLanes(v128.load(src + off), v128.load(invPtr + off), zp, lo, hi, nanCode, vqmin, vqmax);
+    store<u8>(dst + i, <u8>i32x4.extract_lane(q, 0));
+    store<u8>(dst + i + 1, <u8>i32x4.extract_lane(q, 1));
+    store<u8>(dst + i + 2, <u8>i32x4.extract_lane(q, 2));
+    store<u8>(dst + i + 3, <u8>i32x4.extract_lane(q, 3));
+  }
+  for (; i < n; i++) {
+    const off = <usize>i << 2;
+    store<u8>(dst + i, <u8>quantizeOne(load<u32>(src + off), load<f32>(invPtr + off), load<i32>(zpPtr + off), qmin, qmax));
+  }
+}
+
+// ---- range: min / max / absmax keys, NaN / Inf counts, shifted sums ----------------------------
+// out: u32 kmin, kmax, amax, nan, inf, count (offsets 0..20); f64 sum(x - pivot), sum((x - pivot)^2)
+// at 24 and 32; the pivot (f32) is passed in. Accumulates onto what out holds.
+
+@inline function keyOf(b: v128): v128 {
+  const neg = i32x4.ne(v128.and(b, i32x4.splat(SIGN)), i32x4.splat(0));
+  return v128.bitselect(v128.not(b), v128.or(b, i32x4.splat(SIGN)), neg);
+}
+
+export function range(src: usize, n: i32, pivot: f32, moments: bool, out: usize): void {
+  let kmin = i32x4.splat(-1); // 0xffffffff
+  let kmax = i32x4.splat(0);
+  let amax = i32x4.splat(0);
+  let nan = i32x4.splat(0);
+  let inf = i32x4.splat(0);
+  let cnt = i32x4.splat(0);
+  let s0 = f64x2.splat(0), s1 = f64x2.splat(0), q0 = f64x2.splat(0), q1 = f64x2.splat(0);
+  const vp = f32x4.splat(pivot);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    let b = v128.load(src + (<usize>i << 2));
+    const e = v128.and(b, i32x4.splat(EXP));
+    // Denormals flush to (signed) zero.
+    b = v128.bitselect(v128.and(b, i32x4.splat(SIGN)), b, i32x4.eq(e, i32x4.splat(0)));
+    const special = i32x4.eq(e, i32x4.splat(EXP));
+    const finite = v128.not(special);
+    const isNan = v128.and(special, v128.not(i32x4.eq(v128.and(b, i32x4.splat(MANT)), i32x4.splat(0))));
+    nan = i32x4.sub(nan, isNan);
+    inf = i32x4.sub(inf, v128.andnot(special, isNan));
+    cnt = i32x4.sub(cnt, finite);
+    const key = keyOf(b);
+    kmin = i32x4.min_u(kmin, v128.or(key, special));
+    kmax = i32x4.max_u(kmax, v128.and(key, finite));
+    amax = i32x4.max_u(amax, v128.and(v128.and(b, i32x4.splat(0x7fffffff)), finite));
+    if (moments) {
+      const d = v128.and(f32x4.sub(b, vp), finite); // non-finite lanes contribute 0
+      const lo = f64x2.promote_low_f32x4(d);
+      const hi = f64x2.promote_low_f32x4(i32x4.shuffle(d, d, 2, 3, 0, 1));
+      s0 = f64x2.add(s0, lo);
+      s1 = f64x2.add(s1, hi);
+      q0 = f64x2.add(q0, f64x2.mul(lo, lo));
+      q1 = f64x2.add(q1, f64x2.mul(hi, hi));
+    }
+  }
+  let rkmin = load<u32>(out), rkmax = load<u32>(out, 4), ramax = load<u32>(out, 8);
+  let rnan = load<u32>(out, 12), rinf = load<u32>(out, 16), rcnt = load<u32>(out, 20);
+  let sum = load<f64>(out, 24), sq = load<f64>(out, 32);
+  for (let l = 0; l < 4; l++) {
+    rkmin = min(rkmin, <u32>i32x4.extract_lane(kmin, 0));
+    rkmax = max(rkmax, <u32>i32x4.extract_lane(kmax, 0));
+    ramax = max(ramax, <u32>i32x4.extract_lane(amax, 0));
+    rnan += <u32>i32x4.extract_lane(nan, 0);
+    rinf += <u32>i32x4.extract_lane(inf, 0);
+    rcnt += <u32>i32x4.extract_lane(cnt, 0);
+    kmin = i32x4.shuffle(kmin, kmin, 1, 2, 3, 0);
+    kmax = i32x4.shuffle(kmax, kmax, 1, 2, 3, 0);
+    amax = i32x4.shuffle(amax, amax, 1, 2, 3, 0);
+    nan = i32x4.shuffle(nan, nan, 1, 2, 3, 0);
+    inf = i32x4.shuffle(inf, inf, 1, 2, 3, 0);
+    cnt = i32x4.shuffle(cnt, cnt, 1, 2, 3, 0);
+  }
+  sum += f64x2.extract_lane(s0, 0) + f64x2.extract_lane(s0, 1) + f64x2.extract_lane(s1, 0) + f64x2.extract_lane(s1, 1);
+  sq += f64x2.extract_lane(q0, 0) + f64x2.extract_lane(q0, 1) + f64x2.extract_lane(q1, 0) + f64x2.extract_lane(q1, 1);
+  for (; i < n; i++) {
+    let b = load<u32>(src + (<usize>i << 2));
+    const e = b & EXP;
+    if (e == 0) b &= SIGN;
+    if (e == EXP) {
+      if (b & MANT) rnan++;
+      else rinf++;
+      continue;
+    }
+    const key: u32 = b & SIGN ? ~b : b | SIGN;
+    rkmin = min(rkmin, key);
+    rkmax = max(rkmax, key);
+    ramax = max(ramax, b & 0x7fffffff);
+    rcnt++;
+    if (moments) {
+      const d = <f64>(reinterpret<f32>(b) - pivot);
+      sum += d;
+      sq += d * d;
+    }
+  }
+  store<u32>(out, rkmin);
+  store<u32>(out, rkmax, 4);
+  store<u32>(out, ramax, 8);
+  store<u32>(out, rnan, 12);
+  store<u32>(out, rinf, 16);
+  store<u32>(out, rcnt, 20);
+  store<f64>(out, sum, 24);
+  store<f64>(out, sq, 32);
+}
+
+// ---- dequantize 8-bit codes against the original: round-trip error sums -----------------------
+// out: f64 e2, x2, h2, xh (0..24), f32 emax bits as u32 (32), u32 count (36), u32 bad (40).
+// Accumulates onto what out holds.
+
+@inline function codesToI32(c: v128, signed: bool): v128 {
+  // Four bytes at the bottom of c widened to i32 lanes.
+  if (signed) return i32x4.extend_low_i16x8_s(i16x8.extend_low_i8x16_s(c));
+  return i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(c));
+}
+
+export function dequantStats8(codes: usize, orig: usize, n: i32, scale: f32, zp: i32, signed: bool, out: usize): void {
+  dequantStats8Impl(codes, orig, n, scale, zp, 0, 0, signed, out);
+}
+
+export function dequantStats8Lanes(codes: usize, orig: usize, n: i32, scalePtr: usize, zpPtr: usize, signed: bool, out: usize): void {
+  dequantStats8Impl(codes, orig, n, 0, 0, scalePtr, zpPtr, signed, out);
+}
+
+@inline function dequantStats8Impl(codes: usize, orig: usize, n: i32, scale: f32, zp: i32, scalePtr: usize, zpPtr: usize, signed: bool, out: usize): void {
+  const lanes = scalePtr != 0;
+  let e2a = f64x2.splat(0), e2b = f64x2.splat(0), x2a = f64x2.splat(0), x2b = f64x2.splat(0);
+  let h2a = f64x2.splat(0), h2b = f64x2.splat(0), xha = f64x2.splat(0), xhb = f64x2.splat(0);
+  let emax = f32x4.splat(0);
+  let cnt = i32x4.splat(0);
+  let bad = i32x4.splat(0);
+  let vs = f32x4.splat(scale);
+  let vzp = i32x4.splat(zp);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const off = <usize>i << 2;
+    if (lanes) {
+      vs = v128.load(scalePtr + off);
+      vzp = v128.load(zpPtr + off);
+    }
+    const q = codesToI32(v128.load32_zero(codes + i), signed);
+    const h = f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(q, vzp)), vs);
+    let b = v128.load(orig + off);
+    const e = v128.and(b, i32x4.splat(EXP));
+    b = v128.bitselect(v128.and(b, i32x4.splat(SIGN)), b, i32x4.eq(e, i32x4.splat(0)));
+    const special = i32x4.eq(e, i32x4.splat(EXP));
+    const finite = v128.not(special);
+    bad = i32x4.sub(bad, special);
+    cnt = i32x4.sub(cnt, finite);
+    const x = v128.and(b, finite);
+    const hf = v128.and(h, finite);
+    const err = f32x4.sub(x, hf);
+    emax = f32x4.max(emax, f32x4.abs(err));
+    const xl = f64x2.promote_low_f32x4(x), xu = f64x2.promote_low_f32x4(i32x4.shuffle(x, x, 2, 3, 0, 1));
+    const hl = f64x2.promote_low_f32x4(hf), hu = f64x2.promote_low_f32x4(i32x4.shuffle(hf, hf, 2, 3, 0, 1));
+    const el = f64x2.promote_low_f32x4(err), eu = f64x2.promote_low_f32x4(i32x4.shuffle(err, err, 2, 3, 0, 1));
+    e2a = f64x2.add(e2a, f64x2.mul(el, el));
+    e2b = f64x2.add(e2b, f64x2.mul(eu, eu));
+    x2a = f64x2.add(x2a, f64x2.mul(xl, xl));
+    x2b = f64x2.add(x2b, f64x2.mul(xu, xu));
+    h2a = f64x2.add(h2a, f64x2.mul(hl, hl));
+    h2b = f64x2.add(h2b, f64x2.mul(hu, hu));
+    xha = f64x2.add(xha, f64x2.mul(xl, hl));
+    xhb = f64x2.add(xhb, f64x2.mul(xu, hu));
+  }
+  let e2 = load<f64>(out) + f64x2.extract_lane(e2a, 0) + f64x2.extract_lane(e2a, 1) + f64x2.extract_lane(e2b, 0) + f64x2.extract_lane(e2b, 1);
+  let x2 = load<f64>(out, 8) + f64x2.extract_lane(x2a, 0) + f64x2.extract_lane(x2a, 1) + f64x2.extract_lane(x2b, 0) + f64x2.extract_lane(x2b, 1);
+  let h2 = load<f64>(out, 16) + f64x2.extract_lane(h2a, 0) + f64x2.extract_lane(h2a, 1) + f64x2.extract_lane(h2b, 0) + f64x2.extract_lane(h2b, 1);
+  let xh = load<f64>(out, 24) + f64x2.extract_lane(xha, 0) + f64x2.extract_lane(xha, 1) + f64x2.extract_lane(xhb, 0) + f64x2.extract_lane(xhb, 1);
+  let m = max(max(f32x4.extract_lane(emax, 0), f32x4.extract_lane(emax, 1)), max(f32x4.extract_lane(emax, 2), f32x4.extract_lane(emax, 3)));
+  m = max(m, load<f32>(out, 32));
+  let c = load<u32>(out, 36) + <u32>(i32x4.extract_lane(cnt, 0) + i32x4.extract_lane(cnt, 1) + i32x4.extract_lane(cnt, 2) + i32x4.extract_lane(cnt, 3));
+  let bd = load<u32>(out, 40) + <u32>(i32x4.extract_lane(bad, 0) + i32x4.extract_lane(bad, 1) + i32x4.extract_lane(bad, 2) + i32x4.extract_lane(bad, 3));
+  for (; i < n; i++) {
+    const off = <usize>i << 2;
+    const s: f32 = lanes ? load<f32>(scalePtr + off) : scale;
+    const z: i32 = lanes ? load<i32>(zpPtr + off) : zp;
+    const q: i32 = signed ? <i32>load<i8>(codes + i) : <i32>load<u8>(codes + i);
+    const h: f32 = <f32>(q - z) * s;
+    let b = load<u32>(orig + off);
+    const e = b & EXP;
+    if (e == EXP) {
+      bd++;
+      continue;
+    }
+    if (e == 0) b &= SIGN;
+    const x = reinterpret<f32>(b);
+    const err: f32 = x - h;
+    e2 += <f64>err * <f64>err;
+    x2 += <f64>x * <f64>x;
+    h2 += <f64>h * <f64>h;
+    xh += <f64>x * <f64>h;
+    m = max(m, abs(err));
+    c++;
+  }
+  store<f64>(out, e2);
+  store<f64>(out, x2, 8);
+  store<f64>(out, h2, 16);
+  store<f64>(out, xh, 24);
+  store<f32>(out, m, 32);
+  store<u32>(out, c, 36);
+  store<u32>(out, bd, 40);
+}
