@@ -17,7 +17,7 @@ import { compressWeights, type TensorReport } from './weight-only.ts';
 import type { Skip } from './targets.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
 import { jsonNumbers } from '../json.ts';
-import { staticPipeline, type GateReport, type SensitivityEntry, type StaticPipelineOptions } from './static-pipeline.ts';
+import type { GateReport, SensitivityEntry, StaticPipelineOptions } from './static-pipeline.ts';
 import type { ActivationReport } from './static.ts';
 import type { EvalReport } from '../eval/evaluate.ts';
 
@@ -110,6 +110,8 @@ export async function compressModel(input: string, output: string, opts: Compres
     let externalFile: string | null = null;
     let externalBytes = 0;
     if (opts.static) {
+      // Loaded on demand: it brings ONNX Runtime, which weight-only runs never need.
+      const { staticPipeline } = await import('./static-pipeline.ts');
       const sp = await staticPipeline(input, output, { ...opts.static, scheduler, onProgress: (stage, d, t) => opts.onProgress?.(d, t, stage) });
       result = { tensors: sp.result.weights, skipped: sp.result.skipped };
       extra = {

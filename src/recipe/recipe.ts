@@ -4,7 +4,7 @@
  * validated with zod: unknown keys and bad values are rejected with the key path and the allowed values.
  */
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { createRequire } from 'node:module';
 import { z } from 'zod';
 import { RecipeError } from '../errors.ts';
 
@@ -142,7 +142,8 @@ export function loadRecipeInput(path: string): RecipeInput {
   }
   let data: unknown;
   try {
-    data = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    // yaml loads only when a YAML recipe is read (it is a start-up cost every other run would pay).
+    data = path.endsWith('.json') ? JSON.parse(text) : (createRequire(import.meta.url)('yaml') as typeof import('yaml')).parse(text);
   } catch (err) {
     throw new RecipeError(`${path}: not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`, { path });
   }

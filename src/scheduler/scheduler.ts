@@ -7,7 +7,7 @@
  */
 import { GpuFailureError, GpuUnavailableError, describeError } from '../errors.ts';
 import { createLogger, type Logger } from '../log.ts';
-import { GpuContext } from '../gpu/context.ts';
+import type { GpuContext } from '../gpu/context.ts';
 import type { AdapterDescription, RuntimeName } from '../gpu/runtime.ts';
 import { currentRuntime } from '../gpu/runtime.ts';
 import type { KernelDescriptor, PieceRegions, Piece } from '../kernels/kernel.ts';
@@ -104,6 +104,8 @@ export class Scheduler {
       return new Scheduler(null, { ...base, active: 'cpu', reason: 'the CPU backend was requested' }, opts, log);
     }
     const softwareWanted = requested === 'gpu' || Boolean(opts.allowSoftwareAdapter);
+    // Loaded on demand: the WebGPU side (WGSL reflection, Dawn) costs start-up time a CPU run never needs.
+    const { GpuContext } = await import('../gpu/context.ts');
     const got = await GpuContext.create(log, softwareWanted);
     if (!(got instanceof GpuContext)) {
       if (requested === 'gpu') throw new GpuUnavailableError(`the GPU backend was requested but ${got.reason}`);

@@ -92,9 +92,9 @@ export function addCompressCommand(program: Command): void {
       if (o.maxDrop !== undefined && !staticMode) throw new RecipeError('--max-drop applies to static W8A8: give --calibration data');
       if (o.activations && !dynamic && !staticMode) throw new RecipeError(`--activations ${o.activations} needs --calibration data (static W8A8 computes activation ranges from it), or use --activations dynamic`);
       if (staticMode) checkStaticFlags(o);
-      const [{ compressModel }, { createLogger }, { formatCompressSummary }, { ProgressReporter }, { evaluateModels }, { jsonNumbers }, recipes, { OnnxModel }] = await Promise.all([
+      const [{ compressModel }, { createLogger }, { formatCompressSummary }, { ProgressReporter }, { jsonNumbers }, recipes, { OnnxModel }] = await Promise.all([
         import('../../compress/compress.ts'), import('../../log.ts'), import('../format.ts'), import('../progress.ts'),
-        import('../../eval/evaluate.ts'), import('../../json.ts'), import('../../recipe/recipe.ts'), import('../../onnx/model.ts')]);
+        import('../../json.ts'), import('../../recipe/recipe.ts'), import('../../onnx/model.ts')]);
 
       // --exclude names node names or op types; both are resolved against the model.
       let excludeOps: string[] = [];
@@ -144,6 +144,7 @@ export function addCompressCommand(program: Command): void {
       progress.stop();
       let evaluation = report.evaluation ?? null;
       if (o.evalData && !staticMode) {
+        const { evaluateModels } = await import('../../eval/evaluate.ts');
         const ep = new ProgressReporter(!o.quiet && !o.json, 'samples');
         evaluation = await evaluateModels(o.output, input, { data: o.evalData, samples: int(o.samples, '--samples'), onProgress: (d, t) => ep.update(d, t, '') });
         ep.stop();
