@@ -166,3 +166,20 @@ describe('weights', () => {
     }
   });
 });
+
+describe('streamed encoding', () => {
+  it.each([MNIST, `${OCR}ch_PP-OCRv4_rec_infer.onnx`])('%s: the chunks concatenate to the plain encoding; large payloads are passed by reference', async (path) => {
+    const { encodeModelChunks } = await import('../src/onnx/stream-encode.ts');
+    const { encodeModel } = await import('../src/onnx/proto.ts');
+    const { allTensors } = await import('../src/onnx/model.ts');
+    const m = OnnxModel.read(path);
+    const tensors = allTensors(m.msg);
+    const { chunks, length } = encodeModelChunks(m.msg, tensors);
+    const joined = Buffer.concat(chunks);
+    expect(length).toBe(joined.length);
+    expect(Buffer.compare(joined, Buffer.from(encodeModel(m.msg)))).toBe(0);
+    const big = tensors.filter((t) => (t.rawData?.length ?? 0) >= 1 << 16);
+    expect(big.length).toBeGreaterThan(0);
+    for (const t of big) expect(chunks).toContain(t.rawData);
+  });
+});

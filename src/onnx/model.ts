@@ -5,7 +5,8 @@
 import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { ModelError } from '../errors.ts';
-import { decodeModel, encodeModel, int64, type ModelMsg, type TensorProtoMsg } from './proto.ts';
+import { decodeModel, int64, type ModelMsg, type TensorProtoMsg } from './proto.ts';
+import { encodeModelChunks } from './stream-encode.ts';
 import { GraphIR } from './graph.ts';
 import { isExternal, tensorBytes, tensorDims, tensorToFloat32 } from './tensor.ts';
 import { dataTypeName } from './dtypes.ts';
@@ -182,13 +183,14 @@ export function writeModel(model: OnnxModel, path: string, opts: WriteOptions = 
         t.externalData = [];
       }
     }
-    const encoded = encodeModel(model.msg);
+    // Streamed: tensor payloads go from their own arrays to the file, no whole-model buffer.
+    const encoded = encodeModelChunks(model.msg, tensors);
     if (encoded.length > 2 ** 31 - 1) {
       throw new ModelError('UNSUPPORTED_MODEL', `the model is ${encoded.length} bytes, over protobuf's 2 GB limit; write it with external data`);
     }
     const mfd = openSync(tmpModel, 'w');
     try {
-      writeSync(mfd, encoded);
+      for (const c of encoded.chunks) writeAll(mfd, c);
     } finally {
       closeSync(mfd);
     }
@@ -210,6 +212,10 @@ export function writeModel(model: OnnxModel, path: string, opts: WriteOptions = 
       s.t.dataLocation = s.dataLocation;
     }
   }
+}
+
+function writeAll(fd: number, bytes: Uint8Array): void {
+  for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at, bytes.length - at);
 }
 
 /** Every TensorProto of the main graph: initializers and Constant-node values. */

@@ -1,0 +1,116 @@
+/**
+ * Encoding a model without one buffer holding it whole: large tensor payloads (raw_data) are
+ * swapped for small markers, the rest is encoded by protobufjs (same bytes, same field order as a
+ * plain encode), and the result is walked with the schema to splice the payloads back in as
+ * separate chunks, fixing the length prefix of every enclosing message. Writing the chunks in
+ * order gives exactly the bytes of `encodeModel(model)`; the payloads are never copied.
+ */
+import protobuf from 'protobufjs';
+import { encodeModel, messageType, type ModelMsg, type TensorProtoMsg } from './proto.ts';
+
+/** Payloads at least this large are spliced rather than copied into the encode buffer. */
+export const SPLICE_MIN_BYTES = 1 << 16;
+
+const MARKER_PREFIX = [0x4d, 0x50, 0x53, 0x50, 0x4c, 0x49, 0x43, 0x45]; // "MPSPLICE"
+
+function marker(index: number): Uint8Array {
+  const m = new Uint8Array(16);
+  m.set(MARKER_PREFIX);
+  new DataView(m.buffer).setUint32(8, index, true);
+  new DataView(m.buffer).setUint32(12, 0x5a5a5a5a, true);
+  return m;
+}
+
+function markerIndex(bytes: Uint8Array): number {
+  if (bytes.length !== 16) return -1;
+  for (let i = 0; i < 8; i++) if (bytes[i] !== MARKER_PREFIX[i]) return -1;
+  const v = new DataView(bytes.buffer, bytes.byteOffset, 16);
+  return v.getUint32(12, true) === 0x5a5a5a5a ? v.getUint32(8, true) : -1;
+}
+
+function varint(n: number): Uint8Array {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n % 0x80) | 0x80);
+    n = Math.floor(n / 0x80);
+  }
+  out.push(n);
+  return Uint8Array.from(out);
+}
+
+interface Chunked {
+  chunks: Uint8Array[];
+  length: number;
+}
+
+/** Re-emits one encoded message of `type`, replacing marker payloads by the tensors' raw data. */
+function walk(type: protobuf.Type, bytes: Uint8Array, payloads: Uint8Array[]): Chunked {
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  const push = (c: Uint8Array) => {
+    if (c.length) {
+      chunks.push(c);
+      length += c.length;
+    }
+  };
+  const r = protobuf.Reader.create(bytes);
+  let copyFrom = 0; // bytes not yet emitted are copied verbatim up to the next rewritten field
+  while (r.pos < r.len) {
+    const fieldStart = r.pos;
+    const tag = r.uint32();
+    const id = tag >>> 3;
+    const wire = tag & 7;
+    if (wire !== 2) {
+      r.skipType(wire);
+      continue;
+    }
+    const lenStart = r.pos;
+    const len = r.uint32();
+    const bodyStart = r.pos;
+    r.pos += len;
+    const field = type.fieldsById[id];
+    const body = bytes.subarray(bodyStart, bodyStart + len);
+    let replaced: Chunked | null = null;
+    if (field?.resolvedType instanceof protobuf.Type) {
+      const inner = walk(field.resolvedType, body, payloads);
+      // Only rewrite when something inside changed length (a spliced payload).
+      if (inner.chunks.length !== 1 || inner.chunks[0] !== body) replaced = inner;
+    } else if (field?.type === 'bytes') {
+      const k = markerIndex(body);
+      if (k >= 0) replaced = { chunks: [payloads[k]], length: payloads[k].length };
+    }
+    if (!replaced) continue;
+    push(bytes.subarray(copyFrom, lenStart));
+    push(varint(replaced.length));
+    for (const c of replaced.chunks) push(c);
+    copyFrom = bodyStart + len;
+    void fieldStart;
+  }
+  if (copyFrom === 0) return { chunks: [bytes], length: bytes.length };
+  push(bytes.subarray(copyFrom));
+  return { chunks, length };
+}
+
+/**
+ * The model's encoding as chunks (small protobuf pieces and the large tensors' own bytes).
+ * `tensors` are every TensorProto whose payload may be spliced.
+ */
+export function encodeModelChunks(model: ModelMsg, tensors: TensorProtoMsg[], minBytes = SPLICE_MIN_BYTES): Chunked {
+  const payloads: Uint8Array[] = [];
+  const swapped: Array<{ t: TensorProtoMsg; raw: Uint8Array }> = [];
+  for (const t of tensors) {
+    const raw = t.rawData;
+    if (!raw || raw.length < minBytes) continue;
+    swapped.push({ t, raw });
+    t.rawData = marker(payloads.length);
+    payloads.push(raw);
+  }
+  try {
+    const small = encodeModel(model);
+    const type = messageType('ModelProto');
+    type.root.resolveAll();
+    return payloads.length ? walk(type, small, payloads) : { chunks: [small], length: small.length };
+  } finally {
+    for (const s of swapped) s.t.rawData = s.raw;
+  }
+}
