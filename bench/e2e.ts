@@ -1,53 +1,79 @@
 /**
- * End-to-end weight-only compression of a ResNet-18-size model (~47 MB, torchvision architecture
- * built in TypeScript, random weights): int8 per-channel wall time vs just reading and writing the same
- * model, peak RSS vs model size, GPU vs CPU backend, and submits. Each run is a fresh process.
- * `npm run bench:e2e`.
+ * End-to-end weight-only int8 compression of ResNet-18 (torchvision architecture built in
+ * TypeScript, random weights, 46.7 MB): whole-process wall time (start-up included) and peak RSS
+ * of the `modelpress compress` CLI as users run it (the bundle in dist/cli) on the CPU path
+ * (WebAssembly engine, and the TypeScript reference engine), of a plain read + write, and of a
+ * NumPy/onnx peer doing the same per-channel int8 conversion
+ * (bench/peer_int8.py, Debian's python3 + python3-onnx; skipped with the reason when absent).
+ * Optional `--gpu` adds the GPU backend. Each run is a fresh process; medians.
+ * `npm run bench:e2e [-- reps] [out.md] [--gpu]`.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, statSync, appendFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../src/package-root.ts';
-import { resnet18Path } from './models.ts';
 import { formatTable } from '../src/cli/format.ts';
+import { resnet18Path } from './models.ts';
 
 const root = packageRoot();
 const tmp = join(root, 'bench', 'tmp');
 mkdirSync(tmp, { recursive: true });
 const model = resnet18Path();
 const size = statSync(model).size;
-const reps = Number(process.argv[2] ?? 3);
+const args = process.argv.slice(2);
+const reps = Number(args.find((a) => /^\d+$/.test(a)) ?? 5);
+const outFile = args.find((a) => a.endsWith('.md'));
 const child = join(root, 'dist', 'bench', 'e2e-child.js');
+const cli = join(root, 'dist', 'cli', 'main.js');
+// Reports the process's peak RSS on stderr at exit.
+const rssHook = 'data:text/javascript,process.on("exit",()=>process.stderr.write("MAXRSS "+process.resourceUsage().maxRSS*1024+"\\n"))';
+const python = '/usr/bin/python3';
+const peerAvailable = existsSync(python) && spawnSync(python, ['-c', 'import onnx, numpy'], { encoding: 'utf8' }).status === 0;
 
 interface Run {
-  mode: string;
   wallMs: number;
   maxRssBytes: number;
   submits: number;
-  dispatches: number;
   backend: string;
 }
 
 function run(mode: string): Run {
-  const r = spawnSync(process.execPath, [child, mode, model, join(tmp, `out-${mode}.onnx`)], { encoding: 'utf8' });
+  const out = join(tmp, `e2e-${mode}.onnx`);
+  const t0 = performance.now();
+  const env = { ...process.env, MODELPRESS_CPU_ENGINE: mode === 'cpu-js' ? 'js' : 'wasm' };
+  const r = mode === 'peer'
+    ? spawnSync(python, [join(root, 'bench', 'peer_int8.py'), model, out], { encoding: 'utf8' })
+    : mode === 'baseline' || mode === 'copy'
+      ? spawnSync(process.execPath, ['--import', rssHook, child, mode, model, out], { encoding: 'utf8', env })
+      : spawnSync(process.execPath, ['--import', rssHook, cli, 'compress', model, '-o', out, '--force', '-q', '--json', '--backend', mode === 'gpu' ? 'gpu' : 'cpu'], { encoding: 'utf8', env, maxBuffer: 1 << 28 });
+  const wallMs = performance.now() - t0;
   if (r.status !== 0) throw new Error(`${mode} failed: ${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+  if (mode === 'peer') return { wallMs, maxRssBytes: JSON.parse(r.stdout.trim().split('\n').pop()!).maxRssBytes, submits: 0, backend: 'python' };
+  const maxRssBytes = Number(/MAXRSS (\d+)/.exec(r.stderr)?.[1]);
+  const report = mode === 'baseline' || mode === 'copy' ? null : JSON.parse(r.stdout);
+  return { wallMs, maxRssBytes, submits: report?.stats.submits ?? 0, backend: report?.manifest.backend.active ?? 'none' };
 }
 
+const modes = ['baseline', 'copy', 'cpu', 'cpu-js', ...(args.includes('--gpu') ? ['gpu'] : []), ...(peerAvailable ? ['peer'] : [])];
 const results: Record<string, Run[]> = {};
-for (let i = 0; i < reps; i++) for (const mode of ['baseline', 'copy', 'gpu', 'cpu']) (results[mode] ??= []).push(run(mode));
+for (let i = 0; i < reps; i++) for (const mode of modes) (results[mode] ??= []).push(run(mode));
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const copyMs = med(results.copy.map((r) => r.wallMs));
-const baseRss = med(results.baseline.map((r) => r.maxRssBytes));
-delete results.baseline;
-const rows = Object.entries(results).map(([mode, rs]) => {
-  const wall = med(rs.map((r) => r.wallMs));
-  const rss = med(rs.map((r) => r.maxRssBytes));
-  return [mode === 'copy' ? 'read + write only' : `compress int8 (${rs[0].backend})`, wall.toFixed(0), (wall / copyMs).toFixed(2), (rss / 1e6).toFixed(0), (rss / size).toFixed(2), ((rss - baseRss) / size).toFixed(2), String(rs[0].submits), String(rs[0].dispatches)];
-});
-const table = formatTable(['run', 'wall ms', 'vs read+write', 'peak RSS MB', 'RSS / model', '(RSS - node) / model', 'submits', 'dispatches'], rows) +
-  `(node itself, modules loaded: ${(baseRss / 1e6).toFixed(0)} MB peak RSS)\n`;
-const header = `ResNet-18 (torchvision, random weights): ${(size / 1e6).toFixed(1)} MB; medians of ${reps} fresh-process runs; targets: wall <= 3x read+write, peak RSS <= 2.5x model size\n`;
+const wall = (m: string) => med(results[m].map((r) => r.wallMs));
+const rss = (m: string) => med(results[m].map((r) => r.maxRssBytes));
+const peerWall = peerAvailable ? wall('peer') : NaN;
+const label: Record<string, string> = {
+  baseline: 'node + modelpress modules, nothing done', copy: 'read + write only (modelpress)', cpu: 'compress int8, CPU path (WebAssembly)',
+  'cpu-js': 'compress int8, CPU path (TypeScript reference)', gpu: 'compress int8, GPU backend', peer: 'NumPy/onnx peer (bench/peer_int8.py)',
+};
+const rows = modes.map((m) => [label[m], wall(m).toFixed(0), peerAvailable ? (wall(m) / peerWall).toFixed(2) : '-', (rss(m) / 1e6).toFixed(0), (rss(m) / size).toFixed(2)]);
+const cpuWall = wall('cpu') / peerWall;
+const cpuRss = rss('cpu') / size;
+const verdicts = [
+  peerAvailable ? `wall <= 1.0x the peer: ${cpuWall.toFixed(2)}x, ${cpuWall <= 1 ? 'met' : 'NOT met'}` : 'wall vs peer: not measured (Debian python3-onnx is not installed)',
+  `peak RSS <= 2.5x model size: ${cpuRss.toFixed(2)}x, ${cpuRss <= 2.5 ? 'met' : 'NOT met'}`,
+];
+const header = `ResNet-18 (random weights, ${(size / 1e6).toFixed(1)} MB), int8 per-channel weight-only, --backend cpu; whole-process wall time and peak RSS, medians of ${reps} fresh processes\n`;
+const table = formatTable(['run', 'wall ms', 'vs peer', 'peak RSS MB', 'RSS / model'], rows) + verdicts.map((v) => `target: ${v}\n`).join('');
 process.stdout.write(header + table);
-const out = process.argv[3];
-if (out) appendFileSync(out, '\n## End-to-end weight-only compression\n\n```\n' + header + table + '```\n');
+if (!peerAvailable) process.stdout.write('(peer skipped: /usr/bin/python3 with onnx + numpy not found; apt-get install python3-onnx)\n');
+if (outFile) appendFileSync(outFile, '\n## End-to-end weight-only compression\n\n```\n' + header + table + '```\n');

@@ -4,6 +4,7 @@ Conv/Gemm/MatMul weights (>= 1024 elements) of an ONNX model, written in modelpr
 (folded) form: int8 initializer -> Cast -> Mul(scale). No error metrics: the plain conversion.
 Usage: /usr/bin/python3 bench/peer_int8.py IN.onnx OUT.onnx   (prints wall seconds as JSON)"""
 import json
+import resource
 import sys
 import time
 
@@ -46,4 +47,4 @@ nodes = list(g.node)
 del g.node[:]
 g.node.extend(new_nodes + nodes)
 onnx.save(model, dst)
-print(json.dumps({'wallMs': (time.perf_counter() - t0) * 1000, 'tensors': len(new_nodes) // 2}))
+print(json.dumps({'wallMs': (time.perf_counter() - t0) * 1000, 'tensors': len(new_nodes) // 2, 'maxRssBytes': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))

@@ -13,7 +13,7 @@ import { MNIST, OCR, modelBytes, sharedWeightModel } from './helpers/models.ts';
 import { mutate, mutationArb } from '../bench/mutate.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'modelpress-bad-'));
-const bin = new URL('../dist/src/cli/main.js', import.meta.url).pathname;
+const bin = new URL('../dist/cli/main.js', import.meta.url).pathname;
 
 function file(name: string, bytes: Uint8Array | string): string {
   const p = join(dir, name);

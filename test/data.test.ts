@@ -12,7 +12,7 @@ import { DataError } from '../src/errors.ts';
 import { MNIST, MNIST_DATA, OCR } from './helpers/models.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'modelpress-data-'));
-const bin = new URL('../dist/src/cli/main.js', import.meta.url).pathname;
+const bin = new URL('../dist/cli/main.js', import.meta.url).pathname;
 
 function npy(descr: string, dims: number[], body: Uint8Array): Uint8Array {
   let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${dims.join(', ')}${dims.length === 1 ? ',' : ''}), }`;

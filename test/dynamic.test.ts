@@ -116,7 +116,7 @@ describe('slower than the baseline: a warning naming the cause', () => {
 });
 
 describe('CLI flags for targets and dynamic quantization', () => {
-  const bin = new URL('../dist/src/cli/main.js', import.meta.url).pathname;
+  const bin = new URL('../dist/cli/main.js', import.meta.url).pathname;
   const run = (args: string[]) => spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 120_000 });
   it('--activations dynamic writes a dynamic model; refuses --calibration and non-ORT targets', () => {
     const src = join(dir, 'transformer.onnx');

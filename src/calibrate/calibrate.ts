@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { DataError } from '../errors.ts';
 import type { OnnxModel } from '../onnx/model.ts';
-import { create, encodeModel, int64, type ValueInfoMsg } from '../onnx/proto.ts';
+import { create, int64, type ValueInfoMsg } from '../onnx/proto.ts';
 import { DataType } from '../onnx/dtypes.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import { seededSample, type Dataset } from '../data/dataset.ts';
@@ -51,7 +51,7 @@ async function augmentedSession(model: OnnxModel, tensors: string[]): Promise<or
   g.output.push(...added);
   let bytes: Uint8Array;
   try {
-    bytes = encodeModel(model.msg);
+    bytes = model.toBytes();
   } finally {
     g.output.splice(g.output.length - added.length, added.length);
   }

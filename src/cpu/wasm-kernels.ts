@@ -24,8 +24,8 @@ interface Exports {
 
 export type CpuEngine = 'wasm' | 'js';
 
-/** Elements copied into WebAssembly memory per block (16 MiB of f32). */
-const BLOCK = 1 << 22;
+/** Elements copied into WebAssembly memory per block (4 MiB of f32). */
+const BLOCK = 1 << 20;
 /** Below this many elements the JS loop wins (no copy, no call overhead). */
 let minElements = 256;
 

@@ -8,8 +8,9 @@ import { ModelError } from '../errors.ts';
 import { decodeModel, int64, type ModelMsg, type TensorProtoMsg } from './proto.ts';
 import { encodeModelChunks } from './stream-encode.ts';
 import { GraphIR } from './graph.ts';
-import { isExternal, tensorBytes, tensorDims, tensorToFloat32 } from './tensor.ts';
-import { dataTypeName } from './dtypes.ts';
+import { isExternal, tensorBytes, tensorDims, tensorElements, tensorToFloat32 } from './tensor.ts';
+import { lazyIndex, readRange, readSkeleton, LAZY_FILE_MIN_BYTES, type SourceRange } from './lazy-read.ts';
+import { DataType, dataTypeName, rawByteLength } from './dtypes.ts';
 
 export const MAX_IR_VERSION = 11;
 export const MAX_DEFAULT_OPSET = 23;
@@ -23,8 +24,12 @@ export class OnnxModel {
   readonly sourceBytes: number;
   graph: GraphIR;
 
-  constructor(msg: ModelMsg, baseDir: string, sourcePath: string | null, sourceBytes: number) {
+  /** Payloads left on disk by a lazy read (their tensors' raw_data holds a marker naming the index). */
+  private readonly lazy: SourceRange[];
+
+  constructor(msg: ModelMsg, baseDir: string, sourcePath: string | null, sourceBytes: number, lazy: SourceRange[] = []) {
     this.msg = msg;
+    this.lazy = lazy;
     this.baseDir = baseDir;
     this.sourcePath = sourcePath;
     this.sourceBytes = sourceBytes;
@@ -43,10 +48,15 @@ export class OnnxModel {
       throw new ModelError('FILE_NOT_FOUND', `model file not found: ${path}`, { path });
     }
     if (size === 0) throw new ModelError('INVALID_MODEL', `${path} is empty (0 bytes), not an ONNX model`, { path });
+    if (size >= LAZY_FILE_MIN_BYTES) {
+      // Large files: weights stay on disk until a pass reads them (bounded memory).
+      const { bytes, ranges } = readSkeleton(abs, size, path);
+      return OnnxModel.fromBytes(bytes, dirname(abs), path, { sourceBytes: size, lazy: ranges });
+    }
     return OnnxModel.fromBytes(readFileSync(abs), dirname(abs), path);
   }
 
-  static fromBytes(bytes: Uint8Array, baseDir: string, label = '<buffer>'): OnnxModel {
+  static fromBytes(bytes: Uint8Array, baseDir: string, label = '<buffer>', lazyRead?: { sourceBytes: number; lazy: SourceRange[] }): OnnxModel {
     let msg: ModelMsg;
     try {
       msg = decodeModel(bytes);
@@ -56,7 +66,7 @@ export class OnnxModel {
       throw new ModelError('INVALID_MODEL', `${label} is not a valid ONNX model: ${truncated ? 'the protobuf is truncated or corrupt' : 'not a protobuf'} (${why})`, { path: label }, { cause: err });
     }
     validateModel(msg, label);
-    return new OnnxModel(msg, baseDir, label, bytes.length);
+    return new OnnxModel(msg, baseDir, label, lazyRead?.sourceBytes ?? bytes.length, lazyRead?.lazy);
   }
 
   /** The opset version imported for a domain ('' and 'ai.onnx' are the default domain); 0 if none. */
@@ -74,12 +84,47 @@ export class OnnxModel {
     if (this.opset(domain) === 0) this.msg.opsetImport.push({ domain, version });
   }
 
+  /** Where a lazily read tensor's bytes are on disk, or null when they are in memory. */
+  lazyRange(t: TensorProtoMsg): SourceRange | null {
+    if (isExternal(t)) return null;
+    const i = lazyIndex(t.rawData);
+    return i >= 0 && i < this.lazy.length ? this.lazy[i] : null;
+  }
+
   tensorFloat32(t: TensorProtoMsg): Float32Array {
+    const range = this.lazyRange(t);
+    if (range && t.dataType === DataType.FLOAT) {
+      // Straight from the file into an aligned array: one copy, no alignment copy.
+      const n = tensorElements(t);
+      checkLength(t, range.length, rawByteLength(DataType.FLOAT, n));
+      const out = new Float32Array(n);
+      readRange(range, new Uint8Array(out.buffer));
+      return out;
+    }
+    if (range) return tensorToFloat32({ ...t, rawData: this.tensorBytes(t) } as TensorProtoMsg, this.baseDir);
     return tensorToFloat32(t, this.baseDir);
   }
 
   tensorBytes(t: TensorProtoMsg): Uint8Array {
+    const range = this.lazyRange(t);
+    if (range) {
+      checkLength(t, range.length, rawByteLength(t.dataType ?? 0, tensorElements(t)));
+      return readRange(range);
+    }
     return tensorBytes(t, this.baseDir);
+  }
+
+  /** The whole model encoded in memory, lazy payloads included (for ONNX Runtime sessions from bytes). */
+  toBytes(): Uint8Array {
+    const { chunks, length } = encodeModelChunks(this.msg, allTensors(this.msg), (t) => this.lazyRange(t));
+    const out = new Uint8Array(length);
+    let at = 0;
+    for (const c of chunks) {
+      const bytes = c instanceof Uint8Array ? c : readRange(c);
+      out.set(bytes, at);
+      at += bytes.length;
+    }
+    return out;
   }
 
   /** Re-derives the graph index after edits made directly on the message. */
@@ -147,8 +192,9 @@ export function writeModel(model: OnnxModel, path: string, opts: WriteOptions = 
   const minBytes = opts.externalMinBytes ?? 1024;
   const limit = opts.protobufLimit ?? 2 ** 31 - 64 * 2 ** 20;
   const tensors = allTensors(model.msg);
+  const sizeOf = (t: TensorProtoMsg) => (isExternal(t) ? Number(t.externalData.find((e) => e.key === 'length')?.value ?? 0) : model.lazyRange(t)?.length ?? t.rawData?.length ?? 0);
   let total = 0;
-  for (const t of tensors) total += isExternal(t) ? Number(t.externalData.find((e) => e.key === 'length')?.value ?? 0) : (t.rawData?.length ?? 0);
+  for (const t of tensors) total += sizeOf(t);
   const external = mode === 'always' || (mode === 'auto' && total > limit);
   const dataName = `${basename(out)}.data`;
   const dataPath = join(dirname(out), dataName);
@@ -162,13 +208,13 @@ export function writeModel(model: OnnxModel, path: string, opts: WriteOptions = 
     if (external) fd = openSync(tmpData, 'w');
     for (const t of tensors) {
       const wasExternal = isExternal(t);
-      const bytes = wasExternal || (external && (t.rawData?.length ?? 0) >= minBytes) ? model.tensorBytes(t) : null;
-      if (!bytes) continue;
-      if (external && bytes.length >= minBytes) {
+      if (external && sizeOf(t) >= minBytes) {
+        // One tensor in memory at a time: read, append to the data file, drop.
+        const bytes = model.tensorBytes(t);
         const pad = (ALIGN - (offset % ALIGN)) % ALIGN;
         if (pad) writeSync(fd!, new Uint8Array(pad), 0, pad, offset);
         offset += pad;
-        writeSync(fd!, bytes, 0, bytes.length, offset);
+        for (let at = 0; at < bytes.length;) at += writeSync(fd!, bytes, at, bytes.length - at, offset + at);
         t.rawData = new Uint8Array(0);
         t.dataLocation = 1;
         t.externalData = [
@@ -177,20 +223,24 @@ export function writeModel(model: OnnxModel, path: string, opts: WriteOptions = 
           { key: 'length', value: String(bytes.length) },
         ];
         offset += bytes.length;
-      } else {
-        t.rawData = bytes;
+      } else if (wasExternal) {
+        t.rawData = model.tensorBytes(t);
         t.dataLocation = 0;
         t.externalData = [];
       }
+      // Lazily read tensors stay markers: the encoder streams them from the source file.
     }
     // Streamed: tensor payloads go from their own arrays to the file, no whole-model buffer.
-    const encoded = encodeModelChunks(model.msg, tensors);
+    const encoded = encodeModelChunks(model.msg, tensors, (t) => model.lazyRange(t));
     if (encoded.length > 2 ** 31 - 1) {
       throw new ModelError('UNSUPPORTED_MODEL', `the model is ${encoded.length} bytes, over protobuf's 2 GB limit; write it with external data`);
     }
     const mfd = openSync(tmpModel, 'w');
     try {
-      for (const c of encoded.chunks) writeAll(mfd, c);
+      for (const c of encoded.chunks) {
+        if (c instanceof Uint8Array) writeAll(mfd, c);
+        else copyRange(mfd, c);
+      }
     } finally {
       closeSync(mfd);
     }
@@ -216,6 +266,23 @@ export function writeModel(model: OnnxModel, path: string, opts: WriteOptions = 
 
 function writeAll(fd: number, bytes: Uint8Array): void {
   for (let at = 0; at < bytes.length;) at += writeSync(fd, bytes, at, bytes.length - at);
+}
+
+/** Copies a source range into fd a MiB at a time. */
+function copyRange(fd: number, range: SourceRange): void {
+  const buf = new Uint8Array(Math.min(range.length, 1 << 20));
+  for (let done = 0; done < range.length;) {
+    const n = Math.min(buf.length, range.length - done);
+    const piece = readRange({ path: range.path, offset: range.offset + done, length: n }, buf.subarray(0, n));
+    writeAll(fd, piece);
+    done += n;
+  }
+}
+
+function checkLength(t: TensorProtoMsg, got: number, need: number): void {
+  if (got !== need) {
+    throw new ModelError('INVALID_MODEL', `tensor '${t.name}' (${dataTypeName(t.dataType)} [${tensorDims(t).join(', ')}]) has ${got} bytes of raw_data, expected ${need}`, { tensor: t.name });
+  }
 }
 
 /** Every TensorProto of the main graph: initializers and Constant-node values. */

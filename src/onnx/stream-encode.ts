@@ -7,6 +7,7 @@
  */
 import protobuf from 'protobufjs';
 import { encodeModel, messageType, type ModelMsg, type TensorProtoMsg } from './proto.ts';
+import type { SourceRange } from './lazy-read.ts';
 
 /** Payloads at least this large are spliced rather than copied into the encode buffer. */
 export const SPLICE_MIN_BYTES = 1 << 16;
@@ -38,16 +39,19 @@ function varint(n: number): Uint8Array {
   return Uint8Array.from(out);
 }
 
+/** A chunk of the encoding: bytes, or a byte range of a file to copy (a lazily read payload). */
+export type Chunk = Uint8Array | SourceRange;
+
 interface Chunked {
-  chunks: Uint8Array[];
+  chunks: Chunk[];
   length: number;
 }
 
 /** Re-emits one encoded message of `type`, replacing marker payloads by the tensors' raw data. */
-function walk(type: protobuf.Type, bytes: Uint8Array, payloads: Uint8Array[]): Chunked {
-  const chunks: Uint8Array[] = [];
+function walk(type: protobuf.Type, bytes: Uint8Array, payloads: Chunk[]): Chunked {
+  const chunks: Chunk[] = [];
   let length = 0;
-  const push = (c: Uint8Array) => {
+  const push = (c: Chunk) => {
     if (c.length) {
       chunks.push(c);
       length += c.length;
@@ -56,7 +60,6 @@ function walk(type: protobuf.Type, bytes: Uint8Array, payloads: Uint8Array[]): C
   const r = protobuf.Reader.create(bytes);
   let copyFrom = 0; // bytes not yet emitted are copied verbatim up to the next rewritten field
   while (r.pos < r.len) {
-    const fieldStart = r.pos;
     const tag = r.uint32();
     const id = tag >>> 3;
     const wire = tag & 7;
@@ -84,7 +87,6 @@ function walk(type: protobuf.Type, bytes: Uint8Array, payloads: Uint8Array[]): C
     push(varint(replaced.length));
     for (const c of replaced.chunks) push(c);
     copyFrom = bodyStart + len;
-    void fieldStart;
   }
   if (copyFrom === 0) return { chunks: [bytes], length: bytes.length };
   push(bytes.subarray(copyFrom));
@@ -95,15 +97,16 @@ function walk(type: protobuf.Type, bytes: Uint8Array, payloads: Uint8Array[]): C
  * The model's encoding as chunks (small protobuf pieces and the large tensors' own bytes).
  * `tensors` are every TensorProto whose payload may be spliced.
  */
-export function encodeModelChunks(model: ModelMsg, tensors: TensorProtoMsg[], minBytes = SPLICE_MIN_BYTES): Chunked {
-  const payloads: Uint8Array[] = [];
-  const swapped: Array<{ t: TensorProtoMsg; raw: Uint8Array }> = [];
+export function encodeModelChunks(model: ModelMsg, tensors: TensorProtoMsg[], onDisk: (t: TensorProtoMsg) => SourceRange | null = () => null, minBytes = SPLICE_MIN_BYTES): Chunked {
+  const payloads: Chunk[] = [];
+  const swapped: Array<{ t: TensorProtoMsg; raw: Uint8Array | undefined }> = [];
   for (const t of tensors) {
     const raw = t.rawData;
-    if (!raw || raw.length < minBytes) continue;
+    const range = onDisk(t);
+    if (!range && (!raw || raw.length < minBytes)) continue;
     swapped.push({ t, raw });
     t.rawData = marker(payloads.length);
-    payloads.push(raw);
+    payloads.push(range ?? raw!);
   }
   try {
     const small = encodeModel(model);
