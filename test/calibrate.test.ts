@@ -115,3 +115,37 @@ describe('threshold search: GPU and CPU choose the same thresholds', () => {
     });
   });
 });
+
+describe('calibration runs: batch from the activation budget, ranges reduced inside ONNX Runtime', async () => {
+  const { collectActivationStats, batchForBudget, modelInput } = await import('../src/calibrate/calibrate.ts');
+  const { OnnxModel } = await import('../src/onnx/model.ts');
+  const { openDataset } = await import('../src/data/dataset.ts');
+  const { activationTensors } = await import('../src/compress/static.ts');
+  const { MNIST, MNIST_DATA } = await import('./helpers/models.ts');
+  const model = OnnxModel.read(MNIST);
+  const tensors = activationTensors(model, {});
+  const dataset = await openDataset(`${MNIST_DATA}/train-images-idx3-ubyte`, modelInput(model));
+
+  it('sizes the batch from the bytes one sample produces', async () => {
+    const r = await collectActivationStats(model, tensors, { dataset, samples: 20, scheduler: cpu, activationBudgetBytes: 200_000 });
+    // MNIST CNN activations (f32): input 1x28x28, conv1 16x28x28, pool 16x14x14, conv2 32x14x14,
+    // pool 32x7x7 and its flattened copy (the Gemm input), fc1 128, logits 10.
+    expect(r.activationBytesPerSample).toBe(4 * (784 + 16 * 28 * 28 + 16 * 14 * 14 + 32 * 14 * 14 + 2 * 32 * 7 * 7 + 128 + 10));
+    expect(r.batch).toBe(Math.floor(200_000 / r.activationBytesPerSample));
+    expect(r.samples).toBe(20);
+    expect(batchForBudget(r.activationBytesPerSample, 2 ** 30)).toBe(32);
+    expect(batchForBudget(10 * 2 ** 30, 2 ** 30)).toBe(1);
+  });
+
+  it('minmax ranges from ReduceMin/ReduceMax equal the ranges of the copied-out activations', async () => {
+    const full = await collectActivationStats(model, tensors, { dataset, samples: 64, scheduler: cpu });
+    const reduced = await collectActivationStats(model, tensors, { dataset, samples: 64, scheduler: cpu, rangesOnly: true });
+    expect(full.mode).toBe('outputs');
+    expect(reduced.mode).toBe('ort-reduce');
+    expect([...reduced.stats.keys()]).toEqual([...full.stats.keys()]);
+    for (const [name, s] of full.stats) {
+      expect([reduced.stats.get(name)!.min, reduced.stats.get(name)!.max], name).toEqual([s.min, s.max]);
+      expect(reduced.stats.get(name)!.count, name).toBe(s.count);
+    }
+  });
+});

@@ -1,14 +1,18 @@
 /**
  * Calibration: the float model runs in ONNX Runtime with the chosen activations added as outputs,
  * batch by batch; after each batch the scheduler reduces them (range + histogram passes). Only one
- * batch of activations is alive at a time, so memory does not grow with the number of samples.
+ * batch of activations is alive at a time, so memory does not grow with the number of samples, and
+ * the batch is sized from the activation bytes one sample produces (a budget, 1 GiB by default),
+ * so it does not grow with the model either. When only ranges are needed (minmax), ONNX Runtime
+ * reduces each activation itself (ReduceMin / ReduceMax outputs): nothing is copied out and no
+ * activation outlives its consumers.
  */
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { DataError } from '../errors.ts';
 import type { OnnxModel } from '../onnx/model.ts';
-import { create, int64, type ValueInfoMsg } from '../onnx/proto.ts';
+import { create, int64, type AttributeMsg, type NodeMsg, type ValueInfoMsg } from '../onnx/proto.ts';
 import { DataType } from '../onnx/dtypes.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import { seededSample, type Dataset } from '../data/dataset.ts';
@@ -18,7 +22,12 @@ export interface CollectOptions {
   dataset: Dataset;
   samples: number;
   seed?: number;
+  /** Samples per ONNX Runtime run; default: what fits the activation budget (at most 32). */
   batchSize?: number;
+  /** Bytes of activations alive per batch when batchSize is not given (default 1 GiB). */
+  activationBudgetBytes?: number;
+  /** Only min / max are needed (minmax): reduce inside ONNX Runtime, copy nothing out. */
+  rangesOnly?: boolean;
   scheduler: Scheduler;
   onProgress?: (done: number, total: number) => void;
 }
@@ -29,6 +38,20 @@ export interface CollectResult {
   samples: number;
   ortMs: number;
   statsMs: number;
+  /** Samples per run after the one-sample probe, and the activation bytes one sample produced. */
+  batch: number;
+  activationBytesPerSample: number;
+  /** 'outputs': activations copied out and reduced by the scheduler; 'ort-reduce': ReduceMin/ReduceMax in the graph. */
+  mode: 'outputs' | 'ort-reduce';
+}
+
+export const DEFAULT_ACTIVATION_BUDGET = 2 ** 30;
+const MAX_BATCH = 32;
+
+/** Samples per batch so that a batch's activations fit the budget (at least 1, at most 32). */
+export function batchForBudget(bytesPerSample: number, budget: number): number {
+  if (bytesPerSample <= 0) return MAX_BATCH;
+  return Math.max(1, Math.min(MAX_BATCH, Math.floor(budget / bytesPerSample)));
 }
 
 /** The model's single input: name and dims without the batch dim (symbolic dims are null). */
@@ -43,17 +66,35 @@ export function modelInput(model: OnnxModel): { name: string; dims: Array<number
   return { name: inputs[0].name ?? '', dims: dims.slice(1), batch: dims[0] ?? null };
 }
 
-/** An ONNX Runtime session on the model with `tensors` added as graph outputs. */
-async function augmentedSession(model: OnnxModel, tensors: string[]): Promise<ort.InferenceSession> {
+/**
+ * An ONNX Runtime session on the model with `tensors` added as graph outputs, or (ranges) with a
+ * ReduceMin and a ReduceMax of each as outputs `<t>::min` / `<t>::max`.
+ */
+async function augmentedSession(model: OnnxModel, tensors: string[], ranges = false): Promise<ort.InferenceSession> {
   const g = model.msg.graph!;
   const existing = new Set(g.output.map((o) => o.name));
-  const added = tensors.filter((t) => !existing.has(t)).map((name) => create<ValueInfoMsg>('ValueInfoProto', { name, type: { tensorType: { elemType: DataType.FLOAT } } as never }));
+  const out = (name: string) => create<ValueInfoMsg>('ValueInfoProto', { name, type: { tensorType: { elemType: DataType.FLOAT } } as never });
+  const added: ValueInfoMsg[] = [];
+  const nodes: NodeMsg[] = [];
+  if (ranges) {
+    for (const t of tensors) {
+      for (const op of ['Min', 'Max']) {
+        const name = `${t}::${op.toLowerCase()}`;
+        nodes.push(create<NodeMsg>('NodeProto', { name: `modelpress_calibrate_${name}`, opType: `Reduce${op}`, input: [t], output: [name], attribute: [create<AttributeMsg>('AttributeProto', { name: 'keepdims', type: 2, i: 0 })] }));
+        added.push(out(name));
+      }
+    }
+  } else {
+    added.push(...tensors.filter((t) => !existing.has(t)).map(out));
+  }
   g.output.push(...added);
+  g.node.push(...nodes);
   let bytes: Uint8Array;
   try {
     bytes = model.toBytes();
   } finally {
     g.output.splice(g.output.length - added.length, added.length);
+    g.node.splice(g.node.length - nodes.length, nodes.length);
   }
   const external = g.initializer.some((t) => t.dataLocation === 1);
   if (!external) return ort.InferenceSession.create(bytes);
@@ -72,33 +113,62 @@ export async function collectActivationStats(model: OnnxModel, tensors: string[]
   const ds = opts.dataset;
   const indices = seededSample(ds.count, opts.samples, opts.seed ?? 1);
   if (indices.length === 0) throw new DataError(`calibration data ${ds.description} has no samples`);
-  const session = await augmentedSession(model, tensors);
-  const batch = input.batch ?? opts.batchSize ?? 32;
   const stats = new Map<string, TensorStats>();
   let ortMs = 0;
   let statsMs = 0;
   let done = 0;
   let floatNames: string[] | null = null;
+  const feeds = async (idx: number[]) => ({ [input.name]: new ort.Tensor('float32', await ds.load(idx), [idx.length, ...ds.sampleDims]) });
+
+  // The first run (one sample, or the model's fixed batch) copies every activation out: it tells
+  // which are float and how many bytes one sample produces, which sizes the batch.
+  const probeSize = input.batch ?? 1;
+  if (indices.length < probeSize) throw new DataError(`no complete batch of ${input.batch} samples in ${ds.description} (the model's batch dim is fixed at ${input.batch})`);
+  let session = await augmentedSession(model, tensors);
+  let bytesPerSample = 0;
+  let batch = input.batch ?? opts.batchSize ?? MAX_BATCH;
+  let mode: CollectResult['mode'] = 'outputs';
   try {
-    for (let i = 0; i < indices.length; i += batch) {
+    const probe = indices.slice(0, probeSize);
+    const t0 = performance.now();
+    const out = await session.run(await feeds(probe), tensors);
+    ortMs += performance.now() - t0;
+    // Tensors that turn out not to be float (shape arithmetic) are left out of quantization.
+    floatNames = tensors.filter((t) => out[t]?.type === 'float32');
+    for (const n of floatNames) stats.set(n, new TensorStats());
+    const elementsPerSample = new Map(floatNames.map((n) => [n, (out[n].data as Float32Array).length / probe.length]));
+    for (const n of floatNames) bytesPerSample += 4 * elementsPerSample.get(n)!;
+    const t1 = performance.now();
+    await addBatch(opts.scheduler, floatNames.map((n) => stats.get(n)!), floatNames.map((n) => out[n].data as Float32Array));
+    statsMs += performance.now() - t1;
+    done += probe.length;
+    opts.onProgress?.(done, indices.length);
+    if (input.batch === null && opts.batchSize === undefined) batch = batchForBudget(bytesPerSample, opts.activationBudgetBytes ?? DEFAULT_ACTIVATION_BUDGET);
+    if (opts.rangesOnly && done < indices.length) {
+      await session.release();
+      session = await augmentedSession(model, floatNames, true);
+      mode = 'ort-reduce';
+    }
+    for (let i = done; i < indices.length; i += batch) {
       const idx = indices.slice(i, i + batch);
       if (input.batch !== null && idx.length !== input.batch) break; // a fixed batch dim takes whole batches only
-      const data = await ds.load(idx);
-      const t0 = performance.now();
-      const out = await session.run({ [input.name]: new ort.Tensor('float32', data, [idx.length, ...ds.sampleDims]) }, tensors);
-      ortMs += performance.now() - t0;
-      // Tensors that turn out not to be float (shape arithmetic) are left out of quantization.
-      floatNames ??= tensors.filter((t) => out[t]?.type === 'float32');
-      for (const n of floatNames) if (!stats.has(n)) stats.set(n, new TensorStats());
-      const t1 = performance.now();
-      await addBatch(opts.scheduler, floatNames.map((n) => stats.get(n)!), floatNames.map((n) => out[n].data as Float32Array));
-      statsMs += performance.now() - t1;
+      const t2 = performance.now();
+      if (mode === 'ort-reduce') {
+        const r = await session.run(await feeds(idx));
+        ortMs += performance.now() - t2;
+        for (const n of floatNames) stats.get(n)!.addRange((r[`${n}::min`].data as Float32Array)[0], (r[`${n}::max`].data as Float32Array)[0], elementsPerSample.get(n)! * idx.length);
+      } else {
+        const o = await session.run(await feeds(idx), floatNames);
+        ortMs += performance.now() - t2;
+        const t3 = performance.now();
+        await addBatch(opts.scheduler, floatNames.map((n) => stats.get(n)!), floatNames.map((n) => o[n].data as Float32Array));
+        statsMs += performance.now() - t3;
+      }
       done += idx.length;
       opts.onProgress?.(done, indices.length);
     }
   } finally {
     await session.release();
   }
-  if (done === 0) throw new DataError(`no complete batch of ${batch} samples in ${ds.description} (the model's batch dim is fixed at ${input.batch})`);
-  return { stats, samples: done, ortMs, statsMs };
+  return { stats, samples: done, ortMs, statsMs, batch, activationBytesPerSample: bytesPerSample, mode };
 }

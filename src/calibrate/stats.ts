@@ -19,6 +19,20 @@ export class TensorStats {
   hist: HistogramResult | null = null;
   limit = 0;
 
+  /**
+   * Merges a batch's min / max computed elsewhere (ONNX Runtime's ReduceMin / ReduceMax): ranges
+   * only, no histogram. Non-finite extremes count as non-finite values.
+   */
+  addRange(min: number, max: number, elements: number): void {
+    if (!Number.isFinite(min) || !Number.isFinite(max)) {
+      this.nonFinite += elements;
+      return;
+    }
+    this.min = Number.isNaN(this.min) ? min : Math.min(this.min, min);
+    this.max = Number.isNaN(this.max) ? max : Math.max(this.max, max);
+    this.count += elements;
+  }
+
   absmax(): number {
     return Math.max(Math.abs(this.min), Math.abs(this.max));
   }

@@ -55,7 +55,7 @@ async function calibrateOnce(input: string, o: StaticPipelineOptions): Promise<C
   const model = OnnxModel.read(input);
   const dataset = await openDataset(o.calibrationData, modelInput(model), o.preprocess);
   return collectActivationStats(model, activationTensors(model, {}), {
-    dataset, samples: o.samples ?? 256, seed: o.seed, scheduler: o.scheduler,
+    dataset, samples: o.samples ?? 256, seed: o.seed, scheduler: o.scheduler, rangesOnly: (o.method ?? 'percentile') === 'minmax',
     onProgress: (d, t) => o.onProgress?.('calibration samples', d, t),
   });
 }

@@ -208,7 +208,7 @@ export async function quantizeStatic(model: OnnxModel, opts: StaticOptions): Pro
   const tensors = activationTensors(model, opts);
   if (tensors.length === 0) throw new DataError('no activation to quantize: the model has no Conv, Gemm, MatMul, Add, Concat or pooling node left to quantize');
   const calib = opts.calibration ?? (await collectActivationStats(model, activationTensors(model, {}), {
-    dataset: opts.dataset, samples: opts.samples ?? 256, seed: opts.seed, scheduler: opts.scheduler, onProgress: opts.onProgress,
+    dataset: opts.dataset, samples: opts.samples ?? 256, seed: opts.seed, scheduler: opts.scheduler, onProgress: opts.onProgress, rangesOnly: method === 'minmax',
   }));
   const chosen = tensors.filter((t) => calib.stats.has(t));
   const stats: TensorStats[] = chosen.map((t) => calib.stats.get(t)!);
