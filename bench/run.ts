@@ -5,6 +5,7 @@
  * bench/results/<date>-<device>.md. Options: --sizes 1M,16M,64M  --out <file>  --no-write
  */
 import { cpus, totalmem, platform, release } from 'node:os';
+import { setCpuEngine } from '../src/cpu/wasm-kernels.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
@@ -49,6 +50,8 @@ interface Row {
   gpuMs: number | null;
   gpuKernelMs: number | null;
   cpuMs: number;
+  /** The TypeScript reference engine (MODELPRESS_CPU_ENGINE=js). */
+  cpuJsMs: number;
   copyMs: number;
 }
 
@@ -124,7 +127,8 @@ async function main(): Promise<void> {
     const rowsN = n / 1024;
     const cases: Array<[string, KernelDescriptor<any, any>, unknown]> = [
       ['quantize int8 per-channel', quantizeKernel, qjob],
-      ['dequantize int8 + error stats', dequantizeKernel, { codes, shape, granularity, bits: 8, signed: true, params, original: data }],
+      // As weight-only compression calls it: error statistics without the dequantized values.
+      ['dequantize int8 + error stats', dequantizeKernel, { codes, shape, granularity, bits: 8, signed: true, params, original: data, values: false }],
       ['range per-channel (absmax)', rangeKernel, { data, shape, granularity }],
       ['histogram 2048 bins', histogramKernel, { data, lo: -0.1, hi: 0.1, bins: 2048 }],
       ['channel L1/L2 norms', channelScoresKernel, { weights: data, shape, criteria: ['l1', 'l2'] }],
@@ -137,7 +141,10 @@ async function main(): Promise<void> {
     for (const [name, kernel, job] of cases) {
       const g = hasGpu ? await timeRuns(gpu, kernel, [job], reps) : null;
       const c = await timeRuns(cpu, kernel, [job], Math.min(reps, 3));
-      const row = { kernel: name, elements: n, gpuMs: g?.wall ?? null, gpuKernelMs: g?.kernel ?? null, cpuMs: c.wall, copyMs: copy };
+      setCpuEngine('js');
+      const cj = await timeRuns(cpu, kernel, [job], Math.min(reps, 2));
+      setCpuEngine('wasm');
+      const row = { kernel: name, elements: n, gpuMs: g?.wall ?? null, gpuKernelMs: g?.kernel ?? null, cpuMs: c.wall, cpuJsMs: cj.wall, copyMs: copy };
       rows.push(row);
       console.error(`  ${name} @ ${n}: gpu ${row.gpuMs?.toFixed(1) ?? '-'} ms (kernel ${row.gpuKernelMs?.toFixed(1) ?? '-'}), cpu ${row.cpuMs.toFixed(1)} ms, copy ${copy.toFixed(2)} ms`);
     }
@@ -146,17 +153,34 @@ async function main(): Promise<void> {
   const mb = (n: number) => (n * 4) / 1e6;
   const gbps = (n: number, ms: number | null) => (ms ? (mb(n) / ms).toFixed(2) : '-');
   const table = formatTable(
-    ['kernel', 'elements', 'GPU e2e ms', 'GPU e2e GB/s', 'GPU kernel ms', 'GPU kernel GB/s', 'CPU ms', 'CPU GB/s', 'copy GB/s', 'CPU/copy', 'GPU e2e vs CPU'],
+    ['kernel', 'elements', 'GPU e2e ms', 'GPU e2e GB/s', 'GPU kernel ms', 'GPU kernel GB/s', 'CPU ms', 'CPU GB/s', 'CPU (TS ref) ms', 'copy GB/s', 'CPU/copy', 'GPU e2e vs CPU'],
     rows.map((r) => [
       r.kernel, `${(r.elements / (1 << 20)).toFixed(0)}M`, r.gpuMs?.toFixed(1) ?? '-', gbps(r.elements, r.gpuMs), r.gpuKernelMs?.toFixed(1) ?? '-',
-      gbps(r.elements, r.gpuKernelMs), r.cpuMs.toFixed(1), gbps(r.elements, r.cpuMs), gbps(r.elements, r.copyMs),
+      gbps(r.elements, r.gpuKernelMs), r.cpuMs.toFixed(1), gbps(r.elements, r.cpuMs), r.cpuJsMs.toFixed(1), gbps(r.elements, r.copyMs),
       (r.copyMs / r.cpuMs).toFixed(3), r.gpuMs ? `${(r.cpuMs / r.gpuMs).toFixed(2)}x` : '-',
     ]),
   );
+  // Issue targets, judged at the largest size measured (memory-bound, not cache-resident).
+  const big = Math.max(...rows.map((r) => r.elements));
+  const at = (k: string) => rows.find((r) => r.elements === big && r.kernel.startsWith(k))!;
+  const ratio = (k: string) => at(k).copyMs / at(k).cpuMs;
+  const verdict = (what: string, got: number, want: number) => `${what}: ${got.toFixed(2)} (target >= ${want}) ${got >= want ? 'met' : 'NOT met'}`;
+  const targets = [
+    verdict('CPU quantize / copy', ratio('quantize'), 0.5),
+    verdict('CPU range / copy', ratio('range'), 0.5),
+    verdict('CPU dequantize + metrics / copy', ratio('dequantize'), 0.3),
+  ];
+  if (hasGpu && at('quantize').gpuKernelMs) {
+    for (const k of ['range', 'dequantize']) {
+      const x = (at(k).gpuKernelMs ?? NaN) / at('quantize').gpuKernelMs!;
+      targets.push(`GPU ${k} kernel time / quantize kernel time: ${x.toFixed(2)} (target <= 1.5) ${x <= 1.5 ? 'met' : 'NOT met'}`);
+    }
+  }
+  const ttable = targets.map((t) => `- ${t}\n`).join('');
   const otable = overhead.length
     ? formatTable(['1000 x 4 K quantize', 'wall ms', 'GPU kernel ms', 'overhead µs/tensor', 'submits', 'dispatches'], overhead)
     : 'no GPU: scheduler overhead not measured\n';
-  process.stdout.write(table + '\n' + otable);
+  process.stdout.write(table + '\n' + ttable + '\n' + otable);
 
   const date = new Date().toISOString().slice(0, 10);
   const slug = (hasGpu ? device : 'cpu-only').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
@@ -167,7 +191,7 @@ async function main(): Promise<void> {
   ].join('\n');
   const md = `# modelpress bench — ${date} — ${hasGpu ? device : 'CPU only'}\n\n${machine}\n\n` +
     'Throughput counts the f32 input bytes (4 per element). "copy" is `Float32Array.prototype.set` of the same bytes into a pre-touched array, in the same run. ' +
-    'Medians; the first run of each kernel (pipeline compilation, pool warm-up) is left out.\n\n```\n' + table + '```\n\n## Scheduler overhead\n\n```\n' + otable + '```\n\n' +
+    'Medians; the first run of each kernel (pipeline compilation, pool warm-up) is left out. "CPU" is the WebAssembly SIMD engine; "CPU (TS ref)" the TypeScript reference it is tested against.\n\n```\n' + table + '```\n\n## Targets\n\n' + ttable + '\n## Scheduler overhead\n\n```\n' + otable + '```\n\n' +
     '<details><summary>raw</summary>\n\n```json\n' + JSON.stringify({ rows, overhead: overheadData }, null, 2) + '\n```\n</details>\n';
   if (!args.includes('--no-write')) {
     const out = opt('--out') ?? join(packageRoot(), 'bench', 'results', `${date}-${slug}.md`);

@@ -9,7 +9,8 @@ import { computeQuantParams } from '../src/kernels/qparams.ts';
 import type { Granularity } from '../src/kernels/layout.ts';
 import { cpuEngine, setCpuEngine, wasmFor } from '../src/cpu/wasm-kernels.ts';
 import { comparators } from './cases/compare.ts';
-import { dequantizeCases, quantizeCases, rangeCases, type NamedJob } from './cases/kernel-cases.ts';
+import { dequantizeCases, histogramCases, quantizeCases, rangeCases, type NamedJob } from './cases/kernel-cases.ts';
+import { histogramKernel } from '../src/kernels/histogram.ts';
 import { makeData, type DataKind } from './cases/random.ts';
 
 const initial = cpuEngine();
@@ -72,6 +73,19 @@ describe('WebAssembly SIMD engine vs the TypeScript reference', () => {
       expect(comparators.range(got, want), name).toBeNull();
     }
     expect(wasmFor(16)!.calls.range - before).toBe(range.filter(({ job }) => job.granularity.kind !== 'block' && job.data.length > 0).length);
+  });
+
+  const hist = [...histogramCases(), ...bigQuantizeCases().flatMap(({ name, job }, i) => [
+    { name: `${name} hist`, job: { data: job.data, lo: -1.5, hi: 2, bins: 2048 } },
+    { name: `${name} hist onto`, job: { data: job.data, lo: -(i + 1), hi: i + 1, bins: 100, initial: histogramKernel.cpu({ data: job.data.subarray(0, 50), lo: -(i + 1), hi: i + 1, bins: 100 }) } },
+  ])];
+  it(`histogram: ${hist.length} cases, counts and min/max bit-identical`, () => {
+    const before = wasmFor(16)!.calls.histogram;
+    for (const { name, job } of hist) {
+      const [got, want] = both(histogramKernel.cpu, job);
+      expect(comparators.histogram(got, want), name).toBeNull();
+    }
+    expect(wasmFor(16)!.calls.histogram - before).toBe(hist.filter(({ job }) => job.data.length > 0).length);
   });
 
   const dequant: NamedJob<DequantizeJob>[] = [

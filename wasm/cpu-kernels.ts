@@ -282,3 +282,42 @@ export function dequantStats8Lanes(codes: usize, orig: usize, n: i32, scalePtr: 
   store<u32>(out, c, 36);
   store<u32>(out, bd, 40);
 }
+
+// ---- histogram: fixed bins over [lo, hi] plus below / above / NaN and min / max keys -----------
+// slots: u32 x (bins + 5): the bins, below, above, nan, min key, max key. Accumulates onto them.
+
+export function histogram(src: usize, n: i32, lo: f32, hi: f32, scale: f32, bins: i32, slots: usize): void {
+  const minAt = slots + (<usize>(bins + 3) << 2);
+  const maxAt = slots + (<usize>(bins + 4) << 2);
+  let kmin = load<u32>(minAt);
+  let kmax = load<u32>(maxAt);
+  const last = bins - 1;
+  const lastF = <f32>last;
+  for (let i = 0; i < n; i++) {
+    const b = load<u32>(src + (<usize>i << 2));
+    const e = b & EXP;
+    let slot: i32;
+    if (e == EXP) {
+      slot = b & MANT ? bins + 2 : b & SIGN ? bins : bins + 1;
+    } else {
+      // Denormals flush to signed zero; min / max on order-preserving keys.
+      const bb = e == 0 ? b & SIGN : b;
+      const key: u32 = bb & SIGN ? ~bb : bb | SIGN;
+      kmin = min(kmin, key);
+      kmax = max(kmax, key);
+      const v = reinterpret<f32>(bb);
+      if (v < lo) slot = bins;
+      else if (v > hi) slot = bins + 1;
+      else {
+        let d: f32 = v - lo;
+        if (d != 0 && abs<f32>(d) < 1.1754943508222875e-38) d = 0;
+        const t = floor<f32>(d * scale);
+        slot = t < lastF ? <i32>t : last;
+      }
+    }
+    const p = slots + (<usize>slot << 2);
+    store<u32>(p, load<u32>(p) + 1);
+  }
+  store<u32>(minAt, kmin);
+  store<u32>(maxAt, kmax);
+}

@@ -83,6 +83,10 @@ async function augmentedSession(model: OnnxModel, tensors: string[], ranges = fa
         nodes.push(create<NodeMsg>('NodeProto', { name: `modelpress_calibrate_${name}`, opType: `Reduce${op}`, input: [t], output: [name], attribute: [create<AttributeMsg>('AttributeProto', { name: 'keepdims', type: 2, i: 0 })] }));
         added.push(out(name));
       }
+      // The activation's shape (a few int64s): its size per sample, without copying it out.
+      const shape = `${t}::shape`;
+      nodes.push(create<NodeMsg>('NodeProto', { name: `modelpress_calibrate_${shape}`, opType: 'Shape', input: [t], output: [shape], attribute: [] }));
+      added.push(create<ValueInfoMsg>('ValueInfoProto', { name: shape, type: { tensorType: { elemType: DataType.INT64 } } as never }));
     }
   } else {
     added.push(...tensors.filter((t) => !existing.has(t)).map(out));
@@ -117,55 +121,60 @@ export async function collectActivationStats(model: OnnxModel, tensors: string[]
   let ortMs = 0;
   let statsMs = 0;
   let done = 0;
-  let floatNames: string[] | null = null;
+  let floatNames: string[] | null = null as string[] | null;
   const feeds = async (idx: number[]) => ({ [input.name]: new ort.Tensor('float32', await ds.load(idx), [idx.length, ...ds.sampleDims]) });
 
-  // The first run (one sample, or the model's fixed batch) copies every activation out: it tells
-  // which are float and how many bytes one sample produces, which sizes the batch.
+  // The first run (one sample, or the model's fixed batch) tells how many activation bytes one
+  // sample produces, which sizes the batch. With activations copied out it also tells which are
+  // float; with ranges reduced in the graph (minmax) the activations' Shape outputs give the sizes
+  // and nothing large ever leaves ONNX Runtime.
   const probeSize = input.batch ?? 1;
   if (indices.length < probeSize) throw new DataError(`no complete batch of ${input.batch} samples in ${ds.description} (the model's batch dim is fixed at ${input.batch})`);
-  let session = await augmentedSession(model, tensors);
+  const mode: CollectResult['mode'] = opts.rangesOnly ? 'ort-reduce' : 'outputs';
+  const session = await augmentedSession(model, tensors, mode === 'ort-reduce');
   let bytesPerSample = 0;
   let batch = input.batch ?? opts.batchSize ?? MAX_BATCH;
-  let mode: CollectResult['mode'] = 'outputs';
-  try {
-    const probe = indices.slice(0, probeSize);
+  const elementsPerSample = new Map<string, number>();
+  const runBatch = async (idx: number[]) => {
     const t0 = performance.now();
-    const out = await session.run(await feeds(probe), tensors);
-    ortMs += performance.now() - t0;
-    // Tensors that turn out not to be float (shape arithmetic) are left out of quantization.
-    floatNames = tensors.filter((t) => out[t]?.type === 'float32');
-    for (const n of floatNames) stats.set(n, new TensorStats());
-    const elementsPerSample = new Map(floatNames.map((n) => [n, (out[n].data as Float32Array).length / probe.length]));
-    for (const n of floatNames) bytesPerSample += 4 * elementsPerSample.get(n)!;
-    const t1 = performance.now();
-    await addBatch(opts.scheduler, floatNames.map((n) => stats.get(n)!), floatNames.map((n) => out[n].data as Float32Array));
-    statsMs += performance.now() - t1;
-    done += probe.length;
-    opts.onProgress?.(done, indices.length);
-    if (input.batch === null && opts.batchSize === undefined) batch = batchForBudget(bytesPerSample, opts.activationBudgetBytes ?? DEFAULT_ACTIVATION_BUDGET);
-    if (opts.rangesOnly && done < indices.length) {
-      await session.release();
-      session = await augmentedSession(model, floatNames, true);
-      mode = 'ort-reduce';
+    if (mode === 'ort-reduce') {
+      const r = await session.run(await feeds(idx));
+      ortMs += performance.now() - t0;
+      if (!floatNames) {
+        floatNames = tensors.filter((t) => r[`${t}::min`]?.type === 'float32');
+        for (const n of floatNames) {
+          const dims = Array.from(r[`${n}::shape`].data as BigInt64Array, Number);
+          elementsPerSample.set(n, dims.reduce((a, b) => a * b, 1) / idx.length);
+          stats.set(n, new TensorStats());
+        }
+      }
+      for (const n of floatNames) stats.get(n)!.addRange((r[`${n}::min`].data as Float32Array)[0], (r[`${n}::max`].data as Float32Array)[0], elementsPerSample.get(n)! * idx.length);
+    } else {
+      const o = await session.run(await feeds(idx), floatNames ?? tensors);
+      ortMs += performance.now() - t0;
+      if (!floatNames) {
+        // Tensors that turn out not to be float (shape arithmetic) are left out of quantization.
+        floatNames = tensors.filter((t) => o[t]?.type === 'float32');
+        for (const n of floatNames) {
+          elementsPerSample.set(n, (o[n].data as Float32Array).length / idx.length);
+          stats.set(n, new TensorStats());
+        }
+      }
+      const t1 = performance.now();
+      await addBatch(opts.scheduler, floatNames.map((n) => stats.get(n)!), floatNames.map((n) => o[n].data as Float32Array));
+      statsMs += performance.now() - t1;
     }
+    done += idx.length;
+    opts.onProgress?.(done, indices.length);
+  };
+  try {
+    await runBatch(indices.slice(0, probeSize));
+    for (const n of floatNames!) bytesPerSample += 4 * elementsPerSample.get(n)!;
+    if (input.batch === null && opts.batchSize === undefined) batch = batchForBudget(bytesPerSample, opts.activationBudgetBytes ?? DEFAULT_ACTIVATION_BUDGET);
     for (let i = done; i < indices.length; i += batch) {
       const idx = indices.slice(i, i + batch);
       if (input.batch !== null && idx.length !== input.batch) break; // a fixed batch dim takes whole batches only
-      const t2 = performance.now();
-      if (mode === 'ort-reduce') {
-        const r = await session.run(await feeds(idx));
-        ortMs += performance.now() - t2;
-        for (const n of floatNames) stats.get(n)!.addRange((r[`${n}::min`].data as Float32Array)[0], (r[`${n}::max`].data as Float32Array)[0], elementsPerSample.get(n)! * idx.length);
-      } else {
-        const o = await session.run(await feeds(idx), floatNames);
-        ortMs += performance.now() - t2;
-        const t3 = performance.now();
-        await addBatch(opts.scheduler, floatNames.map((n) => stats.get(n)!), floatNames.map((n) => o[n].data as Float32Array));
-        statsMs += performance.now() - t3;
-      }
-      done += idx.length;
-      opts.onProgress?.(done, indices.length);
+      await runBatch(idx);
     }
   } finally {
     await session.release();

@@ -20,6 +20,7 @@ interface Exports {
   range(src: number, n: number, pivot: number, moments: number, out: number): void;
   dequantStats8(codes: number, orig: number, n: number, scale: number, zp: number, signed: number, out: number): void;
   dequantStats8Lanes(codes: number, orig: number, n: number, scalePtr: number, zpPtr: number, signed: number, out: number): void;
+  histogram(src: number, n: number, lo: number, hi: number, scale: number, bins: number, slots: number): void;
 }
 
 export type CpuEngine = 'wasm' | 'js';
@@ -80,7 +81,7 @@ function forEachRun(v: GroupView, start: number, end: number, fn: (at: number, l
 export class WasmKernels {
   private readonly x: Exports;
   /** Tensors each entry point processed (tests check the fast engine really ran). */
-  readonly calls = { quantize8: 0, range: 0, dequantStats8: 0 };
+  readonly calls = { quantize8: 0, range: 0, dequantStats8: 0, histogram: 0 };
   constructor(x: Exports) {
     this.x = x;
   }
@@ -173,6 +174,24 @@ export class WasmKernels {
     }));
   }
 
+  /** Adds the data to a histogram's slots (the reference's layout), with the same f32 bin arithmetic. */
+  histogram(h: HistogramParts): void {
+    this.calls.histogram++;
+    const n = h.data.length;
+    const block = Math.min(BLOCK, n);
+    const slotsAt = 1024;
+    const srcAt = slotsAt + ((h.slots.byteLength + 15) & ~15);
+    const buf = this.reserve(srcAt + block * 4);
+    new Uint32Array(buf, slotsAt, h.slots.length).set(h.slots);
+    const src = new Float32Array(buf, srcAt, block);
+    for (let start = 0; start < n; start += block) {
+      const end = Math.min(n, start + block);
+      src.set(h.data.subarray(start, end));
+      this.x.histogram(srcAt, end - start, h.lo, h.hi, h.scale, h.bins, slotsAt);
+    }
+    h.slots.set(new Uint32Array(this.x.memory.buffer, slotsAt, h.slots.length));
+  }
+
   /**
    * Round-trip error sums of 8-bit codes against the original values, for channel-mode
    * quantization groups; `statsGroup(i)` maps a run's first element to its statistics group.
@@ -218,6 +237,16 @@ export class WasmKernels {
       emax: view.getFloat32(g * 48 + 32, true), n: view.getUint32(g * 48 + 36, true), bad: view.getUint32(g * 48 + 40, true),
     }));
   }
+}
+
+export interface HistogramParts {
+  data: Float32Array;
+  lo: number;
+  hi: number;
+  scale: number;
+  bins: number;
+  /** bins + 5 words (bins, below, above, nan, min key, max key), updated in place. */
+  slots: Uint32Array;
 }
 
 export interface RangeParts {

@@ -6,6 +6,7 @@
 import { InvalidArgumentError } from '../errors.ts';
 import { bitsToF32, f32Bits, flushDenormal, flushDenormalBits, isFiniteBits, keyToF32, sortableKey, KEY_EMPTY_MIN } from './numerics.ts';
 import { WORKGROUP_SIZE, type KernelDescriptor, type Piece, type PieceRegions } from './kernel.ts';
+import { wasmFor } from '../cpu/wasm-kernels.ts';
 
 export interface HistogramJob {
   data: Float32Array;
@@ -73,6 +74,11 @@ function cpu(job: HistogramJob): HistogramResult {
   const bins = job.bins;
   const slots = new Uint32Array(bins + EXTRA);
   writeSlots(slots, job.initial ?? emptyHistogram(bins));
+  const wasm = wasmFor(job.data.length);
+  if (wasm) {
+    wasm.histogram({ data: job.data, lo, hi, scale, bins, slots });
+    return readSlots(slots, bins);
+  }
   let kmin = slots[bins + 3];
   let kmax = slots[bins + 4];
   const data = job.data;
