@@ -91,14 +91,32 @@ async function augmentedSession(model: OnnxModel, tensors: string[], ranges = fa
   } else {
     added.push(...tensors.filter((t) => !existing.has(t)).map(out));
   }
+  // Each reduction goes right after the node producing its input: ONNX Runtime runs nodes in list
+  // order where the graph allows, so every activation can be freed as soon as it is reduced.
+  const originalNodes = g.node.slice();
+  if (nodes.length) {
+    const after = new Map<string, NodeMsg[]>();
+    for (const n of nodes) {
+      const list = after.get(n.input[0]) ?? [];
+      list.push(n);
+      after.set(n.input[0], list);
+    }
+    const ordered: NodeMsg[] = [];
+    // Graph inputs are reduced first.
+    for (const [name, list] of after) if (!g.node.some((n) => n.output.includes(name))) ordered.push(...list);
+    for (const n of g.node) {
+      ordered.push(n);
+      for (const o of n.output) ordered.push(...(after.get(o) ?? []));
+    }
+    g.node.splice(0, g.node.length, ...ordered);
+  }
   g.output.push(...added);
-  g.node.push(...nodes);
   let bytes: Uint8Array;
   try {
     bytes = model.toBytes();
   } finally {
     g.output.splice(g.output.length - added.length, added.length);
-    g.node.splice(g.node.length - nodes.length, nodes.length);
+    g.node.splice(0, g.node.length, ...originalNodes);
   }
   const external = g.initializer.some((t) => t.dataLocation === 1);
   if (!external) return ort.InferenceSession.create(bytes);
