@@ -91,7 +91,7 @@ export class WasmKernels {
     const mem = this.x.memory;
     const need = bytes + 1024; // the module's own data sits below 1 KiB
     if (mem.buffer.byteLength < need) mem.grow(Math.ceil((need - mem.buffer.byteLength) / 65536));
-    return mem.buffer;
+    return mem.buffer as ArrayBuffer;
   }
 
   /**
@@ -166,7 +166,7 @@ export class WasmKernels {
         this.x.range(srcAt + (at - start) * 4, len, Number.isNaN(pivots[g]) ? 0 : pivots[g], moments ? 1 : 0, outAt + g * 48);
       });
     }
-    const view = new DataView(this.x.memory.buffer, outAt, outBytes);
+    const view = new DataView(this.x.memory.buffer as ArrayBuffer, outAt, outBytes);
     return Array.from({ length: v.groups }, (_, g) => ({
       kmin: view.getUint32(g * 48, true), kmax: view.getUint32(g * 48 + 4, true), amax: view.getUint32(g * 48 + 8, true),
       nan: view.getUint32(g * 48 + 12, true), inf: view.getUint32(g * 48 + 16, true), count: view.getUint32(g * 48 + 20, true),
@@ -189,7 +189,7 @@ export class WasmKernels {
       src.set(h.data.subarray(start, end));
       this.x.histogram(srcAt, end - start, h.lo, h.hi, h.scale, h.bins, slotsAt);
     }
-    h.slots.set(new Uint32Array(this.x.memory.buffer, slotsAt, h.slots.length));
+    h.slots.set(new Uint32Array(this.x.memory.buffer as ArrayBuffer, slotsAt, h.slots.length));
   }
 
   /**
@@ -231,7 +231,7 @@ export class WasmKernels {
         forEachRun(v, start, end, (at, len, g) => this.x.dequantStats8(codesAt + (at - start), origAt + (at - start) * 4, len, scale[g], zeroPoint[g], s, outAt + statsGroup(at) * 48));
       }
     }
-    const view = new DataView(this.x.memory.buffer, outAt, outBytes);
+    const view = new DataView(this.x.memory.buffer as ArrayBuffer, outAt, outBytes);
     return Array.from({ length: statsGroups }, (_, g) => ({
       e2: view.getFloat64(g * 48, true), x2: view.getFloat64(g * 48 + 8, true), h2: view.getFloat64(g * 48 + 16, true), xh: view.getFloat64(g * 48 + 24, true),
       emax: view.getFloat32(g * 48 + 32, true), n: view.getUint32(g * 48 + 36, true), bad: view.getUint32(g * 48 + 40, true),
