@@ -92,7 +92,7 @@ fn group_of(mode: u32, dim: u32, inner: u32, blk: u32, idx: u32) -> u32 {
 // Workgroup variant: one workgroup per (group, chunk of REDUCE_CHUNK elements).
 // Thread variant (small groups): one thread per group.
 
-override REDUCE_CHUNK: u32 = 4096u;
+override REDUCE_CHUNK: u32 = 16384u;
 
 struct Reduction {
   src_base: u32,
@@ -142,7 +142,14 @@ fn thread_task(r: Reduction, local_wg: u32, lid: u32) -> Task {
   return Task(true, g, r.k0, reduction_end(r, g, r.k1), gl);
 }
 
+// Element index of the k-th element of group g. Contiguous groups (channel mode with one outer
+// row: per-tensor, or channels of the first axis) need no division per element.
+fn task_element(r: Reduction, g: u32, k: u32) -> u32 {
+  if (r.mode == 0u && r.outer == 1u) { return g * r.inner + k; }
+  return group_element(r.mode, r.dim, r.inner, r.blk, g, k);
+}
+
 // Arena index of the k-th element of group g.
 fn reduction_index(r: Reduction, g: u32, k: u32) -> u32 {
-  return r.src_base + group_element(r.mode, r.dim, r.inner, r.blk, g, k) - r.elem_start;
+  return r.src_base + task_element(r, g, k) - r.elem_start;
 }

@@ -31,37 +31,68 @@ fn stats_merge(a: Stats, b: Stats) -> Stats {
   return Stats(a.e2 + b.e2, a.x2 + b.x2, a.h2 + b.h2, a.xh + b.xh, max(a.emax, b.emax), a.bad + b.bad);
 }
 
-fn dequantize_at(s: u32, idx: u32) -> f32 {
-  let bits = seg_word(s, 23u);
-  let per = 32u / bits;
-  let ci = idx - seg_word(s, 15u);
-  let word = codes[seg_word(s, 14u) + ci / per];
-  let raw = (word >> ((ci % per) * bits)) & ((1u << bits) - 1u);
+// The segment's dequantization fields, loaded once per invocation rather than per element.
+struct Deq {
+  code_base: u32,
+  code_elem_base: u32,
+  values_base: u32,
+  has_orig: u32,
+  write_values: u32,
+  q_mode: u32,
+  q_dim: u32,
+  q_inner: u32,
+  q_blk: u32,
+  bits: u32,
+  signed: u32,
+  param_base: u32,
+  // The statistics groups are the quantization groups (the task's group is the element's).
+  same_groups: bool,
+}
+
+fn load_deq(s: u32, r: Reduction) -> Deq {
+  let q_mode = seg_word(s, 19u);
+  let q_dim = seg_word(s, 20u);
+  let q_inner = seg_word(s, 21u);
+  let same = q_mode == 0u && r.mode == 0u && q_dim == r.dim && q_inner == r.inner;
+  return Deq(seg_word(s, 14u), seg_word(s, 15u), seg_word(s, 16u), seg_word(s, 17u), seg_word(s, 18u), q_mode, q_dim, q_inner,
+             seg_word(s, 22u), seg_word(s, 23u), seg_word(s, 24u), seg_word(s, 25u), same);
+}
+
+fn dequantize_at(d: Deq, g: u32, idx: u32) -> f32 {
+  let per = 32u / d.bits;
+  let ci = idx - d.code_elem_base;
+  let word = codes[d.code_base + ci / per];
+  let raw = (word >> ((ci % per) * d.bits)) & ((1u << d.bits) - 1u);
   var q = i32(raw);
-  if (seg_word(s, 24u) != 0u) { q = bitcast<i32>(raw << (32u - bits)) >> (32u - bits); }
-  let g = group_of(seg_word(s, 19u), seg_word(s, 20u), seg_word(s, 21u), seg_word(s, 22u), idx);
-  let pb = seg_word(s, 25u) + 2u * g;
+  if (d.signed != 0u) { q = bitcast<i32>(raw << (32u - d.bits)) >> (32u - d.bits); }
+  var qg = 0u;
+  if (d.same_groups) {
+    qg = g;
+  } else if (!(d.q_mode == 0u && d.q_dim == 1u)) {
+    qg = group_of(d.q_mode, d.q_dim, d.q_inner, d.q_blk, idx);
+  }
+  let pb = d.param_base + 2u * qg;
   let scale = bitcast<f32>(qparams[pb]);
   let zp = bitcast<i32>(qparams[pb + 1u]);
   return f32(q - zp) * scale;
 }
 
 // First sweep: the largest magnitude among finite originals and their dequantized values.
-fn magnitude(s: u32, r: Reduction, g: u32, k: u32) -> u32 {
-  if (seg_word(s, 17u) == 0u) { return 0u; }
-  let idx = group_element(r.mode, r.dim, r.inner, r.blk, g, k);
+fn magnitude(d: Deq, r: Reduction, g: u32, k: u32) -> u32 {
+  if (d.has_orig == 0u) { return 0u; }
+  let idx = task_element(r, g, k);
   let xb = flush_denormal_bits(orig[r.src_base + idx - r.elem_start]);
   if (!is_finite_bits(xb)) { return 0u; }
-  let hb = bitcast<u32>(dequantize_at(s, idx)) & 0x7fffffffu;
+  let hb = bitcast<u32>(dequantize_at(d, g, idx)) & 0x7fffffffu;
   return max(xb & 0x7fffffffu, hb);
 }
 
-fn visit(s: u32, r: Reduction, g: u32, k: u32, a: Stats, norm: f32) -> Stats {
-  let idx = group_element(r.mode, r.dim, r.inner, r.blk, g, k);
+fn visit(d: Deq, r: Reduction, g: u32, k: u32, a: Stats, norm: f32) -> Stats {
+  let idx = task_element(r, g, k);
   let local = idx - r.elem_start;
-  let xh = dequantize_at(s, idx);
-  if (seg_word(s, 18u) != 0u) { values[seg_word(s, 16u) + local] = xh; }
-  if (seg_word(s, 17u) == 0u) { return a; }
+  let xh = dequantize_at(d, g, idx);
+  if (d.write_values != 0u) { values[d.values_base + local] = xh; }
+  if (d.has_orig == 0u) { return a; }
   let xb = flush_denormal_bits(orig[r.src_base + local]);
   var out = a;
   if (!is_finite_bits(xb)) {
@@ -101,9 +132,10 @@ fn dequantize_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
   let s = find_segment(w);
   let r = load_reduction(s);
   let t = workgroup_task(r, w - seg_word(s, 0u));
+  let d = load_deq(s, r);
   var mag = 0u;
   for (var k = t.k_begin + lid; k < t.k_end; k += 256u) {
-    mag = max(mag, magnitude(s, r, t.g, k));
+    mag = max(mag, magnitude(d, r, t.g, k));
   }
   wg_mag[lid] = mag;
   for (var stride = 128u; stride > 0u; stride >>= 1u) {
@@ -113,7 +145,7 @@ fn dequantize_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
   let norm = norm_for(workgroupUniformLoad(&wg_mag[0]));
   var a = Stats(0.0, 0.0, 0.0, 0.0, 0u, 0u);
   for (var k = t.k_begin + lid; k < t.k_end; k += 256u) {
-    a = visit(s, r, t.g, k, a, norm);
+    a = visit(d, r, t.g, k, a, norm);
   }
   wg_stats[lid] = a;
   for (var stride = 128u; stride > 0u; stride >>= 1u) {
@@ -131,14 +163,15 @@ fn dequantize_small_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_
   let r = load_reduction(s);
   let t = thread_task(r, w - seg_word(s, 0u), lid);
   if (!t.valid) { return; }
+  let d = load_deq(s, r);
   var mag = 0u;
   for (var k = t.k_begin; k < t.k_end; k++) {
-    mag = max(mag, magnitude(s, r, t.g, k));
+    mag = max(mag, magnitude(d, r, t.g, k));
   }
   let norm = norm_for(mag);
   var a = Stats(0.0, 0.0, 0.0, 0.0, 0u, 0u);
   for (var k = t.k_begin; k < t.k_end; k++) {
-    a = visit(s, r, t.g, k, a, norm);
+    a = visit(d, r, t.g, k, a, norm);
   }
   write_partial(seg_word(s, 13u) + t.part * PART_WORDS, a, norm);
 }

@@ -2,7 +2,8 @@
 // counts, and shifted sums for mean / variance. Min/max use order-preserving integer keys, so
 // they are exact and identical on every backend; sums are f32 (see tolerances.ts).
 //
-// Segment record: words 1..12 the reduction head (common.wgsl), 13 part_base (in partials, of 10 words each).
+// Segment record: words 1..12 the reduction head (common.wgsl), 13 part_base (in partials, of 10 words each),
+// 14 moments (0: min / max / counts only, one sweep; the sums are left 0).
 // Partial: 0 min key, 1 max key, 2 absmax bits, 3 NaN count, 4 Inf count, 5 finite count,
 //          6 pivot (f32), 7 sum of d, 8 sum of d^2 where d = x * norm - pivot * norm, 9 norm (f32).
 // norm is a power of two near 1 / absmax of the task, found in a first sweep, so the sums stay
@@ -98,6 +99,10 @@ fn range_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
     if (lid < stride) { wg_acc[lid] = acc_merge(wg_acc[lid], wg_acc[lid + stride]); }
   }
   let total = workgroupUniformLoad(&wg_acc[0]);
+  if (seg_word(s, 14u) == 0u) {
+    if (lid == 0u) { write_partial(seg_word(s, 13u) + t.part * PART_WORDS, total, pivot, 1.0); }
+    return;
+  }
   let norm = norm_for(total.amax);
   var m = acc_empty();
   for (var k = t.k_begin + lid; k < t.k_end; k += 256u) {
@@ -128,6 +133,10 @@ fn range_small_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoc
   var a = acc_empty();
   for (var k = t.k_begin; k < t.k_end; k++) {
     a = acc_add(a, src[reduction_index(r, t.g, k)]);
+  }
+  if (seg_word(s, 14u) == 0u) {
+    write_partial(seg_word(s, 13u) + t.part * PART_WORDS, a, pivot, 1.0);
+    return;
   }
   let norm = norm_for(a.amax);
   for (var k = t.k_begin; k < t.k_end; k++) {

@@ -168,7 +168,7 @@ function pieces(job: RangeJob, maxWords: number): Piece[] {
     workgroups: s.workgroups,
     words: { src: s.elemCount, partials: s.partials * PART_WORDS },
     uploads: [{ stream: 'src', at: 0, data: job.data.subarray(s.elemStart, s.elemStart + s.elemCount) }],
-    record: (o) => [...reductionHead(view, s, o.src), o.partials],
+    record: (o) => [...reductionHead(view, s, o.src), o.partials, job.moments === false ? 0 : 1],
   }));
 }
 
@@ -208,7 +208,7 @@ export const rangeKernel: KernelDescriptor<RangeJob, RangeResult> = {
     { name: 'src', role: 'in' },
     { name: 'partials', role: 'out' },
   ],
-  recordWords: 14,
+  recordWords: 15,
   constants: { REDUCE_CHUNK },
   validate,
   work: (job) => job.data.length,

@@ -6,7 +6,7 @@ import { groupLength, sliceView, type GroupView, type Slice } from './layout.ts'
 import { WORKGROUP_SIZE } from './kernel.ts';
 
 /** Elements one workgroup reduces (the WGSL override REDUCE_CHUNK is set from this). */
-export const REDUCE_CHUNK = 4096;
+export const REDUCE_CHUNK = 16384;
 /** Groups up to this length are reduced one per thread instead of one per workgroup. */
 export const THREAD_GROUP_MAX = 64;
 
