@@ -128,7 +128,7 @@ export async function quantizeDynamic(model: OnnxModel, opts: DynamicOptions): P
   }
 
   const granularity: Granularity = { kind: 'channel', axis: 1 };
-  const ranges = await opts.scheduler.run(rangeKernel, plans.map((p) => ({ data: p.data, shape: [p.K, p.N], granularity })));
+  const ranges = await opts.scheduler.run(rangeKernel, plans.map((p) => ({ data: p.data, shape: [p.K, p.N], granularity, moments: false })));
   const qmax = opts.reduceRange ? 63 : 127;
   const params = ranges.map((r, i) => {
     if (r.nanCount.some((c) => c > 0) || r.infCount.some((c) => c > 0)) {

@@ -262,7 +262,7 @@ export async function compressWeights(model: OnnxModel, opts: WeightOnlyOptions)
       else plans.push(plan);
     }
     if (!plans.length) continue;
-    const ranges = await scheduler.run(rangeKernel, plans.map((p) => ({ data: p.data, shape: p.shape, granularity: p.granularity })));
+    const ranges = await scheduler.run(rangeKernel, plans.map((p) => ({ data: p.data, shape: p.shape, granularity: p.granularity, moments: false })));
     const ok: Array<{ plan: IntPlan; params: QuantParams }> = [];
     plans.forEach((p, i) => {
       const r = ranges[i];
