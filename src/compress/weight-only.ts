@@ -227,7 +227,8 @@ export async function compressWeights(model: OnnxModel, opts: WeightOnlyOptions)
   }
   if (cur.length) groups.push(cur);
   let done = 0;
-  for (const group of groups) {
+  // One group at a time; on the CPU path its tensors are read straight into the engine's memory.
+  for (const group of groups) await scheduler.withHostArrays(async (alloc) => {
     const plans: IntPlan[] = [];
     for (const t of group) {
       const type = t.weight.tensor.dataType ?? 0;
@@ -236,7 +237,7 @@ export async function compressWeights(model: OnnxModel, opts: WeightOnlyOptions)
         report(`${dataTypeName(type)} weight: only FLOAT (f32) weights are compressed`);
         continue;
       }
-      const data = model.tensorFloat32(t.weight.tensor);
+      const data = model.tensorFloat32(t.weight.tensor, t.config.weights === 'fp16' ? undefined : alloc(t.shape.reduce((a, b) => a * b, 1)));
       if (t.config.weights === 'fp16') {
         let nan = 0, inf = 0;
         for (const x of data) if (Number.isNaN(x)) nan++; else if (!Number.isFinite(x)) inf++;
@@ -261,7 +262,7 @@ export async function compressWeights(model: OnnxModel, opts: WeightOnlyOptions)
       if (typeof plan === 'string') report(plan);
       else plans.push(plan);
     }
-    if (!plans.length) continue;
+    if (!plans.length) return;
     const ranges = await scheduler.run(rangeKernel, plans.map((p) => ({ data: p.data, shape: p.shape, granularity: p.granularity, moments: false })));
     const ok: Array<{ plan: IntPlan; params: QuantParams }> = [];
     plans.forEach((p, i) => {
@@ -294,7 +295,7 @@ export async function compressWeights(model: OnnxModel, opts: WeightOnlyOptions)
       });
       opts.onProgress?.(++done, targets.length, t.weight.name);
     });
-  }
+  });
   model.reindex();
   return { tensors, skipped };
 }

@@ -1,12 +1,15 @@
 /**
  * The CPU path's fast engine: WebAssembly SIMD loops (wasm/cpu-kernels.ts, AssemblyScript,
- * compiled to wasm/cpu-kernels.wasm) for the kernels' hot cases — 8-bit quantize, range, and the
- * round-trip error sums — over per-tensor and per-channel groups. The TypeScript references in
- * src/kernels/ stay the oracle; tests compare both engines on the same cases (integer results
- * bit-identical). `MODELPRESS_CPU_ENGINE=js` (or setCpuEngine('js')) turns the fast engine off.
+ * compiled to wasm/cpu-kernels.wasm) for the kernels' hot cases — 8-bit quantize, range,
+ * histogram and the round-trip error sums — over per-tensor and per-channel groups. The
+ * TypeScript references in src/kernels/ stay the oracle; tests compare both engines on the same
+ * cases (integer results bit-identical). `MODELPRESS_CPU_ENGINE=js` (or setCpuEngine('js')) turns
+ * the fast engine off.
  *
- * Tensors are copied into the module's memory a block at a time (at most BLOCK elements), so its
- * memory stays bounded whatever the tensor size.
+ * Memory: one shared WebAssembly memory (growing never detaches views of a shared buffer), used as
+ * a stack: callers `mark()`, allocate, and `release()`. Tensors a pass reads from disk can live
+ * there (`residentF32`), so kernels work on them in place; other inputs are copied in a block at a
+ * time (at most BLOCK elements), so the engine's memory stays bounded whatever the tensor size.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,7 +17,6 @@ import { packageRoot } from '../package-root.ts';
 import type { GroupView } from '../kernels/layout.ts';
 
 interface Exports {
-  memory: WebAssembly.Memory;
   quantize8(src: number, dst: number, n: number, inv: number, zp: number, qmin: number, qmax: number): void;
   quantize8Lanes(src: number, dst: number, n: number, invPtr: number, zpPtr: number, qmin: number, qmax: number): void;
   range(src: number, n: number, pivot: number, moments: number, out: number): void;
@@ -27,11 +29,16 @@ export type CpuEngine = 'wasm' | 'js';
 
 /** Elements copied into WebAssembly memory per block (4 MiB of f32). */
 const BLOCK = 1 << 20;
+/** The module's own data sits below this offset; the stack starts above it. */
+const STACK_BASE = 1 << 16;
+const PAGE = 65536;
+/** Pages the memory may grow to (4 GiB, wasm32's limit; reserved as address space, not committed). */
+const MAX_PAGES = 65536;
 /** Below this many elements the JS loop wins (no copy, no call overhead). */
 let minElements = 256;
 
 let engine: CpuEngine = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.MODELPRESS_CPU_ENGINE === 'js' ? 'js' : 'wasm';
-let instance: Exports | null | undefined;
+let kernels: WasmKernels | null | undefined;
 
 /** Chooses the CPU engine; `minElements` (tests: 0) is the size below which the JS loop is used anyway. */
 export function setCpuEngine(e: CpuEngine, opts: { minElements?: number } = {}): void {
@@ -43,28 +50,30 @@ export function cpuEngine(): CpuEngine {
   return engine;
 }
 
-function load(): Exports | null {
-  if (instance !== undefined) return instance;
+function load(): WasmKernels | null {
+  if (kernels !== undefined) return kernels;
   try {
     const bytes = readFileSync(join(packageRoot(), 'wasm', 'cpu-kernels.wasm'));
-    instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-      env: { abort: () => { throw new Error('cpu-kernels.wasm aborted'); } },
-    }).exports as unknown as Exports;
+    const memory = new WebAssembly.Memory({ initial: STACK_BASE / PAGE + 1, maximum: MAX_PAGES, shared: true });
+    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
+    kernels = new WasmKernels(instance.exports as unknown as Exports, memory);
   } catch {
-    // No SIMD support or no file: the TypeScript loops serve.
-    instance = null;
+    // No SIMD / threads support or no file: the TypeScript loops serve.
+    kernels = null;
   }
-  return instance;
+  return kernels;
 }
 
-/** The module when the fast engine is on and worth it for n elements, else null. */
+/** The engine when it is on and worth it for n elements, else null. */
 export function wasmFor(n: number): WasmKernels | null {
   if (engine !== 'wasm' || n < minElements || n === 0) return null;
-  const x = load();
-  return x ? (kernels ??= new WasmKernels(x)) : null;
+  return load();
 }
 
-let kernels: WasmKernels | undefined;
+/** The engine when it is on (for passes that place their tensors in its memory), else null. */
+export function wasmEngine(): WasmKernels | null {
+  return engine === 'wasm' ? load() : null;
+}
 
 /** Runs of consecutive elements sharing one group, in [start, end): (offset, length, group). */
 function forEachRun(v: GroupView, start: number, end: number, fn: (at: number, len: number, g: number) => void): void {
@@ -80,18 +89,83 @@ function forEachRun(v: GroupView, start: number, end: number, fn: (at: number, l
 
 export class WasmKernels {
   private readonly x: Exports;
+  private readonly memory: WebAssembly.Memory;
+  private top = STACK_BASE;
+  /** Every buffer object views were made from: a view over one of them is resident. */
+  private readonly buffers = new WeakSet<object>();
   /** Tensors each entry point processed (tests check the fast engine really ran). */
   readonly calls = { quantize8: 0, range: 0, dequantStats8: 0, histogram: 0 };
-  constructor(x: Exports) {
+  /** Inputs processed in place (resident) rather than copied in. */
+  resident = 0;
+
+  constructor(x: Exports, memory: WebAssembly.Memory) {
     this.x = x;
+    this.memory = memory;
   }
 
-  /** Makes the memory at least `bytes` long; returns its current buffer. */
-  private reserve(bytes: number): ArrayBuffer {
-    const mem = this.x.memory;
-    const need = bytes + 1024; // the module's own data sits below 1 KiB
-    if (mem.buffer.byteLength < need) mem.grow(Math.ceil((need - mem.buffer.byteLength) / 65536));
-    return mem.buffer as ArrayBuffer;
+  private buffer(): ArrayBuffer {
+    const b = this.memory.buffer as ArrayBuffer;
+    this.buffers.add(b);
+    return b;
+  }
+
+  /** The current stack top, to `release` back to. */
+  mark(): number {
+    return this.top;
+  }
+
+  release(mark: number): void {
+    this.top = mark;
+  }
+
+  /** Reserves bytes on the stack (16-byte aligned), growing the memory if needed; returns the offset. */
+  alloc(bytes: number): number {
+    const at = this.top;
+    const end = at + ((bytes + 15) & ~15);
+    const have = this.memory.buffer.byteLength;
+    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+    this.top = end;
+    return at;
+  }
+
+  /** A Float32Array in engine memory (valid until the stack is released below it). */
+  residentF32(n: number): Float32Array {
+    const at = this.alloc(n * 4);
+    return new Float32Array(this.buffer(), at, n);
+  }
+
+  /** Where the data already is in engine memory, or -1. */
+  private addressOf(a: ArrayBufferView): number {
+    return this.buffers.has(a.buffer) ? a.byteOffset : -1;
+  }
+
+  /**
+   * Calls `fn(blockStart, blockEnd, srcAddress)` over blocks of f32 input: in place when the
+   * input is resident, else copied into a scratch block.
+   */
+  private blocks(data: Float32Array, fn: (start: number, end: number, src: number) => void): void {
+    const n = data.length;
+    const at = this.addressOf(data);
+    if (at >= 0) {
+      this.resident++;
+      fn(0, n, at);
+      return;
+    }
+    const block = Math.min(BLOCK, n);
+    const srcAt = this.alloc(block * 4);
+    const src = new Float32Array(this.buffer(), srcAt, block);
+    for (let start = 0; start < n; start += block) {
+      const end = Math.min(n, start + block);
+      src.set(data.subarray(start, end));
+      fn(start, end, srcAt - start * 4);
+    }
+  }
+
+  private params(a: Float32Array | Int32Array, count: number): number {
+    const at = this.alloc(count * 4);
+    if (a instanceof Float32Array) new Float32Array(this.buffer(), at, count).set(a.subarray(0, count));
+    else new Int32Array(this.buffer(), at, count).set(a.subarray(0, count));
+    return at;
   }
 
   /**
@@ -100,96 +174,85 @@ export class WasmKernels {
    */
   quantize8(data: Float32Array, v: GroupView, inverse: Float32Array, zeroPoint: Int32Array, qmin: number, qmax: number, codes: Uint8Array): void {
     this.calls.quantize8++;
-    const n = data.length;
-    const block = Math.min(BLOCK, n);
-    // Layout: [params: inv f32 x dim, zp i32 x dim][src f32 x block][dst u8 x block]
-    const pBytes = v.dim * 8;
-    const base = 1024;
-    const srcAt = base + ((pBytes + 15) & ~15);
-    const dstAt = srcAt + block * 4;
-    const buf = this.reserve(dstAt + block);
-    new Float32Array(buf, base, v.dim).set(inverse.subarray(0, v.dim));
-    new Int32Array(buf, base + v.dim * 4, v.dim).set(zeroPoint.subarray(0, v.dim));
-    const src = new Float32Array(buf, srcAt, block);
-    const dst = new Uint8Array(buf, dstAt, block);
-    const lanes = v.inner === 1 && v.dim > 1;
-    for (let start = 0; start < n; start += block) {
-      const end = Math.min(n, start + block);
-      src.set(data.subarray(start, end));
-      if (lanes) {
-        // Channels on the last axis: rows of `dim` elements with per-lane parameters.
+    const m = this.mark();
+    try {
+      const invAt = this.params(inverse, v.dim);
+      const zpAt = this.params(zeroPoint, v.dim);
+      const dstAt = this.alloc(Math.min(BLOCK, data.length));
+      const lanes = v.inner === 1 && v.dim > 1;
+      this.blocks(data, (start, end, src) => {
+        // `src` addresses element `start` at src + start * 4 (block-relative when copied).
         for (let i = start; i < end;) {
-          const d = i % v.dim;
-          const len = Math.min(end - i, v.dim - d);
-          this.x.quantize8Lanes(srcAt + (i - start) * 4, dstAt + (i - start), len, base + d * 4, base + v.dim * 4 + d * 4, qmin, qmax);
-          i += len;
+          const chunkEnd = Math.min(end, i + BLOCK);
+          const dst = dstAt - i;
+          if (lanes) {
+            for (let j = i; j < chunkEnd;) {
+              const d = j % v.dim;
+              const len = Math.min(chunkEnd - j, v.dim - d);
+              this.x.quantize8Lanes(src + j * 4, dst + j, len, invAt + d * 4, zpAt + d * 4, qmin, qmax);
+              j += len;
+            }
+          } else {
+            forEachRun(v, i, chunkEnd, (at, len, g) => this.x.quantize8(src + at * 4, dst + at, len, inverse[g], zeroPoint[g], qmin, qmax));
+          }
+          codes.set(new Uint8Array(this.buffer(), dstAt, chunkEnd - i), i);
+          i = chunkEnd;
         }
-      } else {
-        forEachRun(v, start, end, (at, len, g) => this.x.quantize8(srcAt + (at - start) * 4, dstAt + (at - start), len, inverse[g], zeroPoint[g], qmin, qmax));
-      }
-      codes.set(dst.subarray(0, end - start), start);
+      });
+    } finally {
+      this.release(m);
     }
   }
 
-  /**
-   * Per-group min / max / absmax keys, NaN / Inf / finite counts and pivot-shifted f64 sums for
-   * channel-mode groups. Calls `store(g, ...)` once per group.
-   */
+  /** Per-group min / max / absmax keys, NaN / Inf / finite counts and pivot-shifted f64 sums for channel-mode groups. */
   range(data: Float32Array, v: GroupView, moments: boolean): RangeParts[] {
     this.calls.range++;
-    const n = data.length;
-    const block = Math.min(BLOCK, n);
-    const outAt = 1024;
-    const outBytes = 48 * v.groups;
-    const srcAt = outAt + ((outBytes + 15) & ~15);
-    const buf = this.reserve(srcAt + block * 4);
-    const out = new DataView(buf, outAt, outBytes);
-    for (let g = 0; g < v.groups; g++) {
-      out.setUint32(g * 48, 0xffffffff, true);
-      for (let w = 4; w < 48; w += 4) out.setUint32(g * 48 + w, 0, true);
-    }
-    // Pivot per group: its first finite element (shifted sums keep the variance accurate).
-    const pivots = new Float32Array(v.groups).fill(NaN);
-    const src = new Float32Array(buf, srcAt, block);
-    for (let start = 0; start < n; start += block) {
-      const end = Math.min(n, start + block);
-      src.set(data.subarray(start, end));
-      forEachRun(v, start, end, (at, len, g) => {
-        if (moments && Number.isNaN(pivots[g])) {
-          for (let k = at; k < at + len; k++) {
-            if (Number.isFinite(data[k])) {
-              pivots[g] = data[k];
-              break;
+    const m = this.mark();
+    try {
+      const outAt = this.alloc(48 * v.groups);
+      const init = new DataView(this.buffer(), outAt, 48 * v.groups);
+      for (let g = 0; g < v.groups; g++) {
+        init.setUint32(g * 48, 0xffffffff, true);
+        for (let w = 4; w < 48; w += 4) init.setUint32(g * 48 + w, 0, true);
+      }
+      // Pivot per group: its first finite element (shifted sums keep the variance accurate).
+      const pivots = new Float32Array(v.groups).fill(NaN);
+      this.blocks(data, (start, end, src) => {
+        forEachRun(v, start, end, (at, len, g) => {
+          if (moments && Number.isNaN(pivots[g])) {
+            for (let k = at; k < at + len; k++) {
+              if (Number.isFinite(data[k])) {
+                pivots[g] = data[k];
+                break;
+              }
             }
           }
-        }
-        this.x.range(srcAt + (at - start) * 4, len, Number.isNaN(pivots[g]) ? 0 : pivots[g], moments ? 1 : 0, outAt + g * 48);
+          this.x.range(src + at * 4, len, Number.isNaN(pivots[g]) ? 0 : pivots[g], moments ? 1 : 0, outAt + g * 48);
+        });
       });
+      const view = new DataView(this.buffer(), outAt, 48 * v.groups);
+      return Array.from({ length: v.groups }, (_, g) => ({
+        kmin: view.getUint32(g * 48, true), kmax: view.getUint32(g * 48 + 4, true), amax: view.getUint32(g * 48 + 8, true),
+        nan: view.getUint32(g * 48 + 12, true), inf: view.getUint32(g * 48 + 16, true), count: view.getUint32(g * 48 + 20, true),
+        pivot: Number.isNaN(pivots[g]) ? 0 : pivots[g], sum: view.getFloat64(g * 48 + 24, true), sumSq: view.getFloat64(g * 48 + 32, true),
+      }));
+    } finally {
+      this.release(m);
     }
-    const view = new DataView(this.x.memory.buffer as ArrayBuffer, outAt, outBytes);
-    return Array.from({ length: v.groups }, (_, g) => ({
-      kmin: view.getUint32(g * 48, true), kmax: view.getUint32(g * 48 + 4, true), amax: view.getUint32(g * 48 + 8, true),
-      nan: view.getUint32(g * 48 + 12, true), inf: view.getUint32(g * 48 + 16, true), count: view.getUint32(g * 48 + 20, true),
-      pivot: Number.isNaN(pivots[g]) ? 0 : pivots[g], sum: view.getFloat64(g * 48 + 24, true), sumSq: view.getFloat64(g * 48 + 32, true),
-    }));
   }
 
   /** Adds the data to a histogram's slots (the reference's layout), with the same f32 bin arithmetic. */
   histogram(h: HistogramParts): void {
     this.calls.histogram++;
-    const n = h.data.length;
-    const block = Math.min(BLOCK, n);
-    const slotsAt = 1024;
-    const srcAt = slotsAt + ((h.slots.byteLength + 15) & ~15);
-    const buf = this.reserve(srcAt + block * 4);
-    new Uint32Array(buf, slotsAt, h.slots.length).set(h.slots);
-    const src = new Float32Array(buf, srcAt, block);
-    for (let start = 0; start < n; start += block) {
-      const end = Math.min(n, start + block);
-      src.set(h.data.subarray(start, end));
-      this.x.histogram(srcAt, end - start, h.lo, h.hi, h.scale, h.bins, slotsAt);
+    const m = this.mark();
+    try {
+      const slotsAt = this.alloc(h.slots.byteLength);
+      new Uint32Array(this.buffer(), slotsAt, h.slots.length).set(h.slots);
+      this.blocks(h.data, (start, end, src) => this.x.histogram(src + start * 4, end - start, h.lo, h.hi, h.scale, h.bins, slotsAt));
+      h.slots.set(new Uint32Array(this.buffer(), slotsAt, h.slots.length));
+    } finally {
+      this.release(m);
     }
-    h.slots.set(new Uint32Array(this.x.memory.buffer as ArrayBuffer, slotsAt, h.slots.length));
   }
 
   /**
@@ -199,43 +262,42 @@ export class WasmKernels {
   dequantStats8(codes: Uint8Array, original: Float32Array, v: GroupView, scale: Float32Array, zeroPoint: Int32Array, signed: boolean,
     statsGroups: number, statsGroup: (element: number) => number): ErrorSums[] {
     this.calls.dequantStats8++;
-    const n = original.length;
-    const block = Math.min(BLOCK, n);
-    const base = 1024;
-    const pBytes = v.dim * 8;
-    const outAt = base + ((pBytes + 15) & ~15);
-    const outBytes = 48 * statsGroups;
-    const origAt = outAt + ((outBytes + 15) & ~15);
-    const codesAt = origAt + block * 4;
-    const buf = this.reserve(codesAt + block + 16);
-    new Float32Array(buf, base, v.dim).set(scale.subarray(0, v.dim));
-    new Int32Array(buf, base + v.dim * 4, v.dim).set(zeroPoint.subarray(0, v.dim));
-    new Uint8Array(buf, outAt, outBytes).fill(0);
-    const orig = new Float32Array(buf, origAt, block);
-    const cod = new Uint8Array(buf, codesAt, block);
-    const lanes = v.inner === 1 && v.dim > 1;
-    const s = signed ? 1 : 0;
-    for (let start = 0; start < n; start += block) {
-      const end = Math.min(n, start + block);
-      orig.set(original.subarray(start, end));
-      cod.set(codes.subarray(start, end));
-      if (lanes) {
+    const m = this.mark();
+    try {
+      const scaleAt = this.params(scale, v.dim);
+      const zpAt = this.params(zeroPoint, v.dim);
+      const outAt = this.alloc(48 * statsGroups);
+      new Uint8Array(this.buffer(), outAt, 48 * statsGroups).fill(0);
+      const codesAt = this.alloc(Math.min(BLOCK, original.length) + 16);
+      const cod = new Uint8Array(this.buffer(), codesAt, Math.min(BLOCK, original.length));
+      const lanes = v.inner === 1 && v.dim > 1;
+      const s = signed ? 1 : 0;
+      this.blocks(original, (start, end, src) => {
         for (let i = start; i < end;) {
-          const d = i % v.dim;
-          const len = Math.min(end - i, v.dim - d);
-          const sg = statsGroup(i);
-          this.x.dequantStats8Lanes(codesAt + (i - start), origAt + (i - start) * 4, len, base + d * 4, base + v.dim * 4 + d * 4, s, outAt + sg * 48);
-          i += len;
+          const chunkEnd = Math.min(end, i + BLOCK);
+          cod.set(codes.subarray(i, chunkEnd));
+          const c = codesAt - i;
+          if (lanes) {
+            for (let j = i; j < chunkEnd;) {
+              const d = j % v.dim;
+              const len = Math.min(chunkEnd - j, v.dim - d);
+              this.x.dequantStats8Lanes(c + j, src + j * 4, len, scaleAt + d * 4, zpAt + d * 4, s, outAt + statsGroup(j) * 48);
+              j += len;
+            }
+          } else {
+            forEachRun(v, i, chunkEnd, (at, len, g) => this.x.dequantStats8(c + at, src + at * 4, len, scale[g], zeroPoint[g], s, outAt + statsGroup(at) * 48));
+          }
+          i = chunkEnd;
         }
-      } else {
-        forEachRun(v, start, end, (at, len, g) => this.x.dequantStats8(codesAt + (at - start), origAt + (at - start) * 4, len, scale[g], zeroPoint[g], s, outAt + statsGroup(at) * 48));
-      }
+      });
+      const view = new DataView(this.buffer(), outAt, 48 * statsGroups);
+      return Array.from({ length: statsGroups }, (_, g) => ({
+        e2: view.getFloat64(g * 48, true), x2: view.getFloat64(g * 48 + 8, true), h2: view.getFloat64(g * 48 + 16, true), xh: view.getFloat64(g * 48 + 24, true),
+        emax: view.getFloat32(g * 48 + 32, true), n: view.getUint32(g * 48 + 36, true), bad: view.getUint32(g * 48 + 40, true),
+      }));
+    } finally {
+      this.release(m);
     }
-    const view = new DataView(this.x.memory.buffer as ArrayBuffer, outAt, outBytes);
-    return Array.from({ length: statsGroups }, (_, g) => ({
-      e2: view.getFloat64(g * 48, true), x2: view.getFloat64(g * 48 + 8, true), h2: view.getFloat64(g * 48 + 16, true), xh: view.getFloat64(g * 48 + 24, true),
-      emax: view.getFloat32(g * 48 + 32, true), n: view.getUint32(g * 48 + 36, true), bad: view.getUint32(g * 48 + 40, true),
-    }));
   }
 }
 

@@ -91,18 +91,30 @@ export class OnnxModel {
     return i >= 0 && i < this.lazy.length ? this.lazy[i] : null;
   }
 
-  tensorFloat32(t: TensorProtoMsg): Float32Array {
+  /**
+   * The tensor's values as f32. With `into` (as many elements), they are written there — e.g.
+   * into the CPU engine's memory, so kernels then read them in place.
+   */
+  tensorFloat32(t: TensorProtoMsg, into?: Float32Array): Float32Array {
     const range = this.lazyRange(t);
+    const n = tensorElements(t);
+    if (into && into.length !== n) throw new Error(`tensorFloat32: destination has ${into.length} elements, '${t.name}' has ${n}`);
     if (range && t.dataType === DataType.FLOAT) {
       // Straight from the file into an aligned array: one copy, no alignment copy.
-      const n = tensorElements(t);
       checkLength(t, range.length, rawByteLength(DataType.FLOAT, n));
-      const out = new Float32Array(n);
-      readRange(range, new Uint8Array(out.buffer));
+      const out = into ?? new Float32Array(n);
+      readRange(range, new Uint8Array(out.buffer, out.byteOffset, out.byteLength));
       return out;
     }
-    if (range) return tensorToFloat32({ ...t, rawData: this.tensorBytes(t) } as TensorProtoMsg, this.baseDir);
-    return tensorToFloat32(t, this.baseDir);
+    if (into && t.dataType === DataType.FLOAT && !isExternal(t) && t.rawData && t.rawData.length) {
+      checkLength(t, t.rawData.length, rawByteLength(DataType.FLOAT, n));
+      new Uint8Array(into.buffer, into.byteOffset, into.byteLength).set(t.rawData);
+      return into;
+    }
+    const values = range ? tensorToFloat32({ ...t, rawData: this.tensorBytes(t) } as TensorProtoMsg, this.baseDir) : tensorToFloat32(t, this.baseDir);
+    if (!into) return values;
+    into.set(values);
+    return into;
   }
 
   tensorBytes(t: TensorProtoMsg): Uint8Array {

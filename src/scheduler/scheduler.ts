@@ -15,6 +15,7 @@ import { UnsliceableError } from '../kernels/layout.ts';
 import { BufferPool } from './buffer-pool.ts';
 import { packDispatches, type Dispatch } from './packing.ts';
 import { emptyKernelStats, emptyRunStats, type KernelStats, type RunStats } from './stats.ts';
+import { wasmEngine } from '../cpu/wasm-kernels.ts';
 
 export type BackendChoice = 'auto' | 'gpu' | 'cpu';
 
@@ -144,6 +145,22 @@ export class Scheduler {
 
   resetStats(): void {
     this.runStats = emptyRunStats();
+  }
+
+  /**
+   * Runs `fn` with an allocator of f32 arrays for the tensors of one pass. On the CPU path they
+   * live in the engine's memory, so its kernels read them in place (no copy); the arrays are
+   * valid until `fn` settles. Elsewhere they are plain arrays.
+   */
+  async withHostArrays<T>(fn: (alloc: (n: number) => Float32Array) => Promise<T>): Promise<T> {
+    const engine = this.gpu ? null : wasmEngine();
+    if (!engine) return fn((n) => new Float32Array(n));
+    const mark = engine.mark();
+    try {
+      return await fn((n) => engine.residentF32(n));
+    } finally {
+      engine.release(mark);
+    }
   }
 
   private kernelStats(name: string): KernelStats {
