@@ -119,8 +119,7 @@ describe('inputs resident in the engine memory (read there by the passes) are pr
     setCpuEngine('wasm', { minElements: 0 });
     const engine = wasmEngine()!;
     for (const { name, job } of bigQuantizeCases().slice(0, 12)) {
-      const mark = engine.mark();
-      try {
+      await engine.pin(job.data.length * 4, async () => {
         const resident = engine.residentF32(job.data.length);
         resident.set(job.data);
         const before = engine.resident;
@@ -132,10 +131,23 @@ describe('inputs resident in the engine memory (read there by the passes) are pr
         const dj = { codes, shape: job.shape, granularity: job.granularity, bits: 8 as const, signed: job.signed, params: job.params, values: false, statsAxis: null };
         expect(comparators.dequantize(dequantizeKernel.cpu({ ...dj, original: resident }), dequantizeKernel.cpu({ ...dj, original: job.data })), name).toBeNull();
         expect(engine.resident - before).toBe(4);
-      } finally {
-        engine.release(mark);
-      }
+      });
     }
+  });
+
+  it('a kernel whose scratch does not fit pinned memory falls back to TypeScript with the same result', async () => {
+    const { wasmEngine } = await import('../src/cpu/wasm-kernels.ts');
+    setCpuEngine('wasm', { minElements: 0 });
+    const engine = wasmEngine()!;
+    const { job } = bigQuantizeCases()[0];
+    const want = quantizeKernel.cpu(job);
+    await engine.pin(0, async () => {
+      // Fill the pinned memory: nothing is left for the kernel's scratch.
+      for (const size of [1 << 20, 1 << 16, 1 << 12, 16]) while (engine.alloc(size) >= 0);
+      const before = engine.calls.quantize8;
+      expect(comparators.quantize(quantizeKernel.cpu(job), want)).toBeNull();
+      expect(engine.calls.quantize8).toBe(before);
+    });
   });
 });
 

@@ -228,7 +228,7 @@ export async function compressWeights(model: OnnxModel, opts: WeightOnlyOptions)
   if (cur.length) groups.push(cur);
   let done = 0;
   // One group at a time; on the CPU path its tensors are read straight into the engine's memory.
-  for (const group of groups) await scheduler.withHostArrays(async (alloc) => {
+  for (const group of groups) await scheduler.withHostArrays(group.reduce((a, t) => a + 4 * t.shape.reduce((x, y) => x * y, 1), 0), async (alloc) => {
     const plans: IntPlan[] = [];
     for (const t of group) {
       const type = t.weight.tensor.dataType ?? 0;

@@ -6,10 +6,14 @@
  * cases (integer results bit-identical). `MODELPRESS_CPU_ENGINE=js` (or setCpuEngine('js')) turns
  * the fast engine off.
  *
- * Memory: one shared WebAssembly memory (growing never detaches views of a shared buffer), used as
- * a stack: callers `mark()`, allocate, and `release()`. Tensors a pass reads from disk can live
- * there (`residentF32`), so kernels work on them in place; other inputs are copied in a block at a
- * time (at most BLOCK elements), so the engine's memory stays bounded whatever the tensor size.
+ * Memory: the module's memory is used as a stack: callers `mark()`, allocate, and `release()`.
+ * Tensors a pass reads from disk can live there (`residentF32`, inside `pin`), so kernels work on
+ * them in place; other inputs are copied in a block at a time (at most BLOCK elements), so the
+ * engine's memory stays bounded whatever the tensor size. Growing a (non-shared) memory detaches
+ * every view of it, so while resident arrays are alive (pinned) the memory never grows: the pass
+ * reserves what it needs up front, and a kernel whose scratch would not fit falls back to the
+ * TypeScript loop. (A shared memory would not detach, but V8 copies into SharedArrayBuffers
+ * several times slower than memcpy: measured, it cost more than it saved.)
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -32,8 +36,10 @@ const BLOCK = 1 << 20;
 /** The module's own data sits below this offset; the stack starts above it. */
 const STACK_BASE = 1 << 16;
 const PAGE = 65536;
-/** Pages the memory may grow to (4 GiB, wasm32's limit; reserved as address space, not committed). */
+/** Pages the memory may grow to (4 GiB, wasm32's limit). */
 const MAX_PAGES = 65536;
+/** Kernel scratch reserved beside pinned arrays: copy blocks, codes, parameters, partial sums. */
+const SCRATCH_BYTES = 8 * BLOCK + (1 << 20);
 /** Below this many elements the JS loop wins (no copy, no call overhead). */
 let minElements = 256;
 
@@ -54,11 +60,11 @@ function load(): WasmKernels | null {
   if (kernels !== undefined) return kernels;
   try {
     const bytes = readFileSync(join(packageRoot(), 'wasm', 'cpu-kernels.wasm'));
-    const memory = new WebAssembly.Memory({ initial: STACK_BASE / PAGE + 1, maximum: MAX_PAGES, shared: true });
+    const memory = new WebAssembly.Memory({ initial: STACK_BASE / PAGE + 1, maximum: MAX_PAGES });
     const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
     kernels = new WasmKernels(instance.exports as unknown as Exports, memory);
   } catch {
-    // No SIMD / threads support or no file: the TypeScript loops serve.
+    // No SIMD support or no file: the TypeScript loops serve.
     kernels = null;
   }
   return kernels;
@@ -118,20 +124,53 @@ export class WasmKernels {
     this.top = mark;
   }
 
-  /** Reserves bytes on the stack (16-byte aligned), growing the memory if needed; returns the offset. */
+  private pinned = 0;
+
+  /**
+   * Runs `fn` with resident arrays allowed: the memory first grows to fit `reserveBytes` of them
+   * plus kernel scratch, then never grows until `fn` settles (growth would detach the arrays).
+   */
+  async pin<T>(reserveBytes: number, fn: () => Promise<T>): Promise<T> {
+    const mark = this.mark();
+    const need = this.top + reserveBytes + SCRATCH_BYTES;
+    const have = this.memory.buffer.byteLength;
+    if (this.pinned === 0 && need > have) this.memory.grow(Math.ceil((need - have) / PAGE));
+    this.pinned++;
+    try {
+      return await fn();
+    } finally {
+      this.pinned--;
+      this.release(mark);
+    }
+  }
+
+  /**
+   * Reserves bytes on the stack (16-byte aligned), growing the memory if needed; returns the
+   * offset, or -1 when it does not fit while resident arrays are pinned.
+   */
   alloc(bytes: number): number {
     const at = this.top;
     const end = at + ((bytes + 15) & ~15);
     const have = this.memory.buffer.byteLength;
-    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
+    if (end > have) {
+      if (this.pinned > 0) return -1;
+      this.memory.grow(Math.ceil((end - have) / PAGE));
+    }
     this.top = end;
     return at;
   }
 
-  /** A Float32Array in engine memory (valid until the stack is released below it). */
+  /** A Float32Array in engine memory (valid until the stack is released below it), or a plain one when it does not fit. */
   residentF32(n: number): Float32Array {
-    const at = this.alloc(n * 4);
-    return new Float32Array(this.buffer(), at, n);
+    const at = this.pinned > 0 ? this.alloc(n * 4) : -1;
+    return at < 0 ? new Float32Array(n) : new Float32Array(this.buffer(), at, n);
+  }
+
+  /** Scratch for a kernel; throws NoRoom (the caller falls back to TypeScript) when pinned memory is full. */
+  private scratch(bytes: number): number {
+    const at = this.alloc(bytes);
+    if (at < 0) throw new NoRoom();
+    return at;
   }
 
   /** Where the data already is in engine memory, or -1. */
@@ -152,7 +191,7 @@ export class WasmKernels {
       return;
     }
     const block = Math.min(BLOCK, n);
-    const srcAt = this.alloc(block * 4);
+    const srcAt = this.scratch(block * 4);
     const src = new Float32Array(this.buffer(), srcAt, block);
     for (let start = 0; start < n; start += block) {
       const end = Math.min(n, start + block);
@@ -162,7 +201,7 @@ export class WasmKernels {
   }
 
   private params(a: Float32Array | Int32Array, count: number): number {
-    const at = this.alloc(count * 4);
+    const at = this.scratch(count * 4);
     if (a instanceof Float32Array) new Float32Array(this.buffer(), at, count).set(a.subarray(0, count));
     else new Int32Array(this.buffer(), at, count).set(a.subarray(0, count));
     return at;
@@ -172,13 +211,12 @@ export class WasmKernels {
    * 8-bit codes for channel-mode groups (per tensor, or per channel on any axis), the same
    * values as the reference's quantizeChannels8.
    */
-  quantize8(data: Float32Array, v: GroupView, inverse: Float32Array, zeroPoint: Int32Array, qmin: number, qmax: number, codes: Uint8Array): void {
-    this.calls.quantize8++;
+  quantize8(data: Float32Array, v: GroupView, inverse: Float32Array, zeroPoint: Int32Array, qmin: number, qmax: number, codes: Uint8Array): boolean {
     const m = this.mark();
     try {
       const invAt = this.params(inverse, v.dim);
       const zpAt = this.params(zeroPoint, v.dim);
-      const dstAt = this.alloc(Math.min(BLOCK, data.length));
+      const dstAt = this.scratch(Math.min(BLOCK, data.length));
       const lanes = v.inner === 1 && v.dim > 1;
       this.blocks(data, (start, end, src) => {
         // `src` addresses element `start` at src + start * 4 (block-relative when copied).
@@ -199,17 +237,21 @@ export class WasmKernels {
           i = chunkEnd;
         }
       });
+      this.calls.quantize8++;
+      return true;
+    } catch (err) {
+      if (err instanceof NoRoom) return false;
+      throw err;
     } finally {
       this.release(m);
     }
   }
 
   /** Per-group min / max / absmax keys, NaN / Inf / finite counts and pivot-shifted f64 sums for channel-mode groups. */
-  range(data: Float32Array, v: GroupView, moments: boolean): RangeParts[] {
-    this.calls.range++;
+  range(data: Float32Array, v: GroupView, moments: boolean): RangeParts[] | null {
     const m = this.mark();
     try {
-      const outAt = this.alloc(48 * v.groups);
+      const outAt = this.scratch(48 * v.groups);
       const init = new DataView(this.buffer(), outAt, 48 * v.groups);
       for (let g = 0; g < v.groups; g++) {
         init.setUint32(g * 48, 0xffffffff, true);
@@ -231,25 +273,33 @@ export class WasmKernels {
         });
       });
       const view = new DataView(this.buffer(), outAt, 48 * v.groups);
+      this.calls.range++;
       return Array.from({ length: v.groups }, (_, g) => ({
         kmin: view.getUint32(g * 48, true), kmax: view.getUint32(g * 48 + 4, true), amax: view.getUint32(g * 48 + 8, true),
         nan: view.getUint32(g * 48 + 12, true), inf: view.getUint32(g * 48 + 16, true), count: view.getUint32(g * 48 + 20, true),
         pivot: Number.isNaN(pivots[g]) ? 0 : pivots[g], sum: view.getFloat64(g * 48 + 24, true), sumSq: view.getFloat64(g * 48 + 32, true),
       }));
+    } catch (err) {
+      if (err instanceof NoRoom) return null;
+      throw err;
     } finally {
       this.release(m);
     }
   }
 
   /** Adds the data to a histogram's slots (the reference's layout), with the same f32 bin arithmetic. */
-  histogram(h: HistogramParts): void {
-    this.calls.histogram++;
+  histogram(h: HistogramParts): boolean {
     const m = this.mark();
     try {
-      const slotsAt = this.alloc(h.slots.byteLength);
+      const slotsAt = this.scratch(h.slots.byteLength);
       new Uint32Array(this.buffer(), slotsAt, h.slots.length).set(h.slots);
       this.blocks(h.data, (start, end, src) => this.x.histogram(src + start * 4, end - start, h.lo, h.hi, h.scale, h.bins, slotsAt));
       h.slots.set(new Uint32Array(this.buffer(), slotsAt, h.slots.length));
+      this.calls.histogram++;
+      return true;
+    } catch (err) {
+      if (err instanceof NoRoom) return false;
+      throw err;
     } finally {
       this.release(m);
     }
@@ -260,15 +310,14 @@ export class WasmKernels {
    * quantization groups; `statsGroup(i)` maps a run's first element to its statistics group.
    */
   dequantStats8(codes: Uint8Array, original: Float32Array, v: GroupView, scale: Float32Array, zeroPoint: Int32Array, signed: boolean,
-    statsGroups: number, statsGroup: (element: number) => number): ErrorSums[] {
-    this.calls.dequantStats8++;
+    statsGroups: number, statsGroup: (element: number) => number): ErrorSums[] | null {
     const m = this.mark();
     try {
       const scaleAt = this.params(scale, v.dim);
       const zpAt = this.params(zeroPoint, v.dim);
-      const outAt = this.alloc(48 * statsGroups);
+      const outAt = this.scratch(48 * statsGroups);
       new Uint8Array(this.buffer(), outAt, 48 * statsGroups).fill(0);
-      const codesAt = this.alloc(Math.min(BLOCK, original.length) + 16);
+      const codesAt = this.scratch(Math.min(BLOCK, original.length) + 16);
       const cod = new Uint8Array(this.buffer(), codesAt, Math.min(BLOCK, original.length));
       const lanes = v.inner === 1 && v.dim > 1;
       const s = signed ? 1 : 0;
@@ -291,15 +340,22 @@ export class WasmKernels {
         }
       });
       const view = new DataView(this.buffer(), outAt, 48 * statsGroups);
+      this.calls.dequantStats8++;
       return Array.from({ length: statsGroups }, (_, g) => ({
         e2: view.getFloat64(g * 48, true), x2: view.getFloat64(g * 48 + 8, true), h2: view.getFloat64(g * 48 + 16, true), xh: view.getFloat64(g * 48 + 24, true),
         emax: view.getFloat32(g * 48 + 32, true), n: view.getUint32(g * 48 + 36, true), bad: view.getUint32(g * 48 + 40, true),
       }));
+    } catch (err) {
+      if (err instanceof NoRoom) return null;
+      throw err;
     } finally {
       this.release(m);
     }
   }
 }
+
+/** Pinned engine memory cannot hold a kernel's scratch: the caller uses the TypeScript loop. */
+class NoRoom extends Error {}
 
 export interface HistogramParts {
   data: Float32Array;

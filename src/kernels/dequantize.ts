@@ -124,7 +124,7 @@ function cpu(job: DequantizeJob): DequantizeResult {
   if (wasm) {
     const statsGroup = sv.groups === 1 ? () => 0 : (i: number) => Math.floor(i / sv.inner) % sv.dim;
     const channels = wasm.dequantStats8(job.codes, job.original!, qv, job.params.scale as Float32Array, Int32Array.from(job.params.zeroPoint), job.signed, sv.groups, statsGroup);
-    return assemble(channels, null, sv);
+    if (channels) return assemble(channels, null, sv);
   }
   const values = new Float32Array(n);
   for (let i = 0; i < n; i++) {

@@ -74,11 +74,7 @@ function cpu(job: HistogramJob): HistogramResult {
   const bins = job.bins;
   const slots = new Uint32Array(bins + EXTRA);
   writeSlots(slots, job.initial ?? emptyHistogram(bins));
-  const wasm = wasmFor(job.data.length);
-  if (wasm) {
-    wasm.histogram({ data: job.data, lo, hi, scale, bins, slots });
-    return readSlots(slots, bins);
-  }
+  if (wasmFor(job.data.length)?.histogram({ data: job.data, lo, hi, scale, bins, slots })) return readSlots(slots, bins);
   let kmin = slots[bins + 3];
   let kmax = slots[bins + 4];
   const data = job.data;

@@ -70,9 +70,9 @@ function cpu(job: QuantizeJob): QuantizeResult {
   const n = job.data.length;
   const codes = new Uint8Array(codeBytes(n, job.bits));
   if (job.bits === 8 && view.mode === MODE_CHANNEL) {
-    const wasm = wasmFor(n);
-    if (wasm) wasm.quantize8(job.data, view, inverse, zeroPoint, qmin, qmax, codes);
-    else quantizeChannels8(job.data, view.outer, view.dim, view.inner, inverse, zeroPoint, qmin, qmax, codes);
+    if (!wasmFor(n)?.quantize8(job.data, view, inverse, zeroPoint, qmin, qmax, codes)) {
+      quantizeChannels8(job.data, view.outer, view.dim, view.inner, inverse, zeroPoint, qmin, qmax, codes);
+    }
     return { codes };
   }
   const perTensor = view.groups === 1;

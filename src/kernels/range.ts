@@ -116,10 +116,10 @@ function cpu(job: RangeJob): RangeResult {
   const v = groupView(job.shape, job.granularity);
   const out = emptyResult(v.groups);
   const bits = new Uint32Array(job.data.buffer, job.data.byteOffset, job.data.length);
-  const wasm = v.mode === 0 ? wasmFor(job.data.length) : null;
-  if (wasm) {
-    const moments = job.moments !== false;
-    wasm.range(job.data, v, moments).forEach((p, g) => {
+  const moments = job.moments !== false;
+  const parts = v.mode === 0 ? wasmFor(job.data.length)?.range(job.data, v, moments) : null;
+  if (parts) {
+    parts.forEach((p, g) => {
       const empty = p.count === 0;
       out.min[g] = empty ? NaN : keyToF32(p.kmin);
       out.max[g] = empty ? NaN : keyToF32(p.kmax);
@@ -135,7 +135,6 @@ function cpu(job: RangeJob): RangeResult {
   }
   if (v.mode === 0 && v.outer === 1) {
     // Contiguous groups (per-tensor, or channels of axis 0): no index arithmetic per element.
-    const moments = job.moments !== false;
     for (let g = 0; g < v.groups; g++) {
       const acc = new GroupAcc();
       for (let i = g * v.inner, end = i + v.inner; i < end; i++) acc.addBits(bits[i], moments);

@@ -148,19 +148,14 @@ export class Scheduler {
   }
 
   /**
-   * Runs `fn` with an allocator of f32 arrays for the tensors of one pass. On the CPU path they
-   * live in the engine's memory, so its kernels read them in place (no copy); the arrays are
-   * valid until `fn` settles. Elsewhere they are plain arrays.
+   * Runs `fn` with an allocator of f32 arrays for the tensors of one pass (`reserveBytes` of them
+   * at most). On the CPU path they live in the engine's memory, so its kernels read them in place
+   * (no copy); the arrays are valid until `fn` settles. Elsewhere they are plain arrays.
    */
-  async withHostArrays<T>(fn: (alloc: (n: number) => Float32Array) => Promise<T>): Promise<T> {
+  async withHostArrays<T>(reserveBytes: number, fn: (alloc: (n: number) => Float32Array) => Promise<T>): Promise<T> {
     const engine = this.gpu ? null : wasmEngine();
     if (!engine) return fn((n) => new Float32Array(n));
-    const mark = engine.mark();
-    try {
-      return await fn((n) => engine.residentF32(n));
-    } finally {
-      engine.release(mark);
-    }
+    return engine.pin(reserveBytes, () => fn((n) => engine.residentF32(n)));
   }
 
   private kernelStats(name: string): KernelStats {
