@@ -57,13 +57,36 @@ export function quantize8(src: usize, dst: usize, n: i32, inv: f32, zp: i32, qmi
   const nanCode = i32x4.splat(min(qmax, max(qmin, zp)));
   const vqmin = i32x4.splat(qmin);
   const vqmax = i32x4.splat(qmax);
+  const vexp = i32x4.splat(EXP);
+  const vzero = i32x4.splat(0);
+  const magic = f32x4.splat(12582912.0);
+  const magicBits = i32x4.splat(0x4b400000 - zp);
   let i = 0;
   for (; i + 16 <= n; i += 16) {
     const p = src + (<usize>i << 2);
-    const q0 = quantizeLanes(v128.load(p), vinv, vzp, lo, hi, nanCode, vqmin, vqmax);
-    const q1 = quantizeLanes(v128.load(p, 16), vinv, vzp, lo, hi, nanCode, vqmin, vqmax);
-    const q2 = quantizeLanes(v128.load(p, 32), vinv, vzp, lo, hi, nanCode, vqmin, vqmax);
-    const q3 = quantizeLanes(v128.load(p, 48), vinv, vzp, lo, hi, nanCode, vqmin, vqmax);
+    const b0 = v128.load(p), b1 = v128.load(p, 16), b2 = v128.load(p, 32), b3 = v128.load(p, 48);
+    // Fast path: no NaN / Inf / zero / denormal among the 16 (the usual case for weights).
+    const e0 = v128.and(b0, vexp), e1 = v128.and(b1, vexp), e2 = v128.and(b2, vexp), e3 = v128.and(b3, vexp);
+    const odd = v128.or(
+      v128.or(v128.or(i32x4.eq(e0, vexp), i32x4.eq(e0, vzero)), v128.or(i32x4.eq(e1, vexp), i32x4.eq(e1, vzero))),
+      v128.or(v128.or(i32x4.eq(e2, vexp), i32x4.eq(e2, vzero)), v128.or(i32x4.eq(e3, vexp), i32x4.eq(e3, vzero))));
+    if (!v128.any_true(odd)) {
+      // Adding 1.5 * 2^23 rounds the clamped value to an integer, half to even (IEEE addition),
+      // and leaves that integer in the low mantissa bits: subtracting the constant's bits (less
+      // the zero point) gives the code. Exact for |v| <= 2^22; here |v| <= 255.
+      // pmin / pmax (single instructions) are exact here: no NaN can occur, and a -0 product
+      // rounds to the zero point either way.
+      const q0 = i32x4.sub(f32x4.add(f32x4.pmax(f32x4.pmin(f32x4.mul(b0, vinv), hi), lo), magic), magicBits);
+      const q1 = i32x4.sub(f32x4.add(f32x4.pmax(f32x4.pmin(f32x4.mul(b1, vinv), hi), lo), magic), magicBits);
+      const q2 = i32x4.sub(f32x4.add(f32x4.pmax(f32x4.pmin(f32x4.mul(b2, vinv), hi), lo), magic), magicBits);
+      const q3 = i32x4.sub(f32x4.add(f32x4.pmax(f32x4.pmin(f32x4.mul(b3, vinv), hi), lo), magic), magicBits);
+      v128.store(dst + i, lowBytes(q0, q1, q2, q3));
+      continue;
+    }
+    const q0 = quantizeLanes(b0, vinv, vzp, lo, hi, nanCode, vqmin, vqmax);
+    const q1 = quantizeLanes(b1, vinv, vzp, lo, hi, nanCode, vqmin, vqmax);
+    const q2 = quantizeLanes(b2, vinv, vzp, lo, hi, nanCode, vqmin, vqmax);
+    const q3 = quantizeLanes(b3, vinv, vzp, lo, hi, nanCode, vqmin, vqmax);
     v128.store(dst + i, lowBytes(q0, q1, q2, q3));
   }
   for (; i < n; i++) store<u8>(dst + i, <u8>quantizeOne(load<u32>(src + (<usize>i << 2)), inv, zp, qmin, qmax));
@@ -110,10 +133,22 @@ export function range(src: usize, n: i32, pivot: f32, moments: bool, out: usize)
   let cnt = i32x4.splat(0);
   let s0 = f64x2.splat(0), s1 = f64x2.splat(0), q0 = f64x2.splat(0), q1 = f64x2.splat(0);
   const vp = f32x4.splat(pivot);
+  let fmin = f32x4.splat(Infinity);
+  let fmax = f32x4.splat(-Infinity);
+  let fastCount: u32 = 0;
   let i = 0;
   for (; i + 4 <= n; i += 4) {
     let b = v128.load(src + (<usize>i << 2));
     const e = v128.and(b, i32x4.splat(EXP));
+    if (!moments && !v128.any_true(v128.or(i32x4.eq(e, i32x4.splat(EXP)), i32x4.eq(e, i32x4.splat(0))))) {
+      // Fast path: four finite normal values (no zero, so float min / max are exact and agree with
+      // the key order); merged into the keys at the end.
+      fmin = f32x4.pmin(fmin, b);
+      fmax = f32x4.pmax(fmax, b);
+      amax = i32x4.max_u(amax, v128.and(b, i32x4.splat(0x7fffffff)));
+      fastCount += 4;
+      continue;
+    }
     // Denormals flush to (signed) zero.
     b = v128.bitselect(v128.and(b, i32x4.splat(SIGN)), b, i32x4.eq(e, i32x4.splat(0)));
     const special = i32x4.eq(e, i32x4.splat(EXP));
@@ -136,8 +171,13 @@ export function range(src: usize, n: i32, pivot: f32, moments: bool, out: usize)
       q1 = f64x2.add(q1, f64x2.mul(hi, hi));
     }
   }
+  if (fastCount) {
+    // Fast-path lanes untouched keep +/-Infinity, whose keys lose every comparison below.
+    kmin = i32x4.min_u(kmin, keyOf(fmin));
+    kmax = i32x4.max_u(kmax, keyOf(fmax));
+  }
   let rkmin = load<u32>(out), rkmax = load<u32>(out, 4), ramax = load<u32>(out, 8);
-  let rnan = load<u32>(out, 12), rinf = load<u32>(out, 16), rcnt = load<u32>(out, 20);
+  let rnan = load<u32>(out, 12), rinf = load<u32>(out, 16), rcnt = load<u32>(out, 20) + fastCount;
   let sum = load<f64>(out, 24), sq = load<f64>(out, 32);
   for (let l = 0; l < 4; l++) {
     rkmin = min(rkmin, <u32>i32x4.extract_lane(kmin, 0));
@@ -223,6 +263,24 @@ export function dequantStats8Lanes(codes: usize, orig: usize, n: i32, scalePtr: 
     const h = f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(q, vzp)), vs);
     let b = v128.load(orig + off);
     const e = v128.and(b, i32x4.splat(EXP));
+    if (!v128.any_true(v128.or(i32x4.eq(e, i32x4.splat(EXP)), i32x4.eq(e, i32x4.splat(0))))) {
+      // Fast path: four finite normal originals (no masking; pmax is exact without NaN).
+      const err = f32x4.sub(b, h);
+      emax = f32x4.pmax(emax, f32x4.abs(err));
+      cnt = i32x4.sub(cnt, i32x4.splat(-1));
+      const xl = f64x2.promote_low_f32x4(b), xu = f64x2.promote_low_f32x4(i32x4.shuffle(b, b, 2, 3, 0, 1));
+      const hl = f64x2.promote_low_f32x4(h), hu = f64x2.promote_low_f32x4(i32x4.shuffle(h, h, 2, 3, 0, 1));
+      const el = f64x2.promote_low_f32x4(err), eu = f64x2.promote_low_f32x4(i32x4.shuffle(err, err, 2, 3, 0, 1));
+      e2a = f64x2.add(e2a, f64x2.mul(el, el));
+      e2b = f64x2.add(e2b, f64x2.mul(eu, eu));
+      x2a = f64x2.add(x2a, f64x2.mul(xl, xl));
+      x2b = f64x2.add(x2b, f64x2.mul(xu, xu));
+      h2a = f64x2.add(h2a, f64x2.mul(hl, hl));
+      h2b = f64x2.add(h2b, f64x2.mul(hu, hu));
+      xha = f64x2.add(xha, f64x2.mul(xl, hl));
+      xhb = f64x2.add(xhb, f64x2.mul(xu, hu));
+      continue;
+    }
     b = v128.bitselect(v128.and(b, i32x4.splat(SIGN)), b, i32x4.eq(e, i32x4.splat(0)));
     const special = i32x4.eq(e, i32x4.splat(EXP));
     const finite = v128.not(special);
@@ -231,7 +289,7 @@ export function dequantStats8Lanes(codes: usize, orig: usize, n: i32, scalePtr: 
     const x = v128.and(b, finite);
     const hf = v128.and(h, finite);
     const err = f32x4.sub(x, hf);
-    emax = f32x4.max(emax, f32x4.abs(err));
+    emax = f32x4.pmax(emax, f32x4.abs(err));
     const xl = f64x2.promote_low_f32x4(x), xu = f64x2.promote_low_f32x4(i32x4.shuffle(x, x, 2, 3, 0, 1));
     const hl = f64x2.promote_low_f32x4(hf), hu = f64x2.promote_low_f32x4(i32x4.shuffle(hf, hf, 2, 3, 0, 1));
     const el = f64x2.promote_low_f32x4(err), eu = f64x2.promote_low_f32x4(i32x4.shuffle(err, err, 2, 3, 0, 1));
@@ -320,4 +378,44 @@ export function histogram(src: usize, n: i32, lo: f32, hi: f32, scale: f32, bins
   }
   store<u32>(minAt, kmin);
   store<u32>(maxAt, kmax);
+}
+
+// ---- run loops: channel-mode groups ([outer, dim, inner], group = (i / inner) % dim) ----------
+// One call covers many runs of `inner` elements, so per-channel tensors with thousands of short
+// runs do not pay a JS -> wasm call per run. Elements [start, end); src / dst point at element 0.
+
+export function quantize8Runs(src: usize, dst: usize, start: i32, end: i32, inner: i32, dim: i32, invPtr: usize, zpPtr: usize, qmin: i32, qmax: i32): void {
+  let i = start;
+  while (i < end) {
+    const k = i / inner;
+    const runEnd = min(end, (k + 1) * inner);
+    const g = <usize>(k % dim) << 2;
+    quantize8(src + (<usize>i << 2), dst + <usize>i, runEnd - i, load<f32>(invPtr + g), load<i32>(zpPtr + g), qmin, qmax);
+    i = runEnd;
+  }
+}
+
+/** Range of each group (min / max / counts; no moments), partials of 48 bytes per group at out. */
+export function rangeRuns(src: usize, start: i32, end: i32, inner: i32, dim: i32, out: usize): void {
+  let i = start;
+  while (i < end) {
+    const k = i / inner;
+    const runEnd = min(end, (k + 1) * inner);
+    range(src + (<usize>i << 2), runEnd - i, 0, false, out + <usize>(k % dim) * 48);
+    i = runEnd;
+  }
+}
+
+/** Error sums of each run; statistics groups are (i / statsInner) % statsDim (statsDim 1: one group). */
+export function dequantStats8Runs(codes: usize, orig: usize, start: i32, end: i32, inner: i32, dim: i32, scalePtr: usize, zpPtr: usize, signed: bool,
+  statsInner: i32, statsDim: i32, out: usize): void {
+  let i = start;
+  while (i < end) {
+    const k = i / inner;
+    const runEnd = min(end, (k + 1) * inner);
+    const g = <usize>(k % dim) << 2;
+    const sg = statsDim == 1 ? 0 : (i / statsInner) % statsDim;
+    dequantStats8(codes + <usize>i, orig + (<usize>i << 2), runEnd - i, load<f32>(scalePtr + g), load<i32>(zpPtr + g), signed, out + <usize>sg * 48);
+    i = runEnd;
+  }
 }

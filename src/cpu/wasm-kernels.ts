@@ -27,6 +27,10 @@ interface Exports {
   dequantStats8(codes: number, orig: number, n: number, scale: number, zp: number, signed: number, out: number): void;
   dequantStats8Lanes(codes: number, orig: number, n: number, scalePtr: number, zpPtr: number, signed: number, out: number): void;
   histogram(src: number, n: number, lo: number, hi: number, scale: number, bins: number, slots: number): void;
+  quantize8Runs(src: number, dst: number, start: number, end: number, inner: number, dim: number, invPtr: number, zpPtr: number, qmin: number, qmax: number): void;
+  rangeRuns(src: number, start: number, end: number, inner: number, dim: number, out: number): void;
+  dequantStats8Runs(codes: number, orig: number, start: number, end: number, inner: number, dim: number, scalePtr: number, zpPtr: number, signed: number,
+    statsInner: number, statsDim: number, out: number): void;
 }
 
 export type CpuEngine = 'wasm' | 'js';
@@ -231,7 +235,7 @@ export class WasmKernels {
               j += len;
             }
           } else {
-            forEachRun(v, i, chunkEnd, (at, len, g) => this.x.quantize8(src + at * 4, dst + at, len, inverse[g], zeroPoint[g], qmin, qmax));
+            this.x.quantize8Runs(src, dst, i, chunkEnd, v.inner, v.dim, invAt, zpAt, qmin, qmax);
           }
           codes.set(new Uint8Array(this.buffer(), dstAt, chunkEnd - i), i);
           i = chunkEnd;
@@ -260,8 +264,12 @@ export class WasmKernels {
       // Pivot per group: its first finite element (shifted sums keep the variance accurate).
       const pivots = new Float32Array(v.groups).fill(NaN);
       this.blocks(data, (start, end, src) => {
+        if (!moments) {
+          this.x.rangeRuns(src, start, end, v.inner, v.dim, outAt);
+          return;
+        }
         forEachRun(v, start, end, (at, len, g) => {
-          if (moments && Number.isNaN(pivots[g])) {
+          if (Number.isNaN(pivots[g])) {
             for (let k = at; k < at + len; k++) {
               if (Number.isFinite(data[k])) {
                 pivots[g] = data[k];
@@ -307,10 +315,14 @@ export class WasmKernels {
 
   /**
    * Round-trip error sums of 8-bit codes against the original values, for channel-mode
-   * quantization groups; `statsGroup(i)` maps a run's first element to its statistics group.
+   * quantization groups; statistics groups are per tensor (groups 1) or channel-mode (inner, dim).
    */
   dequantStats8(codes: Uint8Array, original: Float32Array, v: GroupView, scale: Float32Array, zeroPoint: Int32Array, signed: boolean,
-    statsGroups: number, statsGroup: (element: number) => number): ErrorSums[] | null {
+    stats: { groups: number; inner: number; dim: number }): ErrorSums[] | null {
+    const statsGroups = stats.groups;
+    const statsInner = stats.inner;
+    const statsDim = stats.groups === 1 ? 1 : stats.dim;
+    const statsGroup = (i: number) => (statsDim === 1 ? 0 : Math.floor(i / statsInner) % statsDim);
     const m = this.mark();
     try {
       const scaleAt = this.params(scale, v.dim);
@@ -334,7 +346,7 @@ export class WasmKernels {
               j += len;
             }
           } else {
-            forEachRun(v, i, chunkEnd, (at, len, g) => this.x.dequantStats8(c + at, src + at * 4, len, scale[g], zeroPoint[g], s, outAt + statsGroup(at) * 48));
+            this.x.dequantStats8Runs(c, src, i, chunkEnd, v.inner, v.dim, scaleAt, zpAt, s, statsInner, statsDim, outAt);
           }
           i = chunkEnd;
         }

@@ -122,8 +122,7 @@ function cpu(job: DequantizeJob): DequantizeResult {
   const sameRuns = sv.groups === 1 || (sv.mode === MODE_CHANNEL && sv.inner === qv.inner && sv.dim === qv.dim && qv.inner > 1);
   const wasm = !wantValues && job.original && job.bits === 8 && qv.mode === MODE_CHANNEL && sameRuns ? wasmFor(n) : null;
   if (wasm) {
-    const statsGroup = sv.groups === 1 ? () => 0 : (i: number) => Math.floor(i / sv.inner) % sv.dim;
-    const channels = wasm.dequantStats8(job.codes, job.original!, qv, job.params.scale as Float32Array, Int32Array.from(job.params.zeroPoint), job.signed, sv.groups, statsGroup);
+    const channels = wasm.dequantStats8(job.codes, job.original!, qv, job.params.scale as Float32Array, Int32Array.from(job.params.zeroPoint), job.signed, { groups: sv.groups, inner: sv.inner, dim: sv.dim });
     if (channels) return assemble(channels, null, sv);
   }
   const values = new Float32Array(n);
