@@ -2,26 +2,17 @@
 // Writes the seeded Fashion-MNIST subset the tests use (test/assets/fashion-mnist/) from the full
 // IDX files (Debian's dataset-fashion-mnist by default). Fashion-MNIST is MIT-licensed (Zalando
 // Research); the subset keeps the tests runnable on a machine with only Node and npm.
-// Usage: node scripts/make-fashion-subset.mjs [source-folder] [test-count] [train-count]
+// Usage (after npm run build): node scripts/make-fashion-subset.mjs [source-folder] [test-count] [train-count]
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
+// The project's seeded generator (run `npm run build` first).
+import { seededRandom as seeded } from '../dist/src/random.js';
 
 const src = process.argv[2] ?? '/usr/share/datasets/fashion-mnist';
 const counts = { t10k: Number(process.argv[3] ?? 3000), train: Number(process.argv[4] ?? 1024) };
 const out = 'test/assets/fashion-mnist';
 mkdirSync(out, { recursive: true });
-
-// mulberry32, as src/random.ts
-function seeded(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function pickIndices(n, k, seed) {
   const idx = Array.from({ length: n }, (_, i) => i);

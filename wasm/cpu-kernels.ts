@@ -263,32 +263,22 @@ export function dequantStats8Lanes(codes: usize, orig: usize, n: i32, scalePtr: 
     const h = f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(q, vzp)), vs);
     let b = v128.load(orig + off);
     const e = v128.and(b, i32x4.splat(EXP));
+    let x = b;
+    let hf = h;
     if (!v128.any_true(v128.or(i32x4.eq(e, i32x4.splat(EXP)), i32x4.eq(e, i32x4.splat(0))))) {
-      // Fast path: four finite normal originals (no masking; pmax is exact without NaN).
-      const err = f32x4.sub(b, h);
-      emax = f32x4.pmax(emax, f32x4.abs(err));
+      // Fast path: four finite normal originals, nothing to mask.
       cnt = i32x4.sub(cnt, i32x4.splat(-1));
-      const xl = f64x2.promote_low_f32x4(b), xu = f64x2.promote_low_f32x4(i32x4.shuffle(b, b, 2, 3, 0, 1));
-      const hl = f64x2.promote_low_f32x4(h), hu = f64x2.promote_low_f32x4(i32x4.shuffle(h, h, 2, 3, 0, 1));
-      const el = f64x2.promote_low_f32x4(err), eu = f64x2.promote_low_f32x4(i32x4.shuffle(err, err, 2, 3, 0, 1));
-      e2a = f64x2.add(e2a, f64x2.mul(el, el));
-      e2b = f64x2.add(e2b, f64x2.mul(eu, eu));
-      x2a = f64x2.add(x2a, f64x2.mul(xl, xl));
-      x2b = f64x2.add(x2b, f64x2.mul(xu, xu));
-      h2a = f64x2.add(h2a, f64x2.mul(hl, hl));
-      h2b = f64x2.add(h2b, f64x2.mul(hu, hu));
-      xha = f64x2.add(xha, f64x2.mul(xl, hl));
-      xhb = f64x2.add(xhb, f64x2.mul(xu, hu));
-      continue;
+    } else {
+      b = v128.bitselect(v128.and(b, i32x4.splat(SIGN)), b, i32x4.eq(e, i32x4.splat(0)));
+      const special = i32x4.eq(e, i32x4.splat(EXP));
+      const finite = v128.not(special);
+      bad = i32x4.sub(bad, special);
+      cnt = i32x4.sub(cnt, finite);
+      x = v128.and(b, finite);
+      hf = v128.and(h, finite);
     }
-    b = v128.bitselect(v128.and(b, i32x4.splat(SIGN)), b, i32x4.eq(e, i32x4.splat(0)));
-    const special = i32x4.eq(e, i32x4.splat(EXP));
-    const finite = v128.not(special);
-    bad = i32x4.sub(bad, special);
-    cnt = i32x4.sub(cnt, finite);
-    const x = v128.and(b, finite);
-    const hf = v128.and(h, finite);
     const err = f32x4.sub(x, hf);
+    // pmax is exact: no NaN reaches it.
     emax = f32x4.pmax(emax, f32x4.abs(err));
     const xl = f64x2.promote_low_f32x4(x), xu = f64x2.promote_low_f32x4(i32x4.shuffle(x, x, 2, 3, 0, 1));
     const hl = f64x2.promote_low_f32x4(hf), hu = f64x2.promote_low_f32x4(i32x4.shuffle(hf, hf, 2, 3, 0, 1));

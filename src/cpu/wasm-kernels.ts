@@ -170,6 +170,19 @@ export class WasmKernels {
     return at < 0 ? new Float32Array(n) : new Float32Array(this.buffer(), at, n);
   }
 
+  /** Runs a kernel wrapper on the stack (released after); null when its scratch did not fit. */
+  private attempt<T>(fn: () => T): T | null {
+    const m = this.mark();
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof NoRoom) return null;
+      throw err;
+    } finally {
+      this.release(m);
+    }
+  }
+
   /** Scratch for a kernel; throws NoRoom (the caller falls back to TypeScript) when pinned memory is full. */
   private scratch(bytes: number): number {
     const at = this.alloc(bytes);
@@ -216,8 +229,7 @@ export class WasmKernels {
    * values as the reference's quantizeChannels8.
    */
   quantize8(data: Float32Array, v: GroupView, inverse: Float32Array, zeroPoint: Int32Array, qmin: number, qmax: number, codes: Uint8Array): boolean {
-    const m = this.mark();
-    try {
+    return this.attempt(() => {
       const invAt = this.params(inverse, v.dim);
       const zpAt = this.params(zeroPoint, v.dim);
       const dstAt = this.scratch(Math.min(BLOCK, data.length));
@@ -243,18 +255,12 @@ export class WasmKernels {
       });
       this.calls.quantize8++;
       return true;
-    } catch (err) {
-      if (err instanceof NoRoom) return false;
-      throw err;
-    } finally {
-      this.release(m);
-    }
+    }) ?? false;
   }
 
   /** Per-group min / max / absmax keys, NaN / Inf / finite counts and pivot-shifted f64 sums for channel-mode groups. */
   range(data: Float32Array, v: GroupView, moments: boolean): RangeParts[] | null {
-    const m = this.mark();
-    try {
+    return this.attempt(() => {
       const outAt = this.scratch(48 * v.groups);
       const init = new DataView(this.buffer(), outAt, 48 * v.groups);
       for (let g = 0; g < v.groups; g++) {
@@ -287,30 +293,19 @@ export class WasmKernels {
         nan: view.getUint32(g * 48 + 12, true), inf: view.getUint32(g * 48 + 16, true), count: view.getUint32(g * 48 + 20, true),
         pivot: Number.isNaN(pivots[g]) ? 0 : pivots[g], sum: view.getFloat64(g * 48 + 24, true), sumSq: view.getFloat64(g * 48 + 32, true),
       }));
-    } catch (err) {
-      if (err instanceof NoRoom) return null;
-      throw err;
-    } finally {
-      this.release(m);
-    }
+    });
   }
 
   /** Adds the data to a histogram's slots (the reference's layout), with the same f32 bin arithmetic. */
   histogram(h: HistogramParts): boolean {
-    const m = this.mark();
-    try {
+    return this.attempt(() => {
       const slotsAt = this.scratch(h.slots.byteLength);
       new Uint32Array(this.buffer(), slotsAt, h.slots.length).set(h.slots);
       this.blocks(h.data, (start, end, src) => this.x.histogram(src + start * 4, end - start, h.lo, h.hi, h.scale, h.bins, slotsAt));
       h.slots.set(new Uint32Array(this.buffer(), slotsAt, h.slots.length));
       this.calls.histogram++;
       return true;
-    } catch (err) {
-      if (err instanceof NoRoom) return false;
-      throw err;
-    } finally {
-      this.release(m);
-    }
+    }) ?? false;
   }
 
   /**
@@ -323,8 +318,7 @@ export class WasmKernels {
     const statsInner = stats.inner;
     const statsDim = stats.groups === 1 ? 1 : stats.dim;
     const statsGroup = (i: number) => (statsDim === 1 ? 0 : Math.floor(i / statsInner) % statsDim);
-    const m = this.mark();
-    try {
+    return this.attempt(() => {
       const scaleAt = this.params(scale, v.dim);
       const zpAt = this.params(zeroPoint, v.dim);
       const outAt = this.scratch(48 * statsGroups);
@@ -357,12 +351,7 @@ export class WasmKernels {
         e2: view.getFloat64(g * 48, true), x2: view.getFloat64(g * 48 + 8, true), h2: view.getFloat64(g * 48 + 16, true), xh: view.getFloat64(g * 48 + 24, true),
         emax: view.getFloat32(g * 48 + 32, true), n: view.getUint32(g * 48 + 36, true), bad: view.getUint32(g * 48 + 40, true),
       }));
-    } catch (err) {
-      if (err instanceof NoRoom) return null;
-      throw err;
-    } finally {
-      this.release(m);
-    }
+    });
   }
 }
 
@@ -392,6 +381,7 @@ export interface RangeParts {
   sumSq: number;
 }
 
+/** Round-trip error sums of one statistics group (the dequantize kernel's partial form). */
 export interface ErrorSums {
   e2: number;
   x2: number;

@@ -6,7 +6,7 @@
 import { InvalidArgumentError } from '../errors.ts';
 import { bitsToF32, flushDenormalBits, isFiniteBits } from './numerics.ts';
 import { elementCount, groupElement, groupLength, groupOf, groupView, normalizeAxis, MODE_CHANNEL, type Granularity, type GroupView } from './layout.ts';
-import { wasmFor } from '../cpu/wasm-kernels.ts';
+import { wasmFor, type ErrorSums } from '../cpu/wasm-kernels.ts';
 import { codeRange, type Bits, type QuantParams } from './qparams.ts';
 import { codeBytes } from './quantize.ts';
 import { forEachPartial, reductionHead, reductionSlices, REDUCE_CHUNK, type ReductionSlice } from './reduction.ts';
@@ -55,15 +55,7 @@ export function defaultStatsAxis(shape: readonly number[], g: Granularity): numb
   return axis === 0 ? 1 : 0;
 }
 
-interface Sums {
-  e2: number;
-  x2: number;
-  h2: number;
-  xh: number;
-  emax: number;
-  n: number;
-  bad: number;
-}
+type Sums = ErrorSums;
 
 const zeroSums = (): Sums => ({ e2: 0, x2: 0, h2: 0, xh: 0, emax: 0, n: 0, bad: 0 });
 

@@ -120,16 +120,15 @@ function cpu(job: RangeJob): RangeResult {
   const parts = v.mode === 0 ? wasmFor(job.data.length)?.range(job.data, v, moments) : null;
   if (parts) {
     parts.forEach((p, g) => {
-      const empty = p.count === 0;
-      out.min[g] = empty ? NaN : keyToF32(p.kmin);
-      out.max[g] = empty ? NaN : keyToF32(p.kmax);
-      out.absmax[g] = empty ? NaN : bitsToF32(p.amax);
-      out.count[g] = p.count;
-      out.nanCount[g] = p.nan;
-      out.infCount[g] = p.inf;
-      const m = p.sum / p.count;
-      out.mean[g] = empty || !moments ? NaN : p.pivot + m;
-      out.variance[g] = empty || !moments ? NaN : Math.max(0, p.sumSq / p.count - m * m);
+      const acc = new GroupAcc();
+      acc.addKeys(p.kmin, p.kmax, p.amax);
+      acc.nan = p.nan;
+      acc.inf = p.inf;
+      acc.n = p.count;
+      // Shifted sums to mean and M2: mean = pivot + S/n, M2 = Q - S^2/n.
+      acc.mean = p.count ? p.pivot + p.sum / p.count : 0;
+      acc.m2 = p.count ? Math.max(0, p.sumSq - (p.sum * p.sum) / p.count) : 0;
+      acc.store(out, g, moments);
     });
     return out;
   }
