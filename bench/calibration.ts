@@ -49,7 +49,7 @@ for (const [name, model, data, n, methods] of cases) {
     }
   }
 }
-const header = 'Calibration, fresh process per run; batch chosen from a 1 GiB activation budget (after a one-sample probe)\n';
+const header = 'Calibration, fresh process per run; batch chosen from a 1 GiB activation budget (activation sizes from the first sample)\n';
 const table = formatTable(['model', 'samples', 'run', 'batch', 'wall s', 'vs plain', 'stats / ORT', 'peak RSS MB'], rows) + verdicts.map((v) => `target: ${v}\n`).join('');
 process.stdout.write(header + table);
 if (out) appendFileSync(out, '\n## Calibration\n\n```\n' + header + table + '```\n');

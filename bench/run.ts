@@ -131,7 +131,9 @@ async function main(): Promise<void> {
       ['quantize int8 per-channel', quantizeKernel, qjob],
       // As weight-only compression calls it: error statistics without the dequantized values.
       ['dequantize int8 + error stats', dequantizeKernel, { codes, shape, granularity, bits: 8, signed: true, params, original: data, values: false }],
-      ['range per-channel (absmax)', rangeKernel, { data, shape, granularity }],
+      // As the passes call it (scales need min / max / absmax), and with the moments too.
+      ['range per-channel (min/max/absmax)', rangeKernel, { data, shape, granularity, moments: false }],
+      ['range + mean/variance', rangeKernel, { data, shape, granularity }],
       ['histogram 2048 bins', histogramKernel, { data, lo: -0.1, hi: 0.1, bins: 2048 }],
       ['channel L1/L2 norms', channelScoresKernel, { weights: data, shape, criteria: ['l1', 'l2'] }],
       ['distillation loss [N, 1024]', distillLossKernel, {
