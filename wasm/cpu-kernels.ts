@@ -334,6 +334,42 @@ export function dequantStats8Lanes(codes: usize, orig: usize, n: i32, scalePtr: 
 // ---- histogram: fixed bins over [lo, hi] plus below / above / NaN and min / max keys -----------
 // slots: u32 x (bins + 5): the bins, below, above, nan, min key, max key. Accumulates onto them.
 
+@unmanaged class SlotKey {
+  slot: i32 = 0;
+  kmin: u32 = 0;
+  kmax: u32 = 0;
+}
+const one = changetype<SlotKey>(memory.data(16));
+
+/** The slot of one value and the updated min / max keys (the reference's exact arithmetic). */
+@inline function histogramOne(b: u32, lo: f32, hi: f32, scale: f32, bins: i32, kmin: u32, kmax: u32): SlotKey {
+  const e = b & EXP;
+  let slot: i32;
+  if (e == EXP) {
+    slot = b & MANT ? bins + 2 : b & SIGN ? bins : bins + 1;
+  } else {
+    // Denormals flush to signed zero; min / max on order-preserving keys.
+    const bb = e == 0 ? b & SIGN : b;
+    const key: u32 = bb & SIGN ? ~bb : bb | SIGN;
+    kmin = min(kmin, key);
+    kmax = max(kmax, key);
+    const v = reinterpret<f32>(bb);
+    if (v < lo) slot = bins;
+    else if (v > hi) slot = bins + 1;
+    else {
+      let d: f32 = v - lo;
+      if (d != 0 && abs<f32>(d) < 1.1754943508222875e-38) d = 0;
+      const t = floor<f32>(d * scale);
+      const last = bins - 1;
+      slot = t < <f32>last ? <i32>t : last;
+    }
+  }
+  one.slot = slot;
+  one.kmin = kmin;
+  one.kmax = kmax;
+  return one;
+}
+
 export function histogram(src: usize, n: i32, lo: f32, hi: f32, scale: f32, bins: i32, slots: usize): void {
   const minAt = slots + (<usize>(bins + 3) << 2);
   const maxAt = slots + (<usize>(bins + 4) << 2);
@@ -341,30 +377,62 @@ export function histogram(src: usize, n: i32, lo: f32, hi: f32, scale: f32, bins
   let kmax = load<u32>(maxAt);
   const last = bins - 1;
   const lastF = <f32>last;
-  for (let i = 0; i < n; i++) {
-    const b = load<u32>(src + (<usize>i << 2));
-    const e = b & EXP;
-    let slot: i32;
-    if (e == EXP) {
-      slot = b & MANT ? bins + 2 : b & SIGN ? bins : bins + 1;
-    } else {
-      // Denormals flush to signed zero; min / max on order-preserving keys.
-      const bb = e == 0 ? b & SIGN : b;
-      const key: u32 = bb & SIGN ? ~bb : bb | SIGN;
-      kmin = min(kmin, key);
-      kmax = max(kmax, key);
-      const v = reinterpret<f32>(bb);
-      if (v < lo) slot = bins;
-      else if (v > hi) slot = bins + 1;
-      else {
-        let d: f32 = v - lo;
-        if (d != 0 && abs<f32>(d) < 1.1754943508222875e-38) d = 0;
-        const t = floor<f32>(d * scale);
-        slot = t < lastF ? <i32>t : last;
-      }
+  const vexp = i32x4.splat(EXP);
+  const vzero = i32x4.splat(0);
+  const vlo = f32x4.splat(lo);
+  const vhi = f32x4.splat(hi);
+  const vscale = f32x4.splat(scale);
+  const vlast = f32x4.splat(lastF);
+  const vminNormal = f32x4.splat(1.1754943508222875e-38);
+  let fmin = f32x4.splat(Infinity);
+  let fmax = f32x4.splat(-Infinity);
+  let fast = false;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const b = v128.load(src + (<usize>i << 2));
+    const e = v128.and(b, vexp);
+    // Fast path: four finite values in range that are normal or +0 (post-ReLU activations are
+    // full of +0; -0 and denormals take the exact per-element path, where keys order -0 < +0).
+    const odd = v128.or(i32x4.eq(e, vexp), v128.and(i32x4.eq(e, vzero), i32x4.ne(b, vzero)));
+    const inRange = v128.and(f32x4.ge(b, vlo), f32x4.le(b, vhi));
+    if (!v128.any_true(odd) && i32x4.all_true(inRange)) {
+      fmin = f32x4.pmin(fmin, b);
+      fmax = f32x4.pmax(fmax, b);
+      fast = true;
+      let d = f32x4.sub(b, vlo);
+      d = v128.bitselect(vzero, d, f32x4.lt(f32x4.abs(d), vminNormal));
+      const t = i32x4.trunc_sat_f32x4_s(f32x4.pmin(f32x4.floor(f32x4.mul(d, vscale)), vlast));
+      const p0 = slots + (<usize>i32x4.extract_lane(t, 0) << 2);
+      store<u32>(p0, load<u32>(p0) + 1);
+      const p1 = slots + (<usize>i32x4.extract_lane(t, 1) << 2);
+      store<u32>(p1, load<u32>(p1) + 1);
+      const p2 = slots + (<usize>i32x4.extract_lane(t, 2) << 2);
+      store<u32>(p2, load<u32>(p2) + 1);
+      const p3 = slots + (<usize>i32x4.extract_lane(t, 3) << 2);
+      store<u32>(p3, load<u32>(p3) + 1);
+      continue;
     }
-    const p = slots + (<usize>slot << 2);
+    for (let k = i; k < i + 4; k++) {
+      const r = histogramOne(load<u32>(src + (<usize>k << 2)), lo, hi, scale, bins, kmin, kmax);
+      kmin = r.kmin;
+      kmax = r.kmax;
+      const p = slots + (<usize>r.slot << 2);
+      store<u32>(p, load<u32>(p) + 1);
+    }
+  }
+  for (; i < n; i++) {
+    const r = histogramOne(load<u32>(src + (<usize>i << 2)), lo, hi, scale, bins, kmin, kmax);
+    kmin = r.kmin;
+    kmax = r.kmax;
+    const p = slots + (<usize>r.slot << 2);
     store<u32>(p, load<u32>(p) + 1);
+  }
+  if (fast) {
+    // Lanes never touched keep +/-Infinity, whose keys lose every comparison.
+    const a = keyOf(fmin);
+    const z = keyOf(fmax);
+    kmin = min(min(kmin, <u32>i32x4.extract_lane(a, 0)), min(<u32>i32x4.extract_lane(a, 1), min(<u32>i32x4.extract_lane(a, 2), <u32>i32x4.extract_lane(a, 3))));
+    kmax = max(max(kmax, <u32>i32x4.extract_lane(z, 0)), max(<u32>i32x4.extract_lane(z, 1), max(<u32>i32x4.extract_lane(z, 2), <u32>i32x4.extract_lane(z, 3))));
   }
   store<u32>(minAt, kmin);
   store<u32>(maxAt, kmax);
