@@ -65,6 +65,23 @@ describe('WebAssembly SIMD engine vs the TypeScript reference', () => {
     expect(wasmFor(16)!.calls.quantize8 - before).toBe(quantize.filter(({ job }) => job.bits === 8 && job.granularity.kind !== 'block' && job.data.length > 0).length);
   });
 
+  it('quantize with errorStats: the fused pass gives the codes and the dequantize kernel\'s per-tensor error', () => {
+    setCpuEngine('wasm', { minElements: 0 });
+    const before = wasmFor(16)!.calls.quantize8Stats;
+    const cases = quantize.filter(({ job }) => job.bits === 8 && job.granularity.kind !== 'block' && job.data.length > 0);
+    for (const { name, job } of cases) {
+      const fused = quantizeKernel.cpu({ ...job, errorStats: true });
+      setCpuEngine('js');
+      const codes = quantizeKernel.cpu(job).codes;
+      const want = dequantizeKernel.cpu({ codes, shape: job.shape, granularity: job.granularity, bits: 8, signed: job.signed, params: job.params, original: job.data, values: false, statsAxis: null });
+      setCpuEngine('wasm', { minElements: 0 });
+      expect(comparators.quantize(fused, { codes }), name).toBeNull();
+      expect(comparators.dequantize({ values: null, tensor: fused.error!, channels: [] }, { values: null, tensor: want.tensor, channels: [] }), name).toBeNull();
+    }
+    // All but channels on the last axis (per-lane parameters) take the fused pass.
+    expect(wasmFor(16)!.calls.quantize8Stats - before).toBeGreaterThan(cases.length / 2);
+  });
+
   const range: NamedJob<RangeJob>[] = [...rangeCases(), ...bigQuantizeCases().map(({ name, job }) => ({ name, job: { data: job.data, shape: job.shape, granularity: job.granularity } }))];
   it(`range: ${range.length} cases, min/max/absmax/counts bit-identical, moments within tolerance`, () => {
     const before = wasmFor(16)!.calls.range;

@@ -477,3 +477,27 @@ export function dequantStats8Runs(codes: usize, orig: usize, start: i32, end: i3
     i = runEnd;
   }
 }
+
+/**
+ * quantize8Runs and dequantStats8Runs fused at cache level: each run is cut into pieces of 4096
+ * elements, quantized, then its error sums are taken while the piece is still in cache (one
+ * statistics group for the whole range, at out). Same results as the two passes.
+ */
+export function quantize8StatsRuns(src: usize, dst: usize, start: i32, end: i32, inner: i32, dim: i32, invPtr: usize, zpPtr: usize, scalePtr: usize,
+  qmin: i32, qmax: i32, signed: bool, out: usize): void {
+  let i = start;
+  while (i < end) {
+    const k = i / inner;
+    const runEnd = min(end, (k + 1) * inner);
+    const g = <usize>(k % dim) << 2;
+    const inv = load<f32>(invPtr + g);
+    const zp = load<i32>(zpPtr + g);
+    const scale = load<f32>(scalePtr + g);
+    for (let p = i; p < runEnd; p += 4096) {
+      const len = min(4096, runEnd - p);
+      quantize8(src + (<usize>p << 2), dst + <usize>p, len, inv, zp, qmin, qmax);
+      dequantStats8(dst + <usize>p, src + (<usize>p << 2), len, scale, zp, signed, out);
+    }
+    i = runEnd;
+  }
+}

@@ -277,17 +277,22 @@ export async function compressWeights(model: OnnxModel, opts: WeightOnlyOptions)
       const params = computeQuantParams(r.min, r.max, { bits: p.bits, signed: p.signed, symmetric: p.target.config.symmetric, granularity: p.granularity });
       ok.push({ plan: p, params });
     });
-    const quantized = await scheduler.run(quantizeKernel, ok.map(({ plan: p, params }) => ({ data: p.data, shape: p.shape, granularity: p.granularity, bits: p.bits, signed: p.signed, params })));
-    const errors = await scheduler.run(dequantizeKernel, ok.map(({ plan: p, params }, i) => ({
-      codes: quantized[i].codes, shape: p.shape, granularity: p.granularity, bits: p.bits, signed: p.signed, params, original: p.data, values: false, statsAxis: null,
+    // On the CPU path the quantize pass also measures the round-trip error (one pass over the
+    // data); a GPU runs the dequantize kernel for it instead.
+    const onCpu = scheduler.info.active === 'cpu';
+    const quantized = await scheduler.run(quantizeKernel, ok.map(({ plan: p, params }) => ({
+      data: p.data, shape: p.shape, granularity: p.granularity, bits: p.bits, signed: p.signed, params, errorStats: onCpu,
     })));
+    const errors = onCpu ? quantized.map((q) => q.error!) : (await scheduler.run(dequantizeKernel, ok.map(({ plan: p, params }, i) => ({
+      codes: quantized[i].codes, shape: p.shape, granularity: p.granularity, bits: p.bits, signed: p.signed, params, original: p.data, values: false, statsAxis: null,
+    })))).map((d) => d.tensor!);
     ok.forEach(({ plan: p, params }, i) => {
       const w: EncodedWeight = {
         name: p.target.weight.name, type: p.target.config.weights as IntType, bits: p.bits, shape: p.shape, granularity: p.granularity, params, codes: quantized[i].codes,
       };
       const after = p.kind === 'matmulnbits' ? encodeMatMulNBits(model, w, p.target.nodes, p.logical!, p.target.config.symmetric)
         : p.kind === 'folded' ? encodeFolded(model, w).bytes : encodeQdq(model, w, p.domain);
-      const e = errors[i].tensor!;
+      const e = errors[i];
       const t = p.target;
       tensors.push({
         name: t.weight.name, op: t.opType, nodes: t.nodes.map((n) => n.name ?? ''), shape: t.shape, scheme: p.describe, encoding: p.kind, encodingReason: p.why,

@@ -31,6 +31,8 @@ interface Exports {
   rangeRuns(src: number, start: number, end: number, inner: number, dim: number, out: number): void;
   dequantStats8Runs(codes: number, orig: number, start: number, end: number, inner: number, dim: number, scalePtr: number, zpPtr: number, signed: number,
     statsInner: number, statsDim: number, out: number): void;
+  quantize8StatsRuns(src: number, dst: number, start: number, end: number, inner: number, dim: number, invPtr: number, zpPtr: number, scalePtr: number,
+    qmin: number, qmax: number, signed: number, out: number): void;
 }
 
 export type CpuEngine = 'wasm' | 'js';
@@ -104,7 +106,7 @@ export class WasmKernels {
   /** Every buffer object views were made from: a view over one of them is resident. */
   private readonly buffers = new WeakSet<object>();
   /** Tensors each entry point processed (tests check the fast engine really ran). */
-  readonly calls = { quantize8: 0, range: 0, dequantStats8: 0, histogram: 0 };
+  readonly calls = { quantize8: 0, range: 0, dequantStats8: 0, histogram: 0, quantize8Stats: 0 };
   /** Inputs processed in place (resident) rather than copied in. */
   resident = 0;
 
@@ -256,6 +258,38 @@ export class WasmKernels {
       this.calls.quantize8++;
       return true;
     }) ?? false;
+  }
+
+  /**
+   * quantize8 and the per-tensor error sums of its codes in one pass over the data (pieces of
+   * each run are quantized and compared while in cache). Channels on the last axis (per-lane
+   * parameters) are not handled: null, as when the scratch does not fit.
+   */
+  quantize8Stats(data: Float32Array, v: GroupView, scale: Float32Array, inverse: Float32Array, zeroPoint: Int32Array, qmin: number, qmax: number,
+    signed: boolean, codes: Uint8Array): ErrorSums | null {
+    if (v.inner === 1 && v.dim > 1) return null;
+    return this.attempt(() => {
+      const invAt = this.params(inverse, v.dim);
+      const zpAt = this.params(zeroPoint, v.dim);
+      const scaleAt = this.params(scale, v.dim);
+      const outAt = this.scratch(48);
+      new Uint8Array(this.buffer(), outAt, 48).fill(0);
+      const dstAt = this.scratch(Math.min(BLOCK, data.length) + 16);
+      this.blocks(data, (start, end, src) => {
+        for (let i = start; i < end;) {
+          const chunkEnd = Math.min(end, i + BLOCK);
+          this.x.quantize8StatsRuns(src, dstAt - i, i, chunkEnd, v.inner, v.dim, invAt, zpAt, scaleAt, qmin, qmax, signed ? 1 : 0, outAt);
+          codes.set(new Uint8Array(this.buffer(), dstAt, chunkEnd - i), i);
+          i = chunkEnd;
+        }
+      });
+      const view = new DataView(this.buffer(), outAt, 48);
+      this.calls.quantize8Stats++;
+      return {
+        e2: view.getFloat64(0, true), x2: view.getFloat64(8, true), h2: view.getFloat64(16, true), xh: view.getFloat64(24, true),
+        emax: view.getFloat32(32, true), n: view.getUint32(36, true), bad: view.getUint32(40, true),
+      };
+    });
   }
 
   /** Per-group min / max / absmax keys, NaN / Inf / finite counts and pivot-shifted f64 sums for channel-mode groups. */

@@ -69,7 +69,8 @@ function addSums(a: Sums, b: Sums): void {
   a.bad += b.bad;
 }
 
-function toStats(s: Sums): ErrorStats {
+/** Error statistics from round-trip sums (MSE, SQNR, max error, cosine). */
+export function errorStatsFromSums(s: Sums): ErrorStats {
   const mse = s.n ? s.e2 / s.n : 0;
   const sqnrDb = s.e2 === 0 ? Infinity : s.x2 === 0 ? -Infinity : 10 * Math.log10(s.x2 / s.e2);
   const denom = Math.sqrt(s.x2 * s.h2);
@@ -154,7 +155,7 @@ function cpu(job: DequantizeJob): DequantizeResult {
 function assemble(channels: Sums[], values: Float32Array | null, sv: GroupView): DequantizeResult {
   const total = zeroSums();
   for (const c of channels) addSums(total, c);
-  return { values, tensor: toStats(total), channels: sv.groups > 1 || sv.dim > 1 ? channels.map(toStats) : [] };
+  return { values, tensor: errorStatsFromSums(total), channels: sv.groups > 1 || sv.dim > 1 ? channels.map(errorStatsFromSums) : [] };
 }
 
 const PART_WORDS = 7;

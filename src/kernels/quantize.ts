@@ -9,6 +9,7 @@ import { groupOf, groupView, elementCount, MODE_CHANNEL, type Granularity } from
 import { codeRange, type Bits, type QuantParams } from './qparams.ts';
 import { WORKGROUP_SIZE, type KernelDescriptor, type Piece, type PieceRegions } from './kernel.ts';
 import { wasmFor } from '../cpu/wasm-kernels.ts';
+import { dequantizeKernel, errorStatsFromSums, type ErrorStats } from './dequantize.ts';
 
 export interface QuantizeJob {
   data: Float32Array;
@@ -18,11 +19,25 @@ export interface QuantizeJob {
   signed: boolean;
   narrow?: boolean;
   params: QuantParams;
+  /**
+   * Also return the round-trip error of the codes against `data`, per tensor (what the dequantize
+   * kernel reports with statsAxis null). The CPU engine computes it in the same pass.
+   */
+  errorStats?: boolean;
 }
 
 export interface QuantizeResult {
   /** 8-bit: one byte per element (two's complement when signed); 4-bit: ceil(n / 2) packed bytes. */
   codes: Uint8Array;
+  /** With errorStats: the round-trip error per tensor. */
+  error?: ErrorStats;
+}
+
+/** The round-trip error of codes against the job's data, by the dequantize kernel's reference. */
+function roundTripError(job: QuantizeJob, codes: Uint8Array): ErrorStats {
+  return dequantizeKernel.cpu({
+    codes, shape: job.shape, granularity: job.granularity, bits: job.bits, signed: job.signed, params: job.params, original: job.data, values: false, statsAxis: null,
+  }).tensor!;
 }
 
 export function codeBytes(elements: number, bits: Bits): number {
@@ -70,10 +85,15 @@ function cpu(job: QuantizeJob): QuantizeResult {
   const n = job.data.length;
   const codes = new Uint8Array(codeBytes(n, job.bits));
   if (job.bits === 8 && view.mode === MODE_CHANNEL) {
-    if (!wasmFor(n)?.quantize8(job.data, view, inverse, zeroPoint, qmin, qmax, codes)) {
+    const wasm = wasmFor(n);
+    if (job.errorStats && wasm) {
+      const sums = wasm.quantize8Stats(job.data, view, job.params.scale, inverse, zeroPoint, qmin, qmax, job.signed, codes);
+      if (sums) return { codes, error: errorStatsFromSums(sums) };
+    }
+    if (!wasm?.quantize8(job.data, view, inverse, zeroPoint, qmin, qmax, codes)) {
       quantizeChannels8(job.data, view.outer, view.dim, view.inner, inverse, zeroPoint, qmin, qmax, codes);
     }
-    return { codes };
+    return job.errorStats ? { codes, error: roundTripError(job, codes) } : { codes };
   }
   const perTensor = view.groups === 1;
   for (let i = 0; i < n; i++) {
@@ -82,7 +102,7 @@ function cpu(job: QuantizeJob): QuantizeResult {
     if (job.bits === 8) codes[i] = q & 0xff;
     else codes[i >> 1] |= (q & 0xf) << ((i & 1) * 4);
   }
-  return { codes };
+  return job.errorStats ? { codes, error: roundTripError(job, codes) } : { codes };
 }
 
 const ROUND_MAGIC = 6755399441055744;
@@ -161,7 +181,9 @@ function finish(job: QuantizeJob, regions: PieceRegions[]): QuantizeResult {
     codes.set(bytes, at);
     at += bytes.length;
   }
-  return { codes };
+  // The GPU returns codes; the error, when asked for, is taken here (a GPU caller that wants it on
+  // the device runs the dequantize kernel instead).
+  return job.errorStats ? { codes, error: roundTripError(job, codes) } : { codes };
 }
 
 export const quantizeKernel: KernelDescriptor<QuantizeJob, QuantizeResult> = {
