@@ -180,3 +180,17 @@ describe('deployment targets choose the format', () => {
     expect(() => parseRecipe({ target: 'qdq', format: 'folded' })).toThrow("recipe: target 'qdq' consumes weights as DequantizeLinear (QDQ); format 'folded' is for ONNX Runtime (target ort-cpu)");
   });
 });
+
+describe('the constant-folding cap', () => {
+  it('a weight that would decode to more than 1 GiB is stored as DequantizeLinear, and the report says why', async () => {
+    const { plannedEncoding } = await import('../src/compress/weight-only.ts');
+    const { findTargets } = await import('../src/compress/targets.ts');
+    const model = OnnxModel.read(MNIST);
+    const fc1 = findTargets(model.graph, parseRecipe({})).targets.find((t) => t.weight.name === 'fc1.weight')!;
+    // Only the shape decides: 2^28 f32 elements is exactly the 1 GiB cap.
+    expect(plannedEncoding(model, { ...fc1, shape: [1 << 14, 1 << 14] })).toMatchObject({ encoding: 'folded' });
+    const big = plannedEncoding(model, { ...fc1, shape: [1 << 14, (1 << 14) + 1] });
+    expect(big).toMatchObject({ encoding: 'qdq' });
+    expect((big as { why: string }).why).toBe("format folded; not folded: the decoded weight (1.00 GiB) exceeds ONNX Runtime's 1 GiB constant-folding cap");
+  });
+});

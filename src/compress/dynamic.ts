@@ -13,7 +13,7 @@ import { ModelError } from '../errors.ts';
 import type { OnnxModel } from '../onnx/model.ts';
 import { DataType } from '../onnx/dtypes.ts';
 import { elemTypes } from '../onnx/types.ts';
-import { create, int64, type NodeMsg, type TensorProtoMsg } from '../onnx/proto.ts';
+import { create, type NodeMsg, type TensorProtoMsg } from '../onnx/proto.ts';
 import { bytesOf, makeTensor, tensorDims } from '../onnx/tensor.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import { rangeKernel } from '../kernels/range.ts';
@@ -23,7 +23,7 @@ import { paramsFromScales } from '../kernels/qparams.ts';
 import type { Granularity } from '../kernels/layout.ts';
 import type { Skip } from './targets.ts';
 import type { TensorReport } from './weight-only.ts';
-import { attr } from './weight-encodings.ts';
+import { intAttr, numberAttr } from '../onnx/attributes.ts';
 
 export interface DynamicOptions {
   scheduler: Scheduler;
@@ -53,11 +53,6 @@ interface Candidate {
   transB: boolean;
 }
 
-function attrNum(node: NodeMsg, name: string, dflt: number): number {
-  const a = node.attribute.find((x) => x.name === name);
-  if (!a) return dflt;
-  return a.type === 1 ? (a.f ?? dflt) : int64(a.i);
-}
 
 /** Why this node cannot take the dynamic pattern, or null. */
 function refusal(model: OnnxModel, node: NodeMsg, types: Map<string, number>): string | null {
@@ -69,7 +64,7 @@ function refusal(model: OnnxModel, node: NodeMsg, types: Map<string, number>): s
   if (g.weights.has(node.input[0])) return 'input A is a constant';
   if (types.get(node.input[0]) !== DataType.FLOAT) return 'input A is not a FLOAT activation (DynamicQuantizeLinear takes float)';
   if (node.opType === 'Gemm') {
-    if (attrNum(node, 'transA', 0) !== 0 || attrNum(node, 'alpha', 1) !== 1 || attrNum(node, 'beta', 1) !== 1) return 'Gemm with transA, alpha or beta other than 0, 1, 1';
+    if (numberAttr(node, 'transA', 0) !== 0 || numberAttr(node, 'alpha', 1) !== 1 || numberAttr(node, 'beta', 1) !== 1) return 'Gemm with transA, alpha or beta other than 0, 1, 1';
     const c = node.input[2];
     if (c && !g.weights.has(c)) return 'Gemm bias is not a constant';
   }
@@ -95,7 +90,7 @@ export async function quantizeDynamic(model: OnnxModel, opts: DynamicOptions): P
       continue;
     }
     const list = byWeight.get(w) ?? [];
-    list.push({ node, weight: w, transB: node.opType === 'Gemm' && attrNum(node, 'transB', 0) === 1 });
+    list.push({ node, weight: w, transB: node.opType === 'Gemm' && numberAttr(node, 'transB', 0) === 1 });
     byWeight.set(w, list);
   }
   // A weight is rewritten only when every consumer takes the integer product in the same layout.
@@ -182,7 +177,7 @@ export async function quantizeDynamic(model: OnnxModel, opts: DynamicOptions): P
       out.push(
         mk('MatMulInteger', [q[0], wq.name!, q[2]], mi),
         mk('Mul', [q[1], ws.name!], ms),
-        mk('Cast', [mi], mc, [attr('to', DataType.FLOAT)]),
+        mk('Cast', [mi], mc, [intAttr('to', DataType.FLOAT)]),
       );
       if (bias) {
         const scaled = g.uniqueName(`${node.name || p.name}_scaled`);

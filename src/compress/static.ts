@@ -9,7 +9,8 @@ import type { OnnxModel } from '../onnx/model.ts';
 import { DataType } from '../onnx/dtypes.ts';
 import { elemTypes } from '../onnx/types.ts';
 import { upgradeToOpset10 } from '../onnx/opset.ts';
-import { create, type AttributeMsg, type NodeMsg } from '../onnx/proto.ts';
+import { create, type NodeMsg } from '../onnx/proto.ts';
+import { intAttr } from '../onnx/attributes.ts';
 import { bytesOf, makeTensor, tensorDims } from '../onnx/tensor.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import { computeQuantParams } from '../kernels/qparams.ts';
@@ -96,9 +97,6 @@ export function activationTensors(model: OnnxModel, opts: Pick<StaticOptions, 'f
   return [...out].filter((n) => types.get(n) === DataType.FLOAT);
 }
 
-function attr(name: string, i: number): AttributeMsg {
-  return create<AttributeMsg>('AttributeProto', { name, type: 2, i });
-}
 
 /**
  * Inserts Q -> DQ on activation `name`: one QuantizeLinear, and one DequantizeLinear per consumer
@@ -163,7 +161,7 @@ function quantizeBias(model: OnnxModel, node: NodeMsg, inputScale: number, domai
   const st = makeTensor(g.uniqueName(`${biasName}_scale`), DataType.FLOAT, perChannel ? [b.length] : [], bytesOf(perChannel ? scale : scale.subarray(0, 1)));
   const dq = create<NodeMsg>('NodeProto', {
     name: g.uniqueName(`${biasName}_DequantizeLinear`), opType: 'DequantizeLinear', domain,
-    input: [qt.name!, st.name!], output: [biasName], attribute: perChannel ? [attr('axis', 0)] : [],
+    input: [qt.name!, st.name!], output: [biasName], attribute: perChannel ? [intAttr('axis', 0)] : [],
   });
   g.replaceWeight(biasName, [qt, st], [dq]);
   return true;

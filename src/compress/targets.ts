@@ -5,7 +5,8 @@
 import { RecipeError } from '../errors.ts';
 import { FLOAT_TYPES, dataTypeName } from '../onnx/dtypes.ts';
 import type { GraphIR, WeightRef } from '../onnx/graph.ts';
-import { int64, type NodeMsg } from '../onnx/proto.ts';
+import type { NodeMsg } from '../onnx/proto.ts';
+import { numberAttr } from '../onnx/attributes.ts';
 import { tensorDims } from '../onnx/tensor.ts';
 import { configFor, defaultFormat, type DeploymentTarget, type Recipe, type WeightConfig } from '../recipe/recipe.ts';
 
@@ -28,10 +29,6 @@ export interface Skip {
   reason: string;
 }
 
-function attrInt(node: NodeMsg, name: string, dflt: number): number {
-  const a = node.attribute.find((x) => x.name === name);
-  return a?.i !== undefined && a.i !== null ? int64(a.i) : dflt;
-}
 
 /** The weight input slot of each supported op and the axis of its output channels. */
 function weightAxis(node: NodeMsg, index: number, rank: number): number | string {
@@ -46,7 +43,7 @@ function weightAxis(node: NodeMsg, index: number, rank: number): number | string
       if (index === 1) return 1;
       return index === 2 ? 'bias' : `input ${index} of ConvTranspose`;
     case 'Gemm':
-      if (index === 1) return attrInt(node, 'transB', 0) ? 0 : 1;
+      if (index === 1) return numberAttr(node, 'transB', 0) ? 0 : 1;
       if (index === 2) return 'bias';
       return 'input A of Gemm (an activation slot)';
     case 'MatMul':

@@ -14,6 +14,7 @@
 import { DataType } from '../onnx/dtypes.ts';
 import type { OnnxModel } from '../onnx/model.ts';
 import { create, type AttributeMsg, type NodeMsg, type TensorProtoMsg } from '../onnx/proto.ts';
+import { intAttr } from '../onnx/attributes.ts';
 import { bytesOf, makeTensor } from '../onnx/tensor.ts';
 import type { Bits, QuantParams } from '../kernels/qparams.ts';
 import type { Granularity } from '../kernels/layout.ts';
@@ -38,9 +39,6 @@ const ONNX_TYPE: Record<IntType, number> = { int8: DataType.INT8, uint8: DataTyp
 /** ORT caps constant-folded outputs at 1 GiB (>= 1.27): a bigger decoded weight would stay a decode chain. */
 export const FOLD_LIMIT_BYTES = 2 ** 30;
 
-export function attr(name: string, i: number): AttributeMsg {
-  return create<AttributeMsg>('AttributeProto', { name, type: 2, i });
-}
 
 function node(model: OnnxModel, base: string, opType: string, input: string[], output: string, attribute: AttributeMsg[] = [], domain = ''): NodeMsg {
   return create<NodeMsg>('NodeProto', { name: model.graph.uniqueName(base), opType, domain, input, output: [output], attribute });
@@ -68,8 +66,8 @@ export function encodeQdq(model: OnnxModel, w: EncodedWeight, domain: '' | 'com.
   const s = makeTensor(g.uniqueName(`${w.name}_scale`), DataType.FLOAT, sdims, bytesOf(Float32Array.from(w.params.scale)));
   const z = makeTensor(g.uniqueName(`${w.name}_zero_point`), type, sdims, packedZeroPoints(w.params.zeroPoint, w.bits));
   const attrs: AttributeMsg[] = [];
-  if (w.granularity.kind !== 'tensor') attrs.push(attr('axis', w.granularity.axis));
-  if (w.granularity.kind === 'block') attrs.push(attr('block_size', w.granularity.blockSize));
+  if (w.granularity.kind !== 'tensor') attrs.push(intAttr('axis', w.granularity.axis));
+  if (w.granularity.kind === 'block') attrs.push(intAttr('block_size', w.granularity.blockSize));
   if (domain) model.ensureOpset(domain, 1);
   g.replaceWeight(w.name, [q, s, z], [node(model, `${w.name}_DequantizeLinear`, 'DequantizeLinear', [q.name!, s.name!, z.name!], w.name, attrs, domain)]);
   return w.codes.length + (s.rawData?.length ?? 0) + (z.rawData?.length ?? 0);
@@ -97,7 +95,7 @@ export function encodeFolded(model: OnnxModel, w: EncodedWeight): { bytes: numbe
     nodes.push(node(model, `${w.name}_${opType}`, opType, input, out, attribute));
     return out;
   };
-  const toFloat = (x: string, output?: string) => op('f32', 'Cast', [x], [attr('to', DataType.FLOAT)], output);
+  const toFloat = (x: string, output?: string) => op('f32', 'Cast', [x], [intAttr('to', DataType.FLOAT)], output);
 
   let zeroShift = 0; // added to every zero point: 4-bit signed codes are stored biased by +8 when unpacked
   let values: string;
@@ -123,7 +121,7 @@ export function encodeFolded(model: OnnxModel, w: EncodedWeight): { bytes: numbe
     const f = toFloat(packed);
     const hi = op('hi', 'Floor', [op('div16', 'Mul', [f, sixteenth])]);
     const lo = op('lo', 'Sub', [f, op('hi16', 'Mul', [hi, sixteen])]);
-    let flat = op('nibbles', 'Concat', [lo, hi], [attr('axis', 0)]);
+    let flat = op('nibbles', 'Concat', [lo, hi], [intAttr('axis', 0)]);
     if (2 * m !== n) {
       // One high nibble too many: keep the first n (Slice takes inputs from opset 10, attributes before).
       if (model.opset('') >= 10) {
@@ -150,7 +148,7 @@ export function encodeFolded(model: OnnxModel, w: EncodedWeight): { bytes: numbe
     const idx = BigInt64Array.from({ length: D }, (_, i) => BigInt(Math.floor(i / gr.blockSize)));
     gatherIndex = add(makeTensor(g.uniqueName(`${w.name}_block_index`), DataType.INT64, [D], bytesOf(idx)));
   }
-  const expand = (x: string) => (gatherIndex && gr.kind === 'block' ? op('expanded', 'Gather', [x, gatherIndex], [attr('axis', gr.axis)]) : x);
+  const expand = (x: string) => (gatherIndex && gr.kind === 'block' ? op('expanded', 'Gather', [x, gatherIndex], [intAttr('axis', gr.axis)]) : x);
 
   const zp = w.params.zeroPoint;
   if (zeroShift !== 0 || zp.some((z) => z !== 0)) {
@@ -191,7 +189,7 @@ export function encodeMatMulNBits(model: OnnxModel, w: EncodedWeight, consumers:
     mm.input = [mm.input[0], inits[0].name!, inits[1].name!, ...(zp || bias ? [zp] : []), ...(bias ? ['', bias] : [])];
     mm.opType = 'MatMulNBits';
     mm.domain = 'com.microsoft';
-    mm.attribute = [attr('K', K), attr('N', N), attr('bits', 4), attr('block_size', bs)];
+    mm.attribute = [intAttr('K', K), intAttr('N', N), intAttr('bits', 4), intAttr('block_size', bs)];
   }
   g.replaceWeight(w.name, inits, []);
   return inits.reduce((s, t) => s + (t.rawData?.length ?? 0), 0);
@@ -201,6 +199,6 @@ export function encodeMatMulNBits(model: OnnxModel, w: EncodedWeight, consumers:
 export function encodeFp16(model: OnnxModel, name: string, shape: number[], half: Uint16Array): number {
   const g = model.graph;
   const init = makeTensor(g.uniqueName(`${name}_fp16`), DataType.FLOAT16, shape, bytesOf(half));
-  g.replaceWeight(name, [init], [node(model, `${name}_Cast`, 'Cast', [init.name!], name, [attr('to', DataType.FLOAT)])]);
+  g.replaceWeight(name, [init], [node(model, `${name}_Cast`, 'Cast', [init.name!], name, [intAttr('to', DataType.FLOAT)])]);
   return half.byteLength;
 }

@@ -15,7 +15,7 @@ import type { Granularity } from '../kernels/layout.ts';
 import { DataType, dataTypeName } from '../onnx/dtypes.ts';
 import { floatToHalf, halfToFloat } from '../onnx/float16.ts';
 import type { OnnxModel } from '../onnx/model.ts';
-import { int64, type NodeMsg } from '../onnx/proto.ts';
+import { numberAttr } from '../onnx/attributes.ts';
 import { encodeFolded, encodeFp16, encodeMatMulNBits, encodeQdq, fourBitDecode, FOLD_LIMIT_BYTES, type EncodedWeight, type IntType } from './weight-encodings.ts';
 import type { Recipe, WeightConfig } from '../recipe/recipe.ts';
 import { findTargets, type Skip, type Target } from './targets.ts';
@@ -92,7 +92,7 @@ function planTarget(model: OnnxModel, t: Target, data: Float32Array | null): Int
     const why = matMulNBitsRefusal(model, t);
     if (why) return why;
     // B is stored transposed, [N, K] padded to whole blocks (padding quantizes to the zero point).
-    const transposed = t.opType === 'Gemm' && gemmAttr(t.nodes[0], 'transB', 0) === 1;
+    const transposed = t.opType === 'Gemm' && numberAttr(t.nodes[0], 'transB', 0) === 1;
     const [K, N] = transposed ? [t.shape[1], t.shape[0]] : t.shape;
     const bs = c.blockSize;
     const kpad = Math.ceil(K / bs) * bs;
@@ -148,11 +148,6 @@ function planTarget(model: OnnxModel, t: Target, data: Float32Array | null): Int
   };
 }
 
-function gemmAttr(node: NodeMsg, name: string, dflt: number): number {
-  const a = node.attribute.find((x) => x.name === name);
-  if (!a) return dflt;
-  return a.type === 1 ? (a.f ?? dflt) : int64(a.i);
-}
 
 /** MatMulNBits computes A[M, K] x B[K, N] (+ bias[N]): MatMul with a 2-D weight, or a plain Gemm. */
 function matMulNBitsRefusal(model: OnnxModel, t: Target): string | null {
@@ -163,13 +158,13 @@ function matMulNBitsRefusal(model: OnnxModel, t: Target): string | null {
       continue;
     }
     if (n.opType !== 'Gemm') return `MatMulNBits replaces MatMul or Gemm; this weight is used by ${n.opType}`;
-    if (gemmAttr(n, 'transA', 0) !== 0 || gemmAttr(n, 'alpha', 1) !== 1 || gemmAttr(n, 'beta', 1) !== 1) {
+    if (numberAttr(n, 'transA', 0) !== 0 || numberAttr(n, 'alpha', 1) !== 1 || numberAttr(n, 'beta', 1) !== 1) {
       return 'Gemm with transA, alpha or beta other than 0, 1, 1 has no MatMulNBits form';
     }
     const c = n.input[2];
     if (c) {
       const bias = model.graph.weights.get(c);
-      const n_ = gemmAttr(n, 'transB', 0) ? t.shape[0] : t.shape[1];
+      const n_ = numberAttr(n, 'transB', 0) ? t.shape[0] : t.shape[1];
       if (!bias || bias.tensor.dims.length !== 1 || Number(bias.tensor.dims[0]) !== n_) return 'Gemm bias is not a constant 1-D [N] tensor';
     }
   }

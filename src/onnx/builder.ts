@@ -5,6 +5,7 @@
 import { create, type AttributeMsg, type ModelMsg, type NodeMsg, type TensorProtoMsg, type ValueInfoMsg } from './proto.ts';
 import { bytesOf, makeTensor } from './tensor.ts';
 import { DataType } from './dtypes.ts';
+import { intAttr } from './attributes.ts';
 
 /** A float attribute whose value happens to be an integer (plain integers become INT attributes). */
 export class FloatAttr {
@@ -14,14 +15,12 @@ export const float = (v: number) => new FloatAttr(v);
 
 export type AttrValue = number | FloatAttr | number[] | string | TensorProtoMsg;
 
-const ATTR = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, INTS: 7 } as const;
+const ATTR = { FLOAT: 1, STRING: 3, TENSOR: 4, INTS: 7 } as const;
 
 function attribute(name: string, v: AttrValue): AttributeMsg {
   if (v instanceof FloatAttr) return create<AttributeMsg>('AttributeProto', { name, type: ATTR.FLOAT, f: v.value });
   if (typeof v === 'number') {
-    return Number.isInteger(v)
-      ? create<AttributeMsg>('AttributeProto', { name, type: ATTR.INT, i: v })
-      : create<AttributeMsg>('AttributeProto', { name, type: ATTR.FLOAT, f: v });
+    return Number.isInteger(v) ? intAttr(name, v) : create<AttributeMsg>('AttributeProto', { name, type: ATTR.FLOAT, f: v });
   }
   if (typeof v === 'string') return create<AttributeMsg>('AttributeProto', { name, type: ATTR.STRING, s: new TextEncoder().encode(v) });
   if (Array.isArray(v)) return create<AttributeMsg>('AttributeProto', { name, type: ATTR.INTS, ints: v });

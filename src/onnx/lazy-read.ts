@@ -9,6 +9,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import protobuf from 'protobufjs';
 import { ModelError } from '../errors.ts';
 import { messageType } from './proto.ts';
+import { marker, markerIndex, varint } from './markers.ts';
 
 /** Files at least this large are read lazily. */
 export const LAZY_FILE_MIN_BYTES = 16 << 20;
@@ -21,32 +22,9 @@ export interface SourceRange {
   length: number;
 }
 
-const PREFIX = [0x4d, 0x50, 0x4c, 0x41, 0x5a, 0x59, 0x21, 0x21]; // "MPLAZY!!"
-
-export function lazyMarker(index: number): Uint8Array {
-  const m = new Uint8Array(16);
-  m.set(PREFIX);
-  new DataView(m.buffer).setUint32(8, index, true);
-  new DataView(m.buffer).setUint32(12, 0xa5a5a5a5, true);
-  return m;
-}
-
-/** The range index a marker names, or -1 for ordinary bytes. */
+/** The range index a lazy marker names, or -1 for ordinary bytes. */
 export function lazyIndex(bytes: Uint8Array | undefined): number {
-  if (!bytes || bytes.length !== 16) return -1;
-  for (let i = 0; i < 8; i++) if (bytes[i] !== PREFIX[i]) return -1;
-  const v = new DataView(bytes.buffer, bytes.byteOffset, 16);
-  return v.getUint32(12, true) === 0xa5a5a5a5 ? v.getUint32(8, true) : -1;
-}
-
-function varintBytes(n: number): number[] {
-  const out: number[] = [];
-  while (n >= 0x80) {
-    out.push((n % 0x80) | 0x80);
-    n = Math.floor(n / 0x80);
-  }
-  out.push(n);
-  return out;
+  return markerIndex('lazy', bytes);
 }
 
 /** Buffered random-access reads of one file. */
@@ -131,13 +109,13 @@ function walk(r: FileReader, type: protobuf.Type, start: number, end: number, pa
           flush(p1);
           const child: Out = { chunks: [], length: 0 };
           walk(r, field.resolvedType, bodyStart, bodyEnd, path, ranges, child);
-          emit(out, Uint8Array.from(varintBytes(child.length)));
+          emit(out, varint(child.length));
           for (const c of child.chunks) emit(out, c);
           copyFrom = bodyEnd;
         } else if (field.type === 'bytes' && type.name === 'TensorProto' && field.name === 'rawData') {
           flush(p1);
           emit(out, Uint8Array.from([16]));
-          emit(out, lazyMarker(ranges.length));
+          emit(out, marker('lazy', ranges.length));
           ranges.push({ path, offset: bodyStart, length: len });
           copyFrom = bodyEnd;
         }

@@ -8,36 +8,10 @@
 import protobuf from 'protobufjs';
 import { encodeModel, messageType, type ModelMsg, type TensorProtoMsg } from './proto.ts';
 import type { SourceRange } from './lazy-read.ts';
+import { marker, markerIndex, varint } from './markers.ts';
 
 /** Payloads at least this large are spliced rather than copied into the encode buffer. */
 export const SPLICE_MIN_BYTES = 1 << 16;
-
-const MARKER_PREFIX = [0x4d, 0x50, 0x53, 0x50, 0x4c, 0x49, 0x43, 0x45]; // "MPSPLICE"
-
-function marker(index: number): Uint8Array {
-  const m = new Uint8Array(16);
-  m.set(MARKER_PREFIX);
-  new DataView(m.buffer).setUint32(8, index, true);
-  new DataView(m.buffer).setUint32(12, 0x5a5a5a5a, true);
-  return m;
-}
-
-function markerIndex(bytes: Uint8Array): number {
-  if (bytes.length !== 16) return -1;
-  for (let i = 0; i < 8; i++) if (bytes[i] !== MARKER_PREFIX[i]) return -1;
-  const v = new DataView(bytes.buffer, bytes.byteOffset, 16);
-  return v.getUint32(12, true) === 0x5a5a5a5a ? v.getUint32(8, true) : -1;
-}
-
-function varint(n: number): Uint8Array {
-  const out: number[] = [];
-  while (n >= 0x80) {
-    out.push((n % 0x80) | 0x80);
-    n = Math.floor(n / 0x80);
-  }
-  out.push(n);
-  return Uint8Array.from(out);
-}
 
 /** A chunk of the encoding: bytes, or a byte range of a file to copy (a lazily read payload). */
 export type Chunk = Uint8Array | SourceRange;
@@ -79,7 +53,7 @@ function walk(type: protobuf.Type, bytes: Uint8Array, payloads: Chunk[]): Chunke
       // Only rewrite when something inside changed length (a spliced payload).
       if (inner.chunks.length !== 1 || inner.chunks[0] !== body) replaced = inner;
     } else if (field?.type === 'bytes') {
-      const k = markerIndex(body);
+      const k = markerIndex('splice', body);
       if (k >= 0) replaced = { chunks: [payloads[k]], length: payloads[k].length };
     }
     if (!replaced) continue;
@@ -105,7 +79,7 @@ export function encodeModelChunks(model: ModelMsg, tensors: TensorProtoMsg[], on
     const range = onDisk(t);
     if (!range && (!raw || raw.length < minBytes)) continue;
     swapped.push({ t, raw });
-    t.rawData = marker(payloads.length);
+    t.rawData = marker('splice', payloads.length);
     payloads.push(range ?? raw!);
   }
   try {

@@ -96,9 +96,11 @@ export function addCompressCommand(program: Command): void {
         import('../../compress/compress.ts'), import('../../log.ts'), import('../format.ts'), import('../progress.ts'),
         import('../../json.ts'), import('../../recipe/recipe.ts'), import('../../onnx/model.ts')]);
 
-      // --exclude names node names or op types; both are resolved against the model.
-      let excludeOps: string[] = [];
-      let excludeNodes: string[] = [];
+      // --exclude names node names or op types; both are resolved against the model (read once).
+      const excludeOps: string[] = [];
+      const excludeNodes: string[] = [];
+      /** Every node the exclusions cover (static W8A8 keeps these in float). */
+      let excludedNodes: string[] = [];
       if (o.exclude?.length) {
         const graph = OnnxModel.read(input).msg.graph!;
         const opTypes = new Set(graph.node.map((n) => n.opType));
@@ -107,6 +109,7 @@ export function addCompressCommand(program: Command): void {
           else if (graph.node.some((n) => n.name === x)) excludeNodes.push(x);
           else throw new RecipeError(`--exclude ${x}: no node or op type of that name in ${input}`);
         }
+        excludedNodes = graph.node.filter((n) => excludeNodes.includes(n.name ?? '') || excludeOps.includes(n.opType ?? '')).map((n) => n.name ?? '').filter(Boolean);
       }
 
       // Flags become a recipe (validated like a file); with --recipe, flags override the file's global config.
@@ -128,12 +131,7 @@ export function addCompressCommand(program: Command): void {
       for (const n of excludeNodes) merged.nodes = { ...merged.nodes, [n]: null };
       const recipe = recipes.parseRecipe(merged, o.recipe ? `${o.recipe} + flags` : 'flags');
 
-      let staticOptions;
-      if (staticMode) {
-        const graph = OnnxModel.read(input).msg.graph!;
-        const floatNodes = graph.node.filter((n) => excludeNodes.includes(n.name ?? '') || excludeOps.includes(n.opType ?? '')).map((n) => n.name ?? '').filter(Boolean);
-        staticOptions = { ...staticOptionsFrom(o), floatNodes };
-      }
+      const staticOptions = staticMode ? { ...staticOptionsFrom(o), floatNodes: excludedNodes } : undefined;
       const progress = new ProgressReporter(!o.quiet && !o.json, staticMode ? '' : 'weights');
       const report = await compressModel(input, o.output, {
         recipe, backend: o.backend, force: o.force, reportPath: o.report, logger: createLogger(logLevel(o)),
