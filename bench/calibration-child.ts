@@ -7,7 +7,7 @@
 import * as ort from 'onnxruntime-node';
 import { OnnxModel } from '../src/onnx/model.ts';
 import { collectActivationStats, modelInput } from '../src/calibrate/calibrate.ts';
-import { activationTensors } from '../src/compress/static.ts';
+import { activationTensors } from '../src/passes/quantize/static.ts';
 import { openDataset, type Dataset } from '../src/data/dataset.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { createLogger } from '../src/log.ts';

@@ -1,6 +1,6 @@
 /** One measured end-to-end run in a fresh process (so peak RSS is this run's alone). */
 import { OnnxModel, writeModel } from '../src/onnx/model.ts';
-import { compressModel } from '../src/compress/compress.ts';
+import { compressModel } from '../src/pipeline/compress.ts';
 import { createLogger } from '../src/log.ts';
 
 const [mode, input, output] = process.argv.slice(2);

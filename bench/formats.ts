@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { packageRoot } from '../src/package-root.ts';
 import { formatTable } from '../src/cli/format.ts';
-import { compressModel, type CompressOptions } from '../src/compress/compress.ts';
+import { compressModel, type CompressOptions } from '../src/pipeline/compress.ts';
 import { parseRecipe, type RecipeInput } from '../src/recipe/recipe.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { createLogger } from '../src/log.ts';

@@ -10,7 +10,7 @@ import { packageRoot } from '../src/package-root.ts';
 import { FASHION_SUBSET, resnet18Path } from './models.ts';
 import { formatTable } from '../src/cli/format.ts';
 import { encodeNpyFloat32 } from '../src/data/npy.ts';
-import { compressModel } from '../src/compress/compress.ts';
+import { compressModel } from '../src/pipeline/compress.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { createLogger } from '../src/log.ts';
 

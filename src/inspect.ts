@@ -4,8 +4,8 @@ import { dataTypeName, rawByteLength } from './onnx/dtypes.ts';
 import { int64, type ValueInfoMsg } from './onnx/proto.ts';
 import { tensorDims } from './onnx/tensor.ts';
 import { parseRecipe, type Recipe } from './recipe/recipe.ts';
-import { findTargets } from './compress/targets.ts';
-import { plannedEncoding } from './compress/weight-only.ts';
+import { findTargets } from './passes/quantize/targets.ts';
+import { plannedEncoding } from './passes/quantize/weight-only.ts';
 import { summarizeEncodings, type EncodingSummary } from './analysis/encodings.ts';
 
 export interface ValueDescription {

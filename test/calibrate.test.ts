@@ -120,7 +120,7 @@ describe('calibration runs: batch from the activation budget, ranges reduced ins
   const { collectActivationStats, batchForBudget, modelInput } = await import('../src/calibrate/calibrate.ts');
   const { OnnxModel } = await import('../src/onnx/model.ts');
   const { openDataset } = await import('../src/data/dataset.ts');
-  const { activationTensors } = await import('../src/compress/static.ts');
+  const { activationTensors } = await import('../src/passes/quantize/static.ts');
   const { MNIST, MNIST_DATA } = await import('./helpers/models.ts');
   const model = OnnxModel.read(MNIST);
   const tensors = activationTensors(model, {});

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compressModel } from '../src/compress/compress.ts';
+import { compressModel } from '../src/pipeline/compress.ts';
 import { evaluateModels, slowdownWarning } from '../src/eval/evaluate.ts';
 import { parseRecipe } from '../src/recipe/recipe.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';

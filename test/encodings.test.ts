@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
-import { compressModel } from '../src/compress/compress.ts';
+import { compressModel } from '../src/pipeline/compress.ts';
 import { parseRecipe, type RecipeInput } from '../src/recipe/recipe.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { OnnxModel } from '../src/onnx/model.ts';
@@ -183,8 +183,8 @@ describe('deployment targets choose the format', () => {
 
 describe('the constant-folding cap', () => {
   it('a weight that would decode to more than 1 GiB is stored as DequantizeLinear, and the report says why', async () => {
-    const { plannedEncoding } = await import('../src/compress/weight-only.ts');
-    const { findTargets } = await import('../src/compress/targets.ts');
+    const { plannedEncoding } = await import('../src/passes/quantize/weight-only.ts');
+    const { findTargets } = await import('../src/passes/quantize/targets.ts');
     const model = OnnxModel.read(MNIST);
     const fc1 = findTargets(model.graph, parseRecipe({})).targets.find((t) => t.weight.name === 'fc1.weight')!;
     // Only the shape decides: 2^28 f32 elements is exactly the 1 GiB cap.

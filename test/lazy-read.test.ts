@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { OnnxModel, allTensors, writeModel } from '../src/onnx/model.ts';
 import { encodeModel } from '../src/onnx/proto.ts';
 import { ModelError } from '../src/errors.ts';
-import { compressWeights } from '../src/compress/weight-only.ts';
+import { compressWeights } from '../src/passes/quantize/weight-only.ts';
 import { parseRecipe } from '../src/recipe/recipe.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { LAZY_FILE_MIN_BYTES } from '../src/onnx/lazy-read.ts';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { OnnxModel, writeModel } from '../src/onnx/model.ts';
-import { compressModel } from '../src/compress/compress.ts';
+import { compressModel } from '../src/pipeline/compress.ts';
 import { parseRecipe } from '../src/recipe/recipe.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { RecipeError } from '../src/errors.ts';

@@ -7,9 +7,8 @@
  * reduces each activation itself (ReduceMin / ReduceMax outputs): nothing is copied out and no
  * activation outlives its consumers.
  */
-import { rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { sessionFromBytes } from '../eval/session.ts';
 import { DataError } from '../errors.ts';
 import type { OnnxModel } from '../onnx/model.ts';
 import { create, int64, type NodeMsg, type ValueInfoMsg } from '../onnx/proto.ts';
@@ -104,16 +103,7 @@ async function augmentedSession(model: OnnxModel, tensors: string[], ranges = fa
     g.output.splice(g.output.length - added.length, added.length);
     g.node.splice(0, g.node.length, ...originalNodes);
   }
-  const external = g.initializer.some((t) => t.dataLocation === 1);
-  if (!external) return ort.InferenceSession.create(bytes);
-  // External data paths are relative to the model's folder: the session must be opened from there.
-  const tmp = join(model.baseDir, `.modelpress-calibrate-${process.pid}.onnx`);
-  writeFileSync(tmp, bytes);
-  try {
-    return await ort.InferenceSession.create(tmp);
-  } finally {
-    rmSync(tmp, { force: true });
-  }
+  return sessionFromBytes(model, bytes);
 }
 
 export async function collectActivationStats(model: OnnxModel, tensors: string[], opts: CollectOptions): Promise<CollectResult> {

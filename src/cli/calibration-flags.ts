@@ -1,7 +1,7 @@
 /** Flags shared by the commands that read calibration data (compress, sensitivity). */
 import { Option, type Command } from 'commander';
 import type { Preprocess } from '../data/dataset.ts';
-import type { StaticPipelineOptions } from '../compress/static-pipeline.ts';
+import type { StaticPipelineOptions } from '../passes/quantize/static-pipeline.ts';
 import { int, num, numList } from './common.ts';
 
 export interface CalibrationFlags {

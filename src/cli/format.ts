@@ -1,6 +1,6 @@
 /** Plain-text rendering for the CLI (tables and the info report). */
 import type { EnvironmentInfo } from '../info.ts';
-import type { CompressReport } from '../compress/compress.ts';
+import type { CompressReport } from '../pipeline/compress.ts';
 import type { EvalReport } from '../eval/evaluate.ts';
 import type { InspectReport } from '../inspect.ts';
 

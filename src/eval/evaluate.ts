@@ -13,6 +13,7 @@ import { int64 } from '../onnx/proto.ts';
 import { seededRandom } from '../random.ts';
 import { openDataset, type Dataset, type Preprocess } from '../data/dataset.ts';
 import { slowdownCause, summarizeEncodings } from '../analysis/encodings.ts';
+import { sessionFromBytes } from './session.ts';
 
 export interface EvalOptions {
   /** IDX images, .npy/.npz, or an image folder (labels beside IDX images, labels.txt in image folders). Without it, seeded random inputs. */
@@ -61,11 +62,19 @@ export interface EvalReport {
 export const SLOWDOWN_MARGIN = 1.05;
 
 /** A one-line warning when the model is slower than its baseline, naming the cause found in its graph. */
-export function slowdownWarning(modelPath: string, latModel: number, latBase: number): string | null {
+export function slowdownWarning(model: ModelRef, latModel: number, latBase: number): string | null {
   if (!(latModel > latBase * SLOWDOWN_MARGIN) || latBase <= 0) return null;
-  const cause = slowdownCause(summarizeEncodings(OnnxModel.read(modelPath)));
+  const cause = slowdownCause(summarizeEncodings(typeof model === 'string' ? OnnxModel.read(model) : model));
+  const modelPath = refLabel(model);
   const speed = `runs at ${(latBase / latModel).toFixed(2)}x the speed of its baseline (${latModel.toFixed(2)} ms vs ${latBase.toFixed(2)} ms per batch)`;
   return `${modelPath} ${speed}: ${cause ?? 'no compressed encoding in its graph explains it; measure again with more runs'}`;
+}
+
+/** A model file, or a model held in memory (a pass's candidate, never written). */
+export type ModelRef = string | OnnxModel;
+
+function refLabel(ref: ModelRef): string {
+  return typeof ref === 'string' ? ref : ref.sourcePath ?? '<in-memory model>';
 }
 
 function modelBytes(path: string): number {
@@ -89,8 +98,8 @@ interface InputSpec {
   dims: Array<number | string>;
 }
 
-function inputSpecs(path: string): InputSpec[] {
-  const m = OnnxModel.read(path);
+function inputSpecs(ref: ModelRef): InputSpec[] {
+  const m = typeof ref === 'string' ? OnnxModel.read(ref) : ref;
   const inits = new Set(m.msg.graph!.initializer.map((t) => t.name));
   return m.msg.graph!.input.filter((i) => !inits.has(i.name)).map((i) => ({
     name: i.name ?? '',
@@ -187,11 +196,16 @@ function median(xs: number[]): number {
   return s.length ? s[Math.floor(s.length / 2)] : 0;
 }
 
-export async function evaluateModels(modelPath: string, baselinePath: string, opts: EvalOptions = {}): Promise<EvalReport> {
-  const specs = inputSpecs(baselinePath);
+export async function evaluateModels(modelRef: ModelRef, baselineRef: ModelRef, opts: EvalOptions = {}): Promise<EvalReport> {
+  const specs = inputSpecs(baselineRef);
   const sessOpts: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: opts.optimization ?? 'all' };
-  const model = await ort.InferenceSession.create(modelPath, sessOpts);
-  const base = await ort.InferenceSession.create(baselinePath, sessOpts);
+  const open = async (ref: ModelRef): Promise<{ session: ort.InferenceSession; bytes: number }> => {
+    if (typeof ref === 'string') return { session: await ort.InferenceSession.create(ref, sessOpts), bytes: modelBytes(ref) };
+    const bytes = ref.toBytes();
+    return { session: await sessionFromBytes(ref, bytes, sessOpts), bytes: bytes.length };
+  };
+  const opened = [await open(modelRef), await open(baselineRef)];
+  const [model, base] = opened.map((o) => o.session);
   const acc = new Map<string, { e2: number; b2: number; m2: number; bm: number; maxAbs: number; agree: number; rows: number; classes: number }>();
   let samples = 0;
   let correctModel = 0;
@@ -276,8 +290,8 @@ export async function evaluateModels(modelPath: string, baselinePath: string, op
   await model.release();
   await base.release();
   return {
-    model: modelPath,
-    baseline: baselinePath,
+    model: refLabel(modelRef),
+    baseline: refLabel(baselineRef),
     inputs: dataset ? dataset.description : `seeded random (seed ${opts.seed ?? 1})`,
     samples,
     outputs,
@@ -286,7 +300,7 @@ export async function evaluateModels(modelPath: string, baselinePath: string, op
       top5Model: (100 * top5Model) / labelled, top5Baseline: (100 * top5Base) / labelled,
     } : null,
     latencyMs: { model: latModel, baseline: latBase, batch: Number(Object.values(firstFeeds)[0]?.dims[0] ?? 1) },
-    bytes: { model: modelBytes(modelPath), baseline: modelBytes(baselinePath) },
-    slowdown: runs > 0 ? slowdownWarning(modelPath, latModel, latBase) : null,
+    bytes: { model: opened[0].bytes, baseline: opened[1].bytes },
+    slowdown: runs > 0 ? slowdownWarning(modelRef, latModel, latBase) : null,
   };
 }

@@ -6,6 +6,7 @@ import { histogramKernel } from './histogram.ts';
 import { channelScoresKernel } from './channel-scores.ts';
 import { distillLossKernel } from './distill-loss.ts';
 import { thresholdSearchKernel } from './threshold-search.ts';
+import { gramKernel } from './gram.ts';
 import type { KernelDescriptor } from './kernel.ts';
 
 export const kernels = {
@@ -16,6 +17,7 @@ export const kernels = {
   channel_scores: channelScoresKernel,
   distill_loss: distillLossKernel,
   threshold_search: thresholdSearchKernel,
+  gram: gramKernel,
 } as const satisfies Record<string, KernelDescriptor<never, unknown>>;
 
 export type KernelName = keyof typeof kernels;

@@ -7,6 +7,7 @@ import type { HistogramResult } from '../../src/kernels/histogram.ts';
 import type { ChannelScoresResult } from '../../src/kernels/channel-scores.ts';
 import type { DistillLossResult } from '../../src/kernels/distill-loss.ts';
 import type { KernelName } from '../../src/kernels/registry.ts';
+import type { GramResult } from '../../src/kernels/gram.ts';
 import type { ThresholdSearchResult } from '../../src/kernels/threshold-search.ts';
 
 /** Same bits (NaN payloads and -0 included). */
@@ -52,7 +53,20 @@ function compareStats(got: ErrorStats[], want: ErrorStats[]): string | null {
 
 type Comparator = (got: any, want: any) => string | null;
 
+/** Gram entries: tolerance scaled by the matrix's largest magnitude (cross terms may cancel). */
+function compareGram(g: GramResult, w: GramResult): string | null {
+  if (g.gram.length !== w.gram.length) return `gram: length ${g.gram.length} != ${w.gram.length}`;
+  let scale = 0;
+  for (const x of w.gram) scale = Math.max(scale, Math.abs(x));
+  const t = tolerances['gram.values'];
+  for (let i = 0; i < w.gram.length; i++) {
+    if (Math.abs(g.gram[i] - w.gram[i]) > t.abs * scale + t.rel * Math.abs(w.gram[i])) return `gram.values[${i}]: ${g.gram[i]} vs ${w.gram[i]} (scale ${scale}, tolerance ${JSON.stringify(t)})`;
+  }
+  return null;
+}
+
 export const comparators: Record<KernelName, Comparator> = {
+  gram: compareGram,
   quantize: (g: QuantizeResult, w: QuantizeResult) => exactInts('codes', g.codes, w.codes),
   range: (g: RangeResult, w: RangeResult) =>
     exactBits('min', g.min, w.min) ?? exactBits('max', g.max, w.max) ?? exactBits('absmax', g.absmax, w.absmax) ??

@@ -14,6 +14,7 @@ import { histogramKernel, type HistogramJob } from '../../src/kernels/histogram.
 import { channelScoresKernel, type ChannelScoresJob } from '../../src/kernels/channel-scores.ts';
 import { distillLossKernel, type DistillLossJob } from '../../src/kernels/distill-loss.ts';
 import type { KernelDescriptor } from '../../src/kernels/kernel.ts';
+import { gramKernel, GRAM_CHUNK, type GramJob } from '../../src/kernels/gram.ts';
 import { thresholdSearchKernel, type ThresholdSearchJob } from '../../src/kernels/threshold-search.ts';
 import type { KernelName } from '../../src/kernels/registry.ts';
 import type { Scheduler } from '../../src/scheduler/scheduler.ts';
@@ -178,6 +179,28 @@ export function thresholdCases(): NamedJob<ThresholdSearchJob>[] {
   return out;
 }
 
+function gramCases(): NamedJob<GramJob>[] {
+  const out: NamedJob<GramJob>[] = [];
+  let seed = 900;
+  const mat = (rows: number, f: number, kind: 'random' | 'relu' | 'zeros' | 'wide') => {
+    const r = rng(seed++);
+    return Float32Array.from({ length: rows * f }, () => {
+      const v = (r() - 0.5) * 2;
+      return kind === 'zeros' ? 0 : kind === 'relu' ? Math.max(0, v) : kind === 'wide' ? v * 1e3 : v;
+    });
+  };
+  // Odd feature counts (tile edges), row counts around the chunk size, empty shapes.
+  for (const [rows, fa] of [[1, 1], [7, 3], [33, 17], [GRAM_CHUNK + 5, 16], [2 * GRAM_CHUNK + 1, 37], [64, 0], [0, 5]] as const) {
+    for (const kind of ['random', 'relu'] as const) out.push({ name: `gram ${rows}x${fa} ${kind}`, job: { a: mat(rows, fa, kind), rows, fa } });
+  }
+  out.push({ name: 'gram zeros', job: { a: mat(100, 9, 'zeros'), rows: 100, fa: 9 } });
+  out.push({ name: 'gram wide values', job: { a: mat(300, 12, 'wide'), rows: 300, fa: 12 } });
+  for (const [rows, fa, fb] of [[5, 3, 4], [600, 19, 33], [17, 1, 40]] as const) {
+    out.push({ name: `cross gram ${rows}x${fa} by ${fb}`, job: { a: mat(rows, fa, 'random'), rows, fa, b: mat(rows, fb, 'random'), fb } });
+  }
+  return out;
+}
+
 export function kernelSuites(): KernelSuite[] {
   return [
     { name: 'quantize', kernel: quantizeKernel, cases: quantizeCases() },
@@ -187,6 +210,7 @@ export function kernelSuites(): KernelSuite[] {
     { name: 'channel_scores', kernel: channelScoresKernel, cases: channelScoreCases() },
     { name: 'distill_loss', kernel: distillLossKernel, cases: distillCases() },
     { name: 'threshold_search', kernel: thresholdSearchKernel, cases: thresholdCases() },
+    { name: 'gram', kernel: gramKernel, cases: gramCases() },
   ] as KernelSuite[];
 }
 

@@ -93,7 +93,7 @@ export function addCompressCommand(program: Command): void {
       if (o.activations && !dynamic && !staticMode) throw new RecipeError(`--activations ${o.activations} needs --calibration data (static W8A8 computes activation ranges from it), or use --activations dynamic`);
       if (staticMode) checkStaticFlags(o);
       const [{ compressModel }, { createLogger }, { formatCompressSummary }, { ProgressReporter }, { jsonNumbers }, recipes, { OnnxModel }] = await Promise.all([
-        import('../../compress/compress.ts'), import('../../log.ts'), import('../format.ts'), import('../progress.ts'),
+        import('../../pipeline/compress.ts'), import('../../log.ts'), import('../format.ts'), import('../progress.ts'),
         import('../../json.ts'), import('../../recipe/recipe.ts'), import('../../onnx/model.ts')]);
 
       // --exclude names node names or op types; both are resolved against the model (read once).

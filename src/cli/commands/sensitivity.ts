@@ -18,7 +18,7 @@ export function addSensitivityCommand(program: Command): void {
     .action((input: string, o: CommonOptions & CalibrationFlags & { evalData?: string; samples?: string }) => guarded(o.verbose, async () => {
       if (!o.calibration) throw new RecipeError('sensitivity needs --calibration data');
       const [{ Scheduler }, { sensitivityAnalysis }, { createLogger }, { formatTable }, { ProgressReporter }, { jsonNumbers }] = await Promise.all([
-        import('../../scheduler/scheduler.ts'), import('../../compress/static-pipeline.ts'), import('../../log.ts'), import('../format.ts'), import('../progress.ts'), import('../../json.ts')]);
+        import('../../scheduler/scheduler.ts'), import('../../passes/quantize/static-pipeline.ts'), import('../../log.ts'), import('../format.ts'), import('../progress.ts'), import('../../json.ts')]);
       const s = await Scheduler.create({ backend: o.backend, logger: createLogger(logLevel(o)) });
       try {
         const progress = new ProgressReporter(!o.quiet && !o.json, '');

@@ -4,22 +4,22 @@
  * provider fuses into integer kernels), int8 per-channel weights, and int32 biases with
  * scale = input scale x weight scale. Ranges come from calibration (stats.ts / methods.ts).
  */
-import { DataError } from '../errors.ts';
-import type { OnnxModel } from '../onnx/model.ts';
-import { DataType } from '../onnx/dtypes.ts';
-import { elemTypes } from '../onnx/types.ts';
-import { upgradeToOpset10 } from '../onnx/opset.ts';
-import { create, type NodeMsg } from '../onnx/proto.ts';
-import { intAttr } from '../onnx/attributes.ts';
-import { bytesOf, makeTensor, tensorDims } from '../onnx/tensor.ts';
-import type { Scheduler } from '../scheduler/scheduler.ts';
-import { computeQuantParams } from '../kernels/qparams.ts';
-import { roundHalfEven } from '../kernels/numerics.ts';
-import { parseRecipe } from '../recipe/recipe.ts';
-import type { Dataset } from '../data/dataset.ts';
-import { collectActivationStats, type CollectResult } from '../calibrate/calibrate.ts';
-import { clipRanges, type CalibMethod, type ClipRange } from '../calibrate/methods.ts';
-import type { TensorStats } from '../calibrate/stats.ts';
+import { DataError } from '../../errors.ts';
+import type { OnnxModel } from '../../onnx/model.ts';
+import { DataType } from '../../onnx/dtypes.ts';
+import { elemTypes } from '../../onnx/types.ts';
+import { upgradeToOpset10 } from '../../onnx/opset.ts';
+import { create, type NodeMsg } from '../../onnx/proto.ts';
+import { intAttr } from '../../onnx/attributes.ts';
+import { bytesOf, makeTensor, tensorDims } from '../../onnx/tensor.ts';
+import type { Scheduler } from '../../scheduler/scheduler.ts';
+import { computeQuantParams } from '../../kernels/qparams.ts';
+import { roundHalfEven } from '../../kernels/numerics.ts';
+import { parseRecipe } from '../../recipe/recipe.ts';
+import type { Dataset } from '../../data/dataset.ts';
+import { collectActivationStats, type CollectResult } from '../../calibrate/calibrate.ts';
+import { clipRanges, type CalibMethod, type ClipRange } from '../../calibrate/methods.ts';
+import type { TensorStats } from '../../calibrate/stats.ts';
 import { compressWeights, type TensorReport } from './weight-only.ts';
 import type { Skip } from './targets.ts';
 

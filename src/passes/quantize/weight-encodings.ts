@@ -11,13 +11,13 @@
  * - `matmulnbits`: com.microsoft MatMulNBits, ORT's 4-bit GEMM (run-time memory stays 4-bit).
  * - fp16: FLOAT16 initializer -> Cast (folded by ORT too).
  */
-import { DataType } from '../onnx/dtypes.ts';
-import type { OnnxModel } from '../onnx/model.ts';
-import { create, type AttributeMsg, type NodeMsg, type TensorProtoMsg } from '../onnx/proto.ts';
-import { intAttr } from '../onnx/attributes.ts';
-import { bytesOf, makeTensor } from '../onnx/tensor.ts';
-import type { Bits, QuantParams } from '../kernels/qparams.ts';
-import type { Granularity } from '../kernels/layout.ts';
+import { DataType } from '../../onnx/dtypes.ts';
+import type { OnnxModel } from '../../onnx/model.ts';
+import { create, type AttributeMsg, type NodeMsg, type TensorProtoMsg } from '../../onnx/proto.ts';
+import { intAttr } from '../../onnx/attributes.ts';
+import { bytesOf, makeTensor } from '../../onnx/tensor.ts';
+import type { Bits, QuantParams } from '../../kernels/qparams.ts';
+import type { Granularity } from '../../kernels/layout.ts';
 
 export type IntType = 'int8' | 'uint8' | 'int4' | 'uint4';
 

@@ -9,21 +9,21 @@
  * the activation feeds one product only). Convolutions keep float kernels: weight-only int8 runs
  * on them afterwards (ConvInteger measured slower than float Conv in ORT CPU: bench/dynamic.ts).
  */
-import { ModelError } from '../errors.ts';
-import type { OnnxModel } from '../onnx/model.ts';
-import { DataType } from '../onnx/dtypes.ts';
-import { elemTypes } from '../onnx/types.ts';
-import { create, type NodeMsg, type TensorProtoMsg } from '../onnx/proto.ts';
-import { bytesOf, makeTensor, tensorDims } from '../onnx/tensor.ts';
-import type { Scheduler } from '../scheduler/scheduler.ts';
-import { rangeKernel } from '../kernels/range.ts';
-import { quantizeKernel } from '../kernels/quantize.ts';
-import { dequantizeKernel } from '../kernels/dequantize.ts';
-import { paramsFromScales } from '../kernels/qparams.ts';
-import type { Granularity } from '../kernels/layout.ts';
+import { ModelError } from '../../errors.ts';
+import type { OnnxModel } from '../../onnx/model.ts';
+import { DataType } from '../../onnx/dtypes.ts';
+import { elemTypes } from '../../onnx/types.ts';
+import { create, type NodeMsg, type TensorProtoMsg } from '../../onnx/proto.ts';
+import { bytesOf, makeTensor, tensorDims } from '../../onnx/tensor.ts';
+import type { Scheduler } from '../../scheduler/scheduler.ts';
+import { rangeKernel } from '../../kernels/range.ts';
+import { quantizeKernel } from '../../kernels/quantize.ts';
+import { dequantizeKernel } from '../../kernels/dequantize.ts';
+import { paramsFromScales } from '../../kernels/qparams.ts';
+import type { Granularity } from '../../kernels/layout.ts';
 import type { Skip } from './targets.ts';
 import type { TensorReport } from './weight-only.ts';
-import { intAttr, numberAttr } from '../onnx/attributes.ts';
+import { intAttr, numberAttr } from '../../onnx/attributes.ts';
 
 export interface DynamicOptions {
   scheduler: Scheduler;

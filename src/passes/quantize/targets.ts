@@ -2,13 +2,13 @@
  * Which weights a weight-only run touches, how (axis per op), and why the others are skipped.
  * A weight may be shared by several nodes: it is quantized once, and the nodes must agree.
  */
-import { RecipeError } from '../errors.ts';
-import { FLOAT_TYPES, dataTypeName } from '../onnx/dtypes.ts';
-import type { GraphIR, WeightRef } from '../onnx/graph.ts';
-import type { NodeMsg } from '../onnx/proto.ts';
-import { numberAttr } from '../onnx/attributes.ts';
-import { tensorDims } from '../onnx/tensor.ts';
-import { configFor, defaultFormat, type DeploymentTarget, type Recipe, type WeightConfig } from '../recipe/recipe.ts';
+import { RecipeError } from '../../errors.ts';
+import { FLOAT_TYPES, dataTypeName } from '../../onnx/dtypes.ts';
+import type { GraphIR, WeightRef } from '../../onnx/graph.ts';
+import type { NodeMsg } from '../../onnx/proto.ts';
+import { numberAttr } from '../../onnx/attributes.ts';
+import { tensorDims } from '../../onnx/tensor.ts';
+import { configFor, defaultFormat, type DeploymentTarget, type Recipe, type WeightConfig } from '../../recipe/recipe.ts';
 
 export interface Target {
   weight: WeightRef;

@@ -5,19 +5,19 @@
  * recomputed under its original name, in the format the recipe's target runs fastest
  * (weight-encodings.ts: folded Cast/Mul chains, DequantizeLinear, MatMulNBits, fp16 Cast).
  */
-import { ModelError } from '../errors.ts';
-import type { Scheduler } from '../scheduler/scheduler.ts';
-import { rangeKernel } from '../kernels/range.ts';
-import { quantizeKernel } from '../kernels/quantize.ts';
-import { dequantizeKernel, type ErrorStats } from '../kernels/dequantize.ts';
-import { computeQuantParams, type Bits, type QuantParams } from '../kernels/qparams.ts';
-import type { Granularity } from '../kernels/layout.ts';
-import { DataType, dataTypeName } from '../onnx/dtypes.ts';
-import { floatToHalf, halfToFloat } from '../onnx/float16.ts';
-import type { OnnxModel } from '../onnx/model.ts';
-import { numberAttr } from '../onnx/attributes.ts';
+import { ModelError } from '../../errors.ts';
+import type { Scheduler } from '../../scheduler/scheduler.ts';
+import { rangeKernel } from '../../kernels/range.ts';
+import { quantizeKernel } from '../../kernels/quantize.ts';
+import { dequantizeKernel, type ErrorStats } from '../../kernels/dequantize.ts';
+import { computeQuantParams, type Bits, type QuantParams } from '../../kernels/qparams.ts';
+import type { Granularity } from '../../kernels/layout.ts';
+import { DataType, dataTypeName } from '../../onnx/dtypes.ts';
+import { floatToHalf, halfToFloat } from '../../onnx/float16.ts';
+import type { OnnxModel } from '../../onnx/model.ts';
+import { numberAttr } from '../../onnx/attributes.ts';
 import { encodeFolded, encodeFp16, encodeMatMulNBits, encodeQdq, fourBitDecode, FOLD_LIMIT_BYTES, type EncodedWeight, type IntType } from './weight-encodings.ts';
-import type { Recipe, WeightConfig } from '../recipe/recipe.ts';
+import type { Recipe, WeightConfig } from '../../recipe/recipe.ts';
 import { findTargets, type Skip, type Target } from './targets.ts';
 
 export interface TensorReport {

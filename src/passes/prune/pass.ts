@@ -1,0 +1,34 @@
+/** The prune pass as the pipeline runs it: pruning, then recovery from calibration data. */
+import { RecipeError } from '../../errors.ts';
+import type { PassContext, PassDescriptor, PassOutcome } from '../pass.ts';
+import { prunePass, type PruneOptions, type PruneReport } from './prune.ts';
+import { recoverPruned, type RecoverMethod, type RecoveryReport } from './recover.ts';
+
+export interface PrunePassOptions extends PruneOptions {
+  /** Default: lsq with calibration data, none without. */
+  recover?: RecoverMethod;
+}
+
+export interface PrunePassReport extends PruneReport {
+  recovery: RecoveryReport | null;
+}
+
+async function runPrune(ctx: PassContext, o: PrunePassOptions): Promise<PassOutcome<PrunePassReport>> {
+  const recover = o.recover ?? (ctx.calibration ? 'lsq' : 'none');
+  if (recover !== 'none' && !ctx.calibration) throw new RecipeError(`--recover ${recover} needs --calibration data (unlabelled samples are enough)`);
+  const original = ctx.model.toBytes();
+  ctx.onProgress?.('pruning', 0, 1);
+  const { report, targets } = await prunePass(ctx.model, ctx.scheduler, o);
+  ctx.onProgress?.('pruning', 1, 1);
+  const recovery = recover === 'none' ? null
+    : await recoverPruned(original, ctx.model, targets, { method: recover, calibration: ctx.calibration!, scheduler: ctx.scheduler, onProgress: ctx.onProgress });
+  return { report: { ...report, recovery }, usedCalibration: recovery !== null };
+}
+
+export const prunePassDescriptor: PassDescriptor<PrunePassOptions, PrunePassReport> = {
+  name: 'prune',
+  rank: 0,
+  summary: 'structured channel pruning: whole channels removed from coupled groups, weights physically smaller',
+  calibrationUse: 'recovery of the pruned layers (--recover bn|lsq)',
+  run: runPrune,
+};

@@ -1,0 +1,89 @@
+/**
+ * The prune pass: channel dependency groups → group scores → selection → surgery, on the
+ * in-memory model. Recovery from calibration data (bn / lsq) runs after it in recover.ts.
+ */
+import { RecipeError, ModelError } from '../../errors.ts';
+import type { OnnxModel } from '../../onnx/model.ts';
+import type { Scheduler } from '../../scheduler/scheduler.ts';
+import type { ChannelCriterion } from '../../kernels/channel-scores.ts';
+import { buildChannelGraph, type ChannelGroup } from '../../analysis/channel-groups.ts';
+import { layerCosts } from '../../analysis/macs.ts';
+import { groupScores } from './scores.ts';
+import { selectChannels } from './select.ts';
+import { applyPruning, type RecoveryTarget } from './surgery.ts';
+
+export interface PruneOptions {
+  /** Fraction of every group's channels to remove, in [0, 1). */
+  ratio?: number;
+  /** Fraction of the model's MACs to remove, in [0, 1) (instead of `ratio`). */
+  macs?: number;
+  /** Kept channel counts are multiples of this (default 8). */
+  round?: number;
+  /** No group loses more than this fraction (default 0.9). */
+  maxRatio?: number;
+  criterion?: ChannelCriterion;
+  /** Node names left untouched (they stop propagation). */
+  exclude?: ReadonlySet<string>;
+}
+
+export interface PruneReport {
+  options: { ratio: number | null; macs: number | null; round: number; maxRatio: number; criterion: ChannelCriterion };
+  groups: Array<ChannelGroup & { removed: number }>;
+  layers: Array<{ node: string; before: number; after: number }>;
+  macsBefore: number;
+  macsAfter: number;
+  paramsBefore: number;
+  paramsAfter: number;
+  /** --prune-macs only: false when the target could not be reached (the model is pruned as far as allowed). */
+  reached: boolean;
+  channelsRemoved: number;
+}
+
+function checkFraction(v: number | undefined, flag: string): void {
+  if (v === undefined) return;
+  if (!Number.isFinite(v) || v < 0 || v >= 1) throw new RecipeError(`${flag} ${v}: must be a fraction in [0, 1) (e.g. 0.3 removes 30 %)`, { field: flag });
+}
+
+export function validatePruneOptions(o: PruneOptions): void {
+  if (o.ratio !== undefined && o.macs !== undefined) throw new RecipeError('--prune and --prune-macs both set: give a per-group ratio or a MAC target, not both');
+  if (o.ratio === undefined && o.macs === undefined) throw new RecipeError('pruning needs --prune <ratio> or --prune-macs <fraction>');
+  checkFraction(o.ratio, '--prune');
+  checkFraction(o.macs, '--prune-macs');
+  if (o.maxRatio !== undefined && !(o.maxRatio > 0 && o.maxRatio < 1)) throw new RecipeError(`--prune-max-ratio ${o.maxRatio}: must be in (0, 1)`);
+  if (o.round !== undefined && !(Number.isInteger(o.round) && o.round >= 1)) throw new RecipeError(`--prune-round ${o.round}: must be a positive integer`);
+}
+
+export async function prunePass(model: OnnxModel, scheduler: Scheduler, o: PruneOptions): Promise<{ report: PruneReport; targets: RecoveryTarget[] }> {
+  validatePruneOptions(o);
+  const round = o.round ?? 8;
+  const maxRatio = o.maxRatio ?? 0.9;
+  const criterion = o.criterion ?? 'l2';
+  const cg = buildChannelGraph(model, { exclude: o.exclude });
+  const costs = layerCosts(model, cg.shapes);
+  if (!cg.groups.some((g) => g.prunable > 0)) {
+    const reasons = [...new Set(cg.groups.flatMap((g) => g.reasons))];
+    const detail = cg.producers.length === 0 ? 'no Conv / ConvTranspose / Gemm / MatMul with a constant FLOAT weight' : reasons.slice(0, 12).join('; ');
+    throw new ModelError('UNSUPPORTED_MODEL', `nothing to prune: every channel group is stopped (${detail})`, { reasons });
+  }
+  const scores = await groupScores(model, cg, scheduler, criterion);
+  const sel = selectChannels(cg, scores, costs.layers, { ratio: o.ratio, macs: o.macs, round, maxRatio });
+  const removedPerGroup = new Map<number, number>();
+  for (const r of sel.removed) {
+    const gi = cg.groupOf[cg.producerOf[r]];
+    removedPerGroup.set(gi, (removedPerGroup.get(gi) ?? 0) + 1);
+  }
+  const surgery = applyPruning(model, cg, sel.removed);
+  const after = layerCosts(model);
+  const report: PruneReport = {
+    options: { ratio: o.ratio ?? null, macs: o.macs ?? null, round, maxRatio, criterion },
+    groups: cg.groups.map((g) => ({ ...g, removed: removedPerGroup.get(g.id) ?? 0 })),
+    layers: surgery.layers,
+    macsBefore: costs.macs,
+    macsAfter: after.macs,
+    paramsBefore: costs.params,
+    paramsAfter: after.params,
+    reached: sel.reached,
+    channelsRemoved: sel.removed.size,
+  };
+  return { report, targets: surgery.targets };
+}

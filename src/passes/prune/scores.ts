@@ -1,0 +1,59 @@
+/**
+ * Group importance (Torch-Pruning's group L-norm): every member's per-channel score — producer
+ * rows, consumer columns, BatchNorm |γ| — normalized by its mean, summed over the members of each
+ * coupled channel. Rows and columns are scored by the channel_scores kernel on the scheduler.
+ */
+import type { OnnxModel } from '../../onnx/model.ts';
+import { tensorDims } from '../../onnx/tensor.ts';
+import type { Scheduler } from '../../scheduler/scheduler.ts';
+import { channelScoresKernel, type ChannelCriterion, type ChannelScoresJob } from '../../kernels/channel-scores.ts';
+import type { ChannelGraph } from '../../analysis/channel-groups.ts';
+import { axisFirst, type DenseTensor } from './tensor-slice.ts';
+
+export function readDense(model: OnnxModel, name: string): DenseTensor {
+  const w = model.graph.weights.get(name)!;
+  return { data: model.tensorFloat32(w.tensor), dims: tensorDims(w.tensor) };
+}
+
+function normalized(v: Float32Array): Float64Array {
+  let sum = 0;
+  for (const x of v) sum += x;
+  const mean = v.length ? sum / v.length : 0;
+  return Float64Array.from(v, (x) => (mean > 0 ? x / mean : 0));
+}
+
+/** Score per component root (index: root id). */
+export async function groupScores(model: OnnxModel, cg: ChannelGraph, scheduler: Scheduler, criterion: ChannelCriterion): Promise<Float64Array> {
+  const idCount = cg.producerOf.length;
+  const score = new Float64Array(idCount);
+  const jobs: ChannelScoresJob[] = [];
+  const targets: Int32Array[] = [];
+  for (const p of cg.producers) {
+    const t = readDense(model, p.weight);
+    jobs.push({ weights: axisFirst(t, p.outAxis), shape: [t.dims[p.outAxis], t.data.length / t.dims[p.outAxis]], criteria: [criterion] });
+    targets.push(Int32Array.from({ length: p.channels }, (_, i) => p.base + i));
+  }
+  for (const s of cg.slices) {
+    if (s.role !== 'consumer') continue;
+    const label = cg.labels.get(s.value)!;
+    const t = readDense(model, s.node.input[s.input]);
+    jobs.push({ weights: axisFirst(t, s.axis), shape: [t.dims[s.axis], t.data.length / t.dims[s.axis]], criteria: [criterion] });
+    targets.push(label.ids);
+  }
+  const results = await scheduler.run(channelScoresKernel, jobs);
+  results.forEach((r, j) => {
+    const v = normalized(r[criterion]!);
+    const ids = targets[j];
+    for (let i = 0; i < ids.length; i++) if (ids[i] >= 0) score[ids[i]] += v[i];
+  });
+  for (const s of cg.slices) {
+    if (s.role !== 'norm' || s.node.opType !== 'BatchNormalization' || s.input !== 1) continue;
+    const gamma = readDense(model, s.node.input[1]).data.map(Math.abs);
+    const v = normalized(gamma);
+    const ids = cg.labels.get(s.value)!.ids;
+    for (let i = 0; i < ids.length; i++) if (ids[i] >= 0) score[ids[i]] += v[i];
+  }
+  const byRoot = new Float64Array(idCount);
+  for (let id = 0; id < idCount; id++) byRoot[cg.root(id)] += score[id];
+  return byRoot;
+}

@@ -1,0 +1,79 @@
+/**
+ * The quantize pass: weight-only (int8/int4/fp16, any format), dynamic (int8 MatMul with run-time
+ * activation ranges) or static W8A8 (activation ranges from calibration data, accuracy gate).
+ */
+import { DataError } from '../../errors.ts';
+import { configFor, type Recipe } from '../../recipe/recipe.ts';
+import type { PassContext, PassDescriptor, PassOutcome } from '../pass.ts';
+import { compressWeights, type TensorReport } from './weight-only.ts';
+import { quantizeDynamic } from './dynamic.ts';
+import type { Skip } from './targets.ts';
+import type { GateReport, SensitivityEntry, StaticPipelineOptions } from './static-pipeline.ts';
+import type { ActivationReport } from './static.ts';
+import type { EvalReport } from '../../eval/evaluate.ts';
+
+export type QuantizeMode = 'weight-only' | 'dynamic' | 'static-w8a8';
+
+export interface QuantizePassOptions {
+  mode: QuantizeMode;
+  /** Weight-only and dynamic: what to do to which weight. */
+  recipe: Recipe;
+  /** Dynamic: 7-bit weights for x86 without VNNI. */
+  reduceRange?: boolean;
+  /** Static W8A8 (the calibration data comes from the pipeline). */
+  static?: Omit<StaticPipelineOptions, 'scheduler' | 'calibrationData' | 'preprocess' | 'samples' | 'seed' | 'onProgress'>;
+}
+
+export interface QuantizeReport {
+  mode: QuantizeMode;
+  activations?: ActivationReport[];
+  calibration?: { samples: number; method: string; ortMs: number; statsMs: number; biases: number };
+  evaluation?: EvalReport | null;
+  sensitivity?: SensitivityEntry[] | null;
+  gate?: GateReport | null;
+}
+
+async function runQuantize(ctx: PassContext, o: QuantizePassOptions): Promise<PassOutcome<QuantizeReport>> {
+  const { model, scheduler } = ctx;
+  if (o.mode === 'static-w8a8') {
+    if (!ctx.calibration) throw new DataError('static W8A8 (--activations int8|uint8) needs --calibration data');
+    // Loaded on demand: it brings ONNX Runtime, which weight-only runs never need.
+    const { staticPipeline } = await import('./static-pipeline.ts');
+    const c = ctx.calibration;
+    const sp = await staticPipeline(model, {
+      ...o.static, scheduler, calibrationData: c.data, preprocess: c.preprocess, samples: c.samples, seed: c.seed,
+      onProgress: (stage, d, t) => ctx.onProgress?.(stage, d, t),
+    }, ctx.inputPath);
+    return {
+      model: sp.model, tensors: sp.result.weights, skipped: sp.result.skipped, usedCalibration: true,
+      report: {
+        mode: o.mode, activations: sp.result.activations, calibration: { ...sp.result.calibration, biases: sp.result.biases },
+        evaluation: sp.evaluation, sensitivity: sp.sensitivity, gate: sp.gate,
+      },
+    };
+  }
+  const tensors: TensorReport[] = [];
+  let skipped: Skip[] = [];
+  const created = new Set<string>();
+  if (o.mode === 'dynamic') {
+    const floatNodes = new Set(model.msg.graph!.node.filter((n) => configFor(o.recipe, n) === null).map((n) => n.name ?? ''));
+    const d = await quantizeDynamic(model, { scheduler, floatNodes, reduceRange: o.reduceRange, minElements: o.recipe.minElements });
+    tensors.push(...d.tensors);
+    skipped.push(...d.skipped);
+    for (const c of d.created) created.add(c);
+  }
+  const w = await compressWeights(model, { recipe: o.recipe, scheduler, onProgress: (d, t, name) => ctx.onProgress?.(name, d, t) });
+  tensors.push(...w.tensors);
+  // A weight the dynamic pass skipped may still be compressed weight-only: report it once.
+  const compressed = new Set(tensors.map((t) => t.name));
+  skipped = [...skipped, ...w.skipped].filter((sk, i, all) => !compressed.has(sk.name) && !created.has(sk.name) && all.findIndex((x) => x.name === sk.name) === i);
+  return { tensors, skipped, usedCalibration: false, report: { mode: o.mode } };
+}
+
+export const quantizePassDescriptor: PassDescriptor<QuantizePassOptions, QuantizeReport> = {
+  name: 'quantize',
+  rank: 30,
+  summary: 'weights to int8/int4/fp16 (weight-only), int8 MatMul (dynamic) or static W8A8',
+  calibrationUse: 'static W8A8 activation ranges (--activations int8|uint8)',
+  run: runQuantize,
+};

@@ -1,0 +1,12 @@
+/** Every pass in one table, in the order a pipeline runs them (as kernels/registry.ts lists kernels). */
+import { prunePassDescriptor } from './prune/pass.ts';
+import { quantizePassDescriptor } from './quantize/pass.ts';
+
+export const passes = {
+  prune: prunePassDescriptor,
+  quantize: quantizePassDescriptor,
+} as const;
+
+export type PassName = keyof typeof passes;
+export type PassOptions<N extends PassName> = Parameters<(typeof passes)[N]['run']>[1];
+export type PassSpec = { [N in PassName]: { pass: N; options: PassOptions<N> } }[PassName];
