@@ -30,7 +30,7 @@ export function preprocessFrom(o: CalibrationFlags): Preprocess {
 
 export function addCalibrationOptions(cmd: Command, activationChoices: string[]): Command {
   return cmd
-    .option('--calibration <data>', 'calibration data: IDX, .npy/.npz, or an image folder (compress: static W8A8 unless --activations dynamic)')
+    .option('--calibration <data>', 'calibration data: IDX, .npy/.npz, or an image folder (compress: fed to every pass that reads data; alone it means static W8A8)')
     .addOption(new Option('--calib-method <m>', 'how activation ranges are chosen').choices(['minmax', 'percentile', 'entropy', 'mse']).default('percentile'))
     .option('--calib-samples <n>', 'calibration samples, drawn with a seed (default 256)')
     .option('--percentile <p>', 'for --calib-method percentile (default 99.99)')

@@ -42,7 +42,20 @@ export function formatCompressSummary(r: CompressReport, e: EvalReport | null): 
   const lines: string[] = [];
   lines.push(`${r.manifest.input.path} -> ${r.manifest.output.path}`);
   lines.push(`size:      ${mb(t.modelBytesBefore)} -> ${mb(t.modelBytesAfter)} (${t.ratio.toFixed(2)}x smaller); weights ${mb(t.weightBytesBefore)} -> ${mb(t.weightBytesAfter)}`);
-  lines.push(`tensors:   ${t.tensorsQuantized} compressed, ${t.tensorsSkipped} left in float`);
+  if (r.passes.length > 1 || r.prune) lines.push(`passes:    ${r.passes.map((p) => `${p.pass} ${(p.timeMs / 1000).toFixed(2)} s${p.usedCalibration ? ' (read calibration data)' : ''}`).join(', ')}`);
+  if (r.prune) {
+    const p = r.prune;
+    const m = (x: number) => `${(x / 1e6).toFixed(1)} M`;
+    lines.push(`pruning:   MACs ${m(p.macsBefore)} -> ${m(p.macsAfter)} (${(100 * (1 - p.macsAfter / (p.macsBefore || 1))).toFixed(1)} % fewer), parameters ${m(p.paramsBefore)} -> ${m(p.paramsAfter)}; ${p.channelsRemoved} coupled channels removed from ${p.groups.filter((g) => g.removed > 0).length} of ${p.groups.length} groups`);
+    const stopped = p.groups.filter((g) => g.prunable === 0);
+    if (stopped.length) lines.push(`           ${stopped.length} groups kept whole: ${[...new Set(stopped.flatMap((g) => g.reasons))].slice(0, 3).join('; ')}${stopped.length > 3 ? '; ...' : ''}`);
+    if (p.recovery) {
+      const acc = p.recovery.layers.filter((l) => l.accepted);
+      const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+      lines.push(`recovery:  ${p.recovery.method} on ${p.recovery.samples} samples: ${acc.length} of ${p.recovery.layers.length} layers re-fitted; held-out output error ${mean(p.recovery.layers.map((l) => l.errorBefore).filter(Number.isFinite)).toFixed(4)} -> ${mean(p.recovery.layers.map((l) => l.errorAfter).filter(Number.isFinite)).toFixed(4)} (mean relative)`);
+    }
+  }
+  if (r.mode !== 'float') lines.push(`tensors:   ${t.tensorsQuantized} compressed, ${t.tensorsSkipped} left in float`);
   lines.push(`backend:   ${r.manifest.backend.active} (${r.manifest.backend.reason}); ${r.stats.submits} submits, ${r.stats.dispatches} dispatches; ${(r.timeMs / 1000).toFixed(2)} s`);
   const reasons = new Map<string, number>();
   for (const s of r.skipped) {

@@ -49,6 +49,44 @@ export const recipeSchema = z
   })
   .strict();
 
+const fraction = z.number().min(0).lt(1, 'must be below 1 (a fraction: 0.3 removes 30 %)');
+
+/** The prune pass's options in a recipe's `passes:` list. */
+export const pruneSchema = z
+  .object({
+    ratio: fraction.optional(),
+    macs: fraction.optional(),
+    round: z.number().int().min(1).optional(),
+    maxRatio: z.number().gt(0).lt(1).optional(),
+    criterion: z.enum(['l1', 'l2', 'fpgm']).optional(),
+    recover: z.enum(['none', 'bn', 'lsq']).optional(),
+    /** Node names or op types whose channels stay. */
+    exclude: z.array(z.string()).optional(),
+  })
+  .strict()
+  .refine((p) => (p.ratio === undefined) !== (p.macs === undefined), 'give exactly one of ratio and macs');
+
+/** The quantize pass's options: the top-level recipe keys, plus how activations are quantized. */
+export const quantizeSchema = recipeSchema.extend({
+  activations: z.enum(['int8', 'uint8', 'dynamic']).optional(),
+  reduceRange: z.boolean().optional(),
+}).strict();
+
+export const passEntrySchema = z.union([
+  z.object({ prune: pruneSchema }).strict(),
+  z.object({ quantize: quantizeSchema }).strict(),
+]);
+
+/** A recipe file: quantize keys at the top level (one quantize pass), or a `passes:` list. */
+export const recipeFileSchema = z.union([
+  recipeSchema,
+  z.object({ passes: z.array(passEntrySchema).min(1) }).strict(),
+]);
+
+export type PruneRecipe = z.infer<typeof pruneSchema>;
+export type QuantizeRecipe = z.input<typeof quantizeSchema>;
+export type PassEntry = z.infer<typeof passEntrySchema>;
+
 export type RecipeInput = z.input<typeof recipeSchema>;
 export type WeightConfig = z.infer<typeof weightConfig>;
 export type PartialWeightConfig = z.infer<typeof partialConfig>;
@@ -147,8 +185,22 @@ export function loadRecipeInput(path: string): RecipeInput {
   } catch (err) {
     throw new RecipeError(`${path}: not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`, { path });
   }
+  if (data !== null && typeof data === 'object' && 'passes' in data) {
+    parsePassList(data, path);
+    return data as RecipeInput;
+  }
   parseRecipe(data, path);
   return (data ?? {}) as RecipeInput;
+}
+
+/** Validates a recipe's `passes:` list; top-level quantize keys beside it are refused with the fix. */
+export function parsePassList(input: unknown, source = 'recipe'): PassEntry[] {
+  const obj = input as Record<string, unknown>;
+  const stray = Object.keys(obj).filter((k) => k !== 'passes');
+  if (stray.length) throw new RecipeError(`${source}: ${stray.map((k) => `'${k}'`).join(', ')} beside 'passes': move quantize keys into the list's quantize entry ({ quantize: { ${stray[0]}: ... } })`, { source });
+  const parsed = z.object({ passes: z.array(passEntrySchema).min(1) }).strict().safeParse(input);
+  if (!parsed.success) throw new RecipeError(formatIssues(parsed.error.issues, source, input), { source });
+  return parsed.data.passes;
 }
 
 export function loadRecipeFile(path: string): Recipe {

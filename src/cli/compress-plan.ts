@@ -1,0 +1,179 @@
+/**
+ * `compress` flags (and a recipe file) → the pipeline's pass list and calibration source.
+ *  - `--prune` / `--prune-macs` add a prune pass; quantize flags add a quantize pass after it.
+ *  - No pass named at all: one quantize pass (int8 weight-only by default), as always.
+ *  - `--calibration` feeds every pass that reads data. Alone (no other pass named) it still means
+ *    static W8A8; with `--prune` it feeds recovery, and static W8A8 needs `--activations int8|uint8`.
+ */
+import { RecipeError } from '../errors.ts';
+import type { RecipeInput, PruneRecipe, QuantizeRecipe } from '../recipe/recipe.ts';
+import type { PassSpec } from '../passes/registry.ts';
+import type { CalibrationSource } from '../passes/pass.ts';
+import type { OnnxModel } from '../onnx/model.ts';
+import { int, num } from './common.ts';
+import { preprocessFrom, staticOptionsFrom, type CalibrationFlags } from './calibration-flags.ts';
+
+export interface CompressFlags extends CalibrationFlags {
+  output: string;
+  recipe?: string;
+  weights?: string;
+  granularity?: string;
+  blockSize?: string;
+  symmetric?: boolean;
+  asymmetric?: boolean;
+  format?: string;
+  target?: string;
+  exclude?: string[];
+  minElements?: string;
+  evalData?: string;
+  samples?: string;
+  maxDrop?: string;
+  reduceRange?: boolean;
+  prune?: string;
+  pruneMacs?: string;
+  pruneRound?: string;
+  pruneMaxRatio?: string;
+  pruneCriterion?: 'l1' | 'l2' | 'fpgm';
+  recover?: 'none' | 'bn' | 'lsq';
+}
+
+export interface CompressPlan {
+  passes: PassSpec[];
+  calibration?: CalibrationSource;
+  /** Static W8A8 is the quantize pass (its own evaluation replaces the CLI's). */
+  staticMode: boolean;
+}
+
+/**
+ * Static W8A8 stores weights one way (int8, per channel, QDQ: what ORT fuses into integer kernels).
+ * Flags that say the same are accepted; flags that ask for something else are refused by name.
+ */
+function checkStaticFlags(o: CompressFlags, recipeHasQuantizeKeys: boolean): void {
+  const agree: Array<[string, string | undefined, string[]]> = [
+    ['--weights', o.weights, ['int8']],
+    ['--granularity', o.granularity, ['channel']],
+    ['--format', o.format, ['qdq']],
+  ];
+  for (const [flag, value, allowed] of agree) {
+    if (value !== undefined && !allowed.includes(value)) {
+      throw new RecipeError(`${flag} ${value} conflicts with --calibration (static W8A8 stores weights as int8, per channel, in QDQ form): allowed with --calibration: ${allowed.join(', ')}; or drop --calibration for weight-only ${value}`);
+    }
+  }
+  if (o.blockSize !== undefined) throw new RecipeError('--block-size conflicts with --calibration (static W8A8 weights are per channel, not per block)');
+  if (recipeHasQuantizeKeys) throw new RecipeError('--recipe describes weight-only compression and conflicts with --calibration (static W8A8); use --exclude to keep layers in float');
+  if (o.minElements !== undefined) throw new RecipeError('--min-elements applies to weight-only compression; with --calibration use --exclude to keep layers in float');
+  if (o.target === 'tensorrt') {
+    // TensorRT's INT8 takes symmetric activations only (zero point 0).
+    if (o.activations === 'uint8') throw new RecipeError('--activations uint8 conflicts with --target tensorrt (TensorRT quantizes activations to int8 with zero point 0): use --activations int8');
+    if (o.symmetric === false) throw new RecipeError('--asymmetric conflicts with --target tensorrt (TensorRT takes zero points of 0 only)');
+    o.activations = 'int8';
+    o.symmetric = true;
+  }
+}
+
+/** Names in `list` resolved against the model: op types and node names, each must exist. */
+function resolveExclusions(model: OnnxModel, list: readonly string[], flag: string): { ops: string[]; nodes: string[]; covered: string[] } {
+  const graph = model.msg.graph!;
+  const opTypes = new Set(graph.node.map((n) => n.opType));
+  const ops: string[] = [];
+  const nodes: string[] = [];
+  for (const x of list) {
+    if (opTypes.has(x)) ops.push(x);
+    else if (graph.node.some((n) => n.name === x)) nodes.push(x);
+    else throw new RecipeError(`${flag} ${x}: no node or op type of that name in the model`);
+  }
+  const covered = graph.node.filter((n) => nodes.includes(n.name ?? '') || ops.includes(n.opType ?? '')).map((n) => n.name ?? '').filter(Boolean);
+  return { ops, nodes, covered };
+}
+
+export async function planCompress(o: CompressFlags, input: string, targetGiven: boolean): Promise<CompressPlan> {
+  if (o.asymmetric && o.symmetric) throw new RecipeError('--symmetric and --asymmetric contradict each other');
+  if (o.asymmetric) o.symmetric = false;
+  const [recipes, { OnnxModel }] = await Promise.all([import('../recipe/recipe.ts'), import('../onnx/model.ts')]);
+  let model: OnnxModel | null = null;
+  const readModel = () => (model ??= OnnxModel.read(input));
+
+  // The recipe file: top-level quantize keys, or a passes list.
+  const file = o.recipe ? recipes.loadRecipeInput(o.recipe) : null;
+  const fileEntries = file && 'passes' in file ? recipes.parsePassList(file, o.recipe) : null;
+  const filePrune: PruneRecipe | undefined = fileEntries?.find((e): e is { prune: PruneRecipe } => 'prune' in e)?.prune;
+  const fileQuantize: QuantizeRecipe | undefined = fileEntries ? fileEntries.find((e): e is { quantize: QuantizeRecipe } => 'quantize' in e)?.quantize : (file ?? undefined);
+  if (fileEntries) {
+    const order = fileEntries.map((e) => Object.keys(e)[0]);
+    if (order.length > new Set(order).size) throw new RecipeError(`${o.recipe}: each pass may appear once (got ${order.join(', ')})`);
+    if (order.indexOf('quantize') >= 0 && order.indexOf('prune') > order.indexOf('quantize')) throw new RecipeError(`${o.recipe}: quantize cannot run before prune: order the passes prune, quantize`);
+  }
+
+  // Prune: flags override the file's options.
+  const pruneFlagsGiven = o.prune !== undefined || o.pruneMacs !== undefined;
+  for (const [flag, v] of [['--prune-round', o.pruneRound], ['--prune-max-ratio', o.pruneMaxRatio], ['--prune-criterion', o.pruneCriterion], ['--recover', o.recover]] as const) {
+    if (v !== undefined && !pruneFlagsGiven && !filePrune) throw new RecipeError(`${flag} applies to pruning: add --prune <ratio> or --prune-macs <fraction>`);
+  }
+  let prune: PassSpec | null = null;
+  if (pruneFlagsGiven || filePrune) {
+    const ratio = num(o.prune, '--prune') ?? (o.pruneMacs === undefined ? filePrune?.ratio : undefined);
+    const macs = num(o.pruneMacs, '--prune-macs') ?? (o.prune === undefined ? filePrune?.macs : undefined);
+    const exclusions = [...(filePrune?.exclude ?? []), ...(o.exclude ?? [])];
+    const covered = exclusions.length ? resolveExclusions(readModel(), exclusions, '--exclude').covered : [];
+    prune = {
+      pass: 'prune',
+      options: {
+        ratio, macs,
+        round: int(o.pruneRound, '--prune-round') ?? filePrune?.round,
+        maxRatio: num(o.pruneMaxRatio, '--prune-max-ratio') ?? filePrune?.maxRatio,
+        criterion: o.pruneCriterion ?? filePrune?.criterion,
+        recover: o.recover ?? filePrune?.recover,
+        exclude: new Set(covered),
+      },
+    };
+  }
+
+  // Quantize: asked for by any quantize flag, by the recipe, or by default when nothing else is named.
+  const dynamic = o.activations === 'dynamic' || fileQuantize?.activations === 'dynamic';
+  const quantizeFlagsGiven = [o.weights, o.granularity, o.blockSize, o.symmetric, o.format, o.minElements, o.activations, o.reduceRange].some((v) => v !== undefined) || targetGiven;
+  const wantsQuantize = quantizeFlagsGiven || fileQuantize !== undefined || !prune;
+  const staticMode = wantsQuantize && !dynamic && ((o.activations !== undefined || fileQuantize?.activations !== undefined) || (Boolean(o.calibration) && !prune));
+  if (dynamic) {
+    if (o.calibration && !prune) throw new RecipeError('--activations dynamic quantizes activations at run time and takes no --calibration data; drop one of them');
+    if (o.target !== 'ort-cpu') throw new RecipeError(`--activations dynamic runs in ONNX Runtime (DynamicQuantizeLinear + MatMulInteger): it needs --target ort-cpu, got ${o.target}`);
+  } else if (o.reduceRange) {
+    throw new RecipeError('--reduce-range applies to --activations dynamic');
+  }
+  if (o.maxDrop !== undefined && !staticMode) throw new RecipeError('--max-drop applies to static W8A8: give --calibration data (and --activations int8|uint8)');
+  if (staticMode && !o.calibration) throw new RecipeError(`--activations ${o.activations ?? fileQuantize?.activations} needs --calibration data (static W8A8 computes activation ranges from it), or use --activations dynamic`);
+
+  const passes: PassSpec[] = prune ? [prune] : [];
+  if (wantsQuantize) {
+    const quantizeExclusions = o.exclude?.length ? resolveExclusions(readModel(), o.exclude, '--exclude') : { ops: [], nodes: [], covered: [] };
+    if (staticMode) {
+      const fileKeys = fileQuantize ? Object.keys(fileQuantize).filter((k) => k !== 'activations') : [];
+      checkStaticFlags(o, fileKeys.length > 0);
+      if (!o.activations && fileQuantize?.activations && fileQuantize.activations !== 'dynamic') o.activations = fileQuantize.activations;
+      const { calibrationData: _d, preprocess: _p, samples: _s, seed: _seed, ...rest } = staticOptionsFrom(o);
+      passes.push({ pass: 'quantize', options: { mode: 'static-w8a8', recipe: recipes.parseRecipe({}), static: { ...rest, floatNodes: quantizeExclusions.covered } } });
+    } else {
+      // Flags become a recipe (validated like a file); with --recipe, flags override the file's global config.
+      const flags: RecipeInput = {};
+      if (o.weights) flags.weights = o.weights as RecipeInput['weights'];
+      if (o.granularity) flags.granularity = o.granularity as RecipeInput['granularity'];
+      if (o.blockSize !== undefined) flags.blockSize = int(o.blockSize, '--block-size');
+      if (o.symmetric !== undefined) flags.symmetric = o.symmetric;
+      if (o.format) flags.format = o.format as RecipeInput['format'];
+      if (o.minElements !== undefined) flags.minElements = int(o.minElements, '--min-elements');
+      // --target's default (ort-cpu) does not override a recipe's own target.
+      if (targetGiven || !fileQuantize) flags.target = o.target as RecipeInput['target'];
+      const { activations: _a, reduceRange: fileReduce, ...base } = (fileQuantize ?? {}) as QuantizeRecipe;
+      const merged: RecipeInput = { ...base, ...flags, opTypes: { ...base.opTypes }, nodes: { ...base.nodes } };
+      for (const op of quantizeExclusions.ops) merged.opTypes = { ...merged.opTypes, [op]: null };
+      for (const n of quantizeExclusions.nodes) merged.nodes = { ...merged.nodes, [n]: null };
+      const recipe = recipes.parseRecipe(merged, o.recipe ? `${o.recipe} + flags` : 'flags');
+      passes.push(dynamic
+        ? { pass: 'quantize', options: { mode: 'dynamic', recipe, reduceRange: Boolean(o.reduceRange ?? fileReduce) } }
+        : { pass: 'quantize', options: { mode: 'weight-only', recipe } });
+    }
+  }
+  const calibration: CalibrationSource | undefined = o.calibration
+    ? { data: o.calibration, preprocess: preprocessFrom(o), samples: int(o.calibSamples, '--calib-samples'), seed: int(o.seed, '--seed') }
+    : undefined;
+  return { passes, calibration, staticMode };
+}
