@@ -14,7 +14,8 @@ export function constantValues(model: OnnxModel, name: string | undefined): numb
   const t = w.tensor;
   if (tensorElements(t) > SMALL) return null;
   const raw = model.tensorBytes(t);
-  const view = (bytes: number) => raw.byteOffset % bytes === 0 ? raw : raw.slice();
+  // Typed-array views need aligned offsets; Buffer.slice would be a view again, so copy explicitly.
+  const view = (bytes: number) => (raw.byteOffset % bytes === 0 ? raw : new Uint8Array(raw));
   switch (t.dataType) {
     case DataType.INT64: {
       const r = view(8);
