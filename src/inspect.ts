@@ -7,6 +7,8 @@ import { parseRecipe, type Recipe } from './recipe/recipe.ts';
 import { findTargets } from './passes/quantize/targets.ts';
 import { plannedEncoding } from './passes/quantize/weight-only.ts';
 import { summarizeEncodings, type EncodingSummary } from './analysis/encodings.ts';
+import { buildChannelGraph, type ChannelGroup } from './analysis/channel-groups.ts';
+import { layerCosts, type CostSummary } from './analysis/macs.ts';
 
 export interface ValueDescription {
   name: string;
@@ -27,6 +29,10 @@ export interface InspectReport {
   largest: Array<{ name: string; type: string; shape: number[]; bytes: number; source: string }>;
   /** What the model already holds (a compressed model shows its encodings here). */
   encodings: EncodingSummary;
+  /** Multiply-accumulates per sample and parameters, per Conv/ConvTranspose/Gemm/MatMul and in total. */
+  compute: CostSummary;
+  /** Channel dependency groups for structured pruning: producers, coupled channels, why a group cannot shrink. */
+  channelGroups: ChannelGroup[];
   plan: {
     recipe: string;
     /** Per weight: the scheme, the encoding it would get (folded, qdq, ...) and why. */
@@ -74,6 +80,7 @@ export function inspectModel(path: string, recipe: Recipe = parseRecipe({})): In
   sizes.sort((a, b) => b.bytes - a.bytes);
   const { targets, skipped } = findTargets(m.graph, recipe);
   const planned = targets.map((t) => ({ t, enc: plannedEncoding(m, t) }));
+  const cg = buildChannelGraph(m);
   const opsets: Record<string, number> = {};
   for (const o of m.msg.opsetImport) opsets[o.domain || 'ai.onnx'] = int64(o.version);
   return {
@@ -88,6 +95,8 @@ export function inspectModel(path: string, recipe: Recipe = parseRecipe({})): In
     parameters: { count, bytes, byType },
     largest: sizes.slice(0, 10),
     encodings: summarizeEncodings(m),
+    compute: layerCosts(m, cg.shapes),
+    channelGroups: cg.groups,
     plan: {
       recipe: `${recipe.global.weights} ${recipe.global.granularity}${recipe.global.symmetric ? ' symmetric' : ' asymmetric'}, target ${recipe.target} (minElements ${recipe.minElements})`,
       quantize: planned.flatMap((p) => ('skip' in p.enc ? [] : [{

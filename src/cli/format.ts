@@ -112,6 +112,20 @@ export function formatInspect(r: InspectReport): string {
     [e.quantizedActivations, 'quantized activations (static W8A8)'], [e.matMulNBits, 'MatMulNBits'], [e.dynamic, 'dynamic activation quantizers'], [e.fp16Casts, 'fp16 weights']] as const;
   const found = held.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`);
   out += `\nencodings: ${found.length ? found.join(', ') : 'none (a float model)'}\n`;
+  const c = r.compute;
+  const g = (x: number) => (x >= 1e9 ? `${(x / 1e9).toFixed(2)} G` : `${(x / 1e6).toFixed(2)} M`);
+  out += `\ncompute:  ${g(c.macs)}MACs per sample in ${c.layers.length} Conv/Gemm/MatMul layers${c.unknown ? ` (${c.unknown} with unknown shapes not counted)` : ''}, ${c.params.toLocaleString('en')} of their parameters\n`;
+  const heavy = [...c.layers].filter((l) => l.macs !== null).sort((a, b) => b.macs! - a.macs!).slice(0, 5);
+  if (heavy.length) out += formatTable(['layer', 'op', 'MACs', 'share', 'params'], heavy.map((l) => [l.node, l.op, g(l.macs!), pct(l.macs! / (c.macs || 1)), l.params.toLocaleString('en')]));
+  const groups = r.channelGroups;
+  const prunable = groups.filter((x) => x.prunable > 0);
+  out += `\nchannel groups (structured pruning): ${groups.length}, ${prunable.length} prunable\n`;
+  if (groups.length) {
+    out += formatTable(['group', 'producers', 'channels', 'removable', 'why channels stay'], groups.map((x) => [
+      String(x.id), x.producers.length > 3 ? `${x.producers.slice(0, 3).join(', ')} +${x.producers.length - 3}` : x.producers.join(', '),
+      String(x.components), `${x.prunable}`, x.reasons.join('; ') || '-',
+    ]));
+  }
   out += `\ndefault weight-only run (${r.plan.recipe}): ${r.plan.quantize.length} quantized, ${r.plan.skip.length} skipped\n`;
   if (r.plan.quantize.length) {
     out += formatTable(['quantize', 'op', 'shape', 'scheme', 'encoding'], r.plan.quantize.map((q) => [q.name, q.op, `[${q.shape.join(', ')}]`, q.scheme, q.encoding]));

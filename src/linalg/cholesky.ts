@@ -2,7 +2,7 @@
  * Symmetric positive-definite solves in f64 on the CPU: Cholesky A = L Lᵀ, then forward and back
  * substitution for many right-hand sides. Damping λ = factor · mean(diag A) is added to the
  * diagonal and raised tenfold whenever a pivot is not positive (GPTQ's recipe), so a Gram matrix
- * of rank-deficient activations still solves. Zero-diagonal ("dead") features get a unit pivot.
+ * of rank-deficient activations still solves. Zero-diagonal ("dead") features get the damping alone as pivot.
  */
 import { InvalidArgumentError } from '../errors.ts';
 
@@ -58,10 +58,11 @@ export function solveSpd(A: Float64Array, B: Float64Array, n: number, m: number,
   if (!(meanDiag > 0)) meanDiag = 1;
   let damping = o.damping ?? 0.01;
   const retries = o.retries ?? 6;
-  for (let attempt = 0; attempt <= retries; attempt++, damping *= 10) {
+  for (let attempt = 0; attempt <= retries; attempt++, damping = damping > 0 ? damping * 10 : 1e-6) {
     const L = Float64Array.from(A);
     const lambda = damping * meanDiag;
-    for (let i = 0; i < n; i++) L[i * n + i] = A[i * n + i] === 0 ? 1 : L[i * n + i] + lambda;
+    // A dead feature's pivot is λ alone: with a prior its solution is the prior, without one 0.
+    for (let i = 0; i < n; i++) L[i * n + i] = A[i * n + i] === 0 ? (lambda > 0 ? lambda : 1) : L[i * n + i] + lambda;
     if (!choleskyInPlace(L, n)) continue;
     const x = Float64Array.from(B);
     if (o.prior) for (let k = 0; k < x.length; k++) x[k] += lambda * o.prior[k];
@@ -91,5 +92,5 @@ export function solveSpd(A: Float64Array, B: Float64Array, n: number, m: number,
     }
     return { x, damping, dead };
   }
-  throw new InvalidArgumentError(`solveSpd: no positive-definite factorization with damping up to ${damping / 10} x mean(diag)`);
+  throw new InvalidArgumentError(`solveSpd: no positive-definite factorization with damping up to ${damping / 10} x mean(diag) (${n} features)`);
 }

@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import { choleskyInPlace, solveSpd } from '../src/linalg/cholesky.ts';
+import { gramKernel } from '../src/kernels/gram.ts';
+import { seededRandom } from '../src/random.ts';
+
+function randomMatrix(rows: number, cols: number, seed: number): Float32Array {
+  const r = seededRandom(seed);
+  return Float32Array.from({ length: rows * cols }, () => r() * 2 - 1);
+}
+
+describe('f64 Cholesky solve', () => {
+  it('factors a known matrix exactly', () => {
+    // A = L Lᵀ with L = [[2,0,0],[6,1,0],[-8,5,3]].
+    const a = Float64Array.from([4, 12, -16, 12, 37, -43, -16, -43, 98]);
+    expect(choleskyInPlace(a, 3)).toBe(true);
+    expect([a[0], a[3], a[4], a[6], a[7], a[8]]).toEqual([2, 6, 1, -8, 5, 3]);
+  });
+
+  it('solves a Gram system: the residual of (H + λI) X = B is at f64 rounding level', () => {
+    const n = 40;
+    const m = 7;
+    const rows = 200;
+    const x = randomMatrix(rows, n, 1);
+    const H = gramKernel.cpu({ a: x, rows, fa: n }).gram;
+    const B = Float64Array.from(randomMatrix(n, m, 2));
+    const { x: X, damping } = solveSpd(H, B, n, m, { damping: 1e-6 });
+    expect(damping).toBe(1e-6);
+    let meanDiag = 0;
+    for (let i = 0; i < n; i++) meanDiag += H[i * n + i] / n;
+    const lambda = damping * meanDiag;
+    let worst = 0;
+    for (let i = 0; i < n; i++) {
+      for (let c = 0; c < m; c++) {
+        let s = lambda * X[i * m + c];
+        for (let k = 0; k < n; k++) s += H[i * n + k] * X[k * m + c];
+        worst = Math.max(worst, Math.abs(s - B[i * m + c]));
+      }
+    }
+    expect(worst).toBeLessThan(1e-9);
+  });
+
+  it('a rank-deficient Gram (more features than rows, a dead feature) is solved by raising the damping', () => {
+    const n = 30;
+    const rows = 10;
+    const x = randomMatrix(rows, n, 3);
+    for (let r = 0; r < rows; r++) x[r * n + 4] = 0; // a dead feature: zero diagonal
+    const H = gramKernel.cpu({ a: x, rows, fa: n }).gram;
+    const B = new Float64Array(n).fill(1);
+    const out = solveSpd(H, B, n, 1, { damping: 0 });
+    expect(out.damping).toBeGreaterThan(0);
+    expect(out.dead).toBe(1);
+    expect(out.x.every(Number.isFinite)).toBe(true);
+  });
+
+  it('the ridge prior pulls the solution toward it: with no data (H = 0) the solution is the prior', () => {
+    const n = 5;
+    const H = new Float64Array(n * n);
+    const prior = Float64Array.from([1, -2, 3, 0.5, 7]);
+    const { x } = solveSpd(H, new Float64Array(n), n, 1, { damping: 1, prior });
+    for (let i = 0; i < n; i++) expect(x[i]).toBeCloseTo(prior[i], 10);
+  });
+
+  it('rejects mismatched sizes with a typed error', () => {
+    expect(() => solveSpd(new Float64Array(3), new Float64Array(2), 2, 1)).toThrow(/A has 3 entries/);
+  });
+});
+
+describe('gram CPU reference', () => {
+  it('matches a plain triple loop and is symmetric', () => {
+    const rows = 13;
+    const fa = 6;
+    const fb = 4;
+    const a = randomMatrix(rows, fa, 5);
+    const b = randomMatrix(rows, fb, 6);
+    const g = gramKernel.cpu({ a, rows, fa }).gram;
+    const c = gramKernel.cpu({ a, rows, fa, b, fb }).gram;
+    for (let i = 0; i < fa; i++) {
+      for (let j = 0; j < fa; j++) {
+        let s = 0;
+        for (let r = 0; r < rows; r++) s += a[r * fa + i] * a[r * fa + j];
+        expect(g[i * fa + j]).toBeCloseTo(s, 12);
+        expect(g[i * fa + j]).toBe(g[j * fa + i]);
+      }
+      for (let j = 0; j < fb; j++) {
+        let s = 0;
+        for (let r = 0; r < rows; r++) s += a[r * fa + i] * b[r * fb + j];
+        expect(c[i * fb + j]).toBeCloseTo(s, 12);
+      }
+    }
+  });
+  it('validates shapes', () => {
+    expect(() => gramKernel.validate({ a: new Float32Array(5), rows: 2, fa: 3 })).toThrow(/needs 6/);
+    expect(() => gramKernel.validate({ a: new Float32Array(6), rows: 2, fa: 3, b: new Float32Array(3) })).toThrow(/needs fb/);
+  });
+});
