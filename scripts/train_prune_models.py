@@ -56,9 +56,9 @@ class Basic(nn.Module):
 class Residual(nn.Module):
     def __init__(self):
         super().__init__()
-        self.stem = conv_bn(1, 32)
-        self.layers = nn.Sequential(Basic(32, 32, 1), Basic(32, 64, 2), Basic(64, 64, 1), Basic(64, 128, 2))
-        self.fc = nn.Linear(128, 10)
+        self.stem = conv_bn(1, 24, 3, 2)
+        self.layers = nn.Sequential(Basic(24, 24, 1), Basic(24, 48, 2), Basic(48, 48, 1), Basic(48, 96, 2))
+        self.fc = nn.Linear(96, 10)
     def forward(self, x):
         x = self.layers(F.relu(self.stem(x)))
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
@@ -87,7 +87,7 @@ class InvertedResidual(nn.Module):
 class MobileStyle(nn.Module):
     def __init__(self):
         super().__init__()
-        self.stem = conv_bn(1, 16)
+        self.stem = conv_bn(1, 16, 3, 2)
         self.blocks = nn.Sequential(
             InvertedResidual(16, 64, 24, 2, True), InvertedResidual(24, 72, 24, 1, False),
             InvertedResidual(24, 96, 40, 2, True), InvertedResidual(40, 120, 40, 1, True))
@@ -103,9 +103,9 @@ def double(cin, cout):
 class UNet(nn.Module):
     def __init__(self):
         super().__init__()
-        self.e1, self.e2, self.mid = double(1, 16), double(16, 32), double(32, 64)
-        self.d2, self.d1 = double(64 + 32, 32), double(32 + 16, 16)
-        self.out = nn.Conv2d(16, 11, 1)
+        self.e1, self.e2, self.mid = double(1, 8), double(8, 16), double(16, 32)
+        self.d2, self.d1 = double(32 + 16, 16), double(16 + 8, 8)
+        self.out = nn.Conv2d(8, 11, 1)
         self.up = nn.Upsample(scale_factor=2, mode='nearest')
     def forward(self, x):
         a = self.e1(x)
@@ -157,6 +157,6 @@ def train(name, model, epochs, seg=False):
     print(name, meta['test'], flush=True)
 
 which = sys.argv[1:] or ['residual', 'inverted-residual', 'unet']
-if 'residual' in which: train('residual', Residual(), 4)
-if 'inverted-residual' in which: train('inverted-residual', MobileStyle(), 4)
+if 'residual' in which: train('residual', Residual(), 3)
+if 'inverted-residual' in which: train('inverted-residual', MobileStyle(), 3)
 if 'unet' in which: train('unet', UNet(), 2, seg=True)

@@ -136,7 +136,7 @@ describe('modelpress compress --prune', () => {
 
   it('--help names the passes and which of them read --calibration', () => {
     const r = run(['compress', '--help']);
-    expect(r.stdout).toMatch(/prune +--prune \/ --prune-macs; reads --calibration to re-fit pruned layers/);
+    expect(r.stdout).toMatch(/prune +--prune \/ --prune-macs; reads --calibration to score channels \(energy\) and to re-fit/);
     expect(r.stdout).toMatch(/--calibration alone \(no --prune\) keeps its old meaning: static W8A8/);
   });
 });

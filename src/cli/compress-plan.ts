@@ -33,7 +33,7 @@ export interface CompressFlags extends CalibrationFlags {
   pruneMacs?: string;
   pruneRound?: string;
   pruneMaxRatio?: string;
-  pruneCriterion?: 'l1' | 'l2' | 'fpgm';
+  pruneCriterion?: 'l1' | 'l2' | 'fpgm' | 'energy';
   recover?: 'none' | 'bn' | 'lsq';
 }
 

@@ -58,7 +58,7 @@ export const pruneSchema = z
     macs: fraction.optional(),
     round: z.number().int().min(1).optional(),
     maxRatio: z.number().gt(0).lt(1).optional(),
-    criterion: z.enum(['l1', 'l2', 'fpgm']).optional(),
+    criterion: z.enum(['l1', 'l2', 'fpgm', 'energy']).optional(),
     recover: z.enum(['none', 'bn', 'lsq']).optional(),
     /** Node names or op types whose channels stay. */
     exclude: z.array(z.string()).optional(),

@@ -15,7 +15,8 @@ export function addCompressCommand(program: Command): void {
     .description('compress a model and write a new ONNX model: passes run in order on one in-memory model — prune (--prune, --prune-macs), then quantize (default: int8 per-channel symmetric weights, folded for ONNX Runtime)')
     .addHelpText('after', `
 Passes and calibration data:
-  prune      --prune / --prune-macs; reads --calibration to re-fit pruned layers (--recover lsq|bn)
+  prune      --prune / --prune-macs; reads --calibration to score channels (energy) and to re-fit
+             pruned layers (--recover lsq|bn)
   quantize   --weights/--format/... (weight-only), --activations dynamic, or static W8A8 with
              --activations int8|uint8, which reads --calibration for activation ranges
   --calibration alone (no --prune) keeps its old meaning: static W8A8 with uint8 activations.
@@ -47,7 +48,7 @@ Passes and calibration data:
     .option('--prune-macs <fraction>', 'structured channel pruning to a global target: remove this fraction of the MACs (per-group ratios from normalized scores)')
     .option('--prune-round <n>', 'kept channel counts are multiples of n (default 8: ONNX Runtime\'s NCHWc convolutions need it on AVX2; 16 for AVX-512)')
     .option('--prune-max-ratio <r>', 'no group loses more than this fraction of its channels (default 0.9)')
-    .addOption(new Option('--prune-criterion <c>', 'channel importance (summed over every member of a group)').choices(['l1', 'l2', 'fpgm']))
+    .addOption(new Option('--prune-criterion <c>', 'channel importance summed over every member of a group: weight norms l1, l2, fpgm, or energy (activation energy x consumer weight norm on --calibration data). Default: energy with --calibration, l2 without').choices(['l1', 'l2', 'fpgm', 'energy']))
     .addOption(new Option('--recover <m>', 'after pruning, re-fit the layers whose inputs lost channels on --calibration data: lsq (least squares, the default with --calibration), bn (bias/statistics correction), none').choices(['none', 'bn', 'lsq']))
     .option('--reduce-range', '--activations dynamic: 7-bit weights, for x86 CPUs without VNNI whose u8 x s8 kernels saturate with full-range int8 weights')
     .option('-v, --verbose', 'debug logging and stack traces'), ['int8', 'uint8', 'dynamic'])

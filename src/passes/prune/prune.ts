@@ -8,7 +8,8 @@ import type { Scheduler } from '../../scheduler/scheduler.ts';
 import type { ChannelCriterion } from '../../kernels/channel-scores.ts';
 import { buildChannelGraph, type ChannelGroup } from '../../analysis/channel-groups.ts';
 import { layerCosts } from '../../analysis/macs.ts';
-import { groupScores } from './scores.ts';
+import { energyScores, groupScores } from './scores.ts';
+import type { CalibrationSource } from '../pass.ts';
 import { selectChannels } from './select.ts';
 import { applyPruning, type RecoveryTarget } from './surgery.ts';
 
@@ -21,13 +22,16 @@ export interface PruneOptions {
   round?: number;
   /** No group loses more than this fraction (default 0.9). */
   maxRatio?: number;
-  criterion?: ChannelCriterion;
+  /** Weight norms (l1, l2, fpgm) or, with calibration data, `energy`: E[x²]·‖W col‖² over the consumers. Default: energy with data, l2 without. */
+  criterion?: PruneCriterion;
   /** Node names left untouched (they stop propagation). */
   exclude?: ReadonlySet<string>;
 }
 
+export type PruneCriterion = ChannelCriterion | 'energy';
+
 export interface PruneReport {
-  options: { ratio: number | null; macs: number | null; round: number; maxRatio: number; criterion: ChannelCriterion };
+  options: { ratio: number | null; macs: number | null; round: number; maxRatio: number; criterion: PruneCriterion };
   groups: Array<ChannelGroup & { removed: number }>;
   layers: Array<{ node: string; before: number; after: number }>;
   macsBefore: number;
@@ -53,11 +57,12 @@ export function validatePruneOptions(o: PruneOptions): void {
   if (o.round !== undefined && !(Number.isInteger(o.round) && o.round >= 1)) throw new RecipeError(`--prune-round ${o.round}: must be a positive integer`);
 }
 
-export async function prunePass(model: OnnxModel, scheduler: Scheduler, o: PruneOptions): Promise<{ report: PruneReport; targets: RecoveryTarget[] }> {
+export async function prunePass(model: OnnxModel, scheduler: Scheduler, o: PruneOptions, calibration?: CalibrationSource): Promise<{ report: PruneReport; targets: RecoveryTarget[] }> {
   validatePruneOptions(o);
   const round = o.round ?? 8;
   const maxRatio = o.maxRatio ?? 0.9;
-  const criterion = o.criterion ?? 'l2';
+  const criterion = o.criterion ?? (calibration ? 'energy' : 'l2');
+  if (criterion === 'energy' && !calibration) throw new RecipeError('--prune-criterion energy scores channels on calibration data: give --calibration');
   const cg = buildChannelGraph(model, { exclude: o.exclude });
   const costs = layerCosts(model, cg.shapes);
   if (!cg.groups.some((g) => g.prunable > 0)) {
@@ -65,7 +70,7 @@ export async function prunePass(model: OnnxModel, scheduler: Scheduler, o: Prune
     const detail = cg.producers.length === 0 ? 'no Conv / ConvTranspose / Gemm / MatMul with a constant FLOAT weight' : reasons.slice(0, 12).join('; ');
     throw new ModelError('UNSUPPORTED_MODEL', `nothing to prune: every channel group is stopped (${detail})`, { reasons });
   }
-  const scores = await groupScores(model, cg, scheduler, criterion);
+  const scores = criterion === 'energy' ? await energyScores(model, cg, scheduler, calibration!) : await groupScores(model, cg, scheduler, criterion);
   const sel = selectChannels(cg, scores, costs.layers, { ratio: o.ratio, macs: o.macs, round, maxRatio });
   const removedPerGroup = new Map<number, number>();
   for (const r of sel.removed) {

@@ -2,6 +2,7 @@
  * Group importance (Torch-Pruning's group L-norm): every member's per-channel score — producer
  * rows, consumer columns, BatchNorm |γ| — normalized by its mean, summed over the members of each
  * coupled channel. Rows and columns are scored by the channel_scores kernel on the scheduler.
+ * With calibration data, `energy` scores what a channel feeds its consumers instead.
  */
 import type { OnnxModel } from '../../onnx/model.ts';
 import { tensorDims } from '../../onnx/tensor.ts';
@@ -9,6 +10,12 @@ import type { Scheduler } from '../../scheduler/scheduler.ts';
 import { channelScoresKernel, type ChannelCriterion, type ChannelScoresJob } from '../../kernels/channel-scores.ts';
 import type { ChannelGraph } from '../../analysis/channel-groups.ts';
 import { axisFirst, type DenseTensor } from './tensor-slice.ts';
+import * as ort from 'onnxruntime-node';
+import { rangeKernel, type RangeJob } from '../../kernels/range.ts';
+import { openDataset, seededSample } from '../../data/dataset.ts';
+import { modelInput } from '../../calibrate/calibrate.ts';
+import { sessionWithOutputs } from '../../eval/session.ts';
+import type { CalibrationSource } from '../pass.ts';
 
 export function readDense(model: OnnxModel, name: string): DenseTensor {
   const w = model.graph.weights.get(name)!;
@@ -55,5 +62,55 @@ export async function groupScores(model: OnnxModel, cg: ChannelGraph, scheduler:
   }
   const byRoot = new Float64Array(idCount);
   for (let id = 0; id < idCount; id++) byRoot[cg.root(id)] += score[id];
+  return byRoot;
+}
+
+/**
+ * Data-aware importance: the output energy a channel feeds its consumers, E[x_c²] · ‖W[:, c]‖²
+ * summed over the consumers' columns — what removing the channel takes from their outputs (to first
+ * order, for uncorrelated channels). Activation energies come from the range kernel's per-channel
+ * mean and variance over calibration samples run through ONNX Runtime.
+ */
+export async function energyScores(model: OnnxModel, cg: ChannelGraph, scheduler: Scheduler, calibration: CalibrationSource, samples = 128): Promise<Float64Array> {
+  const consumers = cg.slices.filter((s) => s.role === 'consumer');
+  const values = [...new Set(consumers.map((s) => s.value))];
+  const input = modelInput(model);
+  const ds = await openDataset(calibration.data, input, calibration.preprocess);
+  const indices = seededSample(ds.count, Math.min(samples, calibration.samples ?? samples), calibration.seed ?? 1);
+  const energy = new Map<string, { sum: Float64Array; n: number }>();
+  const session = await sessionWithOutputs(model, values);
+  const batch = input.batch ?? 16;
+  try {
+    for (let i = 0; i < indices.length; i += batch) {
+      const idx = indices.slice(i, i + batch);
+      if (input.batch !== null && idx.length !== input.batch) break;
+      const out = await session.run({ [input.name]: new ort.Tensor('float32', await ds.load(idx), [idx.length, ...ds.sampleDims]) });
+      const jobs: RangeJob[] = values.map((v) => ({ data: out[v].data as Float32Array, shape: out[v].dims as number[], granularity: { kind: 'channel', axis: cg.labels.get(v)!.axis } }));
+      const r = await scheduler.run(rangeKernel, jobs);
+      values.forEach((v, k) => {
+        const e = energy.get(v) ?? { sum: new Float64Array(r[k].mean.length), n: 0 };
+        for (let c = 0; c < e.sum.length; c++) e.sum[c] += (r[k].variance[c] + r[k].mean[c] ** 2) * r[k].count[c];
+        e.n += r[k].count[0] ?? 0;
+        energy.set(v, e);
+      });
+    }
+  } finally {
+    await session.release();
+  }
+  const score = new Float64Array(cg.producerOf.length);
+  const jobs: ChannelScoresJob[] = [];
+  for (const s of consumers) {
+    const t = readDense(model, s.node.input[s.input]);
+    jobs.push({ weights: axisFirst(t, s.axis), shape: [t.dims[s.axis], t.data.length / t.dims[s.axis]], criteria: ['l2'] });
+  }
+  const norms = await scheduler.run(channelScoresKernel, jobs);
+  consumers.forEach((s, j) => {
+    const ids = cg.labels.get(s.value)!.ids;
+    const e = energy.get(s.value)!;
+    const l2 = norms[j].l2!;
+    for (let c = 0; c < ids.length; c++) if (ids[c] >= 0) score[ids[c]] += (e.n ? e.sum[c] / e.n : 0) * l2[c] * l2[c];
+  });
+  const byRoot = new Float64Array(score.length);
+  for (let id = 0; id < score.length; id++) byRoot[cg.root(id)] += score[id];
   return byRoot;
 }
