@@ -35,6 +35,7 @@ export interface CompressFlags extends CalibrationFlags {
   pruneMaxRatio?: string;
   pruneCriterion?: 'l1' | 'l2' | 'fpgm' | 'energy';
   recover?: 'none' | 'bn' | 'lsq';
+  pruneAllocation?: 'sensitivity' | 'threshold';
 }
 
 export interface CompressPlan {
@@ -106,7 +107,7 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
 
   // Prune: flags override the file's options.
   const pruneFlagsGiven = o.prune !== undefined || o.pruneMacs !== undefined;
-  for (const [flag, v] of [['--prune-round', o.pruneRound], ['--prune-max-ratio', o.pruneMaxRatio], ['--prune-criterion', o.pruneCriterion], ['--recover', o.recover]] as const) {
+  for (const [flag, v] of [['--prune-round', o.pruneRound], ['--prune-max-ratio', o.pruneMaxRatio], ['--prune-criterion', o.pruneCriterion], ['--recover', o.recover], ['--prune-allocation', o.pruneAllocation]] as const) {
     if (v !== undefined && !pruneFlagsGiven && !filePrune) throw new RecipeError(`${flag} applies to pruning: add --prune <ratio> or --prune-macs <fraction>`);
   }
   let prune: PassSpec | null = null;
@@ -123,6 +124,7 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
         maxRatio: num(o.pruneMaxRatio, '--prune-max-ratio') ?? filePrune?.maxRatio,
         criterion: o.pruneCriterion ?? filePrune?.criterion,
         recover: o.recover ?? filePrune?.recover,
+        allocation: o.pruneAllocation ?? filePrune?.allocation,
         exclude: new Set(covered),
       },
     };

@@ -60,6 +60,7 @@ export const pruneSchema = z
     maxRatio: z.number().gt(0).lt(1).optional(),
     criterion: z.enum(['l1', 'l2', 'fpgm', 'energy']).optional(),
     recover: z.enum(['none', 'bn', 'lsq']).optional(),
+    allocation: z.enum(['sensitivity', 'threshold']).optional(),
     /** Node names or op types whose channels stay. */
     exclude: z.array(z.string()).optional(),
   })

@@ -47,6 +47,7 @@ Passes and calibration data:
     .option('--prune <ratio>', 'structured channel pruning: remove this fraction of every channel group (0.3 = 30 %); runs before quantization')
     .option('--prune-macs <fraction>', 'structured channel pruning to a global target: remove this fraction of the MACs (per-group ratios from normalized scores)')
     .option('--prune-round <n>', 'kept channel counts are multiples of n (default 8: ONNX Runtime\'s NCHWc convolutions need it on AVX2; 16 for AVX-512)')
+    .addOption(new Option('--prune-allocation <a>', '--prune-macs: per-group ratios from a global threshold on scores normalized per group (threshold, the default) or from the output error each group causes on --calibration data (sensitivity, AIMET-style)').choices(['sensitivity', 'threshold']))
     .option('--prune-max-ratio <r>', 'no group loses more than this fraction of its channels (default 0.9)')
     .addOption(new Option('--prune-criterion <c>', 'channel importance summed over every member of a group: weight norms l1, l2, fpgm, or energy (activation energy x consumer weight norm on --calibration data). Default: energy with --calibration, l2 without').choices(['l1', 'l2', 'fpgm', 'energy']))
     .addOption(new Option('--recover <m>', 'after pruning, re-fit the layers whose inputs lost channels on --calibration data: lsq (least squares, the default with --calibration), bn (bias/statistics correction), none').choices(['none', 'bn', 'lsq']))

@@ -18,17 +18,17 @@ async function runPrune(ctx: PassContext, o: PrunePassOptions): Promise<PassOutc
   if (recover !== 'none' && !ctx.calibration) throw new RecipeError(`--recover ${recover} needs --calibration data (unlabelled samples are enough)`);
   const original = ctx.model.toBytes();
   ctx.onProgress?.('pruning', 0, 1);
-  const { report, targets } = await prunePass(ctx.model, ctx.scheduler, o, ctx.calibration);
+  const { report, targets } = await prunePass(ctx.model, ctx.scheduler, o, ctx.calibration, (d, t) => ctx.onProgress?.('pruning: group sensitivity', d, t));
   ctx.onProgress?.('pruning', 1, 1);
   const recovery = recover === 'none' ? null
     : await recoverPruned(original, ctx.model, targets, { method: recover, calibration: ctx.calibration!, scheduler: ctx.scheduler, onProgress: ctx.onProgress });
-  return { report: { ...report, recovery }, usedCalibration: recovery !== null || report.options.criterion === 'energy' };
+  return { report: { ...report, recovery }, usedCalibration: recovery !== null || report.options.criterion === 'energy' || report.options.allocation === 'sensitivity' };
 }
 
 export const prunePassDescriptor: PassDescriptor<PrunePassOptions, PrunePassReport> = {
   name: 'prune',
   rank: 0,
   summary: 'structured channel pruning: whole channels removed from coupled groups, weights physically smaller',
-  calibrationUse: 'channel scores (energy) and recovery of the pruned layers (--recover bn|lsq)',
+  calibrationUse: 'channel scores (energy), per-group sensitivity for --prune-macs, recovery of the pruned layers (--recover bn|lsq)',
   run: runPrune,
 };

@@ -10,7 +10,8 @@ import { buildChannelGraph, type ChannelGroup } from '../../analysis/channel-gro
 import { layerCosts } from '../../analysis/macs.ts';
 import { energyScores, groupScores } from './scores.ts';
 import type { CalibrationSource } from '../pass.ts';
-import { selectChannels } from './select.ts';
+import { allocateBySensitivity, classes, selectChannels, type Selection } from './select.ts';
+import { outputErrorProbe } from './sensitivity.ts';
 import { applyPruning, type RecoveryTarget } from './surgery.ts';
 
 export interface PruneOptions {
@@ -26,12 +27,14 @@ export interface PruneOptions {
   criterion?: PruneCriterion;
   /** Node names left untouched (they stop propagation). */
   exclude?: ReadonlySet<string>;
+  /** `macs` targets: per-group ratios from a score threshold (default) or from measured output error (needs calibration data). */
+  allocation?: 'sensitivity' | 'threshold';
 }
 
 export type PruneCriterion = ChannelCriterion | 'energy';
 
 export interface PruneReport {
-  options: { ratio: number | null; macs: number | null; round: number; maxRatio: number; criterion: PruneCriterion };
+  options: { ratio: number | null; macs: number | null; round: number; maxRatio: number; criterion: PruneCriterion; allocation: 'uniform' | 'threshold' | 'sensitivity' };
   groups: Array<ChannelGroup & { removed: number }>;
   layers: Array<{ node: string; before: number; after: number }>;
   macsBefore: number;
@@ -57,7 +60,7 @@ export function validatePruneOptions(o: PruneOptions): void {
   if (o.round !== undefined && !(Number.isInteger(o.round) && o.round >= 1)) throw new RecipeError(`--prune-round ${o.round}: must be a positive integer`);
 }
 
-export async function prunePass(model: OnnxModel, scheduler: Scheduler, o: PruneOptions, calibration?: CalibrationSource): Promise<{ report: PruneReport; targets: RecoveryTarget[] }> {
+export async function prunePass(model: OnnxModel, scheduler: Scheduler, o: PruneOptions, calibration?: CalibrationSource, onProgress?: (done: number, total: number) => void): Promise<{ report: PruneReport; targets: RecoveryTarget[] }> {
   validatePruneOptions(o);
   const round = o.round ?? 8;
   const maxRatio = o.maxRatio ?? 0.9;
@@ -71,7 +74,18 @@ export async function prunePass(model: OnnxModel, scheduler: Scheduler, o: Prune
     throw new ModelError('UNSUPPORTED_MODEL', `nothing to prune: every channel group is stopped (${detail})`, { reasons });
   }
   const scores = criterion === 'energy' ? await energyScores(model, cg, scheduler, calibration!) : await groupScores(model, cg, scheduler, criterion);
-  const sel = selectChannels(cg, scores, costs.layers, { ratio: o.ratio, macs: o.macs, round, maxRatio });
+  // A MAC target: per-group ratios from a global threshold on scores normalized per group, or
+  // (opt-in, with calibration data) from each group's measured output error, AIMET-style. On the
+  // trained test models the threshold matched or beat sensitivity after lsq recovery (see README).
+  if (o.allocation === 'sensitivity' && !calibration) throw new RecipeError('--prune-allocation sensitivity measures output error on calibration data: give --calibration');
+  const allocation = o.macs === undefined ? 'uniform' : o.allocation === 'sensitivity' ? 'sensitivity' : 'threshold';
+  let sel: Selection;
+  if (allocation === 'sensitivity') {
+    const probe = await outputErrorProbe(model, calibration!, o.exclude);
+    sel = await allocateBySensitivity(cg, classes(cg, scores), costs.layers, { ratio: undefined, macs: o.macs!, round, maxRatio }, (r) => probe.errorOf(r), 3, onProgress);
+  } else {
+    sel = selectChannels(cg, scores, costs.layers, { ratio: o.ratio, macs: o.macs, round, maxRatio });
+  }
   const removedPerGroup = new Map<number, number>();
   for (const r of sel.removed) {
     const gi = cg.groupOf[cg.producerOf[r]];
@@ -80,7 +94,7 @@ export async function prunePass(model: OnnxModel, scheduler: Scheduler, o: Prune
   const surgery = applyPruning(model, cg, sel.removed);
   const after = layerCosts(model);
   const report: PruneReport = {
-    options: { ratio: o.ratio ?? null, macs: o.macs ?? null, round, maxRatio, criterion },
+    options: { ratio: o.ratio ?? null, macs: o.macs ?? null, round, maxRatio, criterion, allocation },
     groups: cg.groups.map((g) => ({ ...g, removed: removedPerGroup.get(g.id) ?? 0 })),
     layers: surgery.layers,
     macsBefore: costs.macs,

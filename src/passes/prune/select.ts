@@ -17,7 +17,7 @@ export interface SelectOptions {
   maxRatio: number;
 }
 
-interface ChannelClass {
+export interface ChannelClass {
   /** Component roots, ascending by score. */
   removable: number[];
   size: number;
@@ -32,7 +32,7 @@ export interface Selection {
   reached: boolean;
 }
 
-function classes(cg: ChannelGraph, scores: Float64Array): ChannelClass[] {
+export function classes(cg: ChannelGraph, scores: Float64Array): ChannelClass[] {
   const producersOf = new Map<number, Set<number>>();
   for (let id = 0; id < cg.producerOf.length; id++) {
     const r = cg.root(id);
@@ -110,23 +110,116 @@ export function selectChannels(cg: ChannelGraph, scores: Float64Array, costs: re
   }
   const goal = cm.total * (1 - o.macs);
   // Removing every channel whose normalized score is below t; t found by bisection.
-  const atThreshold = (t: number) => pick((c) => c.removable.filter((r) => (c.meanScore > 0 ? scores[r] / c.meanScore : 0) < t).length);
-  let hi = 1;
-  const maxScore = Math.max(1, ...cls.flatMap((c) => c.removable.map((r) => (c.meanScore > 0 ? scores[r] / c.meanScore : 0))));
-  let best = atThreshold(Infinity);
-  let bestMacs = macsAfter(cg, cm, best);
-  if (bestMacs > goal) return { removed: best, macsBefore: cm.total, macsAfter: bestMacs, reached: false };
+  const norm = (c: ChannelClass, r: number) => (c.meanScore > 0 ? scores[r] / c.meanScore : 0);
+  const countsAt = (t: number) => cls.map((c) => removalCount(c.size, c.removable.length, c.removable.filter((r) => norm(c, r) < t).length, o.round, o.maxRatio));
+  const build = (counts: number[]) => {
+    const removed = new Set<number>();
+    counts.forEach((n, i) => { for (const r of cls[i].removable.slice(0, n)) removed.add(r); });
+    return removed;
+  };
+  let counts = countsAt(Infinity);
+  if (macsAfter(cg, cm, build(counts)) > goal) {
+    const removed = build(counts);
+    return { removed, macsBefore: cm.total, macsAfter: macsAfter(cg, cm, removed), reached: false };
+  }
   let lo = 0;
-  hi = maxScore * 1.001 + 1e-9;
+  let hi = Math.max(1, ...cls.flatMap((c) => c.removable.map((r) => norm(c, r)))) * 1.001 + 1e-9;
   for (let i = 0; i < 50; i++) {
     const mid = (lo + hi) / 2;
-    const r = atThreshold(mid);
-    const m = macsAfter(cg, cm, r);
-    if (m <= goal) {
+    const c = countsAt(mid);
+    if (macsAfter(cg, cm, build(c)) <= goal) {
       hi = mid;
-      best = r;
-      bestMacs = m;
+      counts = c;
     } else lo = mid;
   }
-  return { removed: best, macsBefore: cm.total, macsAfter: bestMacs, reached: true };
+  // Rounding makes the threshold overshoot: give back the most important steps the target allows.
+  for (let changed = true; changed;) {
+    changed = false;
+    const order = cls.map((c, i) => ({ i, s: counts[i] ? norm(c, c.removable[counts[i] - 1]) : -Infinity })).filter((x) => counts[x.i] > 0).sort((a, b) => b.s - a.s);
+    for (const { i } of order) {
+      const valid = validCounts(cls[i], o.round, o.maxRatio);
+      const prev = valid.filter((n) => n < counts[i]).pop() ?? 0;
+      const trial = [...counts];
+      trial[i] = prev;
+      if (macsAfter(cg, cm, build(trial)) <= goal) {
+        counts = trial;
+        changed = true;
+        break;
+      }
+    }
+  }
+  const removed = build(counts);
+  return { removed, macsBefore: cm.total, macsAfter: macsAfter(cg, cm, removed), reached: true };
+}
+
+/** The removal counts a class allows: kept counts multiples of `round`, at most `maxRatio` removed. */
+export function validCounts(c: ChannelClass, round: number, maxRatio: number): number[] {
+  const most = Math.min(c.removable.length, Math.floor(c.size * maxRatio + 1e-9));
+  const out = [0];
+  for (let n = 1; n <= most; n++) {
+    const kept = c.size - n;
+    if (kept >= round && kept % round === 0) out.push(n);
+  }
+  return out;
+}
+
+/**
+ * AIMET-style allocation for a MAC target: every class's output error measured at a few removal
+ * counts (`errorOf`, linear in between), then the cheapest step — least error added per MAC
+ * removed — taken greedily until the target is met.
+ */
+export async function allocateBySensitivity(cg: ChannelGraph, cls: ChannelClass[], costs: readonly LayerCost[], o: SelectOptions & { macs: number },
+  errorOf: (removed: ReadonlySet<number>) => Promise<number>, probes = 3, onProgress?: (done: number, total: number) => void): Promise<Selection & { curves: Array<{ size: number; points: Array<[number, number]> }> }> {
+  const cm = costModel(cg, costs);
+  const goal = cm.total * (1 - o.macs);
+  const options = cls.map((c) => validCounts(c, o.round, o.maxRatio));
+  // Error curves: measured at up to `probes` counts spread over the valid ones.
+  const curves: Array<Array<[number, number]>> = [];
+  const total = options.reduce((s, v) => s + Math.min(probes, v.length - 1), 0);
+  let done = 0;
+  for (const [i, c] of cls.entries()) {
+    const v = options[i];
+    const points: Array<[number, number]> = [[0, 0]];
+    const picks = v.length - 1 <= probes ? v.slice(1) : Array.from({ length: probes }, (_, k) => v[Math.round(((k + 1) * (v.length - 1)) / probes)]);
+    for (const n of [...new Set(picks)]) {
+      points.push([n, await errorOf(new Set(c.removable.slice(0, n)))]);
+      onProgress?.(++done, total);
+    }
+    curves.push(points);
+  }
+  const interp = (i: number, n: number) => {
+    const p = curves[i];
+    for (let k = 1; k < p.length; k++) {
+      if (n <= p[k][0]) return p[k - 1][1] + ((p[k][1] - p[k - 1][1]) * (n - p[k - 1][0])) / (p[k][0] - p[k - 1][0]);
+    }
+    return p[p.length - 1][1];
+  };
+  const at = cls.map(() => 0);
+  const build = (state: number[]) => {
+    const removed = new Set<number>();
+    state.forEach((k, i) => { for (const r of cls[i].removable.slice(0, options[i][k])) removed.add(r); });
+    return removed;
+  };
+  let removed = build(at);
+  let macs = cm.total;
+  while (macs > goal) {
+    let best = -1;
+    let bestCost = Infinity;
+    let bestMacs = macs;
+    for (let i = 0; i < cls.length; i++) {
+      if (at[i] + 1 >= options[i].length) continue;
+      const next = [...at];
+      next[i]++;
+      const m = macsAfter(cg, cm, build(next));
+      const saved = macs - m;
+      if (saved <= 0) continue;
+      const cost = Math.max(0, interp(i, options[i][at[i] + 1]) - interp(i, options[i][at[i]])) / saved;
+      if (cost < bestCost) { bestCost = cost; best = i; bestMacs = m; }
+    }
+    if (best < 0) break;
+    at[best]++;
+    macs = bestMacs;
+  }
+  removed = build(at);
+  return { removed, macsBefore: cm.total, macsAfter: macsAfter(cg, cm, removed), reached: macs <= goal, curves: curves.map((points, i) => ({ size: cls[i].size, points })) };
 }
