@@ -142,6 +142,19 @@ describe('structured pruning on every dependency rule', () => {
     expect(err.message).toContain('--prune 1');
   });
 
+  it('recipe per-node overrides: null keeps a producer\'s channels, maxRatio caps its group', async () => {
+    const m = load(residualNet());
+    const { report } = await prunePass(m, cpu, { ratio: 0.5, round: 4, nodes: { 'b2.conv1': null, stem: { maxRatio: 0.25 } } });
+    const layer = (n: string) => report.layers.find((l) => l.node === n)!;
+    expect(layer('b2.conv1')).toBeUndefined(); // excluded: not a producer at all
+    expect(layer('stem')).toEqual({ node: 'stem', before: 16, after: 12 });
+    expect(layer('b1.conv2').after).toBe(12);
+    expect(layer('b1.conv1').after).toBe(8);
+    const err = await prunePass(load(residualNet()), cpu, { ratio: 0.5, nodes: { nope: null } }).catch((e) => e);
+    expect(err).toBeInstanceOf(RecipeError);
+    expect(err.message).toContain('nodes.nope');
+  });
+
   it('kept counts follow --prune-round and never drop below it', () => {
     expect(removalCount(64, 64, 19.2, 8, 0.9)).toBe(16);
     expect(removalCount(64, 64, 60, 8, 0.9)).toBe(56);

@@ -125,6 +125,7 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
         criterion: o.pruneCriterion ?? filePrune?.criterion,
         recover: o.recover ?? filePrune?.recover,
         allocation: o.pruneAllocation ?? filePrune?.allocation,
+        nodes: filePrune?.nodes,
         exclude: new Set(covered),
       },
     };

@@ -63,6 +63,8 @@ export const pruneSchema = z
     allocation: z.enum(['sensitivity', 'threshold']).optional(),
     /** Node names or op types whose channels stay. */
     exclude: z.array(z.string()).optional(),
+    /** Per producer node: a lower max ratio, or null to keep its channels. */
+    nodes: z.record(z.string(), z.object({ maxRatio: z.number().gt(0).lt(1) }).strict().nullable()).optional(),
   })
   .strict()
   .refine((p) => (p.ratio === undefined) !== (p.macs === undefined), 'give exactly one of ratio and macs');

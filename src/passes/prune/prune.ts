@@ -27,6 +27,8 @@ export interface PruneOptions {
   criterion?: PruneCriterion;
   /** Node names left untouched (they stop propagation). */
   exclude?: ReadonlySet<string>;
+  /** Per producer node name: a lower max ratio, or null to keep its channels (recipe `nodes:`). */
+  nodes?: Record<string, { maxRatio?: number } | null>;
   /** `macs` targets: per-group ratios from a score threshold (default) or from measured output error (needs calibration data). */
   allocation?: 'sensitivity' | 'threshold';
 }
@@ -66,7 +68,15 @@ export async function prunePass(model: OnnxModel, scheduler: Scheduler, o: Prune
   const maxRatio = o.maxRatio ?? 0.9;
   const criterion = o.criterion ?? (calibration ? 'energy' : 'l2');
   if (criterion === 'energy' && !calibration) throw new RecipeError('--prune-criterion energy scores channels on calibration data: give --calibration');
-  const cg = buildChannelGraph(model, { exclude: o.exclude });
+  const known = new Set(model.msg.graph!.node.map((n) => n.name ?? ''));
+  const nodeMaxRatio = new Map<string, number>();
+  const exclude = new Set(o.exclude ?? []);
+  for (const [name, v] of Object.entries(o.nodes ?? {})) {
+    if (!known.has(name)) throw new RecipeError(`prune nodes.${name}: no node of that name in the model`, { field: `nodes.${name}` });
+    if (v === null) exclude.add(name);
+    else if (v.maxRatio !== undefined) nodeMaxRatio.set(name, v.maxRatio);
+  }
+  const cg = buildChannelGraph(model, { exclude });
   const costs = layerCosts(model, cg.shapes);
   if (!cg.groups.some((g) => g.prunable > 0)) {
     const reasons = [...new Set(cg.groups.flatMap((g) => g.reasons))];
@@ -81,10 +91,10 @@ export async function prunePass(model: OnnxModel, scheduler: Scheduler, o: Prune
   const allocation = o.macs === undefined ? 'uniform' : o.allocation === 'sensitivity' ? 'sensitivity' : 'threshold';
   let sel: Selection;
   if (allocation === 'sensitivity') {
-    const probe = await outputErrorProbe(model, calibration!, o.exclude);
-    sel = await allocateBySensitivity(cg, classes(cg, scores), costs.layers, { ratio: undefined, macs: o.macs!, round, maxRatio }, (r) => probe.errorOf(r), 3, onProgress);
+    const probe = await outputErrorProbe(model, calibration!, exclude);
+    sel = await allocateBySensitivity(cg, classes(cg, scores, nodeMaxRatio), costs.layers, { ratio: undefined, macs: o.macs!, round, maxRatio }, (r) => probe.errorOf(r), 3, onProgress);
   } else {
-    sel = selectChannels(cg, scores, costs.layers, { ratio: o.ratio, macs: o.macs, round, maxRatio });
+    sel = selectChannels(cg, scores, costs.layers, { ratio: o.ratio, macs: o.macs, round, maxRatio, nodeMaxRatio });
   }
   const removedPerGroup = new Map<number, number>();
   for (const r of sel.removed) {

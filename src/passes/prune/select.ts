@@ -15,9 +15,13 @@ export interface SelectOptions {
   round: number;
   /** No class loses more than this fraction of its channels. */
   maxRatio: number;
+  /** Per producer node: a lower max ratio (recipe `nodes:` overrides); a class takes its members' smallest. */
+  nodeMaxRatio?: ReadonlyMap<string, number>;
 }
 
 export interface ChannelClass {
+  /** A lower max ratio set for one of its producers. */
+  maxRatio?: number;
   /** Component roots, ascending by score. */
   removable: number[];
   size: number;
@@ -32,7 +36,7 @@ export interface Selection {
   reached: boolean;
 }
 
-export function classes(cg: ChannelGraph, scores: Float64Array): ChannelClass[] {
+export function classes(cg: ChannelGraph, scores: Float64Array, nodeMaxRatio?: ReadonlyMap<string, number>): ChannelClass[] {
   const producersOf = new Map<number, Set<number>>();
   for (let id = 0; id < cg.producerOf.length; id++) {
     const r = cg.root(id);
@@ -40,17 +44,19 @@ export function classes(cg: ChannelGraph, scores: Float64Array): ChannelClass[] 
     if (!s) producersOf.set(r, (s = new Set()));
     s.add(cg.producerOf[id]);
   }
-  const byKey = new Map<string, number[]>();
+  const byKey = new Map<string, { roots: number[]; producers: number[] }>();
   for (const [r, ps] of producersOf) {
-    const key = [...ps].sort((a, b) => a - b).join(',');
-    let list = byKey.get(key);
-    if (!list) byKey.set(key, (list = []));
-    list.push(r);
+    const producers = [...ps].sort((a, b) => a - b);
+    const key = producers.join(',');
+    let entry = byKey.get(key);
+    if (!entry) byKey.set(key, (entry = { roots: [], producers }));
+    entry.roots.push(r);
   }
-  return [...byKey.values()].map((roots) => {
+  return [...byKey.values()].map(({ roots, producers }) => {
     const removable = roots.filter((r) => !cg.blocked.has(r)).sort((a, b) => scores[a] - scores[b] || a - b);
     const mean = roots.reduce((s, r) => s + scores[r], 0) / roots.length;
-    return { removable, size: roots.length, meanScore: mean };
+    const limits = producers.map((p) => nodeMaxRatio?.get(cg.producers[p].node.name ?? '')).filter((x): x is number => x !== undefined);
+    return { removable, size: roots.length, meanScore: mean, ...(limits.length ? { maxRatio: Math.min(...limits) } : {}) };
   });
 }
 
@@ -94,12 +100,12 @@ export function macsAfter(cg: ChannelGraph, model: CostModel, removed: ReadonlyS
 }
 
 export function selectChannels(cg: ChannelGraph, scores: Float64Array, costs: readonly LayerCost[], o: SelectOptions): Selection {
-  const cls = classes(cg, scores);
+  const cls = classes(cg, scores, o.nodeMaxRatio);
   const cm = costModel(cg, costs);
   const pick = (want: (c: ChannelClass) => number) => {
     const removed = new Set<number>();
     for (const c of cls) {
-      const n = removalCount(c.size, c.removable.length, want(c), o.round, o.maxRatio);
+      const n = removalCount(c.size, c.removable.length, want(c), o.round, Math.min(o.maxRatio, c.maxRatio ?? 1));
       for (const r of c.removable.slice(0, n)) removed.add(r);
     }
     return removed;
@@ -111,7 +117,7 @@ export function selectChannels(cg: ChannelGraph, scores: Float64Array, costs: re
   const goal = cm.total * (1 - o.macs);
   // Removing every channel whose normalized score is below t; t found by bisection.
   const norm = (c: ChannelClass, r: number) => (c.meanScore > 0 ? scores[r] / c.meanScore : 0);
-  const countsAt = (t: number) => cls.map((c) => removalCount(c.size, c.removable.length, c.removable.filter((r) => norm(c, r) < t).length, o.round, o.maxRatio));
+  const countsAt = (t: number) => cls.map((c) => removalCount(c.size, c.removable.length, c.removable.filter((r) => norm(c, r) < t).length, o.round, Math.min(o.maxRatio, c.maxRatio ?? 1)));
   const build = (counts: number[]) => {
     const removed = new Set<number>();
     counts.forEach((n, i) => { for (const r of cls[i].removable.slice(0, n)) removed.add(r); });
@@ -154,7 +160,7 @@ export function selectChannels(cg: ChannelGraph, scores: Float64Array, costs: re
 
 /** The removal counts a class allows: kept counts multiples of `round`, at most `maxRatio` removed. */
 export function validCounts(c: ChannelClass, round: number, maxRatio: number): number[] {
-  const most = Math.min(c.removable.length, Math.floor(c.size * maxRatio + 1e-9));
+  const most = Math.min(c.removable.length, Math.floor(c.size * Math.min(maxRatio, c.maxRatio ?? 1) + 1e-9));
   const out = [0];
   for (let n = 1; n <= most; n++) {
     const kept = c.size - n;
