@@ -9,6 +9,7 @@ import { plannedEncoding } from './passes/quantize/weight-only.ts';
 import { summarizeEncodings, type EncodingSummary } from './analysis/encodings.ts';
 import { buildChannelGraph, type ChannelGroup } from './analysis/channel-groups.ts';
 import { layerCosts, type CostSummary } from './analysis/macs.ts';
+import { prepareForPruning } from './passes/prune/prune.ts';
 
 export interface ValueDescription {
   name: string;
@@ -80,7 +81,10 @@ export function inspectModel(path: string, recipe: Recipe = parseRecipe({})): In
   sizes.sort((a, b) => b.bytes - a.bytes);
   const { targets, skipped } = findTargets(m.graph, recipe);
   const planned = targets.map((t) => ({ t, enc: plannedEncoding(m, t) }));
-  const cg = buildChannelGraph(m);
+  // The groups as the prune pass sees them (on a copy: Identity-routed and shared constants resolved).
+  const forPruning = OnnxModel.fromBytes(m.toBytes(), m.baseDir, path);
+  prepareForPruning(forPruning);
+  const cg = buildChannelGraph(forPruning);
   const opsets: Record<string, number> = {};
   for (const o of m.msg.opsetImport) opsets[o.domain || 'ai.onnx'] = int64(o.version);
   return {
@@ -95,7 +99,7 @@ export function inspectModel(path: string, recipe: Recipe = parseRecipe({})): In
     parameters: { count, bytes, byType },
     largest: sizes.slice(0, 10),
     encodings: summarizeEncodings(m),
-    compute: layerCosts(m, cg.shapes),
+    compute: layerCosts(forPruning, cg.shapes),
     channelGroups: cg.groups,
     plan: {
       recipe: `${recipe.global.weights} ${recipe.global.granularity}${recipe.global.symmetric ? ' symmetric' : ' asymmetric'}, target ${recipe.target} (minElements ${recipe.minElements})`,

@@ -10,6 +10,7 @@ import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { ModelError, RecipeError } from '../src/errors.ts';
 import { seededRandom } from '../src/random.ts';
 import { mobileNetV2, resnet18 } from './helpers/zoo.ts';
+import { loadSkeleton, SKELETONS } from './helpers/skeletons.ts';
 import { flattenGemmNet, invertedResidualNet, residualNet, splitConcatNet, stoppingNet, unetNet, unprunableNet } from './helpers/prune-graphs.ts';
 
 const cpu = await Scheduler.create({ backend: 'cpu' });
@@ -142,11 +143,13 @@ describe('structured pruning on every dependency rule', () => {
     expect(err.message).toContain('--prune 1');
   });
 
-  it('recipe per-node overrides: null keeps a producer\'s channels, maxRatio caps its group', async () => {
+  it('recipe per-node overrides: null leaves a node alone (its inputs and outputs keep their channels), maxRatio caps its group', async () => {
     const m = load(residualNet());
-    const { report } = await prunePass(m, cpu, { ratio: 0.5, round: 4, nodes: { 'b2.conv1': null, stem: { maxRatio: 0.25 } } });
+    const { report } = await prunePass(m, cpu, { ratio: 0.5, round: 4, nodes: { 'b2.conv2': null, stem: { maxRatio: 0.25 } } });
     const layer = (n: string) => report.layers.find((l) => l.node === n)!;
-    expect(layer('b2.conv1')).toBeUndefined(); // excluded: not a producer at all
+    expect(layer('b2.conv2')).toBeUndefined(); // left alone: not a producer at all
+    expect(layer('b2.conv1')).toEqual({ node: 'b2.conv1', before: 32, after: 32 }); // feeds the excluded node
+    expect(layer('b2.shortcut')).toEqual({ node: 'b2.shortcut', before: 32, after: 32 }); // added to its output
     expect(layer('stem')).toEqual({ node: 'stem', before: 16, after: 12 });
     expect(layer('b1.conv2').after).toBe(12);
     expect(layer('b1.conv1').after).toBe(8);
@@ -198,4 +201,21 @@ describe('real architectures', () => {
     // a conv bias (1 per channel): 4,800 batch-norm channels fewer.
     expect(c.params).toBe(11689512 - 4800);
   });
+});
+
+describe('torchvision detection and segmentation graphs (skeletons refilled with seeded weights)', () => {
+  it.each([
+    ['SSDlite320-MobileNetV3 (backbone + SSD heads)', SKELETONS.ssdlite],
+    ['LRASPP-MobileNetV3 (segmentation)', SKELETONS.lraspp],
+  ])('%s prunes to at least 30 percent fewer MACs and runs with unchanged output shapes', async (_n, path) => {
+    const bytes = loadSkeleton(path);
+    const m = OnnxModel.fromBytes(bytes, '.');
+    const before = await run(OnnxModel.fromBytes(bytes, '.'), [1, 3, 320, 320]);
+    const { report } = await prunePass(m, cpu, { macs: 0.3 });
+    console.log(`${_n}: ${report.groups.length} groups, ${report.groups.filter((g) => g.prunable > 0).length} prunable; MACs ${(report.macsBefore / 1e6).toFixed(0)} M -> ${(report.macsAfter / 1e6).toFixed(0)} M; stops: ${[...new Set(report.groups.flatMap((g) => g.reasons))].slice(0, 6).join(' | ')}`);
+    expect(report.reached).toBe(true);
+    expect(1 - report.macsAfter / report.macsBefore).toBeGreaterThanOrEqual(0.3);
+    const after = await run(m, [1, 3, 320, 320]);
+    for (const k of Object.keys(before)) expect(after[k].dims).toEqual(before[k].dims);
+  }, 120_000);
 });

@@ -181,7 +181,11 @@ export function buildChannelGraph(model: OnnxModel, opts: ChannelGraphOptions = 
           stop('channels do not run along axis 1');
           break;
         }
-        const bias = node.input[2] && isWeight(node.input[2]) ? node.input[2] : null;
+        if (node.input[2] && !isWeight(node.input[2])) {
+          stop('bias is computed, not a constant');
+          break;
+        }
+        const bias = node.input[2] ? node.input[2] : null;
         const cin = shapes.get(node.input[0])?.[1];
         if (op === 'Conv' && group > 1 && group === cin && wShape[0] === group && wShape[1] === 1) {
           // Depthwise: output channel c reads input channel c only, so they are one channel.

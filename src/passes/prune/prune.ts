@@ -7,6 +7,7 @@ import type { OnnxModel } from '../../onnx/model.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
 import type { ChannelCriterion } from '../../kernels/channel-scores.ts';
 import { buildChannelGraph, type ChannelGroup } from '../../analysis/channel-groups.ts';
+import { foldConstantIdentities, unshareConstants } from '../../onnx/model-edits.ts';
 import { layerCosts } from '../../analysis/macs.ts';
 import { energyScores, groupScores } from './scores.ts';
 import type { CalibrationSource } from '../pass.ts';
@@ -53,6 +54,21 @@ function checkFraction(v: number | undefined, flag: string): void {
   if (!Number.isFinite(v) || v < 0 || v >= 1) throw new RecipeError(`${flag} ${v}: must be a fraction in [0, 1) (e.g. 0.3 removes 30 %)`, { field: flag });
 }
 
+/** Per-node weights the channel analysis needs as plain constants of their own. */
+const PER_NODE_CONSTANTS: Record<string, number[]> = {
+  Conv: [1, 2], ConvTranspose: [1, 2], Gemm: [1, 2], MatMul: [1], BatchNormalization: [1, 2, 3, 4], InstanceNormalization: [1, 2], PRelu: [1],
+};
+
+/**
+ * Identity-routed constants read directly, and shared weights copied per node (PyTorch's exporter
+ * de-duplicates identical tensors, e.g. zero-initialized biases): the model means the same, and
+ * each layer's channels can be sliced on its own. Inspect runs it too, so both see the same groups.
+ */
+export function prepareForPruning(model: OnnxModel): void {
+  foldConstantIdentities(model);
+  unshareConstants(model, (op) => PER_NODE_CONSTANTS[op] ?? []);
+}
+
 export function validatePruneOptions(o: PruneOptions): void {
   if (o.ratio !== undefined && o.macs !== undefined) throw new RecipeError('--prune and --prune-macs both set: give a per-group ratio or a MAC target, not both');
   if (o.ratio === undefined && o.macs === undefined) throw new RecipeError('pruning needs --prune <ratio> or --prune-macs <fraction>');
@@ -68,6 +84,7 @@ export async function prunePass(model: OnnxModel, scheduler: Scheduler, o: Prune
   const maxRatio = o.maxRatio ?? 0.9;
   const criterion = o.criterion ?? (calibration ? 'energy' : 'l2');
   if (criterion === 'energy' && !calibration) throw new RecipeError('--prune-criterion energy scores channels on calibration data: give --calibration');
+  prepareForPruning(model);
   const known = new Set(model.msg.graph!.node.map((n) => n.name ?? ''));
   const nodeMaxRatio = new Map<string, number>();
   const exclude = new Set(o.exclude ?? []);

@@ -11,6 +11,7 @@ import { elemTypes } from '../../onnx/types.ts';
 import { upgradeToOpset10 } from '../../onnx/opset.ts';
 import { create, type NodeMsg } from '../../onnx/proto.ts';
 import { intAttr } from '../../onnx/attributes.ts';
+import { foldConstantIdentities } from '../../onnx/model-edits.ts';
 import { bytesOf, makeTensor, tensorDims } from '../../onnx/tensor.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
 import { computeQuantParams } from '../../kernels/qparams.ts';
@@ -165,23 +166,6 @@ function quantizeBias(model: OnnxModel, node: NodeMsg, inputScale: number, domai
   });
   g.replaceWeight(biasName, [qt, st], [dq]);
   return true;
-}
-
-/**
- * Exporters route shared constants through Identity nodes (PyTorch does for de-duplicated biases):
- * consumers read the constant directly instead, so it is seen as a weight.
- */
-export function foldConstantIdentities(model: OnnxModel): number {
-  const g = model.msg.graph!;
-  let folded = 0;
-  for (const n of [...g.node]) {
-    if (n.opType !== 'Identity' || (n.domain ?? '') !== '' || !model.graph.weights.has(n.input[0]) || model.graph.isGraphOutput(n.output[0])) continue;
-    for (const u of model.graph.uses(n.output[0])) u.node.input[u.index] = n.input[0];
-    g.node.splice(g.node.indexOf(n), 1);
-    model.reindex();
-    folded++;
-  }
-  return folded;
 }
 
 /** Gives every Conv / Gemm its own copy of a shared bias: int32 biases depend on each node's scales. */

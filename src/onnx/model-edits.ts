@@ -1,0 +1,45 @@
+/** Graph edits that keep a model's meaning and make constants visible as weights to the passes. */
+import type { OnnxModel } from './model.ts';
+import { makeTensor, tensorDims } from './tensor.ts';
+import { DataType } from './dtypes.ts';
+
+/**
+ * Exporters route shared constants through Identity nodes (PyTorch does for de-duplicated biases):
+ * consumers read the constant directly instead, so it is seen as a weight.
+ */
+export function foldConstantIdentities(model: OnnxModel): number {
+  const g = model.msg.graph!;
+  let folded = 0;
+  for (const n of [...g.node]) {
+    if (n.opType !== 'Identity' || (n.domain ?? '') !== '' || !model.graph.weights.has(n.input[0]) || model.graph.isGraphOutput(n.output[0])) continue;
+    for (const u of model.graph.uses(n.output[0])) u.node.input[u.index] = n.input[0];
+    g.node.splice(g.node.indexOf(n), 1);
+    model.reindex();
+    folded++;
+  }
+  return folded;
+}
+
+/**
+ * Gives every node its own copy of a constant it shares with other nodes at `inputs` (exporters
+ * de-duplicate identical tensors, e.g. zero-initialized biases), so slicing one node's copy leaves
+ * the others alone. Returns the number of copies made.
+ */
+export function unshareConstants(model: OnnxModel, inputs: (opType: string) => readonly number[]): number {
+  const g = model.msg.graph!;
+  let copies = 0;
+  for (const n of g.node) {
+    for (const i of inputs(n.opType ?? '')) {
+      const name = n.input[i];
+      if (!name) continue;
+      const w = model.graph.weights.get(name);
+      if (!w || model.graph.uses(name).length < 2) continue;
+      const copy = makeTensor(model.graph.uniqueName(`${name}_${n.name || n.output[0]}`), w.tensor.dataType ?? DataType.FLOAT, tensorDims(w.tensor), new Uint8Array(model.tensorBytes(w.tensor)));
+      g.initializer.push(copy);
+      n.input[i] = copy.name!;
+      model.reindex();
+      copies++;
+    }
+  }
+  return copies;
+}
