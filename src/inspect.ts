@@ -10,6 +10,7 @@ import { summarizeEncodings, type EncodingSummary } from './analysis/encodings.t
 import { buildChannelGraph, type ChannelGroup } from './analysis/channel-groups.ts';
 import { layerCosts, type CostSummary } from './analysis/macs.ts';
 import { prepareForPruning } from './passes/prune/prune.ts';
+import { nominalInputShapes } from './analysis/shapes.ts';
 
 export interface ValueDescription {
   name: string;
@@ -31,7 +32,7 @@ export interface InspectReport {
   /** What the model already holds (a compressed model shows its encodings here). */
   encodings: EncodingSummary;
   /** Multiply-accumulates per sample and parameters, per Conv/ConvTranspose/Gemm/MatMul and in total. */
-  compute: CostSummary;
+  compute: CostSummary & { inputShapes: Record<string, Array<number | string | null>> };
   /** Channel dependency groups for structured pruning: producers, coupled channels, why a group cannot shrink. */
   channelGroups: ChannelGroup[];
   plan: {
@@ -84,7 +85,8 @@ export function inspectModel(path: string, recipe: Recipe = parseRecipe({})): In
   // The groups as the prune pass sees them (on a copy: Identity-routed and shared constants resolved).
   const forPruning = OnnxModel.fromBytes(m.toBytes(), m.baseDir, path);
   prepareForPruning(forPruning);
-  const cg = buildChannelGraph(forPruning);
+  const inputShapes = nominalInputShapes(forPruning);
+  const cg = buildChannelGraph(forPruning, { inputShapes });
   const opsets: Record<string, number> = {};
   for (const o of m.msg.opsetImport) opsets[o.domain || 'ai.onnx'] = int64(o.version);
   return {
@@ -99,7 +101,7 @@ export function inspectModel(path: string, recipe: Recipe = parseRecipe({})): In
     parameters: { count, bytes, byType },
     largest: sizes.slice(0, 10),
     encodings: summarizeEncodings(m),
-    compute: layerCosts(forPruning, cg.shapes),
+    compute: { ...layerCosts(forPruning, cg.shapes), inputShapes: Object.fromEntries(inputShapes) },
     channelGroups: cg.groups,
     plan: {
       recipe: `${recipe.global.weights} ${recipe.global.granularity}${recipe.global.symmetric ? ' symmetric' : ' asymmetric'}, target ${recipe.target} (minElements ${recipe.minElements})`,

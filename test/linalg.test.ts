@@ -93,3 +93,22 @@ describe('gram CPU reference', () => {
     expect(() => gramKernel.validate({ a: new Float32Array(6), rows: 2, fa: 3, b: new Float32Array(3) })).toThrow(/needs fb/);
   });
 });
+
+describe('gram on the CPU path through ONNX Runtime (MLAS)', () => {
+  it('matches the f64 reference within the gram tolerance, Gram and cross-Gram, chunked rows', async () => {
+    const { ortGram } = await import('../src/cpu/ort-gram.ts');
+    const { tolerances } = await import('../src/kernels/tolerances.ts');
+    for (const [rows, fa, fb] of [[1300, 37, 0], [700, 19, 33], [5, 3, 0], [0, 4, 0]]) {
+      const a = randomMatrix(rows, fa, rows + fa);
+      const b = fb ? randomMatrix(rows, fb, 99) : undefined;
+      const job = b ? { a, rows, fa, b, fb } : { a, rows, fa };
+      const want = gramKernel.cpu(job).gram;
+      const got = (await ortGram(job)).gram;
+      expect(got.length).toBe(want.length);
+      let scale = 0;
+      for (const x of want) scale = Math.max(scale, Math.abs(x));
+      const t = tolerances['gram.values'];
+      for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i])).toBeLessThanOrEqual(t.abs * scale + t.rel * Math.abs(want[i]));
+    }
+  });
+});

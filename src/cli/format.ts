@@ -114,7 +114,8 @@ export function formatInspect(r: InspectReport): string {
   out += `\nencodings: ${found.length ? found.join(', ') : 'none (a float model)'}\n`;
   const c = r.compute;
   const g = (x: number) => (x >= 1e9 ? `${(x / 1e9).toFixed(2)} G` : `${(x / 1e6).toFixed(2)} M`);
-  out += `\ncompute:  ${g(c.macs)}MACs per sample in ${c.layers.length} Conv/Gemm/MatMul layers${c.unknown ? ` (${c.unknown} with unknown shapes not counted)` : ''}, ${c.params.toLocaleString('en')} of their parameters\n`;
+  const at = Object.entries(c.inputShapes).map(([k, v]) => `${k} [${v.join(', ')}]`).join(', ');
+  out += `\ncompute:  ${g(c.macs)}MACs per sample${at ? ` at ${at} (symbolic sizes set for counting)` : ''} in ${c.layers.length} Conv/Gemm/MatMul layers${c.unknown ? ` (${c.unknown} with unknown shapes not counted)` : ''}, ${c.params.toLocaleString('en')} of their parameters\n`;
   const heavy = [...c.layers].filter((l) => l.macs !== null).sort((a, b) => b.macs! - a.macs!).slice(0, 5);
   if (heavy.length) out += formatTable(['layer', 'op', 'MACs', 'share', 'params'], heavy.map((l) => [l.node, l.op, g(l.macs!), pct(l.macs! / (c.macs || 1)), l.params.toLocaleString('en')]));
   const groups = r.channelGroups;

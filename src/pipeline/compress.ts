@@ -214,7 +214,7 @@ export async function compressModel(input: string, output: string, opts: Compres
         modelBytesAfter,
         ratio: modelBytesAfter ? inputBytes / modelBytesAfter : 0,
         worstSqnrDb: sqnrs.length ? Math.min(...sqnrs) : null,
-        macsBefore,
+        macsBefore: prune ? prune.macsBefore : macsBefore,
         macsAfter: prune ? prune.macsAfter : macsBefore,
       },
       passes: sections,

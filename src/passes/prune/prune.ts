@@ -9,6 +9,9 @@ import type { ChannelCriterion } from '../../kernels/channel-scores.ts';
 import { buildChannelGraph, type ChannelGroup } from '../../analysis/channel-groups.ts';
 import { foldConstantIdentities, unshareConstants } from '../../onnx/model-edits.ts';
 import { layerCosts } from '../../analysis/macs.ts';
+import { inferShapes, nominalInputShapes } from '../../analysis/shapes.ts';
+import { openDataset } from '../../data/dataset.ts';
+import { modelInput } from '../../calibrate/calibrate.ts';
 import { energyScores, groupScores } from './scores.ts';
 import type { CalibrationSource } from '../pass.ts';
 import { allocateBySensitivity, classes, selectChannels, type Selection } from './select.ts';
@@ -44,6 +47,8 @@ export interface PruneReport {
   macsAfter: number;
   paramsBefore: number;
   paramsAfter: number;
+  /** Concrete dims used for symbolic input sizes when counting MACs (empty when the model's are fixed). */
+  macsInputShapes: Record<string, Array<number | string | null>>;
   /** --prune-macs only: false when the target could not be reached (the model is pruned as far as allowed). */
   reached: boolean;
   channelsRemoved: number;
@@ -93,7 +98,15 @@ export async function prunePass(model: OnnxModel, scheduler: Scheduler, o: Prune
     if (v === null) exclude.add(name);
     else if (v.maxRatio !== undefined) nodeMaxRatio.set(name, v.maxRatio);
   }
-  const cg = buildChannelGraph(model, { exclude });
+  // MACs need concrete spatial sizes: the calibration samples' dims, else 224 for symbolic image dims.
+  let sampleDims: Map<string, number[]> | undefined;
+  if (calibration) {
+    const input = modelInput(model);
+    const ds = await openDataset(calibration.data, input, calibration.preprocess);
+    sampleDims = new Map([[input.name, ds.sampleDims]]);
+  }
+  const inputShapes = nominalInputShapes(model, sampleDims);
+  const cg = buildChannelGraph(model, { exclude, inputShapes });
   const costs = layerCosts(model, cg.shapes);
   if (!cg.groups.some((g) => g.prunable > 0)) {
     const reasons = [...new Set(cg.groups.flatMap((g) => g.reasons))];
@@ -119,7 +132,7 @@ export async function prunePass(model: OnnxModel, scheduler: Scheduler, o: Prune
     removedPerGroup.set(gi, (removedPerGroup.get(gi) ?? 0) + 1);
   }
   const surgery = applyPruning(model, cg, sel.removed);
-  const after = layerCosts(model);
+  const after = layerCosts(model, inferShapes(model, inputShapes));
   const report: PruneReport = {
     options: { ratio: o.ratio ?? null, macs: o.macs ?? null, round, maxRatio, criterion, allocation },
     groups: cg.groups.map((g) => ({ ...g, removed: removedPerGroup.get(g.id) ?? 0 })),
@@ -129,6 +142,7 @@ export async function prunePass(model: OnnxModel, scheduler: Scheduler, o: Prune
     paramsBefore: costs.params,
     paramsAfter: after.params,
     reached: sel.reached,
+    macsInputShapes: Object.fromEntries(inputShapes),
     channelsRemoved: sel.removed.size,
   };
   return { report, targets: surgery.targets };

@@ -20,6 +20,7 @@ import { create, type AttributeMsg } from '../../onnx/proto.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
 import { gramKernel, type GramJob } from '../../kernels/gram.ts';
 import { solveSpd } from '../../linalg/cholesky.ts';
+import { ortGram } from '../../cpu/ort-gram.ts';
 import { openDataset, seededSample } from '../../data/dataset.ts';
 import { modelInput } from '../../calibrate/calibrate.ts';
 import { sessionWithOutputs } from '../../eval/session.ts';
@@ -456,7 +457,8 @@ export async function recoverPruned(originalBytes: Uint8Array, pruned: OnnxModel
             sinks.push({ target: sink.c });
           }
         }
-        const results = jobs.length ? await o.scheduler.run(gramKernel, jobs) : [];
+        // GPU: the gram kernel; CPU path: ONNX Runtime's GEMM (the JS reference is far slower).
+        const results = !jobs.length ? [] : o.scheduler.info.active === 'gpu' ? await o.scheduler.run(gramKernel, jobs) : await Promise.all(jobs.map(ortGram));
         results.forEach((r, j) => {
           const t = sinks[j].target;
           for (let q = 0; q < t.length; q++) t[q] += r.gram[q];

@@ -1,0 +1,50 @@
+/**
+ * Gram products on the CPU path at machine speed: AᵀB through ONNX Runtime's MLAS GEMM with a tiny
+ * MatMul graph (one cached session per feature shape), in chunks of GRAM_CHUNK rows whose f32
+ * results are summed in f64 — the numerics of the GPU kernel. The f64 JavaScript loop in
+ * kernels/gram.ts stays the reference that tests compare both with.
+ */
+import * as ort from 'onnxruntime-node';
+import { GraphBuilder } from '../onnx/builder.ts';
+import { encodeModel } from '../onnx/proto.ts';
+import { GRAM_CHUNK, type GramJob, type GramResult } from '../kernels/gram.ts';
+
+const sessions = new Map<string, Promise<ort.InferenceSession>>();
+
+function session(fa: number, fb: number): Promise<ort.InferenceSession> {
+  const key = `${fa}x${fb}`;
+  let s = sessions.get(key);
+  if (!s) {
+    const b = new GraphBuilder('gram');
+    b.input('a', ['rows', fa]);
+    b.input('b', ['rows', fb]);
+    const at = b.op('Transpose', ['a'], { perm: [1, 0] });
+    b.node('MatMul', [at, 'b'], {}, { outputs: ['g'] });
+    b.output('g', [fa, fb]);
+    s = ort.InferenceSession.create(encodeModel(b.build(13)), { intraOpNumThreads: 0 });
+    sessions.set(key, s);
+  }
+  return s;
+}
+
+export async function ortGram(job: GramJob): Promise<GramResult> {
+  const fb = job.b ? job.fb ?? 0 : job.fa;
+  const g = new Float64Array(job.fa * fb);
+  if (job.rows === 0 || job.fa === 0 || fb === 0) return { gram: g };
+  const s = await session(job.fa, fb);
+  for (let r = 0; r < job.rows; r += GRAM_CHUNK) {
+    const n = Math.min(GRAM_CHUNK, job.rows - r);
+    const a = new ort.Tensor('float32', job.a.subarray(r * job.fa, (r + n) * job.fa), [n, job.fa]);
+    const b = job.b ? new ort.Tensor('float32', job.b.subarray(r * fb, (r + n) * fb), [n, fb]) : a;
+    const out = (await s.run({ a, b })).g.data as Float32Array;
+    for (let k = 0; k < out.length; k++) g[k] += out[k];
+  }
+  return { gram: g };
+}
+
+/** Releases the cached sessions (tests, long-running embedders). */
+export async function releaseOrtGram(): Promise<void> {
+  const all = [...sessions.values()];
+  sessions.clear();
+  for (const s of all) await (await s).release();
+}
