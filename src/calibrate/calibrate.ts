@@ -8,7 +8,7 @@
  * activation outlives its consumers.
  */
 import * as ort from 'onnxruntime-node';
-import { sessionFromBytes } from '../eval/session.ts';
+import { bytesWithExtras, floatOutput, sessionFromBytes } from '../eval/session.ts';
 import { DataError } from '../errors.ts';
 import type { OnnxModel } from '../onnx/model.ts';
 import { create, int64, type NodeMsg, type ValueInfoMsg } from '../onnx/proto.ts';
@@ -73,7 +73,6 @@ export function modelInput(model: OnnxModel): { name: string; dims: Array<number
 async function augmentedSession(model: OnnxModel, tensors: string[], ranges = false): Promise<ort.InferenceSession> {
   const g = model.msg.graph!;
   const existing = new Set(g.output.map((o) => o.name));
-  const out = (name: string) => create<ValueInfoMsg>('ValueInfoProto', { name, type: { tensorType: { elemType: DataType.FLOAT } } as never });
   const added: ValueInfoMsg[] = [];
   const nodes: NodeMsg[] = [];
   if (ranges) {
@@ -81,7 +80,7 @@ async function augmentedSession(model: OnnxModel, tensors: string[], ranges = fa
       for (const op of ['Min', 'Max']) {
         const name = `${t}::${op.toLowerCase()}`;
         nodes.push(create<NodeMsg>('NodeProto', { name: `modelpress_calibrate_${name}`, opType: `Reduce${op}`, input: [t], output: [name], attribute: [intAttr('keepdims', 0)] }));
-        added.push(out(name));
+        added.push(floatOutput(name));
       }
       // The activation's shape (a few int64s): its size per sample, without copying it out.
       const shape = `${t}::shape`;
@@ -89,21 +88,11 @@ async function augmentedSession(model: OnnxModel, tensors: string[], ranges = fa
       added.push(create<ValueInfoMsg>('ValueInfoProto', { name: shape, type: { tensorType: { elemType: DataType.INT64 } } as never }));
     }
   } else {
-    added.push(...tensors.filter((t) => !existing.has(t)).map(out));
+    added.push(...tensors.filter((t) => !existing.has(t)).map(floatOutput));
   }
   // Reductions are appended (their inputs exist already). Placing each right after its producer
   // was measured: ONNX Runtime's peak memory did not change, so the simpler order stays.
-  const originalNodes = g.node.slice();
-  g.node.push(...nodes);
-  g.output.push(...added);
-  let bytes: Uint8Array;
-  try {
-    bytes = model.toBytes();
-  } finally {
-    g.output.splice(g.output.length - added.length, added.length);
-    g.node.splice(0, g.node.length, ...originalNodes);
-  }
-  return sessionFromBytes(model, bytes);
+  return sessionFromBytes(model, bytesWithExtras(model, nodes, added));
 }
 
 export async function collectActivationStats(model: OnnxModel, tensors: string[], opts: CollectOptions): Promise<CollectResult> {
