@@ -12,7 +12,7 @@ import { ModelError, RecipeError } from '../src/errors.ts';
 import { seededRandom } from '../src/random.ts';
 import { mobileNetV2, resnet18 } from './helpers/zoo.ts';
 import { loadSkeleton, SKELETONS } from './helpers/skeletons.ts';
-import { flattenGemmNet, invertedResidualNet, residualNet, splitConcatNet, stoppingNet, unetNet, unprunableNet } from './helpers/prune-graphs.ts';
+import { decoderNet, flattenGemmNet, invertedResidualNet, residualNet, splitConcatNet, stoppingNet, unetNet, unprunableNet } from './helpers/prune-graphs.ts';
 
 const cpu = await Scheduler.create({ backend: 'cpu' });
 afterAll(() => cpu.dispose());
@@ -45,6 +45,7 @@ const RULE_GRAPHS: Array<[string, () => ModelMsg, number[]]> = [
   ['Flatten -> Gemm', () => flattenGemmNet(false), [2, 1, 8, 8]],
   ['Reshape [N, -1] -> Gemm', () => flattenGemmNet(true), [2, 1, 8, 8]],
   ['grouped conv and Transpose stop propagation', stoppingNet, [2, 3, 8, 8]],
+  ['Pad, InstanceNormalization, PRelu, ConvTranspose (producer and consumer)', decoderNet, [2, 2, 8, 8]],
 ];
 
 describe('structured pruning on every dependency rule', () => {

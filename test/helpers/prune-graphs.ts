@@ -158,3 +158,20 @@ export function unprunableNet(): ModelMsg {
   n.b.output('out', ['batch', 8, 8, 8]);
   return n.b.build(13);
 }
+
+/** A decoder: Pad (spatial only), InstanceNormalization, PRelu with per-channel slopes, ConvTranspose upsampling. */
+export function decoderNet(): ModelMsg {
+  const n = new Net('decoder');
+  let x = n.b.input('input', ['batch', 2, 8, 8]);
+  x = n.conv(x, 2, 16, 3, 'enc');
+  x = n.b.op('Pad', [x, n.b.int64s('pads', [0, 0, 1, 1, 0, 0, 1, 1])], { mode: 'reflect' });
+  x = n.b.op('InstanceNormalization', [x, n.b.init('in.scale', [16], n.values(16, 1).map((v) => 1 + v / 2)), n.b.init('in.bias', [16], n.values(16, 0.1))], { epsilon: float(1e-5) });
+  x = n.b.op('PRelu', [x, n.b.init('slope', [16, 1, 1], n.values(16, 0.25))]);
+  const W = n.b.init('up.weight', [16, 8, 2, 2], n.values(16 * 8 * 4, 0.3));
+  x = n.b.op('ConvTranspose', [x, W, n.b.init('up.bias', [8], n.values(8, 0.1))], { kernel_shape: [2, 2], strides: [2, 2] }, 'up');
+  x = n.relu(x);
+  const W2 = n.b.init('out.weight', [3, 8, 3, 3], n.values(3 * 8 * 9, 0.3));
+  n.b.node('Conv', [x, W2], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }, { outputs: ['image'], name: 'out' });
+  n.b.output('image', ['batch', 3, 20, 20]);
+  return n.b.build(13);
+}
