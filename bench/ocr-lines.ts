@@ -54,3 +54,22 @@ export function ctcDecode(scores: Float32Array, steps: number, classes: number):
   }
   return out;
 }
+
+/** A PP-OCR det input page [3, size, size]: `lines` rendered text lines on white, ImageNet mean/std normalization. */
+export async function renderPage(seed: number, size = 320, lines = 5): Promise<Float32Array> {
+  const texts = textLines(lines, seed);
+  const layers = await Promise.all(texts.map(async (text, i) => {
+    const left = 8 + ((seed * 13 + i * 29) % 40);
+    let input = await sharp({ text: { text, font: 'DejaVu Sans', dpi: 110, rgba: true } }).png().toBuffer();
+    const meta = await sharp(input).metadata();
+    if ((meta.width ?? 0) > size - left - 4) input = await sharp(input).resize({ width: size - left - 4 }).png().toBuffer();
+    return { input, top: 8 + Math.floor((i * (size - 16)) / lines), left };
+  }));
+  const { data } = await sharp({ create: { width: size, height: size, channels: 3, background: '#ffffff' } })
+    .composite(layers.map((l) => ({ ...l, blend: 'over' as const }))).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const mean = [0.485, 0.456, 0.406];
+  const std = [0.229, 0.224, 0.225];
+  const out = new Float32Array(3 * size * size);
+  for (let p = 0; p < size * size; p++) for (let c = 0; c < 3; c++) out[c * size * size + p] = (data[p * 3 + c] / 255 - mean[c]) / std[c];
+  return out;
+}

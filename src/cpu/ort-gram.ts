@@ -21,7 +21,8 @@ function session(fa: number, fb: number): Promise<ort.InferenceSession> {
     const at = b.op('Transpose', ['a'], { perm: [1, 0] });
     b.node('MatMul', [at, 'b'], {}, { outputs: ['g'] });
     b.output('g', [fa, fb]);
-    s = ort.InferenceSession.create(encodeModel(b.build(13)), { intraOpNumThreads: 0 });
+    // All cores, but no spinning thread pool left burning CPU between calls.
+    s = ort.InferenceSession.create(encodeModel(b.build(13)), { intraOpNumThreads: 0, extra: { session: { intra_op: { allow_spinning: '0' } } } });
     sessions.set(key, s);
   }
   return s;

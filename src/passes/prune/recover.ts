@@ -20,7 +20,7 @@ import { create, type AttributeMsg } from '../../onnx/proto.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
 import { gramKernel, type GramJob } from '../../kernels/gram.ts';
 import { solveSpd } from '../../linalg/cholesky.ts';
-import { ortGram } from '../../cpu/ort-gram.ts';
+import { ortGram, releaseOrtGram } from '../../cpu/ort-gram.ts';
 import { openDataset, seededSample } from '../../data/dataset.ts';
 import { modelInput } from '../../calibrate/calibrate.ts';
 import { sessionWithOutputs } from '../../eval/session.ts';
@@ -238,7 +238,11 @@ function setAttr(node: NodeMsg, attr: AttributeMsg): void {
   else node.attribute.push(attr);
 }
 
+/** f32 denormals (|x| < 2^-126) slow x86 arithmetic many times over unless the runtime flushes them: never write one. */
+const F32_MIN_NORMAL = 1.1754943508222875e-38;
+
 function replaceConstant(model: OnnxModel, name: string, dims: number[], data: Float32Array): void {
+  for (let i = 0; i < data.length; i++) if (Math.abs(data[i]) < F32_MIN_NORMAL) data[i] = 0;
   const g = model.msg.graph!;
   const w = model.graph.weights.get(name);
   const tensor = makeTensor(name, DataType.FLOAT, dims, bytesOf(data));
@@ -472,6 +476,7 @@ export async function recoverPruned(originalBytes: Uint8Array, pruned: OnnxModel
       layers.push(solveLayer(pruned, p.t, p.g, acc.get(pi)!, o.method, maxFeatures));
     }
   }
+  await releaseOrtGram();
   return { method: o.method, samples: indices.length, positionsPerImage: positions, layers, timeMs: performance.now() - t0 };
 }
 
