@@ -128,7 +128,7 @@ for (const macs of [0.3, 0.5]) {
 const one = new ort.Tensor('float32', (detTest.data as Float32Array).slice(0, 3 * H * H), [1, 3, H, H]);
 const detMs = await latencies(detVariants.map((v) => v.path), one, 10);
 const detRows = detVariants.map((v, i) => [v.label, v.recover, ...v.cells, `${detMs[i].toFixed(1)} ms`, i ? `${(detMs[0] / detMs[i]).toFixed(2)}x` : '']);
-say(`\n## PP-OCRv4 detector: agreement with float on 8 text-like pages (${H}x${H}; calibration: 32 other pages)\n\n`);
+say(`\n## PP-OCRv4 detector: agreement with float on 8 pages of rendered text lines (${H}x${H}; calibration: 32 other pages)\n\n`);
 say(formatTable(['pruning', 'recover', 'MACs removed', 'RMS prob. diff / text-mask IoU with float (p > 0.3)', 'latency (1 page)', 'speed-up'], detRows) + '\n');
 scheduler.dispose();
 const file = process.argv[2] ?? join(root, 'bench/results', `${new Date().toISOString().slice(0, 10)}-pruning-paddleocr.md`);
