@@ -36,6 +36,8 @@ export interface CompressFlags extends CalibrationFlags {
   pruneCriterion?: 'l1' | 'l2' | 'fpgm' | 'energy';
   recover?: 'none' | 'bn' | 'lsq';
   pruneAllocation?: 'sensitivity' | 'threshold';
+  weightMethod?: 'rtn' | 'gptq';
+  actOrder?: boolean;
 }
 
 export interface CompressPlan {
@@ -133,9 +135,14 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
 
   // Quantize: asked for by any quantize flag, by the recipe, or by default when nothing else is named.
   const dynamic = o.activations === 'dynamic' || fileQuantize?.activations === 'dynamic';
-  const quantizeFlagsGiven = [o.weights, o.granularity, o.blockSize, o.symmetric, o.format, o.minElements, o.activations, o.reduceRange].some((v) => v !== undefined) || targetGiven;
+  const quantizeFlagsGiven = [o.weights, o.granularity, o.blockSize, o.symmetric, o.format, o.minElements, o.activations, o.reduceRange, o.weightMethod, o.actOrder].some((v) => v !== undefined) || targetGiven;
+  const weightMethod = o.weightMethod ?? fileQuantize?.weightMethod;
+  if (o.actOrder && weightMethod !== 'gptq') throw new RecipeError('--act-order applies to --weight-method gptq');
   const wantsQuantize = quantizeFlagsGiven || fileQuantize !== undefined || !prune;
-  const staticMode = wantsQuantize && !dynamic && ((o.activations !== undefined || fileQuantize?.activations !== undefined) || (Boolean(o.calibration) && !prune));
+  // --calibration alone keeps meaning static W8A8 unless another consumer of the data is named.
+  const staticMode = wantsQuantize && !dynamic && ((o.activations !== undefined || fileQuantize?.activations !== undefined) || (Boolean(o.calibration) && !prune && weightMethod === undefined));
+  if (weightMethod === 'gptq' && !o.calibration) throw new RecipeError('--weight-method gptq needs --calibration data (unlabelled samples are enough)');
+  if (weightMethod === 'gptq' && staticMode) throw new RecipeError('--weight-method gptq rounds weight-only weights; static W8A8 (--activations int8|uint8) is not combined with it yet');
   if (dynamic) {
     if (o.calibration && !prune) throw new RecipeError('--activations dynamic quantizes activations at run time and takes no --calibration data; drop one of them');
     if (o.target !== 'ort-cpu') throw new RecipeError(`--activations dynamic runs in ONNX Runtime (DynamicQuantizeLinear + MatMulInteger): it needs --target ort-cpu, got ${o.target}`);
@@ -165,14 +172,15 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
       if (o.minElements !== undefined) flags.minElements = int(o.minElements, '--min-elements');
       // --target's default (ort-cpu) does not override a recipe's own target.
       if (targetGiven || !fileQuantize) flags.target = o.target as RecipeInput['target'];
-      const { activations: _a, reduceRange: fileReduce, ...base } = (fileQuantize ?? {}) as QuantizeRecipe;
+      const { activations: _a, reduceRange: fileReduce, weightMethod: _w, actOrder: fileActOrder, ...base } = (fileQuantize ?? {}) as QuantizeRecipe;
       const merged: RecipeInput = { ...base, ...flags, opTypes: { ...base.opTypes }, nodes: { ...base.nodes } };
       for (const op of quantizeExclusions.ops) merged.opTypes = { ...merged.opTypes, [op]: null };
       for (const n of quantizeExclusions.nodes) merged.nodes = { ...merged.nodes, [n]: null };
       const recipe = recipes.parseRecipe(merged, o.recipe ? `${o.recipe} + flags` : 'flags');
+      const rounding = { weightMethod: weightMethod ?? 'rtn', actOrder: Boolean(o.actOrder ?? fileActOrder) } as const;
       passes.push(dynamic
-        ? { pass: 'quantize', options: { mode: 'dynamic', recipe, reduceRange: Boolean(o.reduceRange ?? fileReduce) } }
-        : { pass: 'quantize', options: { mode: 'weight-only', recipe } });
+        ? { pass: 'quantize', options: { mode: 'dynamic', recipe, reduceRange: Boolean(o.reduceRange ?? fileReduce), ...rounding } }
+        : { pass: 'quantize', options: { mode: 'weight-only', recipe, ...rounding } });
     }
   }
   const calibration: CalibrationSource | undefined = o.calibration

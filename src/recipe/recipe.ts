@@ -73,6 +73,8 @@ export const pruneSchema = z
 export const quantizeSchema = recipeSchema.extend({
   activations: z.enum(['int8', 'uint8', 'dynamic']).optional(),
   reduceRange: z.boolean().optional(),
+  weightMethod: z.enum(['rtn', 'gptq']).optional(),
+  actOrder: z.boolean().optional(),
 }).strict();
 
 export const passEntrySchema = z.union([

@@ -18,7 +18,8 @@ Passes and calibration data:
   prune      --prune / --prune-macs; reads --calibration to score channels (energy) and to re-fit
              pruned layers (--recover lsq|bn)
   quantize   --weights/--format/... (weight-only), --activations dynamic, or static W8A8 with
-             --activations int8|uint8, which reads --calibration for activation ranges
+             --activations int8|uint8, which reads --calibration for activation ranges;
+             --weight-method gptq reads --calibration for each layer's inputs
   --calibration alone (no --prune) keeps its old meaning: static W8A8 with uint8 activations.
   A recipe file may hold quantize keys at the top level, or a list:
     passes:
@@ -51,6 +52,8 @@ Passes and calibration data:
     .option('--prune-max-ratio <r>', 'no group loses more than this fraction of its channels (default 0.9)')
     .addOption(new Option('--prune-criterion <c>', 'channel importance summed over every member of a group: weight norms l1, l2, fpgm, or energy (activation energy x consumer weight norm on --calibration data). Default: energy with --calibration, l2 without').choices(['l1', 'l2', 'fpgm', 'energy']))
     .addOption(new Option('--recover <m>', 'after pruning, re-fit the layers whose inputs lost channels on --calibration data: lsq (least squares, the default with --calibration), bn (bias/statistics correction), none').choices(['none', 'bn', 'lsq']))
+    .addOption(new Option('--weight-method <m>', 'how weights are rounded: rtn (round to nearest) or gptq (GPTQ: column by column, errors spread by the inverse Hessian of each layer\'s inputs on --calibration data; same output format)').choices(['rtn', 'gptq']))
+    .option('--act-order', '--weight-method gptq: quantize input columns in order of decreasing Hessian diagonal')
     .option('--reduce-range', '--activations dynamic: 7-bit weights, for x86 CPUs without VNNI whose u8 x s8 kernels saturate with full-range int8 weights')
     .option('-v, --verbose', 'debug logging and stack traces'), ['int8', 'uint8', 'dynamic'])
     .action((input: string, o: CompressFlags) => guarded(o.verbose, async () => {

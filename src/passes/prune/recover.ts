@@ -24,10 +24,10 @@ import { ortGram, releaseOrtGram } from '../../cpu/ort-gram.ts';
 import { openDataset, seededSample } from '../../data/dataset.ts';
 import { modelInput } from '../../calibrate/calibrate.ts';
 import { sessionWithOutputs } from '../../eval/session.ts';
-import { seededRandom } from '../../random.ts';
-import { attrInt, ints } from '../../analysis/shapes.ts';
+import { attrInt } from '../../analysis/shapes.ts';
 import type { CalibrationSource } from '../pass.ts';
 import type { RecoveryTarget } from './surgery.ts';
+import { inputRows, layerGeometry, positionsFor, type Geometry } from '../layer-rows.ts';
 
 export type RecoverMethod = 'none' | 'bn' | 'lsq';
 
@@ -67,109 +67,9 @@ const DEFAULT_MAX_FEATURES = 2304;
 /** Every fifth calibration sample is held out to judge each fit. */
 const HELD_OUT_EVERY = 5;
 
-interface Geometry {
-  op: 'Conv' | 'Gemm' | 'MatMul' | 'depthwise';
-  /** Input features per row (without the bias column). */
-  k: number;
-  /** Output channels (kept). */
-  m: number;
-  bias: boolean;
-  conv?: { kh: number; kw: number; sh: number; sw: number; dh: number; dw: number; pads: number[]; autoPad: string };
-}
-
 interface Accumulator {
   fit: { h: Float64Array; c: Float64Array; yy: number; rows: number };
   held: { h: Float64Array; c: Float64Array; yy: number; rows: number };
-}
-
-function geometry(t: RecoveryTarget, model: OnnxModel): Geometry | string {
-  const node = t.node;
-  const w = model.graph.weights.get(node.input[1]);
-  if (!w) return 'weight is not a constant';
-  const dims = tensorDims(w.tensor);
-  if (t.kind === 'depthwise') return { op: 'depthwise', k: 1, m: dims[0], bias: true };
-  switch (node.opType) {
-    case 'Conv': {
-      if (dims.length !== 4) return 'least squares handles 2-D convolutions only';
-      const autoPad = (() => {
-        const a = node.attribute.find((x) => x.name === 'auto_pad');
-        return a?.s ? new TextDecoder().decode(a.s) : 'NOTSET';
-      })();
-      const strides = ints(node, 'strides') ?? [1, 1];
-      const dil = ints(node, 'dilations') ?? [1, 1];
-      return {
-        op: 'Conv', k: dims[1] * dims[2] * dims[3], m: dims[0], bias: true,
-        conv: { kh: dims[2], kw: dims[3], sh: strides[0], sw: strides[1], dh: dil[0], dw: dil[1], pads: ints(node, 'pads') ?? [0, 0, 0, 0], autoPad },
-      };
-    }
-    case 'Gemm': {
-      const transB = attrInt(node, 'transB', 0) === 1;
-      return { op: 'Gemm', k: transB ? dims[1] : dims[0], m: transB ? dims[0] : dims[1], bias: true };
-    }
-    case 'MatMul':
-      return { op: 'MatMul', k: dims[0], m: dims[1], bias: false };
-    default:
-      return `${node.opType} is not reconstructed`;
-  }
-}
-
-/** Output positions (flat oh·OW+ow) sampled for image `sample` of target `t`: the same in both models. */
-function positionsFor(t: number, sample: number, count: number, outSpatial: number, seed: number): number[] {
-  if (outSpatial <= count) return Array.from({ length: outSpatial }, (_, i) => i);
-  const r = seededRandom((seed * 1000003 + t * 7919 + sample * 104729) >>> 0);
-  return Array.from({ length: count }, () => Math.floor(r() * outSpatial));
-}
-
-/** Rows of X (features + optional 1) for one image of a batch, at the given output positions. */
-function inputRows(g: Geometry, x: ort.Tensor, n: number, positions: number[] | null, outDims: readonly number[], into: Float32Array, at: number): number {
-  const F = g.k + (g.bias ? 1 : 0);
-  const data = x.data as Float32Array;
-  if (g.op === 'Conv') {
-    const [, C, H, W] = x.dims as number[];
-    const c = g.conv!;
-    const OW = outDims[3];
-    let top = c.pads[0];
-    let left = c.pads[1];
-    if (c.autoPad === 'SAME_UPPER' || c.autoPad === 'SAME_LOWER') {
-      const total = (d: number, o: number, s: number, k: number, dl: number) => Math.max(0, (o - 1) * s + (k - 1) * dl + 1 - d);
-      const th = total(H, outDims[2], c.sh, c.kh, c.dh);
-      const tw = total(W, OW, c.sw, c.kw, c.dw);
-      top = c.autoPad === 'SAME_UPPER' ? Math.floor(th / 2) : Math.ceil(th / 2);
-      left = c.autoPad === 'SAME_UPPER' ? Math.floor(tw / 2) : Math.ceil(tw / 2);
-    } else if (c.autoPad === 'VALID') {
-      top = 0;
-      left = 0;
-    }
-    for (const p of positions!) {
-      const oh = Math.floor(p / OW);
-      const ow = p % OW;
-      let f = at * F;
-      for (let ch = 0; ch < C; ch++) {
-        const plane = (n * C + ch) * H * W;
-        for (let i = 0; i < c.kh; i++) {
-          const ih = oh * c.sh - top + i * c.dh;
-          for (let j = 0; j < c.kw; j++) {
-            const iw = ow * c.sw - left + j * c.dw;
-            into[f++] = ih >= 0 && ih < H && iw >= 0 && iw < W ? data[plane + ih * W + iw] : 0;
-          }
-        }
-      }
-      if (g.bias) into[f] = 1;
-      at++;
-    }
-    return at;
-  }
-  // Gemm / MatMul: the rows of this image (all of them, or the sampled ones).
-  const K = g.k;
-  const perImage = data.length / Number(x.dims[0]) / K;
-  const rows = positions ?? Array.from({ length: perImage }, (_, i) => i);
-  for (const r of rows) {
-    const src = (n * perImage + r) * K;
-    into.set(data.subarray(src, src + K), at * F);
-    if (g.bias) into[at * F + K] = 1;
-    at++;
-  }
-  return at;
 }
 
 /** Y rows: the original output at the kept channels, same positions. */
@@ -349,7 +249,7 @@ export async function recoverPruned(originalBytes: Uint8Array, pruned: OnnxModel
   const layers: RecoveredLayer[] = [];
   const plans: Array<{ t: RecoveryTarget; g: Geometry; index: number; kept: number[] }> = [];
   targets.forEach((t, index) => {
-    const g = geometry(t, pruned);
+    const g = layerGeometry(t.node, pruned, t.kind === 'depthwise');
     const name = t.node.name || t.node.output[0];
     if (typeof g === 'string') {
       layers.push({ node: name, op: t.node.opType ?? '', solve: 'none', features: 0, rows: 0, errorBefore: NaN, errorAfter: NaN, accepted: false, note: g });

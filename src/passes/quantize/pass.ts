@@ -11,6 +11,8 @@ import type { Skip } from './targets.ts';
 import type { GateReport, SensitivityEntry, StaticPipelineOptions } from './static-pipeline.ts';
 import type { ActivationReport } from './static.ts';
 import type { EvalReport } from '../../eval/evaluate.ts';
+import { GptqRounder, type GptqLayerReport } from './gptq.ts';
+import { findTargets } from './targets.ts';
 
 export type QuantizeMode = 'weight-only' | 'dynamic' | 'static-w8a8';
 
@@ -20,6 +22,10 @@ export interface QuantizePassOptions {
   recipe: Recipe;
   /** Dynamic: 7-bit weights for x86 without VNNI. */
   reduceRange?: boolean;
+  /** Weight-only / dynamic: round-to-nearest (default) or GPTQ (needs calibration data). */
+  weightMethod?: 'rtn' | 'gptq';
+  /** GPTQ: quantize inputs in order of decreasing Hessian diagonal. */
+  actOrder?: boolean;
   /** Static W8A8 (the calibration data comes from the pipeline). */
   static?: Omit<StaticPipelineOptions, 'scheduler' | 'calibrationData' | 'preprocess' | 'samples' | 'seed' | 'onProgress'>;
 }
@@ -31,6 +37,8 @@ export interface QuantizeReport {
   evaluation?: EvalReport | null;
   sensitivity?: SensitivityEntry[] | null;
   gate?: GateReport | null;
+  /** GPTQ: per weight, the layer objective of round-to-nearest vs GPTQ on the calibration inputs. */
+  gptq?: GptqLayerReport[];
 }
 
 async function runQuantize(ctx: PassContext, o: QuantizePassOptions): Promise<PassOutcome<QuantizeReport>> {
@@ -62,18 +70,24 @@ async function runQuantize(ctx: PassContext, o: QuantizePassOptions): Promise<Pa
     skipped.push(...d.skipped);
     for (const c of d.created) created.add(c);
   }
-  const w = await compressWeights(model, { recipe: o.recipe, scheduler, onProgress: (d, t, name) => ctx.onProgress?.(name, d, t) });
+  let rounder: GptqRounder | undefined;
+  if (o.weightMethod === 'gptq') {
+    if (!ctx.calibration) throw new DataError('--weight-method gptq needs --calibration data (the layer inputs it minimizes the error on)');
+    const weights = findTargets(model.graph, o.recipe).targets.filter((t) => t.config.weights !== 'fp16').map((t) => t.weight.name);
+    rounder = await GptqRounder.collect(model, weights, { calibration: ctx.calibration, scheduler, actOrder: o.actOrder, onProgress: ctx.onProgress });
+  }
+  const w = await compressWeights(model, { recipe: o.recipe, scheduler, rounder, onProgress: (d, t, name) => ctx.onProgress?.(name, d, t) });
   tensors.push(...w.tensors);
   // A weight the dynamic pass skipped may still be compressed weight-only: report it once.
   const compressed = new Set(tensors.map((t) => t.name));
   skipped = [...skipped, ...w.skipped].filter((sk, i, all) => !compressed.has(sk.name) && !created.has(sk.name) && all.findIndex((x) => x.name === sk.name) === i);
-  return { tensors, skipped, usedCalibration: false, report: { mode: o.mode } };
+  return { tensors, skipped, usedCalibration: Boolean(rounder), report: { mode: o.mode, ...(rounder ? { gptq: rounder.reports } : {}) } };
 }
 
 export const quantizePassDescriptor: PassDescriptor<QuantizePassOptions, QuantizeReport> = {
   name: 'quantize',
   rank: 30,
   summary: 'weights to int8/int4/fp16 (weight-only), int8 MatMul (dynamic) or static W8A8',
-  calibrationUse: 'static W8A8 activation ranges (--activations int8|uint8)',
+  calibrationUse: 'static W8A8 activation ranges (--activations int8|uint8), GPTQ layer inputs (--weight-method gptq)',
   run: runQuantize,
 };

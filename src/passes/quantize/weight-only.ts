@@ -53,6 +53,11 @@ export interface WeightOnlyOptions {
    */
   groupBytes?: number;
   onProgress?: (done: number, total: number, name: string) => void;
+  /**
+   * Data-aware rounding (GPTQ): rewrites a weight's data to grid values under the params the
+   * round-to-nearest path computed (from the original weight); false leaves the weight to RTN.
+   */
+  rounder?: { round(w: { name: string; data: Float32Array; shape: readonly number[]; granularity: Granularity; params: QuantParams; bits: Bits; signed: boolean }): boolean };
 }
 
 interface IntPlan {
@@ -272,15 +277,27 @@ export async function compressWeights(model: OnnxModel, opts: WeightOnlyOptions)
       const params = computeQuantParams(r.min, r.max, { bits: p.bits, signed: p.signed, symmetric: p.target.config.symmetric, granularity: p.granularity });
       ok.push({ plan: p, params });
     });
+    // GPTQ rewrites the weight to its grid values; the original is kept for the error statistics.
+    const originals = new Map<number, Float32Array>();
+    ok.forEach(({ plan: p, params }, i) => {
+      const original = opts.rounder ? Float32Array.from(p.data) : null;
+      if (original && opts.rounder!.round({ name: p.target.weight.name, data: p.data, shape: p.shape, granularity: p.granularity, params, bits: p.bits, signed: p.signed })) {
+        originals.set(i, original);
+        p.describe += ', GPTQ';
+      }
+    });
     // On the CPU path the quantize pass also measures the round-trip error (one pass over the
-    // data); a GPU runs the dequantize kernel for it instead.
+    // data); a GPU, and GPTQ-rounded weights, run the dequantize kernel against the original.
     const onCpu = scheduler.info.active === 'cpu';
-    const quantized = await scheduler.run(quantizeKernel, ok.map(({ plan: p, params }) => ({
-      data: p.data, shape: p.shape, granularity: p.granularity, bits: p.bits, signed: p.signed, params, errorStats: onCpu,
+    const quantized = await scheduler.run(quantizeKernel, ok.map(({ plan: p, params }, i) => ({
+      data: p.data, shape: p.shape, granularity: p.granularity, bits: p.bits, signed: p.signed, params, errorStats: onCpu && !originals.has(i),
     })));
-    const errors = onCpu ? quantized.map((q) => q.error!) : (await scheduler.run(dequantizeKernel, ok.map(({ plan: p, params }, i) => ({
-      codes: quantized[i].codes, shape: p.shape, granularity: p.granularity, bits: p.bits, signed: p.signed, params, original: p.data, values: false, statsAxis: null,
-    })))).map((d) => d.tensor!);
+    const separate = ok.map((_, i) => i).filter((i) => !onCpu || originals.has(i));
+    const measured = await scheduler.run(dequantizeKernel, separate.map((i) => {
+      const { plan: p, params } = ok[i];
+      return { codes: quantized[i].codes, shape: p.shape, granularity: p.granularity, bits: p.bits, signed: p.signed, params, original: originals.get(i) ?? p.data, values: false, statsAxis: null };
+    }));
+    const errors = ok.map((_, i) => (separate.includes(i) ? measured[separate.indexOf(i)].tensor! : quantized[i].error!));
     ok.forEach(({ plan: p, params }, i) => {
       const w: EncodedWeight = {
         name: p.target.weight.name, type: p.target.config.weights as IntType, bits: p.bits, shape: p.shape, granularity: p.granularity, params, codes: quantized[i].codes,

@@ -1,0 +1,180 @@
+/**
+ * GPTQ in the quantize pass (`--weight-method gptq`): the Gram matrix H = XXᵀ of every eligible
+ * layer's inputs is accumulated over calibration samples run through ONNX Runtime (im2col rows of
+ * 2-D convolutions at sampled positions, Gemm / MatMul rows), then each weight is rounded column by
+ * column with linalg/gptq.ts on the grid the round-to-nearest path would use (same scales and zero
+ * points), so the output format is unchanged. Eligible: Conv (group 1, 2-D), Gemm, MatMul with a
+ * 2-D constant weight used by one node; the others stay round-to-nearest, said in the report.
+ */
+import * as ort from 'onnxruntime-node';
+import { DataError } from '../../errors.ts';
+import type { OnnxModel } from '../../onnx/model.ts';
+import type { NodeMsg } from '../../onnx/proto.ts';
+import type { Scheduler } from '../../scheduler/scheduler.ts';
+import { gramKernel, type GramJob } from '../../kernels/gram.ts';
+import { groupOf, groupView, type Granularity } from '../../kernels/layout.ts';
+import { codeRange, type Bits, type QuantParams } from '../../kernels/qparams.ts';
+import { quantizeValue } from '../../kernels/quantize.ts';
+import { ortGram, releaseOrtGram } from '../../cpu/ort-gram.ts';
+import { openDataset, seededSample } from '../../data/dataset.ts';
+import { modelInput } from '../../calibrate/calibrate.ts';
+import { sessionWithOutputs } from '../../eval/session.ts';
+import { attrInt } from '../../analysis/shapes.ts';
+import { gptq, layerObjective } from '../../linalg/gptq.ts';
+import { inputRows, layerGeometry, positionsFor, type Geometry } from '../layer-rows.ts';
+import type { CalibrationSource } from '../pass.ts';
+
+export interface GptqOptions {
+  calibration: CalibrationSource;
+  scheduler: Scheduler;
+  /** Calibration samples (default: the calibration source's, else 128). */
+  samples?: number;
+  /** Convolution output positions sampled per image (default 64). */
+  positions?: number;
+  actOrder?: boolean;
+  damping?: number;
+  onProgress?: (stage: string, done: number, total: number) => void;
+}
+
+export interface GptqLayerReport {
+  weight: string;
+  /** Layer objective ‖(W − Ŵ)X‖² on the calibration inputs, round-to-nearest vs GPTQ. */
+  objectiveRtn: number;
+  objectiveGptq: number;
+  damping: number;
+}
+
+interface Layer {
+  weight: string;
+  node: NodeMsg;
+  g: Geometry;
+  /** Weight [K, N] (MatMul, Gemm without transB): inputs are rows of the tensor. */
+  inputsFirst: boolean;
+}
+
+/** Layers whose weight GPTQ can round: one consumer, a 2-D input feature view. */
+function eligible(model: OnnxModel, weights: readonly string[]): Map<string, Layer> {
+  const out = new Map<string, Layer>();
+  for (const weight of weights) {
+    const uses = model.graph.uses(weight);
+    if (uses.length !== 1 || uses[0].index !== 1) continue;
+    const node = uses[0].node;
+    if (node.opType === 'Conv' && attrInt(node, 'group', 1) !== 1) continue;
+    if (node.opType === 'Gemm' && attrInt(node, 'transA', 0) !== 0) continue;
+    if (!['Conv', 'Gemm', 'MatMul'].includes(node.opType ?? '')) continue;
+    const g = layerGeometry(node, model);
+    if (typeof g === 'string') continue;
+    out.set(weight, { weight, node, g: { ...g, bias: false }, inputsFirst: node.opType === 'MatMul' || (node.opType === 'Gemm' && attrInt(node, 'transB', 0) === 0) });
+  }
+  return out;
+}
+
+export class GptqRounder {
+  readonly reports: GptqLayerReport[] = [];
+  private constructor(private readonly layers: Map<string, Layer>, private readonly hessians: Map<string, Float64Array>, private readonly o: GptqOptions) {}
+
+  /** Accumulates the Hessians of every eligible layer among `weights` over the calibration data. */
+  static async collect(model: OnnxModel, weights: readonly string[], o: GptqOptions): Promise<GptqRounder> {
+    const layers = eligible(model, weights);
+    const hessians = new Map<string, Float64Array>();
+    const input = modelInput(model);
+    const ds = await openDataset(o.calibration.data, input, o.calibration.preprocess);
+    const indices = seededSample(ds.count, o.samples ?? o.calibration.samples ?? 128, o.calibration.seed ?? 1);
+    if (!indices.length) throw new DataError(`GPTQ needs calibration samples; ${ds.description} has none`);
+    const positions = o.positions ?? 64;
+    const batch = input.batch ?? 16;
+    // Layers in chunks whose Hessians fit 512 MiB together: one ONNX Runtime pass per chunk.
+    const chunks: Layer[][] = [];
+    let cur: Layer[] = [];
+    let bytes = 0;
+    for (const l of layers.values()) {
+      const b = 8 * l.g.k * l.g.k;
+      if (cur.length && bytes + b > 2 ** 29) { chunks.push(cur); cur = []; bytes = 0; }
+      cur.push(l);
+      bytes += b;
+    }
+    if (cur.length) chunks.push(cur);
+    let done = 0;
+    const total = chunks.length * indices.length;
+    for (const chunk of chunks) {
+      for (const l of chunk) hessians.set(l.weight, new Float64Array(l.g.k * l.g.k));
+      const reads = chunk.map((l) => l.node.input[0]);
+      const session = await sessionWithOutputs(model, reads);
+      try {
+        for (let i = 0; i < indices.length; i += batch) {
+          const idx = indices.slice(i, i + batch);
+          if (input.batch !== null && idx.length !== input.batch) break;
+          const out = await session.run({ [input.name]: new ort.Tensor('float32', await ds.load(idx), [idx.length, ...ds.sampleDims]) });
+          const jobs: GramJob[] = [];
+          for (const [k, l] of chunk.entries()) {
+            const x = out[reads[k]];
+            const conv = l.g.op === 'Conv';
+            const outDims = conv ? convOutDims(l, x) : [];
+            const pos = idx.map((s, n) => (conv ? positionsFor(k, s, positions, outDims[2] * outDims[3], o.calibration.seed ?? 1) : null));
+            const perImage = conv ? 0 : (x.data as Float32Array).length / Number(x.dims[0]) / l.g.k;
+            const rows = pos.reduce((t, p) => t + (p ? p.length : perImage), 0);
+            const X = new Float32Array(rows * l.g.k);
+            let at = 0;
+            idx.forEach((_, n) => { at = inputRows(l.g, x, n, pos[n], outDims, X, at); });
+            jobs.push({ a: X, rows, fa: l.g.k });
+          }
+          const results = o.scheduler.info.active === 'gpu' ? await o.scheduler.run(gramKernel, jobs) : await Promise.all(jobs.map(ortGram));
+          results.forEach((r, k) => {
+            const h = hessians.get(chunk[k].weight)!;
+            for (let q = 0; q < h.length; q++) h[q] += r.gram[q];
+          });
+          done += idx.length;
+          o.onProgress?.('GPTQ: layer inputs', done, total);
+        }
+      } finally {
+        await session.release();
+      }
+    }
+    await releaseOrtGram();
+    return new GptqRounder(layers, hessians, o);
+  }
+
+  has(weight: string): boolean {
+    return this.hessians.has(weight);
+  }
+
+  /**
+   * Rewrites `data` (the weight tensor, f32, flat) to GPTQ's grid values under `params`; the
+   * round-to-nearest quantizer then reproduces GPTQ's codes exactly. Returns false when the weight
+   * is not an eligible layer.
+   */
+  round(w: { name: string; data: Float32Array; shape: readonly number[]; granularity: Granularity; params: QuantParams; bits: Bits; signed: boolean }): boolean {
+    const layer = this.layers.get(w.name);
+    const h = this.hessians.get(w.name);
+    if (!layer || !h) return false;
+    const cols = layer.g.k;
+    const rows = w.data.length / cols;
+    const flat = layer.inputsFirst ? (r: number, c: number) => c * rows + r : (r: number, c: number) => r * cols + c;
+    const view = groupView(w.shape, w.granularity);
+    const { qmin, qmax } = codeRange(w.bits, w.signed);
+    const { scale, inverse, zeroPoint } = w.params;
+    const grid = (value: number, r: number, c: number) => {
+      const g = groupOf(view, flat(r, c));
+      const q = quantizeValue(value, inverse[g], zeroPoint[g], qmin, qmax);
+      return Math.fround((q - zeroPoint[g]) * scale[g]);
+    };
+    const W = new Float64Array(rows * cols);
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) W[r * cols + c] = w.data[flat(r, c)];
+    const res = gptq({ w: W, rows, cols, h, grid, damping: this.o.damping, actOrder: this.o.actOrder });
+    const rtn = new Float64Array(rows * cols);
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) rtn[r * cols + c] = grid(W[r * cols + c], r, c);
+    this.reports.push({ weight: w.name, objectiveRtn: layerObjective(W, rtn, h, rows, cols), objectiveGptq: layerObjective(W, res.q, h, rows, cols), damping: res.damping });
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) w.data[flat(r, c)] = res.q[r * cols + c];
+    this.hessians.delete(w.name);
+    return true;
+  }
+}
+
+/** Output dims of a convolution for sampling positions (from its input shape and attributes). */
+function convOutDims(l: Layer, x: ort.Tensor): number[] {
+  const [n, , H, W] = x.dims as number[];
+  const c = l.g.conv!;
+  const out = (d: number, k: number, s: number, dl: number, p0: number, p1: number) =>
+    c.autoPad === 'SAME_UPPER' || c.autoPad === 'SAME_LOWER' ? Math.ceil(d / s) : Math.floor((d + (c.autoPad === 'VALID' ? 0 : p0 + p1) - dl * (k - 1) - 1) / s) + 1;
+  return [n, l.g.m, out(H, c.kh, c.sh, c.dh, c.pads[0], c.pads[2]), out(W, c.kw, c.sw, c.dw, c.pads[1], c.pads[3])];
+}
