@@ -134,6 +134,24 @@ describe('modelpress compress --prune', () => {
     expect(summarizeEncodings(OnnxModel.read(join(dir, 'both.onnx'))).quantizedActivations).toBeGreaterThan(0);
   });
 
+  it('--weight-method gptq reads --calibration (no static W8A8); its flags are checked', () => {
+    const a = run(['compress', FASHION, '-o', join(dir, 'gptq.onnx'), '--weights', 'int4', '--weight-method', 'gptq', '--calibration', TRAIN, '--calib-samples', '64', '--backend', 'cpu', '-q', '--json']);
+    expect(a.status, a.stderr).toBe(0);
+    const j = JSON.parse(a.stdout);
+    expect(j.mode).toBe('weight-only');
+    expect(j.passes[0]).toMatchObject({ pass: 'quantize', usedCalibration: true });
+    expect(j.passes[0].report.gptq.length).toBeGreaterThan(0);
+    const bad: Array<[string[], RegExp]> = [
+      [['--weight-method', 'gptq'], /--weight-method gptq needs --calibration data/],
+      [['--act-order'], /--act-order applies to --weight-method gptq/],
+    ];
+    for (const [flags, msg] of bad) {
+      const r = run(['compress', FASHION, '-o', join(dir, 'x.onnx'), '--force', '--backend', 'cpu', '-q', ...flags]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(msg);
+    }
+  });
+
   it('--help names the passes and which of them read --calibration', () => {
     const r = run(['compress', '--help']);
     expect(r.stdout).toMatch(/prune +--prune \/ --prune-macs; reads --calibration to score channels \(energy\) and to re-fit/);

