@@ -4,7 +4,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { gptq, layerObjective } from '../src/linalg/gptq.ts';
+import { gptq, inverseUpperFactor, layerObjective } from '../src/linalg/gptq.ts';
 import { gramKernel } from '../src/kernels/gram.ts';
 import { seededRandom } from '../src/random.ts';
 import { compressModel } from '../src/pipeline/compress.ts';
@@ -56,6 +56,27 @@ describe('GPTQ column sweep', () => {
     expect(o.gptq / o.rtn).toBeLessThan(0.8);
     // Every output value is on the grid.
     g.q.forEach((v, i) => expect(grid(v, Math.floor(i / cols))).toBe(v));
+  });
+
+  it('the inverse factor: H · Uᵀ U = I to f64 rounding', () => {
+    const n = 37;
+    const { h } = layer(2, n, 200, 9);
+    for (let i = 0; i < n; i++) h[i * n + i] += 1e-3;
+    const u = inverseUpperFactor(h, n)!;
+    for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) expect(u[i * n + j]).toBe(0);
+    let worst = 0;
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let k = 0; k < n; k++) {
+          let hinv = 0; // (Uᵀ U)[k][j]
+          for (let m = 0; m <= Math.min(k, j); m++) hinv += u[m * n + k] * u[m * n + j];
+          s += h[i * n + k] * hinv;
+        }
+        worst = Math.max(worst, Math.abs(s - (i === j ? 1 : 0)));
+      }
+    }
+    expect(worst).toBeLessThan(1e-8);
   });
 
   it('one column: exactly round-to-nearest', () => {

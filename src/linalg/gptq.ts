@@ -31,34 +31,30 @@ export interface GptqResult {
   dead: number;
 }
 
-/** Upper Cholesky factor U of H⁻¹ (H⁻¹ = Uᵀ U), from H's lower factor; null if H is not positive definite. */
-function inverseUpperFactor(h: Float64Array, n: number): Float64Array | null {
-  const l = Float64Array.from(h);
+/**
+ * Upper Cholesky factor U of H⁻¹ (H⁻¹ = Uᵀ U), or null if H is not positive definite. With P the
+ * reversal permutation, chol(P H P) = L gives H = V Vᵀ with V = P L P upper triangular, so
+ * U = V⁻¹: one Cholesky and one triangular inverse, both walking rows (≈ n³/2 multiply-adds).
+ */
+export function inverseUpperFactor(h: Float64Array, n: number): Float64Array | null {
+  const l = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) l[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
   if (!choleskyInPlace(l, n)) return null;
-  // L⁻¹ (lower), column by column.
-  const li = new Float64Array(n * n);
-  for (let j = 0; j < n; j++) {
-    li[j * n + j] = 1 / l[j * n + j];
-    for (let i = j + 1; i < n; i++) {
-      let s = 0;
-      for (let k = j; k < i; k++) s -= l[i * n + k] * li[k * n + j];
-      li[i * n + j] = s / l[i * n + i];
-    }
-  }
-  // H⁻¹ = L⁻ᵀ L⁻¹.
-  const hi = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    for (let j = i; j < n; j++) {
-      let s = 0;
-      for (let k = j; k < n; k++) s += li[k * n + i] * li[k * n + j];
-      hi[i * n + j] = s;
-      hi[j * n + i] = s;
-    }
-  }
-  // H⁻¹ = L₂ L₂ᵀ, U = L₂ᵀ.
-  if (!choleskyInPlace(hi, n)) return null;
   const u = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) u[j * n + i] = hi[i * n + j];
+  const acc = new Float64Array(n);
+  for (let i = n - 1; i >= 0; i--) {
+    const li = (n - 1 - i) * n;
+    const vii = l[li + (n - 1 - i)];
+    acc.fill(0, i + 1);
+    for (let k = i + 1; k < n; k++) {
+      const vik = l[li + (n - 1 - k)];
+      if (vik === 0) continue;
+      const uk = k * n;
+      for (let j = k; j < n; j++) acc[j] += vik * u[uk + j];
+    }
+    u[i * n + i] = 1 / vii;
+    for (let j = i + 1; j < n; j++) u[i * n + j] = -acc[j] / vii;
+  }
   return u;
 }
 
