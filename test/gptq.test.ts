@@ -130,3 +130,17 @@ describe('--weight-method gptq in the quantize pass', () => {
     expect(summarizeEncodings(OnnxModel.read(g.out)).folded).toBe(summarizeEncodings(OnnxModel.read(rtn.out)).folded);
   }, 120_000);
 });
+
+it('depthwise convolutions get one Hessian per channel: every layer of the inverted-residual model is GPTQ-rounded, none worse than RTN', async () => {
+  const out = join(dir, 'ir-gptq.onnx');
+  const r = await compressModel('test/assets/fashion-inverted-residual.onnx', out, {
+    scheduler: cpu, force: true, calibration: { data: 'test/assets/fashion-mnist/train-images-idx3-ubyte.gz', samples: 128, seed: 1 },
+    passes: [{ pass: 'quantize', options: { mode: 'weight-only', recipe: parseRecipe({ weights: 'int4', granularity: 'channel', minElements: 0 }), weightMethod: 'gptq' } }],
+  });
+  const report = (r.passes[0].report as QuantizeReport).gptq!;
+  expect(report.length).toBe(r.totals.tensorsQuantized);
+  for (const l of report) expect(l.objectiveGptq).toBeLessThanOrEqual(l.objectiveRtn * (1 + 1e-9));
+  // 21 = every Conv/Gemm weight, the four depthwise convolutions included.
+  expect(report.length).toBe(21);
+  console.log(`inverted residual: ${report.length} weights GPTQ-rounded, objective ratio ${report.map((l) => (l.objectiveGptq / l.objectiveRtn).toFixed(2)).join(' ')}`);
+}, 120_000);

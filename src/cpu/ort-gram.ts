@@ -43,9 +43,36 @@ export async function ortGram(job: GramJob): Promise<GramResult> {
   return { gram: g };
 }
 
+const batched = new Map<string, Promise<ort.InferenceSession>>();
+
+/**
+ * Many small Gram matrices at once: A [groups, rows, k] → AᵢᵀAᵢ for every group (a batched MatMul;
+ * depthwise layers have one k×k Hessian per channel). Returns [groups, k, k] in f64.
+ */
+export async function ortBatchedGram(a: Float32Array, groups: number, rows: number, k: number): Promise<Float64Array> {
+  const g = new Float64Array(groups * k * k);
+  if (!groups || !rows || !k) return g;
+  const key = `${k}`;
+  let s = batched.get(key);
+  if (!s) {
+    const b = new GraphBuilder('batched_gram');
+    b.input('a', ['groups', 'rows', k]);
+    const at = b.op('Transpose', ['a'], { perm: [0, 2, 1] });
+    b.node('MatMul', [at, 'a'], {}, { outputs: ['g'] });
+    b.output('g', ['groups', k, k]);
+    s = ort.InferenceSession.create(encodeModel(b.build(13)), { intraOpNumThreads: 0, extra: { session: { intra_op: { allow_spinning: '0' } } } });
+    batched.set(key, s);
+  }
+  const session = await s;
+  const out = (await session.run({ a: new ort.Tensor('float32', a, [groups, rows, k]) })).g.data as Float32Array;
+  for (let i = 0; i < out.length; i++) g[i] = out[i];
+  return g;
+}
+
 /** Releases the cached sessions (tests, long-running embedders). */
 export async function releaseOrtGram(): Promise<void> {
-  const all = [...sessions.values()];
+  const all = [...sessions.values(), ...batched.values()];
   sessions.clear();
+  batched.clear();
   for (const s of all) await (await s).release();
 }

@@ -3,8 +3,8 @@
  * layer's inputs is accumulated over calibration samples run through ONNX Runtime (im2col rows of
  * 2-D convolutions at sampled positions, Gemm / MatMul rows), then each weight is rounded column by
  * column with linalg/gptq.ts on the grid the round-to-nearest path would use (same scales and zero
- * points), so the output format is unchanged. Eligible: Conv (group 1, 2-D), Gemm, MatMul with a
- * 2-D constant weight used by one node; the others stay round-to-nearest, said in the report.
+ * points), so the output format is unchanged. Eligible: Conv (group 1 or depthwise, 2-D), Gemm,
+ * MatMul with a 2-D constant weight used by one node; the others stay round-to-nearest.
  */
 import * as ort from 'onnxruntime-node';
 import { DataError } from '../../errors.ts';
@@ -15,7 +15,8 @@ import { gramKernel, type GramJob } from '../../kernels/gram.ts';
 import { groupOf, groupView, type Granularity } from '../../kernels/layout.ts';
 import { codeRange, type Bits, type QuantParams } from '../../kernels/qparams.ts';
 import { quantizeValue } from '../../kernels/quantize.ts';
-import { ortGram, releaseOrtGram } from '../../cpu/ort-gram.ts';
+import { ortBatchedGram, ortGram, releaseOrtGram } from '../../cpu/ort-gram.ts';
+import { tensorDims } from '../../onnx/tensor.ts';
 import { openDataset, seededSample } from '../../data/dataset.ts';
 import { modelInput } from '../../calibrate/calibrate.ts';
 import { sessionWithOutputs } from '../../eval/session.ts';
@@ -50,6 +51,8 @@ interface Layer {
   g: Geometry;
   /** Weight [K, N] (MatMul, Gemm without transB): inputs are rows of the tensor. */
   inputsFirst: boolean;
+  /** Depthwise conv: one kh·kw Hessian per channel (g.k = kh·kw, g.m = channels). */
+  depthwise: boolean;
 }
 
 /** Layers whose weight GPTQ can round: one consumer, a 2-D input feature view. */
@@ -59,12 +62,15 @@ function eligible(model: OnnxModel, weights: readonly string[]): Map<string, Lay
     const uses = model.graph.uses(weight);
     if (uses.length !== 1 || uses[0].index !== 1) continue;
     const node = uses[0].node;
-    if (node.opType === 'Conv' && attrInt(node, 'group', 1) !== 1) continue;
+    const group = attrInt(node, 'group', 1);
+    const wDims = model.graph.weights.get(weight) ? tensorDims(model.graph.weights.get(weight)!.tensor) : [];
+    const depthwise = node.opType === 'Conv' && group > 1 && wDims.length === 4 && wDims[0] === group && wDims[1] === 1;
+    if (node.opType === 'Conv' && group !== 1 && !depthwise) continue;
     if (node.opType === 'Gemm' && attrInt(node, 'transA', 0) !== 0) continue;
     if (!['Conv', 'Gemm', 'MatMul'].includes(node.opType ?? '')) continue;
     const g = layerGeometry(node, model);
     if (typeof g === 'string') continue;
-    out.set(weight, { weight, node, g: { ...g, bias: false }, inputsFirst: node.opType === 'MatMul' || (node.opType === 'Gemm' && attrInt(node, 'transB', 0) === 0) });
+    out.set(weight, { weight, node, g: { ...g, bias: false }, depthwise, inputsFirst: node.opType === 'MatMul' || (node.opType === 'Gemm' && attrInt(node, 'transB', 0) === 0) });
   }
   return out;
 }
@@ -88,7 +94,7 @@ export class GptqRounder {
     let cur: Layer[] = [];
     let bytes = 0;
     for (const l of layers.values()) {
-      const b = 8 * l.g.k * l.g.k;
+      const b = 8 * l.g.k * l.g.k * (l.depthwise ? l.g.m : 1);
       if (cur.length && bytes + b > 2 ** 29) { chunks.push(cur); cur = []; bytes = 0; }
       cur.push(l);
       bytes += b;
@@ -97,7 +103,7 @@ export class GptqRounder {
     let done = 0;
     const total = chunks.length * indices.length;
     for (const chunk of chunks) {
-      for (const l of chunk) hessians.set(l.weight, new Float64Array(l.g.k * l.g.k));
+      for (const l of chunk) hessians.set(l.weight, new Float64Array(l.g.k * l.g.k * (l.depthwise ? l.g.m : 1)));
       const reads = chunk.map((l) => l.node.input[0]);
       const session = await sessionWithOutputs(model, reads);
       try {
@@ -106,22 +112,43 @@ export class GptqRounder {
           if (input.batch !== null && idx.length !== input.batch) break;
           const out = await session.run({ [input.name]: new ort.Tensor('float32', await ds.load(idx), [idx.length, ...ds.sampleDims]) });
           const jobs: GramJob[] = [];
+          const owners: Array<{ weight: string; offset: number }> = [];
           for (const [k, l] of chunk.entries()) {
             const x = out[reads[k]];
             const conv = l.g.op === 'Conv';
             const outDims = conv ? convOutDims(l, x) : [];
             const pos = idx.map((s, n) => (conv ? positionsFor(k, s, positions, outDims[2] * outDims[3], o.calibration.seed ?? 1) : null));
-            const perImage = conv ? 0 : (x.data as Float32Array).length / Number(x.dims[0]) / l.g.k;
+            // Depthwise: im2col rows over every channel, then one Gram per channel's kh·kw block.
+            const width = l.depthwise ? l.g.m * l.g.k : l.g.k;
+            const perImage = conv ? 0 : (x.data as Float32Array).length / Number(x.dims[0]) / width;
             const rows = pos.reduce((t, p) => t + (p ? p.length : perImage), 0);
-            const X = new Float32Array(rows * l.g.k);
+            const X = new Float32Array(rows * width);
             let at = 0;
-            idx.forEach((_, n) => { at = inputRows(l.g, x, n, pos[n], outDims, X, at); });
-            jobs.push({ a: X, rows, fa: l.g.k });
+            idx.forEach((_, n) => { at = inputRows({ ...l.g, k: width }, x, n, pos[n], outDims, X, at); });
+            if (!l.depthwise) {
+              jobs.push({ a: X, rows, fa: l.g.k });
+              owners.push({ weight: l.weight, offset: 0 });
+              continue;
+            }
+            const kk = l.g.k;
+            const perChannel = new Float32Array(l.g.m * rows * kk);
+            for (let r = 0; r < rows; r++) for (let c = 0; c < l.g.m; c++) perChannel.set(X.subarray(r * width + c * kk, r * width + (c + 1) * kk), (c * rows + r) * kk);
+            if (o.scheduler.info.active === 'gpu') {
+              for (let c = 0; c < l.g.m; c++) {
+                jobs.push({ a: perChannel.subarray(c * rows * kk, (c + 1) * rows * kk), rows, fa: kk });
+                owners.push({ weight: l.weight, offset: c * kk * kk });
+              }
+            } else {
+              const g = await ortBatchedGram(perChannel, l.g.m, rows, kk);
+              const h = hessians.get(l.weight)!;
+              for (let q = 0; q < h.length; q++) h[q] += g[q];
+            }
           }
           const results = o.scheduler.info.active === 'gpu' ? await o.scheduler.run(gramKernel, jobs) : await Promise.all(jobs.map(ortGram));
           results.forEach((r, k) => {
-            const h = hessians.get(chunk[k].weight)!;
-            for (let q = 0; q < h.length; q++) h[q] += r.gram[q];
+            const h = hessians.get(owners[k].weight)!;
+            const off = owners[k].offset;
+            for (let q = 0; q < r.gram.length; q++) h[off + q] += r.gram[q];
           });
           done += idx.length;
           o.onProgress?.('GPTQ: layer inputs', done, total);
@@ -158,6 +185,24 @@ export class GptqRounder {
       const q = quantizeValue(value, inverse[g], zeroPoint[g], qmin, qmax);
       return Math.fround((q - zeroPoint[g]) * scale[g]);
     };
+    if (layer.depthwise) {
+      // Each channel's filter sees only its own input channel: a GPTQ sweep per channel.
+      let objRtn = 0;
+      let objGptq = 0;
+      let damping = 0;
+      for (let r = 0; r < rows; r++) {
+        const hc = h.subarray(r * cols * cols, (r + 1) * cols * cols);
+        const W = Float64Array.from(w.data.subarray(r * cols, (r + 1) * cols));
+        const res = gptq({ w: W, rows: 1, cols, h: hc, grid: (v, _r, c) => grid(v, r, c), damping: this.o.damping, actOrder: this.o.actOrder });
+        objRtn += layerObjective(W, Float64Array.from(W, (v, c) => grid(v, r, c)), hc, 1, cols);
+        objGptq += layerObjective(W, res.q, hc, 1, cols);
+        damping = Math.max(damping, res.damping);
+        for (let c = 0; c < cols; c++) w.data[r * cols + c] = res.q[c];
+      }
+      this.reports.push({ weight: w.name, objectiveRtn: objRtn, objectiveGptq: objGptq, damping });
+      this.hessians.delete(w.name);
+      return true;
+    }
     const W = new Float64Array(rows * cols);
     for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) W[r * cols + c] = w.data[flat(r, c)];
     const res = gptq({ w: W, rows, cols, h, grid, damping: this.o.damping, actOrder: this.o.actOrder });
