@@ -144,3 +144,21 @@ it('depthwise convolutions get one Hessian per channel: every layer of the inver
   expect(report.length).toBe(21);
   console.log(`inverted residual: ${report.length} weights GPTQ-rounded, objective ratio ${report.map((l) => (l.objectiveGptq / l.objectiveRtn).toFixed(2)).join(' ')}`);
 }, 120_000);
+
+it('--format matmulnbits (weights stored transposed and padded): GPTQ rounds them too and beats RTN', async () => {
+  const run = async (method: 'rtn' | 'gptq') => {
+    const out = join(dir, `mnb-${method}.onnx`);
+    const r = await compressModel('test/assets/fashion-cnn.onnx', out, {
+      scheduler: cpu, force: true, calibration: method === 'gptq' ? { data: 'test/assets/fashion-mnist/train-images-idx3-ubyte.gz', samples: 128, seed: 1 } : undefined,
+      passes: [{ pass: 'quantize', options: { mode: 'weight-only', recipe: parseRecipe({ weights: 'int4', granularity: 'block', format: 'matmulnbits' }), weightMethod: method } }],
+    });
+    return { r, e: await evaluateModels(out, 'test/assets/fashion-cnn.onnx', { data: 'test/assets/fashion-mnist', latencyRuns: 0 }) };
+  };
+  const rtn = await run('rtn');
+  const g = await run('gptq');
+  const mnb = g.r.tensors.filter((t) => t.encoding === 'matmulnbits');
+  expect(mnb.map((t) => t.name).sort()).toEqual(['fc1.weight', 'fc2.weight']);
+  for (const t of mnb) expect(t.scheme.endsWith('GPTQ')).toBe(true);
+  for (const l of (g.r.passes[0].report as QuantizeReport).gptq!) expect(l.objectiveGptq).toBeLessThan(l.objectiveRtn);
+  expect(g.e.accuracy!.dropPoints).toBeLessThan(rtn.e.accuracy!.dropPoints);
+}, 120_000);

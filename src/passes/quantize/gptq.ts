@@ -77,7 +77,7 @@ function eligible(model: OnnxModel, weights: readonly string[]): Map<string, Lay
 
 export class GptqRounder {
   readonly reports: GptqLayerReport[] = [];
-  private constructor(private readonly layers: Map<string, Layer>, private readonly hessians: Map<string, Float64Array>, private readonly o: GptqOptions) {}
+  private constructor(private readonly layers: Map<string, Layer>, private readonly hessians: Map<string, Float64Array>, private readonly dims: Map<string, number[]>, private readonly o: GptqOptions) {}
 
   /** Accumulates the Hessians of every eligible layer among `weights` over the calibration data. */
   static async collect(model: OnnxModel, weights: readonly string[], o: GptqOptions): Promise<GptqRounder> {
@@ -158,7 +158,8 @@ export class GptqRounder {
       }
     }
     await releaseOrtGram();
-    return new GptqRounder(layers, hessians, o);
+    const dims = new Map([...layers.keys()].map((w) => [w, tensorDims(model.graph.weights.get(w)!.tensor)]));
+    return new GptqRounder(layers, hessians, dims, o);
   }
 
   has(weight: string): boolean {
@@ -175,8 +176,20 @@ export class GptqRounder {
     const h = this.hessians.get(w.name);
     if (!layer || !h) return false;
     const cols = layer.g.k;
-    const rows = w.data.length / cols;
-    const flat = layer.inputsFirst ? (r: number, c: number) => c * rows + r : (r: number, c: number) => r * cols + c;
+    const dims = this.dims.get(w.name)!;
+    let rows: number;
+    let flat: (r: number, c: number) => number;
+    if (w.shape.length === dims.length && w.shape.every((d, i) => d === dims[i])) {
+      rows = w.data.length / cols;
+      flat = layer.inputsFirst ? (r, c) => c * rows + r : (r, c) => r * cols + c;
+    } else if (!layer.depthwise && w.shape.length === 2 && w.shape[1] >= cols && w.shape[0] * cols === dims.reduce((a, b) => a * b, 1)) {
+      // MatMulNBits stores the weight transposed, [N, K padded to the block]: pads stay zero.
+      rows = w.shape[0];
+      const stride = w.shape[1];
+      flat = (r, c) => r * stride + c;
+    } else {
+      return false;
+    }
     const view = groupView(w.shape, w.granularity);
     const { qmin, qmax } = codeRange(w.bits, w.signed);
     const { scale, inverse, zeroPoint } = w.params;
