@@ -38,6 +38,7 @@ export interface CompressFlags extends CalibrationFlags {
   pruneAllocation?: 'sensitivity' | 'threshold';
   weightMethod?: 'rtn' | 'gptq';
   actOrder?: boolean;
+  sequential?: boolean;
 }
 
 export interface CompressPlan {
@@ -135,9 +136,10 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
 
   // Quantize: asked for by any quantize flag, by the recipe, or by default when nothing else is named.
   const dynamic = o.activations === 'dynamic' || fileQuantize?.activations === 'dynamic';
-  const quantizeFlagsGiven = [o.weights, o.granularity, o.blockSize, o.symmetric, o.format, o.minElements, o.activations, o.reduceRange, o.weightMethod, o.actOrder].some((v) => v !== undefined) || targetGiven;
+  const quantizeFlagsGiven = [o.weights, o.granularity, o.blockSize, o.symmetric, o.format, o.minElements, o.activations, o.reduceRange, o.weightMethod, o.actOrder, o.sequential].some((v) => v !== undefined) || targetGiven;
   const weightMethod = o.weightMethod ?? fileQuantize?.weightMethod;
   if (o.actOrder && weightMethod !== 'gptq') throw new RecipeError('--act-order applies to --weight-method gptq');
+  if (o.sequential && weightMethod !== 'gptq') throw new RecipeError('--sequential applies to --weight-method gptq');
   const wantsQuantize = quantizeFlagsGiven || fileQuantize !== undefined || !prune;
   // --calibration alone keeps meaning static W8A8 unless another consumer of the data is named.
   const staticMode = wantsQuantize && !dynamic && ((o.activations !== undefined || fileQuantize?.activations !== undefined) || (Boolean(o.calibration) && !prune && weightMethod === undefined));
@@ -172,12 +174,12 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
       if (o.minElements !== undefined) flags.minElements = int(o.minElements, '--min-elements');
       // --target's default (ort-cpu) does not override a recipe's own target.
       if (targetGiven || !fileQuantize) flags.target = o.target as RecipeInput['target'];
-      const { activations: _a, reduceRange: fileReduce, weightMethod: _w, actOrder: fileActOrder, ...base } = (fileQuantize ?? {}) as QuantizeRecipe;
+      const { activations: _a, reduceRange: fileReduce, weightMethod: _w, actOrder: fileActOrder, sequential: fileSequential, ...base } = (fileQuantize ?? {}) as QuantizeRecipe;
       const merged: RecipeInput = { ...base, ...flags, opTypes: { ...base.opTypes }, nodes: { ...base.nodes } };
       for (const op of quantizeExclusions.ops) merged.opTypes = { ...merged.opTypes, [op]: null };
       for (const n of quantizeExclusions.nodes) merged.nodes = { ...merged.nodes, [n]: null };
       const recipe = recipes.parseRecipe(merged, o.recipe ? `${o.recipe} + flags` : 'flags');
-      const rounding = { weightMethod: weightMethod ?? 'rtn', actOrder: Boolean(o.actOrder ?? fileActOrder) } as const;
+      const rounding = { weightMethod: weightMethod ?? 'rtn', actOrder: Boolean(o.actOrder ?? fileActOrder), sequential: Boolean(o.sequential ?? fileSequential) } as const;
       passes.push(dynamic
         ? { pass: 'quantize', options: { mode: 'dynamic', recipe, reduceRange: Boolean(o.reduceRange ?? fileReduce), ...rounding } }
         : { pass: 'quantize', options: { mode: 'weight-only', recipe, ...rounding } });

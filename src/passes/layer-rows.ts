@@ -110,3 +110,34 @@ export function inputRows(g: Geometry, x: ort.Tensor, n: number, positions: numb
   return at;
 }
 
+
+/**
+ * Layers in waves: a layer's wave is one more than the highest wave among layers upstream of its
+ * input, so a wave's inputs can be read once every earlier wave is done (sequential methods).
+ * `items` must be in graph (topological) order.
+ */
+export function layerWaves<T extends { node: NodeMsg }>(model: OnnxModel, items: readonly T[]): T[][] {
+  const index = new Map(items.map((t, i) => [t.node, i]));
+  const wave = new Array<number>(items.length).fill(0);
+  const memo = new Map<string, number>();
+  const upstream = (v: string): number => {
+    const hit = memo.get(v);
+    if (hit !== undefined) return hit;
+    memo.set(v, -1);
+    const p = model.graph.producers.get(v);
+    let best = -1;
+    if (p) {
+      const ti = index.get(p);
+      if (ti !== undefined) best = wave[ti];
+      for (const i of p.input) if (i && !model.graph.weights.has(i)) best = Math.max(best, upstream(i));
+    }
+    memo.set(v, best);
+    return best;
+  };
+  items.forEach((t, i) => {
+    wave[i] = upstream(t.node.input[0]) + 1;
+  });
+  const out: T[][] = [];
+  items.forEach((t, i) => (out[wave[i]] ??= []).push(t));
+  return out.filter(Boolean);
+}

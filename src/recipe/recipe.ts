@@ -75,6 +75,7 @@ export const quantizeSchema = recipeSchema.extend({
   reduceRange: z.boolean().optional(),
   weightMethod: z.enum(['rtn', 'gptq']).optional(),
   actOrder: z.boolean().optional(),
+  sequential: z.boolean().optional(),
 }).strict();
 
 export const passEntrySchema = z.union([

@@ -54,6 +54,7 @@ Passes and calibration data:
     .addOption(new Option('--recover <m>', 'after pruning, re-fit the layers whose inputs lost channels on --calibration data: lsq (least squares, the default with --calibration), bn (bias/statistics correction), none').choices(['none', 'bn', 'lsq']))
     .addOption(new Option('--weight-method <m>', 'how weights are rounded: rtn (round to nearest) or gptq (GPTQ: column by column, errors spread by the inverse Hessian of each layer\'s inputs on --calibration data; same output format)').choices(['rtn', 'gptq']))
     .option('--act-order', '--weight-method gptq: quantize input columns in order of decreasing Hessian diagonal')
+    .option('--sequential', '--weight-method gptq: read each layer\'s inputs from the model whose earlier layers are already rounded (one ONNX Runtime pass per wave of layers)')
     .option('--reduce-range', '--activations dynamic: 7-bit weights, for x86 CPUs without VNNI whose u8 x s8 kernels saturate with full-range int8 weights')
     .option('-v, --verbose', 'debug logging and stack traces'), ['int8', 'uint8', 'dynamic'])
     .action((input: string, o: CompressFlags) => guarded(o.verbose, async () => {

@@ -27,7 +27,7 @@ import { sessionWithOutputs } from '../../eval/session.ts';
 import { attrInt } from '../../analysis/shapes.ts';
 import type { CalibrationSource } from '../pass.ts';
 import type { RecoveryTarget } from './surgery.ts';
-import { inputRows, layerGeometry, positionsFor, type Geometry } from '../layer-rows.ts';
+import { inputRows, layerGeometry, layerWaves, positionsFor, type Geometry } from '../layer-rows.ts';
 
 export type RecoverMethod = 'none' | 'bn' | 'lsq';
 
@@ -204,34 +204,6 @@ function gramError(h: Float64Array, c: Float64Array, yy: number, x: Float64Array
   return Math.max(0, e);
 }
 
-/** Dependencies between targets: a target waits for every target upstream of its input. */
-function waves(model: OnnxModel, targets: RecoveryTarget[]): RecoveryTarget[][] {
-  const isTarget = new Map(targets.map((t, i) => [t.node, i]));
-  const wave = new Array<number>(targets.length).fill(0);
-  const memo = new Map<string, number>();
-  // Highest wave among targets upstream of value v, -1 if none.
-  const upstream = (v: string): number => {
-    const hit = memo.get(v);
-    if (hit !== undefined) return hit;
-    memo.set(v, -1);
-    const p = model.graph.producers.get(v);
-    let best = -1;
-    if (p) {
-      const ti = isTarget.get(p);
-      if (ti !== undefined) best = wave[ti];
-      for (const i of p.input) if (i && !model.graph.weights.has(i)) best = Math.max(best, upstream(i));
-    }
-    memo.set(v, best);
-    return best;
-  };
-  targets.forEach((t, i) => {
-    wave[i] = upstream(t.node.input[0]) + 1;
-  });
-  const out: RecoveryTarget[][] = [];
-  targets.forEach((t, i) => (out[wave[i]] ??= []).push(t));
-  return out.filter(Boolean);
-}
-
 export async function recoverPruned(originalBytes: Uint8Array, pruned: OnnxModel, targets: RecoveryTarget[], o: RecoverOptions): Promise<RecoveryReport> {
   const t0 = performance.now();
   const original = OnnxModel.fromBytes(originalBytes, pruned.baseDir, pruned.sourcePath ?? '<original>');
@@ -296,7 +268,7 @@ export async function recoverPruned(originalBytes: Uint8Array, pruned: OnnxModel
     }
   }
 
-  const groups = waves(pruned, plans.map((p) => p.t));
+  const groups = layerWaves(pruned, plans.map((p) => p.t));
   for (const wave of groups) {
     const inWave = plans.map((p, pi) => ({ p, pi })).filter(({ p }) => wave.includes(p.t));
     const acc = new Map<number, Accumulator>();

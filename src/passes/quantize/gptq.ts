@@ -8,7 +8,6 @@
  */
 import * as ort from 'onnxruntime-node';
 import { DataError } from '../../errors.ts';
-import type { OnnxModel } from '../../onnx/model.ts';
 import type { NodeMsg } from '../../onnx/proto.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
 import { gramKernel, type GramJob } from '../../kernels/gram.ts';
@@ -16,13 +15,17 @@ import { groupOf, groupView, type Granularity } from '../../kernels/layout.ts';
 import { codeRange, type Bits, type QuantParams } from '../../kernels/qparams.ts';
 import { quantizeValue } from '../../kernels/quantize.ts';
 import { ortBatchedGram, ortGram, releaseOrtGram } from '../../cpu/ort-gram.ts';
-import { tensorDims } from '../../onnx/tensor.ts';
+import { bytesOf, makeTensor, tensorDims } from '../../onnx/tensor.ts';
+import { DataType } from '../../onnx/dtypes.ts';
+import { OnnxModel } from '../../onnx/model.ts';
+import { rtnPlan } from './weight-only.ts';
+import type { Target } from './targets.ts';
 import { openDataset, seededSample } from '../../data/dataset.ts';
 import { modelInput } from '../../calibrate/calibrate.ts';
 import { sessionWithOutputs } from '../../eval/session.ts';
 import { attrInt } from '../../analysis/shapes.ts';
 import { gptq, layerObjective } from '../../linalg/gptq.ts';
-import { inputRows, layerGeometry, positionsFor, type Geometry } from '../layer-rows.ts';
+import { inputRows, layerGeometry, layerWaves, positionsFor, type Geometry } from '../layer-rows.ts';
 import type { CalibrationSource } from '../pass.ts';
 
 export interface GptqOptions {
@@ -80,7 +83,13 @@ export class GptqRounder {
   private constructor(private readonly layers: Map<string, Layer>, private readonly hessians: Map<string, Float64Array>, private readonly dims: Map<string, number[]>, private readonly o: GptqOptions) {}
 
   /** Accumulates the Hessians of every eligible layer among `weights` over the calibration data. */
-  static async collect(model: OnnxModel, weights: readonly string[], o: GptqOptions): Promise<GptqRounder> {
+  /**
+   * Accumulates the Hessians of every eligible layer among `weights` over the calibration data.
+   * Sequential (with `targets`): layers in waves, each wave's inputs read from a copy of the model
+   * whose earlier layers already hold their GPTQ-rounded values (Frantar et al.'s order), the
+   * rounding done here with the grid the weight-only pass will use.
+   */
+  static async collect(model: OnnxModel, weights: readonly string[], o: GptqOptions, sequential?: { targets: readonly Target[] }): Promise<GptqRounder> {
     const layers = eligible(model, weights);
     const hessians = new Map<string, Float64Array>();
     const input = modelInput(model);
@@ -101,11 +110,13 @@ export class GptqRounder {
     }
     if (cur.length) chunks.push(cur);
     let done = 0;
-    const total = chunks.length * indices.length;
-    for (const chunk of chunks) {
+    const order = new Map(model.msg.graph!.node.map((n, i) => [n, i]));
+    const waves = sequential ? layerWaves(model, [...layers.values()].sort((a, b) => order.get(a.node)! - order.get(b.node)!)) : chunks;
+    const total = waves.length * indices.length;
+    const accumulate = async (source: OnnxModel, chunk: Layer[]) => {
       for (const l of chunk) hessians.set(l.weight, new Float64Array(l.g.k * l.g.k * (l.depthwise ? l.g.m : 1)));
       const reads = chunk.map((l) => l.node.input[0]);
-      const session = await sessionWithOutputs(model, reads);
+      const session = await sessionWithOutputs(source, reads);
       try {
         for (let i = 0; i < indices.length; i += batch) {
           const idx = indices.slice(i, i + batch);
@@ -156,11 +167,36 @@ export class GptqRounder {
       } finally {
         await session.release();
       }
+    };
+    const dims = new Map([...layers.keys()].map((w) => [w, tensorDims(model.graph.weights.get(w)!.tensor)]));
+    const rounder = new GptqRounder(layers, hessians, dims, o);
+    if (!sequential) {
+      for (const chunk of chunks) await accumulate(model, chunk);
+    } else {
+      const targets = new Map(sequential.targets.map((t) => [t.weight.name, t]));
+      const work = OnnxModel.fromBytes(model.toBytes(), model.baseDir, model.sourcePath ?? '<gptq>');
+      for (const wave of waves) {
+        await accumulate(work, wave);
+        for (const l of wave) {
+          const t = targets.get(l.weight);
+          // A copy: tensorFloat32 may return a view of the model's own bytes.
+          const plan = t ? rtnPlan(model, t, Float32Array.from(model.tensorFloat32(model.graph.weights.get(l.weight)!.tensor))) : null;
+          if (!plan || plan.kind === 'matmulnbits' || !rounder.round({ name: l.weight, ...plan })) {
+            hessians.delete(l.weight);
+            continue;
+          }
+          rounder.final.set(l.weight, plan.data);
+          replaceFloatWeight(work, l.weight, plan.data);
+        }
+        work.reindex();
+      }
     }
     await releaseOrtGram();
-    const dims = new Map([...layers.keys()].map((w) => [w, tensorDims(model.graph.weights.get(w)!.tensor)]));
-    return new GptqRounder(layers, hessians, dims, o);
+    return rounder;
   }
+
+  /** Sequential mode: the rounded values, computed ahead of the weight-only pass. */
+  readonly final = new Map<string, Float32Array>();
 
   has(weight: string): boolean {
     return this.hessians.has(weight);
@@ -172,6 +208,12 @@ export class GptqRounder {
    * is not an eligible layer.
    */
   round(w: { name: string; data: Float32Array; shape: readonly number[]; granularity: Granularity; params: QuantParams; bits: Bits; signed: boolean }): boolean {
+    const done = this.final.get(w.name);
+    if (done) {
+      if (done.length !== w.data.length) return false;
+      w.data.set(done);
+      return true;
+    }
     const layer = this.layers.get(w.name);
     const h = this.hessians.get(w.name);
     if (!layer || !h) return false;
@@ -225,6 +267,18 @@ export class GptqRounder {
     for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) w.data[flat(r, c)] = res.q[r * cols + c];
     this.hessians.delete(w.name);
     return true;
+  }
+}
+
+/** Replaces a FLOAT weight's values in `model` (initializer or Constant node), same dims. */
+function replaceFloatWeight(model: OnnxModel, name: string, data: Float32Array): void {
+  const w = model.graph.weights.get(name)!;
+  const tensor = makeTensor(name, DataType.FLOAT, tensorDims(w.tensor), bytesOf(Float32Array.from(data)));
+  if (w.source === 'constant') {
+    w.node!.attribute.find((a) => a.name === 'value')!.t = tensor;
+  } else {
+    const g = model.msg.graph!;
+    g.initializer[g.initializer.indexOf(w.tensor)] = tensor;
   }
 }
 

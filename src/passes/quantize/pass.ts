@@ -26,6 +26,8 @@ export interface QuantizePassOptions {
   weightMethod?: 'rtn' | 'gptq';
   /** GPTQ: quantize inputs in order of decreasing Hessian diagonal. */
   actOrder?: boolean;
+  /** GPTQ: each layer's inputs taken from the model whose earlier layers are already rounded. */
+  sequential?: boolean;
   /** Static W8A8 (the calibration data comes from the pipeline). */
   static?: Omit<StaticPipelineOptions, 'scheduler' | 'calibrationData' | 'preprocess' | 'samples' | 'seed' | 'onProgress'>;
 }
@@ -73,8 +75,9 @@ async function runQuantize(ctx: PassContext, o: QuantizePassOptions): Promise<Pa
   let rounder: GptqRounder | undefined;
   if (o.weightMethod === 'gptq') {
     if (!ctx.calibration) throw new DataError('--weight-method gptq needs --calibration data (the layer inputs it minimizes the error on)');
-    const weights = findTargets(model.graph, o.recipe).targets.filter((t) => t.config.weights !== 'fp16').map((t) => t.weight.name);
-    rounder = await GptqRounder.collect(model, weights, { calibration: ctx.calibration, scheduler, actOrder: o.actOrder, onProgress: ctx.onProgress });
+    const targets = findTargets(model.graph, o.recipe).targets.filter((t) => t.config.weights !== 'fp16');
+    rounder = await GptqRounder.collect(model, targets.map((t) => t.weight.name), { calibration: ctx.calibration, scheduler, actOrder: o.actOrder, onProgress: ctx.onProgress },
+      o.sequential ? { targets } : undefined);
   }
   const w = await compressWeights(model, { recipe: o.recipe, scheduler, rounder, onProgress: (d, t, name) => ctx.onProgress?.(name, d, t) });
   tensors.push(...w.tensors);

@@ -86,6 +86,20 @@ function granularityText(g: Granularity): string {
   return g.kind === 'tensor' ? 'per-tensor' : g.kind === 'channel' ? `per-channel(axis ${g.axis})` : `block ${g.blockSize} (axis ${g.axis})`;
 }
 
+/**
+ * The grid round-to-nearest would use for one weight (as compressWeights computes it: exact range
+ * reduction, then computeQuantParams), with the data in the layout the encoder quantizes; null for
+ * weights it would not quantize to integers. Sequential GPTQ rounds ahead of the pass with it.
+ */
+export function rtnPlan(model: OnnxModel, t: Target, data: Float32Array): { data: Float32Array; shape: number[]; granularity: Granularity; params: QuantParams; bits: Bits; signed: boolean; kind: string } | null {
+  const p = planTarget(model, t, data);
+  if (typeof p === 'string') return null;
+  const r = rangeKernel.cpu({ data: p.data, shape: p.shape, granularity: p.granularity, moments: false });
+  if (r.nanCount.some((x) => x > 0) || r.infCount.some((x) => x > 0)) return null;
+  const params = computeQuantParams(r.min, r.max, { bits: p.bits, signed: p.signed, symmetric: t.config.symmetric, granularity: p.granularity });
+  return { data: p.data, shape: [...p.shape], granularity: p.granularity, params, bits: p.bits, signed: p.signed, kind: p.kind };
+}
+
 /** Decides how one weight is stored, or why it cannot be. `data` null: plan only (inspect). */
 function planTarget(model: OnnxModel, t: Target, data: Float32Array | null): IntPlan | string {
   const c = t.config as WeightConfig & { weights: IntType };
