@@ -162,3 +162,17 @@ it('--format matmulnbits (weights stored transposed and padded): GPTQ rounds the
   for (const l of (g.r.passes[0].report as QuantizeReport).gptq!) expect(l.objectiveGptq).toBeLessThan(l.objectiveRtn);
   expect(g.e.accuracy!.dropPoints).toBeLessThan(rtn.e.accuracy!.dropPoints);
 }, 120_000);
+
+it('--sequential: layers read their inputs from the partly rounded model; the trained CNN stays within 0.3 points and every layer is rounded', async () => {
+  const out = join(dir, 'cnn-seq.onnx');
+  const r = await compressModel('test/assets/fashion-cnn.onnx', out, {
+    scheduler: cpu, force: true, calibration: { data: 'test/assets/fashion-mnist/train-images-idx3-ubyte.gz', samples: 128, seed: 1 },
+    passes: [{ pass: 'quantize', options: { mode: 'weight-only', recipe: parseRecipe({ weights: 'int4', granularity: 'channel', minElements: 0 }), weightMethod: 'gptq', sequential: true } }],
+  });
+  const report = (r.passes[0].report as QuantizeReport).gptq!;
+  expect(report.length).toBe(4);
+  for (const l of report) expect(l.objectiveGptq).toBeLessThanOrEqual(l.objectiveRtn * (1 + 1e-9));
+  expect(r.tensors.every((t) => t.scheme.endsWith('GPTQ'))).toBe(true);
+  const e = await evaluateModels(out, 'test/assets/fashion-cnn.onnx', { data: 'test/assets/fashion-mnist', latencyRuns: 0 });
+  expect(e.accuracy!.dropPoints).toBeLessThanOrEqual(0.3);
+}, 120_000);

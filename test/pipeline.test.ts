@@ -144,6 +144,7 @@ describe('modelpress compress --prune', () => {
     const bad: Array<[string[], RegExp]> = [
       [['--weight-method', 'gptq'], /--weight-method gptq needs --calibration data/],
       [['--act-order'], /--act-order applies to --weight-method gptq/],
+      [['--sequential'], /--sequential applies to --weight-method gptq/],
     ];
     for (const [flags, msg] of bad) {
       const r = run(['compress', FASHION, '-o', join(dir, 'x.onnx'), '--force', '--backend', 'cpu', '-q', ...flags]);
