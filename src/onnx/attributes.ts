@@ -12,3 +12,10 @@ export function numberAttr(node: NodeMsg, name: string, dflt: number): number {
   if (!a) return dflt;
   return a.type === 1 ? (a.f ?? dflt) : int64(a.i);
 }
+
+/** Sets (replaces or adds) a node attribute by name. */
+export function setAttr(node: NodeMsg, attr: AttributeMsg): void {
+  const i = node.attribute.findIndex((a) => a.name === attr.name);
+  if (i >= 0) node.attribute[i] = attr;
+  else node.attribute.push(attr);
+}

@@ -1,6 +1,6 @@
 /** Graph edits that keep a model's meaning and make constants visible as weights to the passes. */
 import type { OnnxModel } from './model.ts';
-import { makeTensor, tensorDims } from './tensor.ts';
+import { bytesOf, makeTensor, tensorDims } from './tensor.ts';
 import { DataType } from './dtypes.ts';
 
 /**
@@ -42,4 +42,25 @@ export function unshareConstants(model: OnnxModel, inputs: (opType: string) => r
     }
   }
   return copies;
+}
+
+/**
+ * Writes a FLOAT weight under `name`: the Constant node's value, the initializer of that name, or
+ * a new initializer. An initializer also listed as a graph input (older models) gets its declared
+ * dims updated. The graph index keeps pointing at the new tensor.
+ */
+export function replaceFloatWeight(model: OnnxModel, name: string, dims: readonly number[], data: Float32Array): void {
+  const g = model.msg.graph!;
+  const tensor = makeTensor(name, DataType.FLOAT, dims, bytesOf(data));
+  const w = model.graph.weights.get(name);
+  if (w?.source === 'constant') {
+    w.node!.attribute.find((a) => a.name === 'value')!.t = tensor;
+  } else {
+    const i = g.initializer.findIndex((t) => t.name === name);
+    if (i >= 0) g.initializer[i] = tensor;
+    else g.initializer.push(tensor);
+    const declared = g.input.find((x) => x.name === name)?.type?.tensorType?.shape?.dim;
+    if (declared) dims.forEach((d, k) => { if (declared[k]) declared[k] = { dimValue: d } as never; });
+  }
+  if (w) w.tensor = tensor;
 }

@@ -14,8 +14,7 @@ import * as ort from 'onnxruntime-node';
 import { DataError } from '../../errors.ts';
 import { OnnxModel } from '../../onnx/model.ts';
 import type { NodeMsg } from '../../onnx/proto.ts';
-import { DataType } from '../../onnx/dtypes.ts';
-import { bytesOf, makeTensor, tensorDims } from '../../onnx/tensor.ts';
+import { tensorDims } from '../../onnx/tensor.ts';
 import { create, type AttributeMsg } from '../../onnx/proto.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
 import { gramKernel, type GramJob } from '../../kernels/gram.ts';
@@ -27,6 +26,8 @@ import { sessionWithOutputs } from '../../eval/session.ts';
 import { attrInt } from '../../analysis/shapes.ts';
 import type { CalibrationSource } from '../pass.ts';
 import type { RecoveryTarget } from './surgery.ts';
+import { numberAttr, setAttr } from '../../onnx/attributes.ts';
+import { replaceFloatWeight } from '../../onnx/model-edits.ts';
 import { inputRows, layerGeometry, layerWaves, positionsFor, type Geometry } from '../layer-rows.ts';
 
 export type RecoverMethod = 'none' | 'bn' | 'lsq';
@@ -101,7 +102,7 @@ function currentSolution(model: OnnxModel, node: NodeMsg, g: Geometry): Float64A
   const F = g.k + (g.bias ? 1 : 0);
   const x = new Float64Array(F * g.m);
   const W = model.tensorFloat32(model.graph.weights.get(node.input[1])!.tensor);
-  const alpha = node.opType === 'Gemm' ? numberOr(node, 'alpha', 1) : 1;
+  const alpha = node.opType === 'Gemm' ? numberAttr(node, 'alpha', 1) : 1;
   if (g.op === 'Conv' || (g.op === 'Gemm' && attrInt(node, 'transB', 0) === 1)) {
     for (let o = 0; o < g.m; o++) for (let f = 0; f < g.k; f++) x[f * g.m + o] = alpha * W[o * g.k + f];
   } else {
@@ -114,11 +115,6 @@ function currentSolution(model: OnnxModel, node: NodeMsg, g: Geometry): Float64A
   return x;
 }
 
-function numberOr(node: NodeMsg, name: string, dflt: number): number {
-  const a = node.attribute.find((x) => x.name === name);
-  return a ? (a.type === 1 ? a.f ?? dflt : Number(a.i)) : dflt;
-}
-
 /** The effective bias per output channel (Gemm: beta · C broadcast), zeros when absent. */
 function biasValues(model: OnnxModel, node: NodeMsg, m: number): Float64Array {
   const name = node.input[2];
@@ -127,15 +123,9 @@ function biasValues(model: OnnxModel, node: NodeMsg, m: number): Float64Array {
   const w = model.graph.weights.get(name);
   if (!w) return out;
   const v = model.tensorFloat32(w.tensor);
-  const beta = node.opType === 'Gemm' ? numberOr(node, 'beta', 1) : 1;
+  const beta = node.opType === 'Gemm' ? numberAttr(node, 'beta', 1) : 1;
   for (let o = 0; o < m; o++) out[o] = beta * (v.length === 1 ? v[0] : v[o]);
   return out;
-}
-
-function setAttr(node: NodeMsg, attr: AttributeMsg): void {
-  const i = node.attribute.findIndex((a) => a.name === attr.name);
-  if (i >= 0) node.attribute[i] = attr;
-  else node.attribute.push(attr);
 }
 
 /** f32 denormals (|x| < 2^-126) slow x86 arithmetic many times over unless the runtime flushes them: never write one. */
@@ -143,18 +133,7 @@ const F32_MIN_NORMAL = 1.1754943508222875e-38;
 
 function replaceConstant(model: OnnxModel, name: string, dims: number[], data: Float32Array): void {
   for (let i = 0; i < data.length; i++) if (Math.abs(data[i]) < F32_MIN_NORMAL) data[i] = 0;
-  const g = model.msg.graph!;
-  const w = model.graph.weights.get(name);
-  const tensor = makeTensor(name, DataType.FLOAT, dims, bytesOf(data));
-  if (w?.source === 'constant') {
-    w.node!.attribute.find((a) => a.name === 'value')!.t = tensor;
-    w.tensor = tensor;
-    return;
-  }
-  const i = g.initializer.findIndex((t) => t.name === name);
-  if (i >= 0) g.initializer[i] = tensor;
-  else g.initializer.push(tensor);
-  if (w) w.tensor = tensor;
+  replaceFloatWeight(model, name, dims, data);
 }
 
 /** Writes a [F, M] solution back into the node's weight (and bias, created when missing). */
@@ -162,7 +141,7 @@ function writeSolution(model: OnnxModel, node: NodeMsg, g: Geometry, x: Float64A
   const wName = node.input[1];
   const dims = tensorDims(model.graph.weights.get(wName)!.tensor);
   const W = new Float32Array(g.k * g.m);
-  const alpha = node.opType === 'Gemm' ? numberOr(node, 'alpha', 1) : 1;
+  const alpha = node.opType === 'Gemm' ? numberAttr(node, 'alpha', 1) : 1;
   if (g.op === 'Conv' || (g.op === 'Gemm' && attrInt(node, 'transB', 0) === 1)) {
     for (let o = 0; o < g.m; o++) for (let f = 0; f < g.k; f++) W[o * g.k + f] = x[f * g.m + o] / alpha;
   } else {
@@ -183,8 +162,7 @@ function writeBias(model: OnnxModel, node: NodeMsg, b: Float32Array): void {
     while (node.input.length < 3) node.input.push('');
     node.input[2] = name;
   }
-  const dims = node.opType === 'Gemm' ? [b.length] : [b.length];
-  replaceConstant(model, name, dims, b);
+  replaceConstant(model, name, [b.length], b);
 }
 
 /** ‖X W − Y‖² from Gram sums: Σ_o (w_oᵀ H w_o − 2 w_oᵀ c_o) + Σ y². */

@@ -5,8 +5,9 @@
  */
 import type { OnnxModel } from '../../onnx/model.ts';
 import { DataType } from '../../onnx/dtypes.ts';
-import { intAttr } from '../../onnx/attributes.ts';
-import { create, type AttributeMsg, type NodeMsg, type TensorProtoMsg } from '../../onnx/proto.ts';
+import { intAttr, setAttr } from '../../onnx/attributes.ts';
+import { replaceFloatWeight } from '../../onnx/model-edits.ts';
+import { create, type AttributeMsg, type NodeMsg } from '../../onnx/proto.ts';
 import { bytesOf, makeTensor } from '../../onnx/tensor.ts';
 import type { ChannelGraph } from '../../analysis/channel-groups.ts';
 import { constantValues } from '../../analysis/constants.ts';
@@ -147,7 +148,7 @@ export function applyPruning(model: OnnxModel, cg: ChannelGraph, removed: Readon
     }
   }
 
-  for (const [name, t] of edits) writeWeight(model, name, t);
+  for (const [name, t] of edits) replaceFloatWeight(model, name, t.dims, t.data);
   // Declared shapes of pruned values are stale: drop them (ONNX Runtime infers its own).
   g.valueInfo = g.valueInfo.filter((v) => !(cg.labels.has(v.name ?? '') && changed(v.name ?? '')));
   // Constants no longer read by any node (replaced split/slice/reshape vectors, copied constants).
@@ -159,28 +160,4 @@ export function applyPruning(model: OnnxModel, cg: ChannelGraph, removed: Readon
   g.input = g.input.filter((i) => !dead(i.name));
   model.reindex();
   return { layers, paramsRemoved, targets };
-}
-
-function setAttr(node: NodeMsg, attr: AttributeMsg): void {
-  const i = node.attribute.findIndex((a) => a.name === attr.name);
-  if (i >= 0) node.attribute[i] = attr;
-  else node.attribute.push(attr);
-}
-
-function writeWeight(model: OnnxModel, name: string, t: DenseTensor): void {
-  const g = model.msg.graph!;
-  const tensor: TensorProtoMsg = makeTensor(name, DataType.FLOAT, t.dims, bytesOf(t.data));
-  const w = model.graph.weights.get(name);
-  if (w?.source === 'constant') {
-    const attr = w.node!.attribute.find((a) => a.name === 'value')!;
-    attr.t = tensor;
-    return;
-  }
-  const i = g.initializer.findIndex((x) => x.name === name);
-  if (i >= 0) g.initializer[i] = tensor;
-  else g.initializer.push(tensor);
-  // Older models list initializers as graph inputs too: their declared shape is stale now.
-  const input = g.input.find((x) => x.name === name);
-  const dims = input?.type?.tensorType?.shape?.dim;
-  if (dims) t.dims.forEach((d, k) => { if (dims[k]) dims[k] = { dimValue: d } as never; });
 }

@@ -15,8 +15,8 @@ import { groupOf, groupView, type Granularity } from '../../kernels/layout.ts';
 import { codeRange, type Bits, type QuantParams } from '../../kernels/qparams.ts';
 import { quantizeValue } from '../../kernels/quantize.ts';
 import { ortBatchedGram, ortGram, releaseOrtGram } from '../../cpu/ort-gram.ts';
-import { bytesOf, makeTensor, tensorDims } from '../../onnx/tensor.ts';
-import { DataType } from '../../onnx/dtypes.ts';
+import { tensorDims } from '../../onnx/tensor.ts';
+import { replaceFloatWeight } from '../../onnx/model-edits.ts';
 import { OnnxModel } from '../../onnx/model.ts';
 import { rtnPlan } from './weight-only.ts';
 import type { Target } from './targets.ts';
@@ -186,7 +186,7 @@ export class GptqRounder {
             continue;
           }
           rounder.final.set(l.weight, plan.data);
-          replaceFloatWeight(work, l.weight, plan.data);
+          replaceFloatWeight(work, l.weight, dims.get(l.weight)!, Float32Array.from(plan.data));
         }
         work.reindex();
       }
@@ -267,18 +267,6 @@ export class GptqRounder {
     for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) w.data[flat(r, c)] = res.q[r * cols + c];
     this.hessians.delete(w.name);
     return true;
-  }
-}
-
-/** Replaces a FLOAT weight's values in `model` (initializer or Constant node), same dims. */
-function replaceFloatWeight(model: OnnxModel, name: string, data: Float32Array): void {
-  const w = model.graph.weights.get(name)!;
-  const tensor = makeTensor(name, DataType.FLOAT, tensorDims(w.tensor), bytesOf(Float32Array.from(data)));
-  if (w.source === 'constant') {
-    w.node!.attribute.find((a) => a.name === 'value')!.t = tensor;
-  } else {
-    const g = model.msg.graph!;
-    g.initializer[g.initializer.indexOf(w.tensor)] = tensor;
   }
 }
 

@@ -11,7 +11,7 @@ import { elemTypes } from '../../onnx/types.ts';
 import { upgradeToOpset10 } from '../../onnx/opset.ts';
 import { create, type NodeMsg } from '../../onnx/proto.ts';
 import { intAttr } from '../../onnx/attributes.ts';
-import { foldConstantIdentities } from '../../onnx/model-edits.ts';
+import { foldConstantIdentities, unshareConstants } from '../../onnx/model-edits.ts';
 import { bytesOf, makeTensor, tensorDims } from '../../onnx/tensor.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
 import { computeQuantParams } from '../../kernels/qparams.ts';
@@ -168,24 +168,12 @@ function quantizeBias(model: OnnxModel, node: NodeMsg, inputScale: number, domai
   return true;
 }
 
-/** Gives every Conv / Gemm its own copy of a shared bias: int32 biases depend on each node's scales. */
-function unshareBiases(model: OnnxModel): void {
-  const g = model.msg.graph!;
-  for (const n of g.node) {
-    if (!BIASED.has(n.opType ?? '') || !n.input[2]) continue;
-    const w = model.graph.weights.get(n.input[2]);
-    if (!w || w.source !== 'initializer' || model.graph.uses(n.input[2]).length < 2) continue;
-    const copy = makeTensor(model.graph.uniqueName(`${n.input[2]}_${n.name}`), w.tensor.dataType ?? DataType.FLOAT, tensorDims(w.tensor), new Uint8Array(model.tensorBytes(w.tensor)));
-    g.initializer.push(copy);
-    n.input[2] = copy.name!;
-    model.reindex();
-  }
-}
 
 export async function quantizeStatic(model: OnnxModel, opts: StaticOptions): Promise<StaticResult> {
   const method = opts.method ?? 'percentile';
   foldConstantIdentities(model);
-  unshareBiases(model);
+  // Int32 biases depend on each node's scales: every Conv / Gemm gets its own copy of a shared bias.
+  unshareConstants(model, (op) => (BIASED.has(op) ? [2] : []));
   const signed = (opts.activations ?? 'uint8') === 'int8';
   const tensors = activationTensors(model, opts);
   if (tensors.length === 0) throw new DataError('no activation to quantize: the model has no Conv, Gemm, MatMul, Add, Concat or pooling node left to quantize');
