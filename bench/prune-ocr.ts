@@ -14,7 +14,7 @@ import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { createLogger } from '../src/log.ts';
 import { encodeNpyFloat32 } from '../src/data/npy.ts';
 import type { RecoverMethod } from '../src/passes/prune/recover.ts';
-import { benchTmp } from './models.ts';
+import { benchTmp, interleavedLatencies } from './models.ts';
 import { exactMatch, lineSamples, renderPage, writeLineCalibration } from './ocr-lines.ts';
 
 const root = packageRoot();
@@ -41,21 +41,6 @@ await writeLineCalibration(calibPath, 256);
 const test = await lineSamples(300);
 const exact = (path: string) => exactMatch(path, test);
 
-/** Latency medians of several models on one input, runs interleaved (machine drift hits all alike). */
-async function latencies(paths: string[], x: ort.Tensor, rounds: number): Promise<number[]> {
-  const sessions = await Promise.all(paths.map((p) => ort.InferenceSession.create(p, opts)));
-  for (const s of sessions) await s.run({ [s.inputNames[0]]: x });
-  const t: number[][] = paths.map(() => []);
-  for (let r = 0; r < rounds; r++) {
-    for (const [i, s] of sessions.entries()) {
-      const t0 = performance.now();
-      await s.run({ [s.inputNames[0]]: x });
-      t[i].push(performance.now() - t0);
-    }
-  }
-  await Promise.all(sessions.map((s) => s.release()));
-  return t.map((v) => v.sort((a, b) => a - b)[Math.floor(v.length / 2)]);
-}
 const rec = join(assets, 'ch_PP-OCRv4_rec_infer.onnx');
 const recVariants: Array<{ label: string; recover: string; path: string; exact: number; removed: string; time: string }> = [
   { label: 'float', recover: '-', path: rec, exact: await exact(rec), removed: '', time: '' },
@@ -67,7 +52,7 @@ for (const macs of [0.2, 0.3]) {
     recVariants.push({ label: `--prune-macs ${macs}`, recover, path: v.path, exact: await exact(v.path), removed: `${(100 * (1 - t.macsAfter / t.macsBefore)).toFixed(1)} %`, time: `${(v.r.timeMs / 1000).toFixed(1)} s` });
   }
 }
-const recMs = await latencies(recVariants.map((v) => v.path), test[0].x, 30);
+const recMs = await interleavedLatencies(recVariants.map((v) => v.path), test[0].x, 30);
 const rows = recVariants.map((v, i) => [v.label, v.recover, v.exact.toFixed(1), v.removed, `${recMs[i].toFixed(2)} ms`, i ? `${(recMs[0] / recMs[i]).toFixed(2)}x` : '', v.time]);
 say(`## PP-OCRv4 recognizer: exact-match on ${test.length} rendered lines (calibration: 256 other lines)\n\n`);
 say(formatTable(['pruning', 'recover', 'exact-match %', 'MACs removed', 'latency (1x3x48x320)', 'speed-up', 'compress time'], rows) + '\n');
@@ -113,7 +98,7 @@ for (const macs of [0.3, 0.5]) {
   }
 }
 const one = new ort.Tensor('float32', (detTest.data as Float32Array).slice(0, 3 * H * H), [1, 3, H, H]);
-const detMs = await latencies(detVariants.map((v) => v.path), one, 10);
+const detMs = await interleavedLatencies(detVariants.map((v) => v.path), one, 10);
 const detRows = detVariants.map((v, i) => [v.label, v.recover, ...v.cells, `${detMs[i].toFixed(1)} ms`, i ? `${(detMs[0] / detMs[i]).toFixed(2)}x` : '']);
 say(`\n## PP-OCRv4 detector: agreement with float on 8 pages of rendered text lines (${H}x${H}; calibration: 32 other pages)\n\n`);
 say(formatTable(['pruning', 'recover', 'MACs removed', 'RMS prob. diff / text-mask IoU with float (p > 0.3)', 'latency (1 page)', 'speed-up'], detRows) + '\n');

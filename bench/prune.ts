@@ -24,7 +24,7 @@ import { readIdx } from '../src/data/idx.ts';
 import type { PrunePassOptions } from '../src/passes/prune/pass.ts';
 import { seededRandom } from '../src/random.ts';
 import { mobileNetV2 } from '../test/helpers/zoo.ts';
-import { benchTmp, FASHION_SUBSET, resnet18Path } from './models.ts';
+import { benchTmp, FASHION_SUBSET, interleavedLatencies, resnet18Path } from './models.ts';
 
 const root = packageRoot();
 mkdirSync(benchTmp, { recursive: true });
@@ -46,23 +46,9 @@ async function prune(src: string, name: string, o: PrunePassOptions, calibrate =
   return { path, macs: [r.totals.macsBefore, r.totals.macsAfter], ms: performance.now() - t0, recoveryMs: r.prune?.recovery?.timeMs ?? 0 };
 }
 
-/** Interleaved latency medians (ms) of several models on the same input. */
 async function latencies(paths: string[], dims: number[], rounds: number): Promise<number[]> {
-  const opts: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1 };
-  const sessions = await Promise.all(paths.map((p) => ort.InferenceSession.create(p, opts)));
   const r = seededRandom(5);
-  const x = new ort.Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => r()), dims);
-  const times: number[][] = paths.map(() => []);
-  for (const s of sessions) for (let i = 0; i < 3; i++) await s.run({ [s.inputNames[0]]: x });
-  for (let k = 0; k < rounds; k++) {
-    for (const [i, s] of sessions.entries()) {
-      const t0 = performance.now();
-      await s.run({ [s.inputNames[0]]: x });
-      times[i].push(performance.now() - t0);
-    }
-  }
-  await Promise.all(sessions.map((s) => s.release()));
-  return times.map((t) => [...t].sort((a, b) => a - b)[Math.floor(t.length / 2)]);
+  return interleavedLatencies(paths, new ort.Tensor('float32', Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => r()), dims), rounds);
 }
 
 say(`# Structured pruning — ${new Date().toISOString().slice(0, 10)}\n\n`);
