@@ -34,11 +34,27 @@ export interface CompressFlags extends CalibrationFlags {
   pruneRound?: string;
   pruneMaxRatio?: string;
   pruneCriterion?: 'l1' | 'l2' | 'fpgm' | 'energy';
-  recover?: 'none' | 'bn' | 'lsq';
+  /** Comma list: a pruning recovery (none|bn|lsq) and/or bias (bias correction in the quantize pass). */
+  recover?: string;
   pruneAllocation?: 'sensitivity' | 'threshold';
   weightMethod?: 'rtn' | 'gptq';
   actOrder?: boolean;
   sequential?: boolean;
+}
+
+const PRUNE_RECOVERY = ['none', 'bn', 'lsq'] as const;
+const RECOVER_METHODS = [...PRUNE_RECOVERY, 'bias'] as const;
+
+/** `--recover lsq,bias`: the prune pass's recovery (if named) and whether bias correction was asked for. */
+export function parseRecover(value: string | undefined): { prune?: (typeof PRUNE_RECOVERY)[number]; bias?: 'on' | 'off' } {
+  if (value === undefined) return {};
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = items.filter((m) => !(RECOVER_METHODS as readonly string[]).includes(m));
+  if (!items.length || unknown.length) throw new RecipeError(`--recover ${value}: unknown method ${unknown.join(', ') || '(empty)'}; give a comma list of ${RECOVER_METHODS.join(', ')} (e.g. --recover lsq,bias)`);
+  const prune = items.filter((m): m is (typeof PRUNE_RECOVERY)[number] => (PRUNE_RECOVERY as readonly string[]).includes(m));
+  if (prune.length > 1) throw new RecipeError(`--recover ${value}: name one pruning recovery (${PRUNE_RECOVERY.join(', ')}), got ${prune.join(' and ')}`);
+  if (prune[0] === 'none' && items.length > 1) throw new RecipeError(`--recover ${value}: none contradicts ${items.filter((m) => m !== 'none').join(', ')}`);
+  return { prune: prune[0], bias: items.includes('bias') ? 'on' : prune[0] === 'none' ? 'off' : undefined };
 }
 
 export interface CompressPlan {
@@ -110,7 +126,9 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
 
   // Prune: flags override the file's options.
   const pruneFlagsGiven = o.prune !== undefined || o.pruneMacs !== undefined;
-  for (const [flag, v] of [['--prune-round', o.pruneRound], ['--prune-max-ratio', o.pruneMaxRatio], ['--prune-criterion', o.pruneCriterion], ['--recover', o.recover], ['--prune-allocation', o.pruneAllocation]] as const) {
+  const recover = parseRecover(o.recover);
+  const pruneRecoverFlag = recover.prune !== undefined && recover.prune !== 'none' ? `--recover ${recover.prune}` : undefined;
+  for (const [flag, v] of [['--prune-round', o.pruneRound], ['--prune-max-ratio', o.pruneMaxRatio], ['--prune-criterion', o.pruneCriterion], [pruneRecoverFlag, pruneRecoverFlag], ['--prune-allocation', o.pruneAllocation]] as const) {
     if (v !== undefined && !pruneFlagsGiven && !filePrune) throw new RecipeError(`${flag} applies to pruning: add --prune <ratio> or --prune-macs <fraction>`);
   }
   let prune: PassSpec | null = null;
@@ -126,7 +144,7 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
         round: int(o.pruneRound, '--prune-round') ?? filePrune?.round,
         maxRatio: num(o.pruneMaxRatio, '--prune-max-ratio') ?? filePrune?.maxRatio,
         criterion: o.pruneCriterion ?? filePrune?.criterion,
-        recover: o.recover ?? filePrune?.recover,
+        recover: recover.prune ?? filePrune?.recover,
         allocation: o.pruneAllocation ?? filePrune?.allocation,
         nodes: filePrune?.nodes,
         exclude: new Set(covered),
@@ -140,9 +158,15 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
   const weightMethod = o.weightMethod ?? fileQuantize?.weightMethod;
   if (o.actOrder && weightMethod !== 'gptq') throw new RecipeError('--act-order applies to --weight-method gptq');
   if (o.sequential && weightMethod !== 'gptq') throw new RecipeError('--sequential applies to --weight-method gptq');
-  const wantsQuantize = quantizeFlagsGiven || fileQuantize !== undefined || !prune;
+  const biasCorrection = recover.bias ?? fileQuantize?.biasCorrection;
+  const wantsQuantize = quantizeFlagsGiven || fileQuantize !== undefined || !prune || biasCorrection === 'on';
+  // Bias correction with weight flags corrects weight-only output (static W8A8 refuses those flags).
+  const weightOnlyFlags = [o.weights, o.granularity, o.blockSize, o.format, o.minElements].some((v) => v !== undefined);
   // --calibration alone keeps meaning static W8A8 unless another consumer of the data is named.
-  const staticMode = wantsQuantize && !dynamic && ((o.activations !== undefined || fileQuantize?.activations !== undefined) || (Boolean(o.calibration) && !prune && weightMethod === undefined));
+  const staticMode = wantsQuantize && !dynamic && ((o.activations !== undefined || fileQuantize?.activations !== undefined)
+    || (Boolean(o.calibration) && !prune && weightMethod === undefined && !(biasCorrection === 'on' && weightOnlyFlags)));
+  if (biasCorrection === 'on' && !o.calibration) throw new RecipeError('--recover bias needs --calibration data (the layer output means it corrects come from it; unlabelled samples are enough)');
+  if (biasCorrection === 'on' && dynamic) throw new RecipeError('--recover bias corrects weight-only or static W8A8 output; --activations dynamic is not supported');
   if (weightMethod === 'gptq' && !o.calibration) throw new RecipeError('--weight-method gptq needs --calibration data (unlabelled samples are enough)');
   if (weightMethod === 'gptq' && staticMode) throw new RecipeError('--weight-method gptq rounds weight-only weights; static W8A8 (--activations int8|uint8) is not combined with it yet');
   if (dynamic) {
@@ -158,11 +182,11 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
   if (wantsQuantize) {
     const quantizeExclusions = o.exclude?.length ? resolveExclusions(readModel(), o.exclude, '--exclude') : { ops: [], nodes: [], covered: [] };
     if (staticMode) {
-      const fileKeys = fileQuantize ? Object.keys(fileQuantize).filter((k) => k !== 'activations') : [];
+      const fileKeys = fileQuantize ? Object.keys(fileQuantize).filter((k) => k !== 'activations' && k !== 'biasCorrection') : [];
       checkStaticFlags(o, fileKeys.length > 0);
       if (!o.activations && fileQuantize?.activations && fileQuantize.activations !== 'dynamic') o.activations = fileQuantize.activations;
       const { calibrationData: _d, preprocess: _p, samples: _s, seed: _seed, ...rest } = staticOptionsFrom(o);
-      passes.push({ pass: 'quantize', options: { mode: 'static-w8a8', recipe: recipes.parseRecipe({}), static: { ...rest, floatNodes: quantizeExclusions.covered } } });
+      passes.push({ pass: 'quantize', options: { mode: 'static-w8a8', recipe: recipes.parseRecipe({}), biasCorrection: biasCorrection ?? 'auto', static: { ...rest, floatNodes: quantizeExclusions.covered } } });
     } else {
       // Flags become a recipe (validated like a file); with --recipe, flags override the file's global config.
       const flags: RecipeInput = {};
@@ -174,7 +198,7 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
       if (o.minElements !== undefined) flags.minElements = int(o.minElements, '--min-elements');
       // --target's default (ort-cpu) does not override a recipe's own target.
       if (targetGiven || !fileQuantize) flags.target = o.target as RecipeInput['target'];
-      const { activations: _a, reduceRange: fileReduce, weightMethod: _w, actOrder: fileActOrder, sequential: fileSequential, ...base } = (fileQuantize ?? {}) as QuantizeRecipe;
+      const { activations: _a, reduceRange: fileReduce, weightMethod: _w, actOrder: fileActOrder, sequential: fileSequential, biasCorrection: _b, ...base } = (fileQuantize ?? {}) as QuantizeRecipe;
       const merged: RecipeInput = { ...base, ...flags, opTypes: { ...base.opTypes }, nodes: { ...base.nodes } };
       for (const op of quantizeExclusions.ops) merged.opTypes = { ...merged.opTypes, [op]: null };
       for (const n of quantizeExclusions.nodes) merged.nodes = { ...merged.nodes, [n]: null };
@@ -182,7 +206,7 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
       const rounding = { weightMethod: weightMethod ?? 'rtn', actOrder: Boolean(o.actOrder ?? fileActOrder), sequential: Boolean(o.sequential ?? fileSequential) } as const;
       passes.push(dynamic
         ? { pass: 'quantize', options: { mode: 'dynamic', recipe, reduceRange: Boolean(o.reduceRange ?? fileReduce), ...rounding } }
-        : { pass: 'quantize', options: { mode: 'weight-only', recipe, ...rounding } });
+        : { pass: 'quantize', options: { mode: 'weight-only', recipe, ...rounding, biasCorrection: biasCorrection ?? 'off' } });
     }
   }
   const calibration: CalibrationSource | undefined = o.calibration

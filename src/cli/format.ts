@@ -3,6 +3,7 @@ import type { EnvironmentInfo } from '../info.ts';
 import type { CompressReport } from '../pipeline/compress.ts';
 import type { EvalReport } from '../eval/evaluate.ts';
 import type { InspectReport } from '../inspect.ts';
+import type { QuantizeReport } from '../passes/quantize/pass.ts';
 
 export function formatTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
@@ -72,6 +73,12 @@ export function formatCompressSummary(r: CompressReport, e: EvalReport | null): 
   if (r.activations) {
     const c = r.calibration!;
     out += `\nstatic W8A8: ${r.activations.length} activations quantized (${c.method}, ${c.samples} calibration samples; ONNX Runtime ${(c.ortMs / 1000).toFixed(2)} s, statistics ${(c.statsMs / 1000).toFixed(2)} s), ${c.biases} int32 biases\n`;
+  }
+  const bc = (r.passes.find((p) => p.pass === 'quantize')?.report as QuantizeReport | undefined)?.biasCorrection;
+  if (bc) {
+    const h = bc.heldOut;
+    const figures = h ? `: held-out output SQNR ${db(h.before.sqnrDb)} -> ${db(h.after.sqnrDb)}, cosine ${h.before.cosine.toFixed(5)} -> ${h.after.cosine.toFixed(5)} (${h.after.samples} samples)` : '';
+    out += `bias correction (${bc.mode}): ${bc.layers.length} layers on ${bc.fitSamples} samples${figures}; ${bc.kept ? 'kept' : 'not kept (it did not help)'}${bc.skipped.length ? `; ${bc.skipped.length} layers not corrected` : ''}\n`;
   }
   if (r.gate) {
     out += r.gate.met

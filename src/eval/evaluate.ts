@@ -21,6 +21,8 @@ export interface EvalOptions {
   preprocess?: Preprocess;
   /** Samples to evaluate (default: all of the data, or 32 random samples). */
   samples?: number;
+  /** With `data`: evaluate exactly these sample indices (a held-out split) instead of the first `samples`. */
+  indices?: readonly number[];
   seed?: number;
   batchSize?: number;
   /** Concrete values for symbolic dims, by input name: { x: [1, 3, 48, 192] }. */
@@ -141,12 +143,13 @@ async function* batches(specs: InputSpec[], opts: EvalOptions, dataset: Dataset 
   if (dataset) {
     if (specs.length !== 1) throw new DataError(`data feeds one input; the model has ${specs.length} (${specs.map((s) => s.name).join(', ')})`);
     const spec = specs[0];
-    const n = Math.min(dataset.count, opts.samples ?? dataset.count);
+    const order = opts.indices ?? Array.from({ length: Math.min(dataset.count, opts.samples ?? dataset.count) }, (_, k) => k);
+    const n = order.length;
     const fixedBatch = typeof spec.dims[0] === 'number' ? (spec.dims[0] as number) : batchSize;
     for (let i = 0; i < n; i += fixedBatch) {
       const b = Math.min(fixedBatch, n - i);
       if (typeof spec.dims[0] === 'number' && b !== fixedBatch) break;
-      const idx = Array.from({ length: b }, (_, k) => i + k);
+      const idx = order.slice(i, i + b);
       const x = await dataset.load(idx);
       const labels = dataset.labels ? Int32Array.from(idx, (k) => dataset.labels![k]) : null;
       yield { feeds: { [spec.name]: new ort.Tensor('float32', x, [b, ...dataset.sampleDims]) }, labels };

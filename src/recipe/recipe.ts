@@ -76,6 +76,8 @@ export const quantizeSchema = recipeSchema.extend({
   weightMethod: z.enum(['rtn', 'gptq']).optional(),
   actOrder: z.boolean().optional(),
   sequential: z.boolean().optional(),
+  /** Empirical bias correction from calibration data: auto (static W8A8's default: kept when it helps on held-out samples), on, off. */
+  biasCorrection: z.enum(['auto', 'on', 'off']).optional(),
 }).strict();
 
 export const passEntrySchema = z.union([

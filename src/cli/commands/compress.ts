@@ -19,7 +19,9 @@ Passes and calibration data:
              pruned layers (--recover lsq|bn)
   quantize   --weights/--format/... (weight-only), --activations dynamic, or static W8A8 with
              --activations int8|uint8, which reads --calibration for activation ranges;
-             --weight-method gptq reads --calibration for each layer's inputs
+             --weight-method gptq reads --calibration for each layer's inputs;
+             --recover bias reads it for layer output means (with weight flags such as
+             --weights int4 it corrects weight-only output)
   --calibration alone (no --prune) keeps its old meaning: static W8A8 with uint8 activations.
   A recipe file may hold quantize keys at the top level, or a list:
     passes:
@@ -51,7 +53,7 @@ Passes and calibration data:
     .addOption(new Option('--prune-allocation <a>', '--prune-macs: per-group ratios from a global threshold on scores normalized per group (threshold, the default) or from the output error each group causes on --calibration data (sensitivity, AIMET-style)').choices(['sensitivity', 'threshold']))
     .option('--prune-max-ratio <r>', 'no group loses more than this fraction of its channels (default 0.9)')
     .addOption(new Option('--prune-criterion <c>', 'channel importance summed over every member of a group: weight norms l1, l2, fpgm, or energy (activation energy x consumer weight norm on --calibration data). Default: energy with --calibration, l2 without').choices(['l1', 'l2', 'fpgm', 'energy']))
-    .addOption(new Option('--recover <m>', 'after pruning, re-fit the layers whose inputs lost channels on --calibration data: lsq (least squares, the default with --calibration), bn (bias/statistics correction), none').choices(['none', 'bn', 'lsq']))
+    .option('--recover <methods>', 'recovery from --calibration data, a comma list: after pruning, re-fit the layers whose inputs lost channels with lsq (least squares, the default with --calibration) or bn (bias/statistics correction); bias: empirical bias correction of the quantized layers (default for static W8A8: auto, kept when it helps on held-out samples); none: no recovery')
     .addOption(new Option('--weight-method <m>', 'how weights are rounded: rtn (round to nearest) or gptq (GPTQ: column by column, errors spread by the inverse Hessian of each layer\'s inputs on --calibration data; same output format)').choices(['rtn', 'gptq']))
     .option('--act-order', '--weight-method gptq: quantize input columns in order of decreasing Hessian diagonal')
     .option('--sequential', '--weight-method gptq: read each layer\'s inputs from the model whose earlier layers are already rounded (one ONNX Runtime pass per wave of layers)')

@@ -13,6 +13,8 @@ import type { ActivationReport } from './static.ts';
 import type { EvalReport } from '../../eval/evaluate.ts';
 import { GptqRounder, type GptqLayerReport } from './gptq.ts';
 import { findTargets } from './targets.ts';
+import { correctBiases, type BiasCorrectionReport } from './bias-correction.ts';
+import { OnnxModel } from '../../onnx/model.ts';
 
 export type QuantizeMode = 'weight-only' | 'dynamic' | 'static-w8a8';
 
@@ -28,6 +30,11 @@ export interface QuantizePassOptions {
   actOrder?: boolean;
   /** GPTQ: each layer's inputs taken from the model whose earlier layers are already rounded. */
   sequential?: boolean;
+  /**
+   * Empirical bias correction from calibration data: 'auto' keeps it when the outputs on held-out
+   * samples get closer to the float model's (static W8A8's default), 'on' keeps it, 'off'.
+   */
+  biasCorrection?: 'auto' | 'on' | 'off';
   /** Static W8A8 (the calibration data comes from the pipeline). */
   static?: Omit<StaticPipelineOptions, 'scheduler' | 'calibrationData' | 'preprocess' | 'samples' | 'seed' | 'onProgress'>;
 }
@@ -41,6 +48,7 @@ export interface QuantizeReport {
   gate?: GateReport | null;
   /** GPTQ: per weight, the layer objective of round-to-nearest vs GPTQ on the calibration inputs. */
   gptq?: GptqLayerReport[];
+  biasCorrection?: BiasCorrectionReport | null;
 }
 
 async function runQuantize(ctx: PassContext, o: QuantizePassOptions): Promise<PassOutcome<QuantizeReport>> {
@@ -51,14 +59,14 @@ async function runQuantize(ctx: PassContext, o: QuantizePassOptions): Promise<Pa
     const { staticPipeline } = await import('./static-pipeline.ts');
     const c = ctx.calibration;
     const sp = await staticPipeline(model, {
-      ...o.static, scheduler, calibrationData: c.data, preprocess: c.preprocess, samples: c.samples, seed: c.seed,
+      ...o.static, biasCorrection: o.biasCorrection ?? 'off', scheduler, calibrationData: c.data, preprocess: c.preprocess, samples: c.samples, seed: c.seed,
       onProgress: (stage, d, t) => ctx.onProgress?.(stage, d, t),
     }, ctx.inputPath);
     return {
       model: sp.model, tensors: sp.result.weights, skipped: sp.result.skipped, usedCalibration: true,
       report: {
         mode: o.mode, activations: sp.result.activations, calibration: { ...sp.result.calibration, biases: sp.result.biases },
-        evaluation: sp.evaluation, sensitivity: sp.sensitivity, gate: sp.gate,
+        evaluation: sp.evaluation, sensitivity: sp.sensitivity, gate: sp.gate, biasCorrection: sp.biasCorrection,
       },
     };
   }
@@ -79,18 +87,32 @@ async function runQuantize(ctx: PassContext, o: QuantizePassOptions): Promise<Pa
     rounder = await GptqRounder.collect(model, targets.map((t) => t.weight.name), { calibration: ctx.calibration, scheduler, actOrder: o.actOrder, onProgress: ctx.onProgress },
       o.sequential ? { targets } : undefined);
   }
+  const correct = (o.biasCorrection ?? 'off') !== 'off';
+  if (correct && o.mode === 'dynamic') throw new DataError('bias correction applies to weight-only and static W8A8 quantization, not dynamic');
+  if (correct && !ctx.calibration) throw new DataError('bias correction (--recover bias) needs --calibration data');
+  // The float model, kept for bias correction's reference means.
+  const reference = correct ? OnnxModel.fromBytes(model.toBytes(), model.baseDir, model.sourcePath ?? '<float model>') : null;
   const w = await compressWeights(model, { recipe: o.recipe, scheduler, rounder, onProgress: (d, t, name) => ctx.onProgress?.(name, d, t) });
   tensors.push(...w.tensors);
   // A weight the dynamic pass skipped may still be compressed weight-only: report it once.
   const compressed = new Set(tensors.map((t) => t.name));
   skipped = [...skipped, ...w.skipped].filter((sk, i, all) => !compressed.has(sk.name) && !created.has(sk.name) && all.findIndex((x) => x.name === sk.name) === i);
-  return { tensors, skipped, usedCalibration: Boolean(rounder), report: { mode: o.mode, ...(rounder ? { gptq: rounder.reports } : {}) } };
+  let corrected: { model: OnnxModel; report: BiasCorrectionReport } | null = null;
+  if (reference) {
+    const nodes = w.tensors.flatMap((t) => reference.graph.uses(t.name).filter((u) => u.index === 1).map((u) => u.node.name ?? '')).filter(Boolean);
+    corrected = await correctBiases(reference, model, nodes, { calibration: ctx.calibration!, mode: o.biasCorrection as 'on' | 'auto', allowAdd: true, onProgress: ctx.onProgress });
+  }
+  return {
+    ...(corrected ? { model: corrected.model } : {}),
+    tensors, skipped, usedCalibration: Boolean(rounder) || Boolean(corrected),
+    report: { mode: o.mode, ...(rounder ? { gptq: rounder.reports } : {}), ...(corrected ? { biasCorrection: corrected.report } : {}) },
+  };
 }
 
 export const quantizePassDescriptor: PassDescriptor<QuantizePassOptions, QuantizeReport> = {
   name: 'quantize',
   rank: 30,
   summary: 'weights to int8/int4/fp16 (weight-only), int8 MatMul (dynamic) or static W8A8',
-  calibrationUse: 'static W8A8 activation ranges (--activations int8|uint8), GPTQ layer inputs (--weight-method gptq)',
+  calibrationUse: 'static W8A8 activation ranges (--activations int8|uint8), GPTQ layer inputs (--weight-method gptq), layer output means for bias correction (--recover bias; auto with static W8A8)',
   run: runQuantize,
 };

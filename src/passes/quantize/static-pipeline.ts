@@ -9,6 +9,10 @@ import { openDataset, type Preprocess } from '../../data/dataset.ts';
 import { collectActivationStats, modelInput, type CollectResult } from '../../calibrate/calibrate.ts';
 import { evaluateModels, type EvalReport, type ModelRef } from '../../eval/evaluate.ts';
 import { activationTensors, quantizableNodes, quantizeStatic, type StaticOptions, type StaticResult } from './static.ts';
+import { correctBiases, type BiasCorrectionReport } from './bias-correction.ts';
+
+/** The layers whose output means bias correction restores. */
+const LAYER_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
 
 export interface StaticPipelineOptions
   extends Pick<StaticOptions, 'samples' | 'seed' | 'method' | 'percentile' | 'activations' | 'symmetricActivations' | 'scheduler'> {
@@ -21,6 +25,8 @@ export interface StaticPipelineOptions
   floatNodes?: string[];
   /** Accuracy gate: the most drop allowed, in points (needs evalData). */
   maxDrop?: number;
+  /** Empirical bias correction of the quantized layers (default off here; the CLI's default is auto). */
+  biasCorrection?: 'auto' | 'on' | 'off';
   onProgress?: (stage: string, done: number, total: number) => void;
 }
 
@@ -48,6 +54,7 @@ export interface StaticPipelineResult {
   evaluation: EvalReport | null;
   sensitivity: SensitivityEntry[] | null;
   gate: GateReport | null;
+  biasCorrection: BiasCorrectionReport | null;
 }
 
 async function calibrateOnce(model: OnnxModel, o: StaticPipelineOptions): Promise<CollectResult> {
@@ -105,9 +112,22 @@ export async function staticPipeline(input: OnnxModel, o: StaticPipelineOptions,
   if (o.maxDrop !== undefined && !o.evalData) throw new DataError('--max-drop needs labelled evaluation data (--eval-data)');
   const base = baseline ?? input;
   const calib = await calibrateOnce(input, o);
-  let current = await quantizedCopy(input, o, calib, { floatNodes: new Set(o.floatNodes ?? []) });
+  let biasReport: BiasCorrectionReport | null = null;
+  // Each candidate is bias-corrected before it is judged: the gate sees the model it would keep.
+  const candidate = async (floatNodes: Set<string>) => {
+    const q = await quantizedCopy(input, o, calib, { floatNodes });
+    if ((o.biasCorrection ?? 'off') === 'off') return q;
+    const layers = q.result.quantizedNodes.filter((n) => LAYER_OPS.has(input.msg.graph!.node.find((x) => x.name === n)?.opType ?? ''));
+    const corrected = await correctBiases(input, q.model, layers, {
+      mode: o.biasCorrection as 'on' | 'auto', allowAdd: false, onProgress: o.onProgress,
+      calibration: { data: o.calibrationData, preprocess: o.preprocess, samples: o.samples, seed: o.seed },
+    });
+    biasReport = corrected.report;
+    return { model: corrected.model, result: q.result };
+  };
+  let current = await candidate(new Set(o.floatNodes ?? []));
   const done = (evaluation: EvalReport | null, sensitivity: SensitivityEntry[] | null, gate: GateReport | null): StaticPipelineResult =>
-    ({ result: current.result, model: current.model, evaluation, sensitivity, gate });
+    ({ result: current.result, model: current.model, evaluation, sensitivity, gate, biasCorrection: biasReport });
   if (!o.evalData) return done(null, null, null);
   let evaluation = await evaluateModels(current.model, base, { data: o.evalData, samples: o.evalSamples });
   if (o.maxDrop === undefined || !evaluation.accuracy) return done(evaluation, null, null);
@@ -122,7 +142,7 @@ export async function staticPipeline(input: OnnxModel, o: StaticPipelineOptions,
     floatNodes.add(entry.node);
     attempts++;
     try {
-      current = await quantizedCopy(input, o, calib, { floatNodes });
+      current = await candidate(floatNodes);
     } catch (err) {
       if (err instanceof ModelpressError) break; // every quantizable node is float now
       throw err;
