@@ -1,7 +1,7 @@
 // Empirical bias correction: the bias edit in every form a compressed layer's bias takes (checked
 // by running ONNX Runtime before and after), the correction on a trained CNN (layer means restored,
 // held-out outputs closer to float), and the flags that ask for it.
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -180,19 +180,23 @@ describe('--recover', () => {
     expect(bc.kept).toBe(true);
     expect(bc.heldOut.after.sqnrDb).toBeGreaterThan(bc.heldOut.before.sqnrDb);
   }, 120_000);
-  it('static W8A8 (--calibration alone) corrects biases by default and keeps the correction only when held-out outputs improve', () => {
-    const report = join(dir, 'w8a8.json');
-    const r = cli(['-o', join(dir, 'w8a8.onnx'), '--calibration', DATA, '--calib-samples', '64', '--report', report]);
-    expect(r.status, r.stderr).toBe(0);
-    const j = JSON.parse(readFileSync(report, 'utf8'));
-    expect(j.mode).toBe('static-w8a8');
-    const bc = j.passes[0].report.biasCorrection;
-    expect(bc.mode).toBe('auto');
-    expect(bc.kept).toBe(bc.heldOut.after.sqnrDb > bc.heldOut.before.sqnrDb);
-    // Only layers are corrected (no pooling or Add), and the static model keeps int32 biases.
+  it('static W8A8: no correction by default (measured: it does not help W8A8 here), --recover bias corrects, a recipe\'s auto keeps it only when held-out outputs improve', () => {
+    const plain = cli(['-o', join(dir, 'w8a8-none.onnx'), '--calibration', DATA, '--calib-samples', '64', '--json']);
+    expect(plain.status, plain.stderr).toBe(0);
+    expect(JSON.parse(plain.stdout).passes[0].report.biasCorrection).toBeNull();
+    const on = cli(['-o', join(dir, 'w8a8-on.onnx'), '--calibration', DATA, '--calib-samples', '64', '--recover', 'bias', '--json']);
+    expect(on.status, on.stderr).toBe(0);
+    const bc = JSON.parse(on.stdout).passes[0].report.biasCorrection;
+    expect(bc).toMatchObject({ mode: 'on', kept: true });
+    // Only layers are corrected (no pooling or Add), all of them through their int32 biases.
     expect(bc.skipped).toEqual([]);
-    const none = cli(['-o', join(dir, 'w8a8-none.onnx'), '--calibration', DATA, '--calib-samples', '64', '--recover', 'none', '--json']);
-    expect(none.status, none.stderr).toBe(0);
-    expect(JSON.parse(none.stdout).passes[0].report.biasCorrection).toBeNull();
+    expect(bc.layers).toHaveLength(4);
+    const recipe = join(dir, 'auto.yaml');
+    writeFileSync(recipe, 'passes:\n  - quantize: { activations: uint8, biasCorrection: auto }\n');
+    const auto = cli(['-o', join(dir, 'w8a8-auto.onnx'), '--calibration', DATA, '--calib-samples', '64', '--recipe', recipe, '--json']);
+    expect(auto.status, auto.stderr).toBe(0);
+    const a = JSON.parse(auto.stdout).passes[0].report.biasCorrection;
+    expect(a.mode).toBe('auto');
+    expect(a.kept).toBe(a.heldOut.after.sqnrDb > a.heldOut.before.sqnrDb);
   }, 120_000);
 });

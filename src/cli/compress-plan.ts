@@ -28,6 +28,8 @@ export interface CompressFlags extends CalibrationFlags {
   evalData?: string;
   samples?: string;
   maxDrop?: string;
+  minCosine?: string;
+  minSqnr?: string;
   reduceRange?: boolean;
   prune?: string;
   pruneMacs?: string;
@@ -175,7 +177,10 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
   } else if (o.reduceRange) {
     throw new RecipeError('--reduce-range applies to --activations dynamic');
   }
-  if (o.maxDrop !== undefined && !staticMode) throw new RecipeError('--max-drop applies to static W8A8: give --calibration data (and --activations int8|uint8)');
+  for (const [flag, v] of [['--max-drop', o.maxDrop], ['--min-cosine', o.minCosine], ['--min-sqnr', o.minSqnr]] as const) {
+    if (v !== undefined && !staticMode) throw new RecipeError(`${flag} applies to static W8A8: give --calibration data (and --activations int8|uint8)`);
+  }
+  if (o.minCosine !== undefined && !(Number(o.minCosine) > -1 && Number(o.minCosine) <= 1)) throw new RecipeError(`--min-cosine ${o.minCosine}: a cosine between -1 and 1 (e.g. 0.99)`);
   if (staticMode && !o.calibration) throw new RecipeError(`--activations ${o.activations ?? fileQuantize?.activations} needs --calibration data (static W8A8 computes activation ranges from it), or use --activations dynamic`);
 
   const passes: PassSpec[] = prune ? [prune] : [];
@@ -186,7 +191,7 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
       checkStaticFlags(o, fileKeys.length > 0);
       if (!o.activations && fileQuantize?.activations && fileQuantize.activations !== 'dynamic') o.activations = fileQuantize.activations;
       const { calibrationData: _d, preprocess: _p, samples: _s, seed: _seed, ...rest } = staticOptionsFrom(o);
-      passes.push({ pass: 'quantize', options: { mode: 'static-w8a8', recipe: recipes.parseRecipe({}), biasCorrection: biasCorrection ?? 'auto', static: { ...rest, floatNodes: quantizeExclusions.covered } } });
+      passes.push({ pass: 'quantize', options: { mode: 'static-w8a8', recipe: recipes.parseRecipe({}), biasCorrection: biasCorrection ?? 'off', static: { ...rest, floatNodes: quantizeExclusions.covered } } });
     } else {
       // Flags become a recipe (validated like a file); with --recipe, flags override the file's global config.
       const flags: RecipeInput = {};

@@ -4,6 +4,7 @@ import type { CompressReport } from '../pipeline/compress.ts';
 import type { EvalReport } from '../eval/evaluate.ts';
 import type { InspectReport } from '../inspect.ts';
 import type { QuantizeReport } from '../passes/quantize/pass.ts';
+import type { GateReport } from '../passes/quantize/static-pipeline.ts';
 
 export function formatTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
@@ -80,13 +81,19 @@ export function formatCompressSummary(r: CompressReport, e: EvalReport | null): 
     const figures = h ? `: held-out output SQNR ${db(h.before.sqnrDb)} -> ${db(h.after.sqnrDb)}, cosine ${h.before.cosine.toFixed(5)} -> ${h.after.cosine.toFixed(5)} (${h.after.samples} samples)` : '';
     out += `bias correction (${bc.mode}): ${bc.layers.length} layers on ${bc.fitSamples} samples${figures}; ${bc.kept ? 'kept' : 'not kept (it did not help)'}${bc.skipped.length ? `; ${bc.skipped.length} layers not corrected` : ''}\n`;
   }
-  if (r.gate) {
-    out += r.gate.met
-      ? `accuracy gate: drop ${r.gate.finalDropPoints.toFixed(2)} <= ${r.gate.maxDrop} points${r.gate.floatNodes.length ? `, with ${r.gate.floatNodes.length} layers kept in float: ${r.gate.floatNodes.join(', ')}` : ''}\n`
-      : `accuracy gate NOT met: drop ${r.gate.finalDropPoints.toFixed(2)} > ${r.gate.maxDrop} points even with ${r.gate.floatNodes.length} layers in float\n`;
-  }
+  if (r.gate) out += formatGate(r.gate) + '\n';
   if (e) out += '\n' + formatEval(e);
   return out;
+}
+
+/** The gate's bounds and where it ended: "drop 0.21 <= 0.3 points, cosine 0.9931 >= 0.99". */
+export function formatGate(g: GateReport): string {
+  const parts: string[] = [];
+  if (g.maxDrop !== null) parts.push(`drop ${g.finalDropPoints!.toFixed(2)} ${g.finalDropPoints! <= g.maxDrop ? '<=' : '>'} ${g.maxDrop} points`);
+  if (g.minCosine !== null) parts.push(`output cosine ${g.finalCosine.toFixed(5)} ${g.finalCosine >= g.minCosine ? '>=' : '<'} ${g.minCosine}`);
+  if (g.minSqnrDb !== null) parts.push(`output SQNR ${g.finalSqnrDb.toFixed(1)} ${g.finalSqnrDb >= g.minSqnrDb ? '>=' : '<'} ${g.minSqnrDb} dB`);
+  const kept = g.floatNodes.length ? `${g.floatNodes.length} layers kept in float: ${g.floatNodes.join(', ')}` : 'no layer kept in float';
+  return g.met ? `accuracy gate: ${parts.join(', ')} (on ${g.data}); ${kept}` : `accuracy gate NOT met: ${parts.join(', ')} (on ${g.data}) even with ${kept}`;
 }
 
 export function formatEval(e: EvalReport): string {
@@ -95,7 +102,7 @@ export function formatEval(e: EvalReport): string {
   if (e.accuracy) rows.push(['accuracy (top-5)', `${e.accuracy.top5Baseline.toFixed(2)}%`, `${e.accuracy.top5Model.toFixed(2)}%`]);
   const first = e.outputs[0];
   if (first?.top1Agreement !== null && first) rows.push([`top-1 agreement (${first.name})`, '', pct(first.top1Agreement!)]);
-  rows.push([`latency (median, batch ${e.latencyMs.batch})`, `${e.latencyMs.baseline.toFixed(2)} ms`, `${e.latencyMs.model.toFixed(2)} ms`]);
+  if (e.latencyMs.model > 0) rows.push([`latency (median, batch ${e.latencyMs.batch})`, `${e.latencyMs.baseline.toFixed(2)} ms`, `${e.latencyMs.model.toFixed(2)} ms`]);
   let out = `evaluation on ${e.samples} samples (${e.inputs}), ONNX Runtime CPU:\n` + formatTable(['', 'baseline', 'model'], rows);
   out += formatTable(['output', 'top-1 agreement', 'cosine', 'SQNR', 'max abs diff'],
     e.outputs.map((o) => [o.name, o.top1Agreement === null ? '-' : pct(o.top1Agreement), o.cosine.toFixed(6), db(o.sqnrDb), o.maxAbsDiff.toPrecision(3)]));

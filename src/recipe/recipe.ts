@@ -76,7 +76,7 @@ export const quantizeSchema = recipeSchema.extend({
   weightMethod: z.enum(['rtn', 'gptq']).optional(),
   actOrder: z.boolean().optional(),
   sequential: z.boolean().optional(),
-  /** Empirical bias correction from calibration data: auto (static W8A8's default: kept when it helps on held-out samples), on, off. */
+  /** Empirical bias correction from calibration data: on, off (default), auto (kept only when held-out outputs get closer to float). */
   biasCorrection: z.enum(['auto', 'on', 'off']).optional(),
 }).strict();
 

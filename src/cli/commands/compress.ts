@@ -43,6 +43,8 @@ Passes and calibration data:
     .option('--eval-data <path>', 'after compressing, evaluate both models on this data (IDX, .npy/.npz, image folder; labels found beside it)')
     .option('--samples <n>', 'evaluate at most this many samples')
     .option('--max-drop <points>', 'static W8A8 accuracy gate: keep the most sensitive layers in float until the drop on --eval-data is at most this')
+    .option('--min-cosine <c>', 'static W8A8 label-free gate: keep the most damaging layers in float until the lowest output cosine against the float model is at least this (e.g. 0.99); measured on --eval-data, else on calibration samples held out from calibration')
+    .option('--min-sqnr <dB>', 'static W8A8 label-free gate: the same with the lowest output SQNR in dB (e.g. 20)')
     .option('--force', 'replace an existing output')
     .option('--json', 'print the report as JSON on stdout instead of the summary')
     .addOption(backendOption())
@@ -53,7 +55,7 @@ Passes and calibration data:
     .addOption(new Option('--prune-allocation <a>', '--prune-macs: per-group ratios from a global threshold on scores normalized per group (threshold, the default) or from the output error each group causes on --calibration data (sensitivity, AIMET-style)').choices(['sensitivity', 'threshold']))
     .option('--prune-max-ratio <r>', 'no group loses more than this fraction of its channels (default 0.9)')
     .addOption(new Option('--prune-criterion <c>', 'channel importance summed over every member of a group: weight norms l1, l2, fpgm, or energy (activation energy x consumer weight norm on --calibration data). Default: energy with --calibration, l2 without').choices(['l1', 'l2', 'fpgm', 'energy']))
-    .option('--recover <methods>', 'recovery from --calibration data, a comma list: after pruning, re-fit the layers whose inputs lost channels with lsq (least squares, the default with --calibration) or bn (bias/statistics correction); bias: empirical bias correction of the quantized layers (default for static W8A8: auto, kept when it helps on held-out samples); none: no recovery')
+    .option('--recover <methods>', 'recovery from --calibration data, a comma list: after pruning, re-fit the layers whose inputs lost channels with lsq (least squares, the default with --calibration) or bn (bias/statistics correction); bias: empirical bias correction of the quantized layers (weight-only or static W8A8; helps int4 round-to-nearest most); none: no recovery')
     .addOption(new Option('--weight-method <m>', 'how weights are rounded: rtn (round to nearest) or gptq (GPTQ: column by column, errors spread by the inverse Hessian of each layer\'s inputs on --calibration data; same output format)').choices(['rtn', 'gptq']))
     .option('--act-order', '--weight-method gptq: quantize input columns in order of decreasing Hessian diagonal')
     .option('--sequential', '--weight-method gptq: read each layer\'s inputs from the model whose earlier layers are already rounded (one ONNX Runtime pass per wave of layers)')
@@ -88,7 +90,8 @@ Passes and calibration data:
         process.exitCode = 3;
       }
       if (report.gate && !report.gate.met) {
-        process.stderr.write(`modelpress: error: the accuracy gate cannot be met: with ${report.gate.floatNodes.length} layers in float the drop is still ${report.gate.finalDropPoints.toFixed(2)} points > --max-drop ${report.gate.maxDrop}\n`);
+        const { formatGate } = await import('../format.ts');
+        process.stderr.write(`modelpress: error: the accuracy gate cannot be met: ${formatGate(report.gate).replace(/^accuracy gate NOT met: /, '')}\n`);
         process.exitCode = 3;
       }
     }));

@@ -9,8 +9,8 @@ export function addSensitivityCommand(program: Command): void {
     .command('sensitivity')
     .description('static W8A8 one layer at a time: rank layers by the damage (accuracy drop on --eval-data, or output SQNR)')
     .argument('<model>', 'ONNX model')
-    .option('--eval-data <path>', 'labelled data to measure the damage (IDX / image folder); without it, output SQNR on seeded random inputs')
-    .option('--samples <n>', 'evaluation samples per layer (default: all)')
+    .option('--eval-data <path>', 'labelled data to measure the damage (IDX / image folder); without it, output SQNR and cosine on calibration samples held out from calibration')
+    .option('--samples <n>', 'evaluation samples per layer (default: all of --eval-data, or 64 held-out calibration samples)')
     .option('--json', 'print the ranking as JSON on stdout')
     .addOption(backendOption())
     .option('-q, --quiet', 'no progress bar, errors only')
@@ -25,8 +25,8 @@ export function addSensitivityCommand(program: Command): void {
         const ranking = await sensitivityAnalysis(input, { ...staticOptionsFrom(o), scheduler: s, onProgress: (stage, d, t) => progress.update(d, t, stage) });
         progress.stop();
         if (o.json) process.stdout.write(JSON.stringify(ranking, jsonNumbers, 2) + '\n');
-        else process.stdout.write(formatTable(['rank', 'node', 'op', 'accuracy drop', 'output SQNR'],
-          ranking.map((r, i) => [String(i + 1), r.node, r.op, r.dropPoints === null ? '-' : `${r.dropPoints.toFixed(2)} pts`, Number.isFinite(r.sqnrDb) ? `${r.sqnrDb.toFixed(1)} dB` : 'exact'])));
+        else process.stdout.write(formatTable(['rank', 'node', 'op', 'accuracy drop', 'output SQNR', 'output cosine'],
+          ranking.map((r, i) => [String(i + 1), r.node, r.op, r.dropPoints === null ? '-' : `${r.dropPoints.toFixed(2)} pts`, Number.isFinite(r.sqnrDb) ? `${r.sqnrDb.toFixed(1)} dB` : 'exact', r.cosine.toFixed(5)])));
       } finally {
         s.dispose();
       }

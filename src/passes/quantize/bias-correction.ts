@@ -105,8 +105,11 @@ async function meanSession(model: OnnxModel, layers: readonly LayerRead[]): Prom
     if (l.rank !== null) {
       reduce(y, out, [0, ...Array.from({ length: l.rank - 2 }, (_, i) => i + 2)]);
     } else {
+      // Rank unknown (MatMul): rows of C channels, then their mean.
       const flat = `${l.node}::rows`;
-      nodes.push(create<NodeMsg>('NodeProto', { name: `modelpress_bias_flatten_${nodes.length}`, opType: 'Flatten', input: [y], output: [flat], attribute: [intAttr('axis', -1)] }));
+      const shape = `modelpress_bias_rows_shape_${nodes.length}`;
+      inits.push(makeTensor(shape, DataType.INT64, [2], bytesOf(BigInt64Array.from([-1n, BigInt(l.channels)]))));
+      nodes.push(create<NodeMsg>('NodeProto', { name: `modelpress_bias_rows_${nodes.length}`, opType: 'Reshape', input: [y, shape], output: [flat] }));
       reduce(flat, out, [0]);
     }
   }

@@ -31,8 +31,8 @@ export interface QuantizePassOptions {
   /** GPTQ: each layer's inputs taken from the model whose earlier layers are already rounded. */
   sequential?: boolean;
   /**
-   * Empirical bias correction from calibration data: 'auto' keeps it when the outputs on held-out
-   * samples get closer to the float model's (static W8A8's default), 'on' keeps it, 'off'.
+   * Empirical bias correction from calibration data: 'on' keeps it, 'auto' keeps it only when the
+   * outputs on held-out samples get closer to the float model's, 'off' (the default).
    */
   biasCorrection?: 'auto' | 'on' | 'off';
   /** Static W8A8 (the calibration data comes from the pipeline). */
@@ -113,6 +113,6 @@ export const quantizePassDescriptor: PassDescriptor<QuantizePassOptions, Quantiz
   name: 'quantize',
   rank: 30,
   summary: 'weights to int8/int4/fp16 (weight-only), int8 MatMul (dynamic) or static W8A8',
-  calibrationUse: 'static W8A8 activation ranges (--activations int8|uint8), GPTQ layer inputs (--weight-method gptq), layer output means for bias correction (--recover bias; auto with static W8A8)',
+  calibrationUse: 'static W8A8 activation ranges (--activations int8|uint8), GPTQ layer inputs (--weight-method gptq), layer output means for bias correction (--recover bias)',
   run: runQuantize,
 };

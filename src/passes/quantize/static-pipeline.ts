@@ -5,7 +5,7 @@
  */
 import { DataError, ModelpressError } from '../../errors.ts';
 import { OnnxModel } from '../../onnx/model.ts';
-import { openDataset, type Preprocess } from '../../data/dataset.ts';
+import { openDataset, seededSample, type Preprocess } from '../../data/dataset.ts';
 import { collectActivationStats, modelInput, type CollectResult } from '../../calibrate/calibrate.ts';
 import { evaluateModels, type EvalReport, type ModelRef } from '../../eval/evaluate.ts';
 import { activationTensors, quantizableNodes, quantizeStatic, type StaticOptions, type StaticResult } from './static.ts';
@@ -25,6 +25,13 @@ export interface StaticPipelineOptions
   floatNodes?: string[];
   /** Accuracy gate: the most drop allowed, in points (needs evalData). */
   maxDrop?: number;
+  /**
+   * Label-free gate: the least output cosine / SQNR (dB) allowed against the float model, the
+   * minimum over the model's outputs, on evalData when given, else on calibration samples that
+   * range calibration did not read.
+   */
+  minCosine?: number;
+  minSqnrDb?: number;
   /** Empirical bias correction of the quantized layers (default off here; the CLI's default is auto). */
   biasCorrection?: 'auto' | 'on' | 'off';
   onProgress?: (stage: string, done: number, total: number) => void;
@@ -35,17 +42,54 @@ export interface SensitivityEntry {
   op: string;
   /** Accuracy drop in points with only this layer quantized (labelled data), else null. */
   dropPoints: number | null;
-  /** Output SQNR with only this layer quantized. */
+  /** Output SQNR and cosine (lowest over the outputs) with only this layer quantized. */
   sqnrDb: number;
+  cosine: number;
 }
 
 export interface GateReport {
-  maxDrop: number;
+  /** The bounds asked for (null: not asked). */
+  maxDrop: number | null;
+  minCosine: number | null;
+  minSqnrDb: number | null;
   met: boolean;
   floatNodes: string[];
-  finalDropPoints: number;
+  /** Null when the data had no labels. */
+  finalDropPoints: number | null;
+  /** Lowest over the model's outputs. */
+  finalCosine: number;
+  finalSqnrDb: number;
   attempts: number;
+  /** What the gate measured on. */
+  data: string;
 }
+
+/** Samples a candidate is judged on. */
+export interface JudgeSet {
+  data: string;
+  preprocess?: Preprocess;
+  indices?: number[];
+  samples?: number;
+  description: string;
+}
+
+/**
+ * Labelled evaluation data when given; else calibration samples that range calibration did not
+ * read (the same seeded draw, its complement), at most `evalSamples` (default 64) of them.
+ */
+export async function judgeSet(model: OnnxModel, o: StaticPipelineOptions): Promise<JudgeSet> {
+  if (o.evalData) return { data: o.evalData, samples: o.evalSamples, description: o.evalData };
+  const ds = await openDataset(o.calibrationData, modelInput(model), o.preprocess);
+  const used = new Set(seededSample(ds.count, o.samples ?? 256, o.seed ?? 1));
+  const rest = Array.from({ length: ds.count }, (_, i) => i).filter((i) => !used.has(i));
+  if (rest.length < 8) {
+    throw new DataError(`judging without labels needs calibration samples that calibration does not read: ${ds.description} has ${ds.count} and --calib-samples takes ${used.size}; give more data, fewer --calib-samples, or labelled --eval-data`);
+  }
+  const pick = seededSample(rest.length, o.evalSamples ?? 64, (o.seed ?? 1) + 1).map((k) => rest[k]);
+  return { data: o.calibrationData, preprocess: o.preprocess, indices: pick, description: `${pick.length} held-out samples of ${ds.description}, not read by calibration` };
+}
+
+const lowest = (e: EvalReport) => ({ cosine: Math.min(...e.outputs.map((x) => x.cosine)), sqnrDb: Math.min(...e.outputs.map((x) => x.sqnrDb)) });
 
 export interface StaticPipelineResult {
   result: StaticResult;
@@ -77,14 +121,16 @@ async function quantizedCopy(model: OnnxModel, o: StaticPipelineOptions, calib: 
 }
 
 const asModel = (m: OnnxModel | string) => (typeof m === 'string' ? OnnxModel.read(m) : m);
+const evalOn = (j: JudgeSet) => ({ data: j.data, preprocess: j.preprocess, indices: j.indices, samples: j.samples });
 
 /**
  * Accuracy drop with one layer quantized at a time, most damaging first. `baseline` is what the
  * drop is measured against (the original model when earlier passes changed `model`).
  */
-export async function sensitivityAnalysis(input: OnnxModel | string, o: StaticPipelineOptions, calib?: CollectResult, baseline?: ModelRef): Promise<SensitivityEntry[]> {
+export async function sensitivityAnalysis(input: OnnxModel | string, o: StaticPipelineOptions, calib?: CollectResult, baseline?: ModelRef, judge?: JudgeSet): Promise<SensitivityEntry[]> {
   const model = asModel(input);
   const c = calib ?? (await calibrateOnce(model, o));
+  const on = judge ?? (await judgeSet(model, o));
   const nodes = quantizableNodes(model);
   const out: SensitivityEntry[] = [];
   for (const [i, n] of nodes.entries()) {
@@ -95,8 +141,8 @@ export async function sensitivityAnalysis(input: OnnxModel | string, o: StaticPi
       if (err instanceof ModelpressError) continue; // nothing to quantize for this node alone
       throw err;
     }
-    const e = await evaluateModels(one, baseline ?? model, { data: o.evalData, samples: o.evalSamples, latencyRuns: 0 });
-    out.push({ node: n.name!, op: n.opType ?? '', dropPoints: e.accuracy?.dropPoints ?? null, sqnrDb: e.outputs[0].sqnrDb });
+    const e = await evaluateModels(one, baseline ?? model, { ...evalOn(on), latencyRuns: 0 });
+    out.push({ node: n.name!, op: n.opType ?? '', dropPoints: e.accuracy?.dropPoints ?? null, ...lowest(e) });
     o.onProgress?.('sensitivity layers', i + 1, nodes.length);
   }
   // Most damaging first: largest drop, then lowest SQNR.
@@ -128,13 +174,23 @@ export async function staticPipeline(input: OnnxModel, o: StaticPipelineOptions,
   let current = await candidate(new Set(o.floatNodes ?? []));
   const done = (evaluation: EvalReport | null, sensitivity: SensitivityEntry[] | null, gate: GateReport | null): StaticPipelineResult =>
     ({ result: current.result, model: current.model, evaluation, sensitivity, gate, biasCorrection: biasReport });
-  if (!o.evalData) return done(null, null, null);
-  let evaluation = await evaluateModels(current.model, base, { data: o.evalData, samples: o.evalSamples });
-  if (o.maxDrop === undefined || !evaluation.accuracy) return done(evaluation, null, null);
-  if (evaluation.accuracy.dropPoints <= o.maxDrop) {
-    return done(evaluation, null, { maxDrop: o.maxDrop, met: true, floatNodes: [], finalDropPoints: evaluation.accuracy.dropPoints, attempts: 1 });
-  }
-  const ranking = await sensitivityAnalysis(input, o, calib, base);
+  const labelFree = o.minCosine !== undefined || o.minSqnrDb !== undefined;
+  if (!o.evalData && !labelFree) return done(null, null, null);
+  const judge = await judgeSet(input, o);
+  const evaluate = (m: OnnxModel) => evaluateModels(m, base, { ...evalOn(judge), latencyRuns: o.evalData ? undefined : 0 });
+  let evaluation = await evaluate(current.model);
+  if (o.maxDrop === undefined && !labelFree) return done(evaluation, null, null);
+  if (o.maxDrop !== undefined && !evaluation.accuracy) throw new DataError(`--max-drop needs labels: ${judge.description} has none (use --min-cosine / --min-sqnr without labels)`);
+  const gate = (met: boolean, floatNodes: string[], attempts: number): GateReport => ({
+    maxDrop: o.maxDrop ?? null, minCosine: o.minCosine ?? null, minSqnrDb: o.minSqnrDb ?? null, met, floatNodes, attempts, data: judge.description,
+    finalDropPoints: evaluation.accuracy?.dropPoints ?? null, finalCosine: lowest(evaluation).cosine, finalSqnrDb: lowest(evaluation).sqnrDb,
+  });
+  const meets = (e: EvalReport) => {
+    const l = lowest(e);
+    return (o.maxDrop === undefined || e.accuracy!.dropPoints <= o.maxDrop) && (o.minCosine === undefined || l.cosine >= o.minCosine) && (o.minSqnrDb === undefined || l.sqnrDb >= o.minSqnrDb);
+  };
+  if (meets(evaluation)) return done(evaluation, null, gate(true, [], 1));
+  const ranking = await sensitivityAnalysis(input, o, calib, base, judge);
   const floatNodes = new Set<string>(o.floatNodes ?? []);
   let attempts = 1;
   for (const entry of ranking) {
@@ -147,11 +203,9 @@ export async function staticPipeline(input: OnnxModel, o: StaticPipelineOptions,
       if (err instanceof ModelpressError) break; // every quantizable node is float now
       throw err;
     }
-    evaluation = await evaluateModels(current.model, base, { data: o.evalData, samples: o.evalSamples });
+    evaluation = await evaluate(current.model);
     o.onProgress?.('accuracy gate', floatNodes.size, ranking.length);
-    if (evaluation.accuracy!.dropPoints <= o.maxDrop) {
-      return done(evaluation, ranking, { maxDrop: o.maxDrop, met: true, floatNodes: [...floatNodes], finalDropPoints: evaluation.accuracy!.dropPoints, attempts });
-    }
+    if (meets(evaluation)) return done(evaluation, ranking, gate(true, [...floatNodes], attempts));
   }
-  return done(evaluation, ranking, { maxDrop: o.maxDrop, met: false, floatNodes: [...floatNodes], finalDropPoints: evaluation.accuracy!.dropPoints, attempts });
+  return done(evaluation, ranking, gate(false, [...floatNodes], attempts));
 }
