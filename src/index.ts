@@ -24,6 +24,11 @@ export { prunePass, prepareForPruning, validatePruneOptions, type PruneOptions, 
 export type { PrunePassOptions, PrunePassReport } from './passes/prune/pass.ts';
 export { recoverPruned, type RecoverMethod, type RecoveryReport, type RecoveredLayer } from './passes/prune/recover.ts';
 export type { QuantizePassOptions, QuantizeReport, QuantizeMode } from './passes/quantize/pass.ts';
+export { distillModel, type DistillModelOptions } from './pipeline/distill.ts';
+export { distillHead, type DistillOptions, type DistillReport, type HeadMetrics } from './passes/distill/fit.ts';
+export { findHead, type Head } from './passes/distill/head.ts';
+export type { DistillPassOptions } from './passes/distill/pass.ts';
+export { correctBiases, type BiasCorrectionReport, type BiasCorrectionOptions } from './passes/quantize/bias-correction.ts';
 export { buildChannelGraph, type ChannelGraph, type ChannelGroup } from './analysis/channel-groups.ts';
 export { layerCosts, type LayerCost, type CostSummary } from './analysis/macs.ts';
 export { inferShapes, nominalInputShapes, type Dim, type Shape } from './analysis/shapes.ts';

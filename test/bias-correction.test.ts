@@ -159,6 +159,8 @@ describe('--recover', () => {
     expect(parseRecover('none')).toEqual({ prune: 'none', bias: 'off' });
     expect(() => parseRecover('lsq,bn')).toThrow(/one pruning recovery/);
     expect(() => parseRecover('none,bias')).toThrow(/none contradicts bias/);
+    expect(parseRecover('none,kd')).toEqual({ prune: 'none', bias: 'off', kd: true });
+    expect(parseRecover('lsq,kd')).toEqual({ prune: 'lsq', bias: undefined, kd: true });
     expect(() => parseRecover('kd2')).toThrow(RecipeError);
     expect(() => parseRecover('kd2')).toThrow(/unknown method kd2/);
   });

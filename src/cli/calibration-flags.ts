@@ -29,13 +29,18 @@ export function preprocessFrom(o: CalibrationFlags): Preprocess {
 }
 
 export function addCalibrationOptions(cmd: Command, activationChoices: string[]): Command {
-  return cmd
+  return addPreprocessOptions(cmd
     .option('--calibration <data>', 'calibration data: IDX, .npy/.npz, or an image folder (compress: fed to every pass that reads data; alone it means static W8A8)')
     .addOption(new Option('--calib-method <m>', 'how activation ranges are chosen').choices(['minmax', 'percentile', 'entropy', 'mse']).default('percentile'))
     .option('--calib-samples <n>', 'calibration samples, drawn with a seed (default 256)')
     .option('--percentile <p>', 'for --calib-method percentile (default 99.99)')
     .addOption(new Option('--activations <t>', 'activation quantization (static W8A8 codes need --calibration; dynamic is computed at run time)').choices(activationChoices))
-    .option('--seed <n>', 'seed for sampling calibration data (default 1)')
+    .option('--seed <n>', 'seed for sampling calibration data (default 1)'));
+}
+
+/** How image folders become tensors (calibration, distillation data). */
+export function addPreprocessOptions(cmd: Command): Command {
+  return cmd
     .option('--image-size <h,w>', 'image folders: resize to this size (default: the model input size)')
     .option('--letterbox', 'image folders: keep the aspect ratio and pad (detectors)')
     .addOption(new Option('--channels <c>', 'image folders: channel order').choices(['RGB', 'BGR', 'GRAY']))

@@ -6,7 +6,7 @@
  *    static W8A8; with `--prune` it feeds recovery, and static W8A8 needs `--activations int8|uint8`.
  */
 import { RecipeError } from '../errors.ts';
-import type { RecipeInput, PruneRecipe, QuantizeRecipe } from '../recipe/recipe.ts';
+import type { RecipeInput, PruneRecipe, QuantizeRecipe, DistillRecipe } from '../recipe/recipe.ts';
 import type { PassSpec } from '../passes/registry.ts';
 import type { CalibrationSource } from '../passes/pass.ts';
 import type { OnnxModel } from '../onnx/model.ts';
@@ -42,21 +42,25 @@ export interface CompressFlags extends CalibrationFlags {
   weightMethod?: 'rtn' | 'gptq';
   actOrder?: boolean;
   sequential?: boolean;
+  kdEpochs?: string;
+  kdTemperature?: string;
+  kdAlpha?: string;
+  kdLr?: string;
 }
 
 const PRUNE_RECOVERY = ['none', 'bn', 'lsq'] as const;
-const RECOVER_METHODS = [...PRUNE_RECOVERY, 'bias'] as const;
+const RECOVER_METHODS = [...PRUNE_RECOVERY, 'bias', 'kd'] as const;
 
 /** `--recover lsq,bias`: the prune pass's recovery (if named) and whether bias correction was asked for. */
-export function parseRecover(value: string | undefined): { prune?: (typeof PRUNE_RECOVERY)[number]; bias?: 'on' | 'off' } {
+export function parseRecover(value: string | undefined): { prune?: (typeof PRUNE_RECOVERY)[number]; bias?: 'on' | 'off'; kd?: boolean } {
   if (value === undefined) return {};
   const items = value.split(',').map((s) => s.trim()).filter(Boolean);
   const unknown = items.filter((m) => !(RECOVER_METHODS as readonly string[]).includes(m));
   if (!items.length || unknown.length) throw new RecipeError(`--recover ${value}: unknown method ${unknown.join(', ') || '(empty)'}; give a comma list of ${RECOVER_METHODS.join(', ')} (e.g. --recover lsq,bias)`);
   const prune = items.filter((m): m is (typeof PRUNE_RECOVERY)[number] => (PRUNE_RECOVERY as readonly string[]).includes(m));
   if (prune.length > 1) throw new RecipeError(`--recover ${value}: name one pruning recovery (${PRUNE_RECOVERY.join(', ')}), got ${prune.join(' and ')}`);
-  if (prune[0] === 'none' && items.length > 1) throw new RecipeError(`--recover ${value}: none contradicts ${items.filter((m) => m !== 'none').join(', ')}`);
-  return { prune: prune[0], bias: items.includes('bias') ? 'on' : prune[0] === 'none' ? 'off' : undefined };
+  if (prune[0] === 'none' && items.includes('bias')) throw new RecipeError(`--recover ${value}: none contradicts bias`);
+  return { prune: prune[0], bias: items.includes('bias') ? 'on' : prune[0] === 'none' ? 'off' : undefined, ...(items.includes('kd') ? { kd: true } : {}) };
 }
 
 export interface CompressPlan {
@@ -120,10 +124,12 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
   const fileEntries = file && 'passes' in file ? recipes.parsePassList(file, o.recipe) : null;
   const filePrune: PruneRecipe | undefined = fileEntries?.find((e): e is { prune: PruneRecipe } => 'prune' in e)?.prune;
   const fileQuantize: QuantizeRecipe | undefined = fileEntries ? fileEntries.find((e): e is { quantize: QuantizeRecipe } => 'quantize' in e)?.quantize : (file ?? undefined);
+  const fileDistill: DistillRecipe | undefined = fileEntries?.find((e): e is { distill: DistillRecipe } => 'distill' in e)?.distill;
   if (fileEntries) {
     const order = fileEntries.map((e) => Object.keys(e)[0]);
     if (order.length > new Set(order).size) throw new RecipeError(`${o.recipe}: each pass may appear once (got ${order.join(', ')})`);
     if (order.indexOf('quantize') >= 0 && order.indexOf('prune') > order.indexOf('quantize')) throw new RecipeError(`${o.recipe}: quantize cannot run before prune: order the passes prune, quantize`);
+    if (order.indexOf('distill') >= 0 && order.slice(order.indexOf('distill') + 1).length) throw new RecipeError(`${o.recipe}: distill runs last (it fits the head of the pruned and quantized model): order the passes prune, quantize, distill`);
   }
 
   // Prune: flags override the file's options.
@@ -161,12 +167,18 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
   if (o.actOrder && weightMethod !== 'gptq') throw new RecipeError('--act-order applies to --weight-method gptq');
   if (o.sequential && weightMethod !== 'gptq') throw new RecipeError('--sequential applies to --weight-method gptq');
   const biasCorrection = recover.bias ?? fileQuantize?.biasCorrection;
+  const kd = Boolean(recover.kd) || fileDistill !== undefined;
+  for (const [flag, v] of [['--kd-epochs', o.kdEpochs], ['--kd-temperature', o.kdTemperature], ['--kd-alpha', o.kdAlpha], ['--kd-lr', o.kdLr]] as const) {
+    if (v !== undefined && !kd) throw new RecipeError(`${flag} applies to distillation: add --recover kd`);
+  }
+  if (kd && !o.calibration) throw new RecipeError('--recover kd needs --calibration data (the inputs the teacher\'s logits are read on; labels beside them are used too)');
   const wantsQuantize = quantizeFlagsGiven || fileQuantize !== undefined || !prune || biasCorrection === 'on';
   // Bias correction with weight flags corrects weight-only output (static W8A8 refuses those flags).
   const weightOnlyFlags = [o.weights, o.granularity, o.blockSize, o.format, o.minElements].some((v) => v !== undefined);
   // --calibration alone keeps meaning static W8A8 unless another consumer of the data is named.
   const staticMode = wantsQuantize && !dynamic && ((o.activations !== undefined || fileQuantize?.activations !== undefined)
-    || (Boolean(o.calibration) && !prune && weightMethod === undefined && !(biasCorrection === 'on' && weightOnlyFlags)));
+    || (Boolean(o.calibration) && !prune && !kd && weightMethod === undefined && !(biasCorrection === 'on' && weightOnlyFlags)));
+  if (kd && (staticMode || dynamic)) throw new RecipeError(`--recover kd re-fits a float or weight-only head; after ${dynamic ? '--activations dynamic' : 'static W8A8'} it is not supported yet`);
   if (biasCorrection === 'on' && !o.calibration) throw new RecipeError('--recover bias needs --calibration data (the layer output means it corrects come from it; unlabelled samples are enough)');
   if (biasCorrection === 'on' && dynamic) throw new RecipeError('--recover bias corrects weight-only or static W8A8 output; --activations dynamic is not supported');
   if (weightMethod === 'gptq' && !o.calibration) throw new RecipeError('--weight-method gptq needs --calibration data (unlabelled samples are enough)');
@@ -213,6 +225,20 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
         ? { pass: 'quantize', options: { mode: 'dynamic', recipe, reduceRange: Boolean(o.reduceRange ?? fileReduce), ...rounding } }
         : { pass: 'quantize', options: { mode: 'weight-only', recipe, ...rounding, biasCorrection: biasCorrection ?? 'off' } });
     }
+  }
+  if (kd) {
+    const q = passes.find((p) => p.pass === 'quantize');
+    passes.push({
+      pass: 'distill',
+      options: {
+        epochs: int(o.kdEpochs, '--kd-epochs') ?? fileDistill?.epochs,
+        temperature: num(o.kdTemperature, '--kd-temperature') ?? fileDistill?.temperature,
+        alpha: num(o.kdAlpha, '--kd-alpha') ?? fileDistill?.alpha,
+        learningRate: num(o.kdLr, '--kd-lr') ?? fileDistill?.learningRate,
+        output: fileDistill?.output,
+        requantize: q?.pass === 'quantize' && q.options.mode === 'weight-only' ? q.options.recipe : undefined,
+      },
+    });
   }
   const calibration: CalibrationSource | undefined = o.calibration
     ? { data: o.calibration, preprocess: preprocessFrom(o), samples: int(o.calibSamples, '--calib-samples'), seed: int(o.seed, '--seed') }

@@ -5,6 +5,7 @@ import type { EvalReport } from '../eval/evaluate.ts';
 import type { InspectReport } from '../inspect.ts';
 import type { QuantizeReport } from '../passes/quantize/pass.ts';
 import type { GateReport } from '../passes/quantize/static-pipeline.ts';
+import type { DistillReport } from '../passes/distill/fit.ts';
 
 export function formatTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
@@ -82,6 +83,11 @@ export function formatCompressSummary(r: CompressReport, e: EvalReport | null): 
     out += `bias correction (${bc.mode}): ${bc.layers.length} layers on ${bc.fitSamples} samples${figures}; ${bc.kept ? 'kept' : 'not kept (it did not help)'}${bc.skipped.length ? `; ${bc.skipped.length} layers not corrected` : ''}\n`;
   }
   if (r.gate) out += formatGate(r.gate) + '\n';
+  const kd = r.passes.find((p) => p.pass === 'distill')?.report as DistillReport | undefined;
+  if (kd) {
+    const m = (x: DistillReport['before']) => x.mse !== null ? `MSE ${x.mse.toPrecision(3)}` : `KL ${x.kl!.toFixed(4)}, agreement ${x.agreement!.toFixed(2)} %${x.accuracy !== null ? `, accuracy ${x.accuracy.toFixed(2)} %` : ''}`;
+    out += `distillation (${kd.head}, ${kd.loss}, T ${kd.temperature}): ${kd.samples.fit} samples, ${kd.epochs} epochs (best ${kd.bestEpoch}); held-out ${kd.samples.heldOut} samples: ${m(kd.before)} -> ${m(kd.after)}; ${kd.kept ? 'kept' : 'not kept (it did not help)'}\n`;
+  }
   if (e) out += '\n' + formatEval(e);
   return out;
 }

@@ -12,6 +12,7 @@ import { addCompressCommand } from './commands/compress.ts';
 import { addInspectCommand } from './commands/inspect.ts';
 import { addEvalCommand } from './commands/eval.ts';
 import { addSensitivityCommand } from './commands/sensitivity.ts';
+import { addDistillCommand } from './commands/distill.ts';
 
 const program = new Command();
 program
@@ -20,6 +21,6 @@ program
   .version(packageVersion())
   .showHelpAfterError();
 
-for (const add of [addInfoCommand, addSelfcheckCommand, addCompressCommand, addInspectCommand, addEvalCommand, addSensitivityCommand]) add(program);
+for (const add of [addInfoCommand, addSelfcheckCommand, addCompressCommand, addInspectCommand, addEvalCommand, addSensitivityCommand, addDistillCommand]) add(program);
 
 program.parseAsync(process.argv).catch((err) => fail(err, process.argv.includes('--verbose')));

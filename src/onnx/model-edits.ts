@@ -64,3 +64,34 @@ export function replaceFloatWeight(model: OnnxModel, name: string, dims: readonl
   }
   if (w) w.tensor = tensor;
 }
+
+/**
+ * Replaces the constant value `name` — a weight computed by a decode chain (DequantizeLinear,
+ * Cast/Mul, ...) from initializers — by a FLOAT initializer holding `data`. The chain's nodes and
+ * the initializers only it read are removed. Returns false when `name` is not such a value.
+ */
+export function replaceDecodedWeight(model: OnnxModel, name: string, dims: readonly number[], data: Float32Array): boolean {
+  const g = model.msg.graph!;
+  const ir = model.graph;
+  if (ir.weights.has(name)) {
+    replaceFloatWeight(model, name, dims, data);
+    return true;
+  }
+  const chain = new Set<(typeof g.node)[number]>();
+  const visit = (value: string): boolean => {
+    const p = ir.producers.get(value);
+    if (!p) return ir.weights.has(value);
+    if (chain.has(p)) return true;
+    chain.add(p);
+    return p.input.every((i) => !i || visit(i));
+  };
+  if (!visit(name)) return false;
+  // Every intermediate value must feed the chain only (the weight's own name feeds the model).
+  for (const n of chain) for (const o of n.output) if (o !== name && ir.uses(o).some((u) => !chain.has(u.node))) return false;
+  const read = new Set([...chain].flatMap((n) => n.input).filter((i) => i && ir.weights.has(i) && ir.uses(i).every((u) => chain.has(u.node))));
+  g.node.splice(0, g.node.length, ...g.node.filter((n) => !chain.has(n)));
+  g.initializer.splice(0, g.initializer.length, ...g.initializer.filter((t) => !read.has(t.name ?? '')));
+  g.initializer.push(makeTensor(name, DataType.FLOAT, dims, bytesOf(data)));
+  model.reindex();
+  return true;
+}

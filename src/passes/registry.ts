@@ -1,10 +1,12 @@
 /** Every pass in one table, in the order a pipeline runs them (as kernels/registry.ts lists kernels). */
 import { prunePassDescriptor } from './prune/pass.ts';
 import { quantizePassDescriptor } from './quantize/pass.ts';
+import { distillPassDescriptor } from './distill/pass.ts';
 
 export const passes = {
   prune: prunePassDescriptor,
   quantize: quantizePassDescriptor,
+  distill: distillPassDescriptor,
 } as const;
 
 export type PassName = keyof typeof passes;

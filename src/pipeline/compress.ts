@@ -150,6 +150,10 @@ function describePass(p: PassSpec): Record<string, unknown> {
     const { recipe, ...rest } = p.options;
     return { pass: 'quantize', ...rest, ...(p.options.mode === 'static-w8a8' ? { weights: 'int8', granularity: 'channel', symmetric: true, format: 'qdq' } : describeRecipe(recipe)) };
   }
+  if (p.pass === 'distill') {
+    const { requantize, ...rest } = p.options;
+    return { pass: 'distill', ...rest, ...(requantize ? { requantize: 'as the quantize pass' } : {}) };
+  }
   const { exclude, ...rest } = p.options;
   return { pass: p.pass, ...rest, ...(exclude?.size ? { exclude: [...exclude] } : {}) };
 }

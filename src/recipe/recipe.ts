@@ -80,9 +80,20 @@ export const quantizeSchema = recipeSchema.extend({
   biasCorrection: z.enum(['auto', 'on', 'off']).optional(),
 }).strict();
 
+/** The distill pass (knowledge distillation of the head; the teacher is the input model). */
+export const distillSchema = z.object({
+  epochs: z.number().int().min(1).optional(),
+  temperature: z.number().gt(0).optional(),
+  alpha: z.number().min(0).max(1).optional(),
+  learningRate: z.number().gt(0).optional(),
+  /** The graph output whose head is fitted (default: the first float output that has one). */
+  output: z.string().optional(),
+}).strict();
+
 export const passEntrySchema = z.union([
   z.object({ prune: pruneSchema }).strict(),
   z.object({ quantize: quantizeSchema }).strict(),
+  z.object({ distill: distillSchema }).strict(),
 ]);
 
 /** A recipe file: quantize keys at the top level (one quantize pass), or a `passes:` list. */
@@ -92,6 +103,7 @@ export const recipeFileSchema = z.union([
 ]);
 
 export type PruneRecipe = z.infer<typeof pruneSchema>;
+export type DistillRecipe = z.infer<typeof distillSchema>;
 export type QuantizeRecipe = z.input<typeof quantizeSchema>;
 export type PassEntry = z.infer<typeof passEntrySchema>;
 

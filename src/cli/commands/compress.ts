@@ -22,11 +22,14 @@ Passes and calibration data:
              --weight-method gptq reads --calibration for each layer's inputs;
              --recover bias reads it for layer output means (with weight flags such as
              --weights int4 it corrects weight-only output)
+  distill    --recover kd: re-fits the head to the input model's logits on --calibration data
+             (labels beside the data add cross-entropy); a quantized head is encoded again
   --calibration alone (no --prune) keeps its old meaning: static W8A8 with uint8 activations.
   A recipe file may hold quantize keys at the top level, or a list:
     passes:
       - prune: { ratio: 0.3, round: 8, recover: lsq }
-      - quantize: { weights: int8 }`)
+      - quantize: { weights: int8 }
+      - distill: { epochs: 100, temperature: 2 }`)
     .argument('<model>', 'input ONNX model (never modified)')
     .requiredOption('-o, --output <path>', 'output ONNX model')
     .option('--recipe <file>', 'recipe (YAML or JSON): quantize keys (global config, opTypes and nodes overrides), or a passes: list')
@@ -55,7 +58,11 @@ Passes and calibration data:
     .addOption(new Option('--prune-allocation <a>', '--prune-macs: per-group ratios from a global threshold on scores normalized per group (threshold, the default) or from the output error each group causes on --calibration data (sensitivity, AIMET-style)').choices(['sensitivity', 'threshold']))
     .option('--prune-max-ratio <r>', 'no group loses more than this fraction of its channels (default 0.9)')
     .addOption(new Option('--prune-criterion <c>', 'channel importance summed over every member of a group: weight norms l1, l2, fpgm, or energy (activation energy x consumer weight norm on --calibration data). Default: energy with --calibration, l2 without').choices(['l1', 'l2', 'fpgm', 'energy']))
-    .option('--recover <methods>', 'recovery from --calibration data, a comma list: after pruning, re-fit the layers whose inputs lost channels with lsq (least squares, the default with --calibration) or bn (bias/statistics correction); bias: empirical bias correction of the quantized layers (weight-only or static W8A8; helps int4 round-to-nearest most); none: no recovery')
+    .option('--recover <methods>', 'recovery from --calibration data, a comma list: after pruning, re-fit the layers whose inputs lost channels with lsq (least squares, the default with --calibration) or bn (bias/statistics correction); bias: empirical bias correction of the quantized layers (weight-only or static W8A8; helps int4 round-to-nearest most); kd: knowledge distillation of the head (the last Gemm/MatMul/1x1 Conv) to the input model\'s logits, after the other passes; none: no recovery')
+    .option('--kd-epochs <n>', '--recover kd: most epochs of Adam (default 100; stops earlier when held-out samples stop improving)')
+    .option('--kd-temperature <T>', '--recover kd: softmax temperature of the KL term (default 2)')
+    .option('--kd-lr <rate>', '--recover kd: Adam learning rate (default 0.01)')
+    .option('--kd-alpha <a>', '--recover kd: weight of the KL term against cross-entropy on labels, when the calibration data has labels (default 0.5; 1 without labels)')
     .addOption(new Option('--weight-method <m>', 'how weights are rounded: rtn (round to nearest) or gptq (GPTQ: column by column, errors spread by the inverse Hessian of each layer\'s inputs on --calibration data; same output format)').choices(['rtn', 'gptq']))
     .option('--act-order', '--weight-method gptq: quantize input columns in order of decreasing Hessian diagonal')
     .option('--sequential', '--weight-method gptq: read each layer\'s inputs from the model whose earlier layers are already rounded (one ONNX Runtime pass per wave of layers)')
