@@ -65,7 +65,7 @@ for (const v of variants) {
   const t0 = performance.now();
   const r = await compressModel(det, path, {
     scheduler, force: true, calibration: { data: calib, samples: 48, seed: 1 },
-    passes: [{ pass: 'quantize', options: { mode: 'static-w8a8', recipe: parseRecipe({}), biasCorrection: 'auto', static: { method: v.method, activations: 'uint8', minCosine: v.minCosine } } }],
+    passes: [{ pass: 'quantize', options: { mode: 'static-w8a8', recipe: parseRecipe({}), static: { method: v.method, activations: 'uint8', minCosine: v.minCosine } } }],
   });
   const seconds = (performance.now() - t0) / 1000;
   const e = await evaluateModels(path, det, { data: testPath, latencyRuns: 0 });
@@ -80,7 +80,7 @@ const one = new ort.Tensor('float32', testData.slice(0, 3 * H * H), [1, 3, H, H]
 const ms = await interleavedLatencies(paths, one, 10);
 rows.forEach((r, i) => r.push(`${ms[i + 1].toFixed(1)} ms`));
 
-say(`# Label-free gate — ${new Date().toISOString().slice(0, 10)}\n\nPP-OCRv4 detector (${H}x${H} pages of rendered text lines), static W8A8 (uint8 activations, bias correction auto), CPU path, this 2-core machine (AVX2, no VNNI). Calibration: 48 of 64 pages; the gate judges on the other 16 (never read by calibration); "test" is 16 further pages. Float latency (1 page): ${ms[0].toFixed(1)} ms.\n\n`);
+say(`# Label-free gate — ${new Date().toISOString().slice(0, 10)}\n\nPP-OCRv4 detector (${H}x${H} pages of rendered text lines), static W8A8 (uint8 activations), CPU path, this 2-core machine (AVX2, no VNNI). Calibration: 48 of 64 pages; the gate judges on the other 16 (never read by calibration); "test" is 16 further pages. Float latency (1 page): ${ms[0].toFixed(1)} ms.\n\n`);
 say(formatTable(['calibration / gate', 'gate cosine (held-out)', 'test cosine', 'test SQNR dB', 'layers in float', 'QLinearConv in ORT', 'compress time', 'latency (1 page)'], rows) + '\n');
 if (kept.length) say(`Layers the gate kept in float:\n\n${kept.join('\n')}\n`);
 scheduler.dispose();

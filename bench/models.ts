@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { packageRoot } from '../src/package-root.ts';
 import { encodeModel } from '../src/onnx/proto.ts';
 import { resnet18 } from '../test/helpers/zoo.ts';
+import { readIdx } from '../src/data/idx.ts';
 
 export const benchTmp = join(packageRoot(), 'bench', 'tmp');
 export const FASHION_SUBSET = join(packageRoot(), 'test/assets/fashion-mnist');
@@ -35,4 +36,38 @@ export async function interleavedLatencies(paths: readonly string[], x: ort.Tens
   }
   await Promise.all(sessions.map((s) => s.release()));
   return times.map((t) => [...t].sort((a, b) => a - b)[Math.floor(t.length / 2)]);
+}
+
+/**
+ * mIoU of the Fashion-MNIST U-Net on the 3000-image test subset: 11 classes, background plus the
+ * garment class on lit pixels (> 0.2), as scripts/train_prune_models.py labels them.
+ */
+export async function fashionMiou(path: string): Promise<number> {
+  const labels = readIdx(join(FASHION_SUBSET, 't10k-labels-idx1-ubyte.gz')).data;
+  const images = readIdx(join(FASHION_SUBSET, 't10k-images-idx3-ubyte.gz')).data;
+  const s = await ort.InferenceSession.create(path, { intraOpNumThreads: 1 });
+  const classes = 11;
+  const inter = new Float64Array(classes);
+  const union = new Float64Array(classes);
+  const n = labels.length;
+  for (let i = 0; i < n; i += 100) {
+    const b = Math.min(100, n - i);
+    const x = Float32Array.from(images.subarray(i * 784, (i + b) * 784), (v) => v / 255);
+    const o = (await s.run({ [s.inputNames[0]]: new ort.Tensor('float32', x, [b, 1, 28, 28]) }))[s.outputNames[0]].data as Float32Array;
+    for (let k = 0; k < b; k++) {
+      for (let p = 0; p < 784; p++) {
+        const truth = x[k * 784 + p] > 0.2 ? labels[i + k] + 1 : 0;
+        let best = 0;
+        for (let c = 1; c < classes; c++) if (o[((k * classes + c) * 784) + p] > o[((k * classes + best) * 784) + p]) best = c;
+        if (best === truth) inter[truth]++;
+        union[truth]++;
+        if (best !== truth) union[best]++;
+      }
+    }
+  }
+  await s.release();
+  let sum = 0;
+  let count = 0;
+  for (let c = 0; c < classes; c++) if (union[c] > 0) { sum += inter[c] / union[c]; count++; }
+  return (100 * sum) / count;
 }

@@ -20,11 +20,10 @@ import { GraphBuilder } from '../src/onnx/builder.ts';
 import { buildChannelGraph } from '../src/analysis/channel-groups.ts';
 import { layerCosts } from '../src/analysis/macs.ts';
 import { evaluateModels } from '../src/eval/evaluate.ts';
-import { readIdx } from '../src/data/idx.ts';
 import type { PrunePassOptions } from '../src/passes/prune/pass.ts';
 import { seededRandom } from '../src/random.ts';
 import { mobileNetV2 } from '../test/helpers/zoo.ts';
-import { benchTmp, FASHION_SUBSET, interleavedLatencies, resnet18Path } from './models.ts';
+import { benchTmp, FASHION_SUBSET, fashionMiou as miou, interleavedLatencies, resnet18Path } from './models.ts';
 
 const root = packageRoot();
 mkdirSync(benchTmp, { recursive: true });
@@ -88,37 +87,6 @@ say('Target: speed-up ≥ 0.7 × the MAC ratio, never slower. `--prune-round 1` 
 // 2. Accuracy with recovery, trained models.
 say('## Accuracy of trained Fashion-MNIST models: recovery none / bn / lsq\n\n');
 say('512 calibration samples drawn from the 1024-image training subset (channel scores: energy; allocation: threshold); top-1 on the 3000-image test subset (mIoU for the U-Net, on the same images, 11 classes: background + the garment class on lit pixels).\n\n');
-const labels = readIdx(join(FASHION_SUBSET, 't10k-labels-idx1-ubyte.gz')).data;
-const images = readIdx(join(FASHION_SUBSET, 't10k-images-idx3-ubyte.gz')).data;
-
-async function miou(path: string): Promise<number> {
-  const s = await ort.InferenceSession.create(path, { intraOpNumThreads: 1 });
-  const classes = 11;
-  const inter = new Float64Array(classes);
-  const union = new Float64Array(classes);
-  const n = labels.length;
-  for (let i = 0; i < n; i += 100) {
-    const b = Math.min(100, n - i);
-    const x = Float32Array.from(images.subarray(i * 784, (i + b) * 784), (v) => v / 255);
-    const o = (await s.run({ [s.inputNames[0]]: new ort.Tensor('float32', x, [b, 1, 28, 28]) }))[s.outputNames[0]].data as Float32Array;
-    for (let k = 0; k < b; k++) {
-      for (let p = 0; p < 784; p++) {
-        const truth = x[k * 784 + p] > 0.2 ? labels[i + k] + 1 : 0;
-        let best = 0;
-        for (let c = 1; c < classes; c++) if (o[((k * classes + c) * 784) + p] > o[((k * classes + best) * 784) + p]) best = c;
-        if (best === truth) inter[truth]++;
-        union[truth]++;
-        if (best !== truth) union[best]++;
-      }
-    }
-  }
-  await s.release();
-  let sum = 0;
-  let count = 0;
-  for (let c = 0; c < classes; c++) if (union[c] > 0) { sum += inter[c] / union[c]; count++; }
-  return (100 * sum) / count;
-}
-
 const accRows: string[][] = [];
 const trained = ['fashion-cnn', 'fashion-residual', 'fashion-inverted-residual', 'fashion-unet'].filter((f) => existsSync(join(root, 'test/assets', `${f}.onnx`)));
 for (const f of trained) {

@@ -22,6 +22,11 @@ import type { Head } from './head.ts';
 
 export interface DistillOptions {
   data: string;
+  /**
+   * The weights the model will really hold for fitted ones (a quantized head: encoded and decoded
+   * again). The held-out comparison that decides whether the fit is kept uses them.
+   */
+  effective?: (head: FittedHead) => Promise<FittedHead>;
   preprocess?: Preprocess;
   /** Samples drawn with `seed` (default 1024); a fifth is held out. */
   samples?: number;
@@ -316,8 +321,11 @@ export async function distillHead(student: OnnxModel, teacher: OnnxModel, head: 
     o.onProgress?.('distillation: epochs', epoch, epochs);
     if (epoch - best.epoch >= patience) break;
   }
-  const kept = best.epoch > 0;
-  const after = kept ? await metrics(o.scheduler, held, F, C, best.w, best.b) : before;
+  // Judged with the weights the model will hold (a quantized head re-encoded), not the float fit.
+  const final = best.epoch > 0 && o.effective ? await o.effective({ weight: best.w, bias: best.b }) : { weight: best.w, bias: best.b };
+  const afterFinal = best.epoch > 0 ? await metrics(o.scheduler, held, F, C, final.weight, final.bias) : before;
+  const kept = best.epoch > 0 && score(afterFinal) < score(before);
+  const after = kept ? afterFinal : before;
   return {
     fitted: { weight: best.w, bias: best.b },
     report: {

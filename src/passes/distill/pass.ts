@@ -14,7 +14,8 @@ import type { Recipe } from '../../recipe/recipe.ts';
 import { compressWeights } from '../quantize/weight-only.ts';
 import type { PassContext, PassDescriptor, PassOutcome } from '../pass.ts';
 import { findHead, findHeadDecoded, type Head } from './head.ts';
-import { distillHead, headToRows, rowsToHead, type DistillOptions, type DistillReport } from './fit.ts';
+import { distillHead, headToRows, rowsToHead, type DistillOptions, type DistillReport, type FittedHead } from './fit.ts';
+import { evaluateConstant } from '../../eval/constant.ts';
 
 export interface DistillPassOptions extends Omit<DistillOptions, 'data' | 'preprocess' | 'scheduler' | 'onProgress' | 'samples' | 'seed'> {
   /** The graph output whose head is fitted (default: the first float output that has one). */
@@ -43,7 +44,8 @@ function currentBias(model: OnnxModel, head: Head): Float32Array {
 
 /** Writes the fitted head into `model` (re-encoding a quantized weight); returns whether it was re-encoded. */
 export async function writeHead(ctx: Pick<PassContext, 'scheduler'>, model: OnnxModel, head: Head, weight: Float32Array, bias: Float32Array, requantize?: Recipe): Promise<boolean> {
-  const node = model.msg.graph!.node.find((n) => n === head.node || (n.name && n.name === head.node.name)) as NodeMsg;
+  const node = model.msg.graph!.node.find((n) => n === head.node || (n.name && n.name === head.node.name)) as NodeMsg | undefined;
+  if (!node) throw new DataError(`distillation: the head node${head.node.name ? ` '${head.node.name}'` : ''} is not in the model it is written to (nodes without names cannot be matched)`);
   const dims = head.layout === 'conv' ? [head.classes, head.features_, 1, 1] : head.layout === 'fc' ? [head.features_, head.classes] : [head.classes, head.features_];
   const w = rowsToHead(head, weight);
   const encoded = !model.graph.weights.has(head.weight);
@@ -76,8 +78,15 @@ async function runDistill(ctx: PassContext, o: DistillPassOptions): Promise<Pass
   const stored = ctx.model.graph.weights.get(head.weight);
   const start = { weight: headToRows(head, stored ? ctx.model.tensorFloat32(stored.tensor) : decoded!), bias: currentBias(ctx.model, head) };
   const c = ctx.calibration;
+  // A quantized head is judged as it will be stored: encoded again and decoded.
+  const effective = stored ? undefined : async (f: FittedHead): Promise<FittedHead> => {
+    const copy = OnnxModel.fromBytes(ctx.model.toBytes(), ctx.model.baseDir, '<distilled head>');
+    await writeHead(ctx, copy, head, f.weight, f.bias, o.requantize);
+    const decodedNow = await evaluateConstant(copy, head.weight);
+    return { weight: decodedNow ? headToRows(head, decodedNow.data) : f.weight, bias: f.bias };
+  };
   const { fitted, report } = await distillHead(ctx.model, teacher, head, th.logits, start, {
-    ...o, data: c.data, preprocess: c.preprocess, samples: o.samples ?? c.samples ?? 1024, seed: c.seed, scheduler: ctx.scheduler, onProgress: ctx.onProgress,
+    ...o, data: c.data, preprocess: c.preprocess, samples: o.samples ?? c.samples ?? 1024, seed: c.seed, scheduler: ctx.scheduler, onProgress: ctx.onProgress, effective,
   });
   const requantized = report.kept ? await writeHead(ctx, ctx.model, head, fitted.weight, fitted.bias, o.requantize) : false;
   return { report: { ...report, requantized }, usedCalibration: true };

@@ -30,6 +30,8 @@ export interface BiasCorrectionOptions {
   mode: BiasCorrectionMode;
   /** Correct layer by layer (waves), each measured after the upstream corrections (default true); false: all from one measurement. */
   sequential?: boolean;
+  /** Most measuring rounds for sequential correction (default 16; deeper models merge waves). */
+  maxRounds?: number;
   /** Whether a MatMul without bias may get an Add after it (not in static W8A8: it breaks fusion). */
   allowAdd: boolean;
   onProgress?: (stage: string, done: number, total: number) => void;
@@ -182,7 +184,11 @@ export async function correctBiases(reference: OnnxModel, quantized: OnnxModel, 
   // corrected, so a correction never counts a shift that an upstream correction has removed.
   const order = new Map(corrected.msg.graph!.node.map((n, i) => [n.name ?? '', i]));
   const items = layers.map((l) => ({ layer: l, node: corrected.msg.graph!.node[order.get(l.node)!] })).sort((a, b) => order.get(a.layer.node)! - order.get(b.layer.node)!);
-  const waves = o.sequential === false ? [items] : layerWaves(corrected, items);
+  // Deep models: consecutive waves are merged into at most `maxRounds` rounds (one ONNX Runtime
+  // pass over the samples each), bounding the cost between one-shot and fully sequential.
+  const byWave = o.sequential === false ? [items] : layerWaves(corrected, items);
+  const rounds = Math.max(1, Math.min(byWave.length, o.maxRounds ?? 16));
+  const waves = Array.from({ length: rounds }, (_, r) => byWave.slice(Math.floor((r * byWave.length) / rounds), Math.floor(((r + 1) * byWave.length) / rounds)).flat());
   const total = fit.length * (waves.length + 1);
   const refMeans = await layerMeans(reference, layers, ds, fit, batch, (d) => o.onProgress?.('bias correction: layer means', d, total));
   const shifts = new Map<string, Float32Array>();
