@@ -8,6 +8,7 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDataset } from '../src/data/dataset.ts';
 import { compressModel } from '../src/pipeline/compress.ts';
+import { parseRecipe } from '../src/recipe/recipe.ts';
 import { evaluateModels } from '../src/eval/evaluate.ts';
 import { sensitivityAnalysis } from '../src/passes/quantize/static-pipeline.ts';
 import { OnnxModel } from '../src/onnx/model.ts';
@@ -19,6 +20,7 @@ import { mobileNetV2 } from './helpers/zoo.ts';
 import { encodeModel } from '../src/onnx/proto.ts';
 
 const FASHION = 'test/assets/fashion-cnn.onnx';
+const RESIDUAL = 'test/assets/fashion-residual.onnx';
 // A seeded subset shipped in the repo (3000 test / 1024 train images): see its README.
 const FASHION_DATA = 'test/assets/fashion-mnist';
 const dir = mkdtempSync(join(tmpdir(), 'modelpress-static-'));
@@ -190,7 +192,30 @@ describe('label-free gate (--min-cosine / --min-sqnr on calibration samples cali
     }
   });
 
-  it('refuses what cannot be judged: no held-out samples left, a cosine out of range, a gate without static W8A8', () => {
+  it('weight-only int4: the gate gives the most damaging layers 8 bits until the output SQNR bound holds', async () => {
+    const recipe = parseRecipe({ weights: 'int4', granularity: 'channel', minElements: 0 });
+    const plain = await compressModel(RESIDUAL, join(dir, 'int4.onnx'), { scheduler, force: true, passes: [{ pass: 'quantize', options: { mode: 'weight-only', recipe } }] });
+    const r = await compressModel(RESIDUAL, join(dir, 'int4-gated.onnx'), {
+      scheduler, force: true, calibration: { data: calibrationData },
+      passes: [{ pass: 'quantize', options: { mode: 'weight-only', recipe, gate: { minSqnrDb: 25 } } }],
+    });
+    const g = (r.passes[0].report as { weightGate: { met: boolean; int8Nodes: string[]; floatNodes: string[]; finalSqnrDb: number } }).weightGate;
+    expect(g.met).toBe(true);
+    expect(g.finalSqnrDb).toBeGreaterThanOrEqual(25);
+    expect(g.int8Nodes.length).toBeGreaterThan(0);
+    expect(g.floatNodes).toEqual([]);
+    // The promoted layers' weights are int8 in the output, the others int4; the file barely grows.
+    const m = OnnxModel.read(RESIDUAL);
+    const weightOf = (node: string) => m.msg.graph!.node.find((n) => n.name === node)!.input[1];
+    const eight = new Set(g.int8Nodes.map(weightOf));
+    for (const t of r.tensors) expect(t.scheme.split(' ')[0], t.name).toBe(eight.has(t.name) ? 'int8' : 'int4');
+    expect(r.totals.modelBytesAfter).toBeLessThan(plain.totals.modelBytesAfter * 1.5);
+    const [e0, e1] = [await evaluateModels(join(dir, 'int4.onnx'), RESIDUAL, { data: FASHION_DATA, latencyRuns: 0 }), await evaluateModels(join(dir, 'int4-gated.onnx'), RESIDUAL, { data: FASHION_DATA, latencyRuns: 0 })];
+    console.log(`int4 residual: top-1 ${e0.accuracy!.model.toFixed(2)} %, gated (${g.int8Nodes.length} layers at 8 bits) ${e1.accuracy!.model.toFixed(2)} % (float ${e1.accuracy!.baseline.toFixed(2)} %)`);
+    expect(e1.outputs[0].sqnrDb).toBeGreaterThan(e0.outputs[0].sqnrDb + 3);
+  });
+
+  it('refuses what cannot be judged: no held-out samples left, a cosine out of range, a gate without data or with GPTQ', () => {
     const bin = new URL('../dist/cli/main.js', import.meta.url).pathname;
     const cli = (args: string[]) => spawnSync(process.execPath, [bin, 'compress', FASHION, '-o', join(dir, 'refused.onnx'), '--backend', 'cpu', '--force', ...args], { encoding: 'utf8' });
     const all = cli(['--calibration', calibrationData, '--calib-samples', '1024', '--min-cosine', '0.99']);
@@ -198,8 +223,10 @@ describe('label-free gate (--min-cosine / --min-sqnr on calibration samples cali
     expect(all.stderr).toMatch(/judging without labels needs calibration samples that calibration does not read: .* has 1024 and --calib-samples takes 1024/);
     const bad = cli(['--calibration', calibrationData, '--min-cosine', '1.5']);
     expect(bad.stderr).toMatch(/--min-cosine 1\.5: a cosine between -1 and 1/);
-    const weightOnly = cli(['--weights', 'int4', '--min-sqnr', '20']);
-    expect(weightOnly.stderr).toMatch(/--min-sqnr applies to static W8A8/);
+    const noData = cli(['--weights', 'int4', '--min-sqnr', '20']);
+    expect(noData.stderr).toMatch(/--min-sqnr needs --calibration data/);
+    const withGptq = cli(['--weights', 'int4', '--calibration', calibrationData, '--weight-method', 'gptq', '--min-sqnr', '20']);
+    expect(withGptq.stderr).toMatch(/--min-sqnr with --weight-method gptq is not supported yet/);
   });
 
   it('sensitivity without --eval-data ranks layers by output SQNR on held-out calibration samples, lowest first', async () => {

@@ -175,9 +175,10 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
   const wantsQuantize = quantizeFlagsGiven || fileQuantize !== undefined || !prune || biasCorrection === 'on';
   // Bias correction with weight flags corrects weight-only output (static W8A8 refuses those flags).
   const weightOnlyFlags = [o.weights, o.granularity, o.blockSize, o.format, o.minElements].some((v) => v !== undefined);
+  const labelFreeGate = o.minCosine !== undefined || o.minSqnr !== undefined;
   // --calibration alone keeps meaning static W8A8 unless another consumer of the data is named.
   const staticMode = wantsQuantize && !dynamic && ((o.activations !== undefined || fileQuantize?.activations !== undefined)
-    || (Boolean(o.calibration) && !prune && !kd && weightMethod === undefined && !(biasCorrection === 'on' && weightOnlyFlags)));
+    || (Boolean(o.calibration) && !prune && !kd && weightMethod === undefined && !((biasCorrection === 'on' || labelFreeGate) && weightOnlyFlags)));
   if (kd && (staticMode || dynamic)) throw new RecipeError(`--recover kd re-fits a float or weight-only head; after ${dynamic ? '--activations dynamic' : 'static W8A8'} it is not supported yet`);
   if (biasCorrection === 'on' && !o.calibration) throw new RecipeError('--recover bias needs --calibration data (the layer output means it corrects come from it; unlabelled samples are enough)');
   if (biasCorrection === 'on' && dynamic) throw new RecipeError('--recover bias corrects weight-only or static W8A8 output; --activations dynamic is not supported');
@@ -189,8 +190,12 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
   } else if (o.reduceRange) {
     throw new RecipeError('--reduce-range applies to --activations dynamic');
   }
-  for (const [flag, v] of [['--max-drop', o.maxDrop], ['--min-cosine', o.minCosine], ['--min-sqnr', o.minSqnr]] as const) {
-    if (v !== undefined && !staticMode) throw new RecipeError(`${flag} applies to static W8A8: give --calibration data (and --activations int8|uint8)`);
+  if (o.maxDrop !== undefined && !staticMode) throw new RecipeError('--max-drop applies to static W8A8: give --calibration data (and --activations int8|uint8)');
+  for (const [flag, v] of [['--min-cosine', o.minCosine], ['--min-sqnr', o.minSqnr]] as const) {
+    if (v === undefined) continue;
+    if (!o.calibration) throw new RecipeError(`${flag} needs --calibration data (the outputs are judged on calibration samples)`);
+    if (dynamic) throw new RecipeError(`${flag} applies to static W8A8 and weight-only quantization, not --activations dynamic`);
+    if (!staticMode && weightMethod === 'gptq') throw new RecipeError(`${flag} with --weight-method gptq is not supported yet (the weight-only gate re-quantizes layers with round-to-nearest)`);
   }
   if (o.minCosine !== undefined && !(Number(o.minCosine) > -1 && Number(o.minCosine) <= 1)) throw new RecipeError(`--min-cosine ${o.minCosine}: a cosine between -1 and 1 (e.g. 0.99)`);
   if (staticMode && !o.calibration) throw new RecipeError(`--activations ${o.activations ?? fileQuantize?.activations} needs --calibration data (static W8A8 computes activation ranges from it), or use --activations dynamic`);
@@ -223,7 +228,7 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
       const rounding = { weightMethod: weightMethod ?? 'rtn', actOrder: Boolean(o.actOrder ?? fileActOrder), sequential: Boolean(o.sequential ?? fileSequential) } as const;
       passes.push(dynamic
         ? { pass: 'quantize', options: { mode: 'dynamic', recipe, reduceRange: Boolean(o.reduceRange ?? fileReduce), ...rounding } }
-        : { pass: 'quantize', options: { mode: 'weight-only', recipe, ...rounding, biasCorrection: biasCorrection ?? 'off' } });
+        : { pass: 'quantize', options: { mode: 'weight-only', recipe, ...rounding, biasCorrection: biasCorrection ?? 'off', ...(labelFreeGate ? { gate: { minCosine: num(o.minCosine, '--min-cosine'), minSqnrDb: num(o.minSqnr, '--min-sqnr') } } : {}) } });
     }
   }
   if (kd) {

@@ -83,6 +83,8 @@ export function formatCompressSummary(r: CompressReport, e: EvalReport | null): 
     out += `bias correction (${bc.mode}): ${bc.layers.length} layers on ${bc.fitSamples} samples${figures}; ${bc.kept ? 'kept' : 'not kept (it did not help)'}${bc.skipped.length ? `; ${bc.skipped.length} layers not corrected` : ''}\n`;
   }
   if (r.gate) out += formatGate(r.gate) + '\n';
+  const wg = (r.passes.find((p) => p.pass === 'quantize')?.report as QuantizeReport | undefined)?.weightGate;
+  if (wg) out += formatGate(wg) + '\n';
   const kd = r.passes.find((p) => p.pass === 'distill')?.report as DistillReport | undefined;
   if (kd) {
     const m = (x: DistillReport['before']) => x.mse !== null ? `MSE ${x.mse.toPrecision(3)}` : `KL ${x.kl!.toFixed(4)}, agreement ${x.agreement!.toFixed(2)} %${x.accuracy !== null ? `, accuracy ${x.accuracy.toFixed(2)} %` : ''}`;
@@ -98,7 +100,11 @@ export function formatGate(g: GateReport): string {
   if (g.maxDrop !== null) parts.push(`drop ${g.finalDropPoints!.toFixed(2)} ${g.finalDropPoints! <= g.maxDrop ? '<=' : '>'} ${g.maxDrop} points`);
   if (g.minCosine !== null) parts.push(`output cosine ${g.finalCosine.toFixed(5)} ${g.finalCosine >= g.minCosine ? '>=' : '<'} ${g.minCosine}`);
   if (g.minSqnrDb !== null) parts.push(`output SQNR ${g.finalSqnrDb.toFixed(1)} ${g.finalSqnrDb >= g.minSqnrDb ? '>=' : '<'} ${g.minSqnrDb} dB`);
-  const kept = g.floatNodes.length ? `${g.floatNodes.length} layers kept in float: ${g.floatNodes.join(', ')}` : 'no layer kept in float';
+  const int8 = (g as GateReport & { int8Nodes?: string[] }).int8Nodes ?? [];
+  const kept = [
+    ...(int8.length ? [`${int8.length} layers given 8 bits: ${int8.join(', ')}`] : []),
+    g.floatNodes.length ? `${g.floatNodes.length} layers kept in float: ${g.floatNodes.join(', ')}` : int8.length ? '' : 'no layer kept in float',
+  ].filter(Boolean).join('; ');
   return g.met ? `accuracy gate: ${parts.join(', ')} (on ${g.data}); ${kept}` : `accuracy gate NOT met: ${parts.join(', ')} (on ${g.data}) even with ${kept}`;
 }
 

@@ -29,6 +29,8 @@ export interface GptqResult {
   q: Float64Array;
   damping: number;
   dead: number;
+  /** Factorization (Cholesky + triangular inverse, retries included) and column sweep, ms. */
+  timeMs: { solve: number; sweep: number };
 }
 
 /**
@@ -81,6 +83,7 @@ export function gptq(input: GptqInput): GptqResult {
     mean += h[i * cols + i] / cols;
   }
   let damping = input.damping ?? 0.01;
+  const tSolve = performance.now();
   let u: Float64Array | null = null;
   for (let attempt = 0; attempt < 8 && !u; attempt++, damping *= 10) {
     const hd = Float64Array.from(h);
@@ -89,6 +92,7 @@ export function gptq(input: GptqInput): GptqResult {
   }
   if (!u) throw new InvalidArgumentError(`gptq: the Hessian of ${cols} inputs is not positive definite even with damping ${damping / 10} x mean(diag)`);
   damping /= 10;
+  const tSweep = performance.now();
   const q = new Float64Array(rows * cols);
   const err = new Float64Array(rows * blockSize);
   for (let b0 = 0; b0 < cols; b0 += blockSize) {
@@ -121,7 +125,7 @@ export function gptq(input: GptqInput): GptqResult {
   // Back to the original column order.
   const out = new Float64Array(rows * cols);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[r * cols + perm[c]] = q[r * cols + c];
-  return { q: out, damping, dead };
+  return { q: out, damping, dead, timeMs: { solve: tSweep - tSolve, sweep: performance.now() - tSweep } };
 }
 
 /** The layer objective ‖(W − Ŵ) X‖² = Σ_rows dᵀ H d, d = W − Ŵ per row. */

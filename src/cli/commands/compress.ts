@@ -46,8 +46,8 @@ Passes and calibration data:
     .option('--eval-data <path>', 'after compressing, evaluate both models on this data (IDX, .npy/.npz, image folder; labels found beside it)')
     .option('--samples <n>', 'evaluate at most this many samples')
     .option('--max-drop <points>', 'static W8A8 accuracy gate: keep the most sensitive layers in float until the drop on --eval-data is at most this')
-    .option('--min-cosine <c>', 'static W8A8 label-free gate: keep the most damaging layers in float until the lowest output cosine against the float model is at least this (e.g. 0.99); measured on --eval-data, else on calibration samples held out from calibration')
-    .option('--min-sqnr <dB>', 'static W8A8 label-free gate: the same with the lowest output SQNR in dB (e.g. 20)')
+    .option('--min-cosine <c>', 'label-free gate (static W8A8, or weight-only with --calibration): keep the most damaging layers in float — weight-only: give 4-bit layers 8 bits first — until the lowest output cosine against the float model is at least this (e.g. 0.99); judged on calibration samples range calibration did not read (static: --eval-data when given)')
+    .option('--min-sqnr <dB>', 'label-free gate: the same with the lowest output SQNR in dB (e.g. 25)')
     .option('--force', 'replace an existing output')
     .option('--json', 'print the report as JSON on stdout instead of the summary')
     .addOption(backendOption())
@@ -96,9 +96,11 @@ Passes and calibration data:
         process.stderr.write(`modelpress: error: --prune-macs ${report.prune.options.macs} cannot be reached: pruned as far as the groups allow (max ratio ${report.prune.options.maxRatio}, round ${report.prune.options.round}), ${(100 * (1 - report.prune.macsAfter / report.prune.macsBefore)).toFixed(1)} % fewer MACs\n`);
         process.exitCode = 3;
       }
-      if (report.gate && !report.gate.met) {
+      const weightGate = (report.passes.find((p) => p.pass === 'quantize')?.report as { weightGate?: typeof report.gate } | undefined)?.weightGate;
+      const gate = report.gate ?? weightGate;
+      if (gate && !gate.met) {
         const { formatGate } = await import('../format.ts');
-        process.stderr.write(`modelpress: error: the accuracy gate cannot be met: ${formatGate(report.gate).replace(/^accuracy gate NOT met: /, '')}\n`);
+        process.stderr.write(`modelpress: error: the accuracy gate cannot be met: ${formatGate(gate).replace(/^accuracy gate NOT met: /, '')}\n`);
         process.exitCode = 3;
       }
     }));

@@ -78,8 +78,17 @@ function eligible(model: OnnxModel, weights: readonly string[]): Map<string, Lay
   return out;
 }
 
+/** Where GPTQ's time goes, ms: ONNX Runtime runs, Gram accumulation, factorizations, column sweeps. */
+export interface GptqTiming {
+  ortMs: number;
+  gramMs: number;
+  solveMs: number;
+  sweepMs: number;
+}
+
 export class GptqRounder {
   readonly reports: GptqLayerReport[] = [];
+  readonly timing: GptqTiming = { ortMs: 0, gramMs: 0, solveMs: 0, sweepMs: 0 };
   private constructor(private readonly layers: Map<string, Layer>, private readonly hessians: Map<string, Float64Array>, private readonly dims: Map<string, number[]>, private readonly o: GptqOptions) {}
 
   /** Accumulates the Hessians of every eligible layer among `weights` over the calibration data. */
@@ -121,7 +130,10 @@ export class GptqRounder {
         for (let i = 0; i < indices.length; i += batch) {
           const idx = indices.slice(i, i + batch);
           if (input.batch !== null && idx.length !== input.batch) break;
+          const tOrt = performance.now();
           const out = await session.run({ [input.name]: new ort.Tensor('float32', await ds.load(idx), [idx.length, ...ds.sampleDims]) });
+          const tGram = performance.now();
+          rounder.timing.ortMs += tGram - tOrt;
           const jobs: GramJob[] = [];
           const owners: Array<{ weight: string; offset: number }> = [];
           for (const [k, l] of chunk.entries()) {
@@ -161,6 +173,7 @@ export class GptqRounder {
             const off = owners[k].offset;
             for (let q = 0; q < r.gram.length; q++) h[off + q] += r.gram[q];
           });
+          rounder.timing.gramMs += performance.now() - tGram;
           done += idx.length;
           o.onProgress?.('GPTQ: layer inputs', done, total);
         }
@@ -249,6 +262,8 @@ export class GptqRounder {
         const hc = h.subarray(r * cols * cols, (r + 1) * cols * cols);
         const W = Float64Array.from(w.data.subarray(r * cols, (r + 1) * cols));
         const res = gptq({ w: W, rows: 1, cols, h: hc, grid: (v, _r, c) => grid(v, r, c), damping: this.o.damping, actOrder: this.o.actOrder });
+        this.timing.solveMs += res.timeMs.solve;
+        this.timing.sweepMs += res.timeMs.sweep;
         objRtn += layerObjective(W, Float64Array.from(W, (v, c) => grid(v, r, c)), hc, 1, cols);
         objGptq += layerObjective(W, res.q, hc, 1, cols);
         damping = Math.max(damping, res.damping);
@@ -261,6 +276,8 @@ export class GptqRounder {
     const W = new Float64Array(rows * cols);
     for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) W[r * cols + c] = w.data[flat(r, c)];
     const res = gptq({ w: W, rows, cols, h, grid, damping: this.o.damping, actOrder: this.o.actOrder });
+    this.timing.solveMs += res.timeMs.solve;
+    this.timing.sweepMs += res.timeMs.sweep;
     const rtn = new Float64Array(rows * cols);
     for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) rtn[r * cols + c] = grid(W[r * cols + c], r, c);
     this.reports.push({ weight: w.name, objectiveRtn: layerObjective(W, rtn, h, rows, cols), objectiveGptq: layerObjective(W, res.q, h, rows, cols), damping: res.damping });

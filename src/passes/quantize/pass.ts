@@ -11,9 +11,10 @@ import type { Skip } from './targets.ts';
 import type { GateReport, SensitivityEntry, StaticPipelineOptions } from './static-pipeline.ts';
 import type { ActivationReport } from './static.ts';
 import type { EvalReport } from '../../eval/evaluate.ts';
-import { GptqRounder, type GptqLayerReport } from './gptq.ts';
+import { GptqRounder, type GptqLayerReport, type GptqTiming } from './gptq.ts';
 import { findTargets } from './targets.ts';
 import { correctBiases, type BiasCorrectionReport } from './bias-correction.ts';
+import { gatedWeightOnly, type WeightGateReport } from './weight-gate.ts';
 import { OnnxModel } from '../../onnx/model.ts';
 
 export type QuantizeMode = 'weight-only' | 'dynamic' | 'static-w8a8';
@@ -35,6 +36,11 @@ export interface QuantizePassOptions {
    * outputs on held-out samples get closer to the float model's, 'off' (the default).
    */
   biasCorrection?: 'auto' | 'on' | 'off';
+  /**
+   * Weight-only label-free gate: the lowest output cosine / SQNR (dB) against the float model on
+   * calibration samples; the most damaging layers get 8 bits (from 4) or stay float until it holds.
+   */
+  gate?: { minCosine?: number; minSqnrDb?: number };
   /** Static W8A8 (the calibration data comes from the pipeline). */
   static?: Omit<StaticPipelineOptions, 'scheduler' | 'calibrationData' | 'preprocess' | 'samples' | 'seed' | 'onProgress'>;
 }
@@ -48,7 +54,10 @@ export interface QuantizeReport {
   gate?: GateReport | null;
   /** GPTQ: per weight, the layer objective of round-to-nearest vs GPTQ on the calibration inputs. */
   gptq?: GptqLayerReport[];
+  gptqTiming?: GptqTiming;
   biasCorrection?: BiasCorrectionReport | null;
+  /** Static W8A8's gate, or the weight-only gate (with the layers given 8 bits). */
+  weightGate?: WeightGateReport;
 }
 
 async function runQuantize(ctx: PassContext, o: QuantizePassOptions): Promise<PassOutcome<QuantizeReport>> {
@@ -80,6 +89,12 @@ async function runQuantize(ctx: PassContext, o: QuantizePassOptions): Promise<Pa
     skipped.push(...d.skipped);
     for (const c of d.created) created.add(c);
   }
+  const correct = (o.biasCorrection ?? 'off') !== 'off';
+  const gated = o.mode === 'weight-only' && o.gate && (o.gate.minCosine !== undefined || o.gate.minSqnrDb !== undefined);
+  if (gated && o.weightMethod === 'gptq') throw new DataError('the weight-only gate (--min-cosine / --min-sqnr) works with round-to-nearest; with --weight-method gptq it is not supported yet');
+  if (gated && !ctx.calibration) throw new DataError('the weight-only gate (--min-cosine / --min-sqnr) needs --calibration data to judge the outputs on');
+  if (correct && o.mode === 'dynamic') throw new DataError('bias correction applies to weight-only and static W8A8 quantization, not dynamic');
+  if (correct && !ctx.calibration) throw new DataError('bias correction (--recover bias) needs --calibration data');
   let rounder: GptqRounder | undefined;
   if (o.weightMethod === 'gptq') {
     if (!ctx.calibration) throw new DataError('--weight-method gptq needs --calibration data (the layer inputs it minimizes the error on)');
@@ -87,25 +102,31 @@ async function runQuantize(ctx: PassContext, o: QuantizePassOptions): Promise<Pa
     rounder = await GptqRounder.collect(model, targets.map((t) => t.weight.name), { calibration: ctx.calibration, scheduler, actOrder: o.actOrder, onProgress: ctx.onProgress },
       o.sequential ? { targets } : undefined);
   }
-  const correct = (o.biasCorrection ?? 'off') !== 'off';
-  if (correct && o.mode === 'dynamic') throw new DataError('bias correction applies to weight-only and static W8A8 quantization, not dynamic');
-  if (correct && !ctx.calibration) throw new DataError('bias correction (--recover bias) needs --calibration data');
-  // The float model, kept for bias correction's reference means.
-  const reference = correct ? OnnxModel.fromBytes(model.toBytes(), model.baseDir, model.sourcePath ?? '<float model>') : null;
-  const w = await compressWeights(model, { recipe: o.recipe, scheduler, rounder, onProgress: (d, t, name) => ctx.onProgress?.(name, d, t) });
+  // The float model, kept for bias correction's reference means and the gate.
+  const reference = correct || gated ? OnnxModel.fromBytes(model.toBytes(), model.baseDir, model.sourcePath ?? '<float model>') : null;
+  let weightGate: WeightGateReport | undefined;
+  let gatedModel: OnnxModel | null = null;
+  const w = gated
+    ? await gatedWeightOnly(reference!, o.recipe, { calibration: ctx.calibration!, scheduler, minCosine: o.gate!.minCosine, minSqnrDb: o.gate!.minSqnrDb, onProgress: ctx.onProgress }).then((g) => {
+      weightGate = g.gate;
+      gatedModel = g.model;
+      return g.result;
+    })
+    : await compressWeights(model, { recipe: o.recipe, scheduler, rounder, onProgress: (d, t, name) => ctx.onProgress?.(name, d, t) });
   tensors.push(...w.tensors);
   // A weight the dynamic pass skipped may still be compressed weight-only: report it once.
   const compressed = new Set(tensors.map((t) => t.name));
   skipped = [...skipped, ...w.skipped].filter((sk, i, all) => !compressed.has(sk.name) && !created.has(sk.name) && all.findIndex((x) => x.name === sk.name) === i);
   let corrected: { model: OnnxModel; report: BiasCorrectionReport } | null = null;
-  if (reference) {
+  if (reference && correct) {
     const nodes = w.tensors.flatMap((t) => reference.graph.uses(t.name).filter((u) => u.index === 1).map((u) => u.node.name ?? '')).filter(Boolean);
-    corrected = await correctBiases(reference, model, nodes, { calibration: ctx.calibration!, mode: o.biasCorrection as 'on' | 'auto', allowAdd: true, onProgress: ctx.onProgress });
+    corrected = await correctBiases(reference, gatedModel ?? model, nodes, { calibration: ctx.calibration!, mode: o.biasCorrection as 'on' | 'auto', allowAdd: true, onProgress: ctx.onProgress });
   }
+  const finalModel = corrected?.model ?? gatedModel;
   return {
-    ...(corrected ? { model: corrected.model } : {}),
-    tensors, skipped, usedCalibration: Boolean(rounder) || Boolean(corrected),
-    report: { mode: o.mode, ...(rounder ? { gptq: rounder.reports } : {}), ...(corrected ? { biasCorrection: corrected.report } : {}) },
+    ...(finalModel ? { model: finalModel } : {}),
+    tensors, skipped, usedCalibration: Boolean(rounder) || Boolean(corrected) || Boolean(weightGate),
+    report: { mode: o.mode, ...(rounder ? { gptq: rounder.reports, gptqTiming: rounder.timing } : {}), ...(corrected ? { biasCorrection: corrected.report } : {}), ...(weightGate ? { weightGate } : {}) },
   };
 }
 
