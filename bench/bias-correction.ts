@@ -4,7 +4,7 @@
  * CNNs (top-1 on real test images; calibration from the training images) and PaddleOCR's PP-OCRv4
  * recognizer (exact-match on rendered text lines). `npm run build && node dist/bench/bias-correction.js [out.md]`.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../src/package-root.ts';
 import { formatTable } from '../src/cli/format.ts';
@@ -15,16 +15,12 @@ import { createLogger } from '../src/log.ts';
 import { evaluateModels } from '../src/eval/evaluate.ts';
 import type { PassSpec } from '../src/passes/registry.ts';
 import type { QuantizeReport } from '../src/passes/quantize/pass.ts';
-import { benchTmp, FASHION_SUBSET } from './models.ts';
+import { benchTmp, FASHION_SUBSET, markdownReport } from './models.ts';
 import { exactMatch, lineSamples, writeLineCalibration } from './ocr-lines.ts';
 
 const root = packageRoot();
 const scheduler = await Scheduler.create({ backend: 'cpu', logger: createLogger('error') });
-const out: string[] = [];
-const say = (s: string) => {
-  process.stdout.write(s);
-  out.push(s);
-};
+const { say, write } = markdownReport('bias-correction');
 
 type Bias = 'off' | 'on' | 'auto';
 const int4 = parseRecipe({ weights: 'int4', granularity: 'channel', minElements: 0 });
@@ -82,6 +78,4 @@ for (const v of variants.slice(0, 2)) {
 say(`## PP-OCRv4 recognizer: exact-match % on ${test.length} rendered lines (calibration: 128 other lines, 96 fit / 32 held out)\n\n`);
 say(formatTable(['quantization', 'bias correction', 'exact-match %', 'held-out SQNR', 'time'], ocrRows) + '\n');
 scheduler.dispose();
-const file = process.argv[2] ?? join(root, 'bench/results', `${new Date().toISOString().slice(0, 10)}-bias-correction.md`);
-writeFileSync(file, out.join(''));
-console.log(`\nwritten to ${file}`);
+write();

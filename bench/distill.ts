@@ -6,7 +6,7 @@
  * labels add cross-entropy to classifiers; the U-Net's per-pixel head is fitted by KL alone).
  * `npm run build && node dist/bench/distill.js [out.md]`.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../src/package-root.ts';
 import { formatTable } from '../src/cli/format.ts';
@@ -17,15 +17,11 @@ import { createLogger } from '../src/log.ts';
 import { evaluateModels } from '../src/eval/evaluate.ts';
 import type { PassSpec } from '../src/passes/registry.ts';
 import type { DistillReport } from '../src/passes/distill/fit.ts';
-import { benchTmp, FASHION_SUBSET, fashionMiou } from './models.ts';
+import { benchTmp, FASHION_SUBSET, fashionMiou, markdownReport } from './models.ts';
 
 const root = packageRoot();
 const scheduler = await Scheduler.create({ backend: 'cpu', logger: createLogger('error') });
-const out: string[] = [];
-const say = (s: string) => {
-  process.stdout.write(s);
-  out.push(s);
-};
+const { say, write } = markdownReport('distillation');
 const TRAIN = join(FASHION_SUBSET, 'train-images-idx3-ubyte.gz');
 const int4 = parseRecipe({ weights: 'int4', granularity: 'channel', minElements: 0 });
 
@@ -67,6 +63,4 @@ for (const f of ['fashion-cnn', 'fashion-residual', 'fashion-inverted-residual',
 }
 say(formatTable(['model', 'metric', 'float', 'compression', 'without kd', 'with kd', 'kd adds', 'kd: held-out agreement, epochs, time'], rows) + '\n');
 scheduler.dispose();
-const file = process.argv[2] ?? join(root, 'bench/results', `${new Date().toISOString().slice(0, 10)}-distillation.md`);
-writeFileSync(file, out.join(''));
-console.log(`\nwritten to ${file}`);
+write();

@@ -4,7 +4,7 @@
  * PP-OCRv4 recognizer (exact-match on 300 rendered text lines, 256 other lines for calibration),
  * with the time GPTQ takes. `npm run build && node dist/bench/gptq.js [out.md]`.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../src/package-root.ts';
 import { formatTable } from '../src/cli/format.ts';
@@ -13,16 +13,12 @@ import { parseRecipe, type RecipeInput } from '../src/recipe/recipe.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { createLogger } from '../src/log.ts';
 import { evaluateModels } from '../src/eval/evaluate.ts';
-import { benchTmp, FASHION_SUBSET } from './models.ts';
+import { benchTmp, FASHION_SUBSET, markdownReport } from './models.ts';
 import { exactMatch, lineSamples, writeLineCalibration } from './ocr-lines.ts';
 
 const root = packageRoot();
 const scheduler = await Scheduler.create({ backend: 'cpu', logger: createLogger('error') });
-const out: string[] = [];
-const say = (s: string) => {
-  process.stdout.write(s);
-  out.push(s);
-};
+const { say, write } = markdownReport('gptq');
 
 async function quantize(src: string, name: string, recipe: RecipeInput, method: 'rtn' | 'gptq', calibration: string, samples: number, sequential = false) {
   const path = join(benchTmp, `${name}-${method}${sequential ? '-seq' : ''}.onnx`);
@@ -72,6 +68,4 @@ for (const [label, recipe] of [['int4 block 32', { weights: 'int4', granularity:
 say(`\n## PP-OCRv4 recognizer: exact-match % on ${test.length} rendered lines (GPTQ calibration: 128 other lines)\n\n`);
 say(formatTable(['weights', 'rounding', 'exact-match %', 'time'], ocrRows) + '\n');
 scheduler.dispose();
-const file = process.argv[2] ?? join(root, 'bench/results', `${new Date().toISOString().slice(0, 10)}-gptq.md`);
-writeFileSync(file, out.join(''));
-console.log(`\nwritten to ${file}`);
+write();

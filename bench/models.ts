@@ -71,3 +71,19 @@ export async function fashionMiou(path: string): Promise<number> {
   for (let c = 0; c < classes; c++) if (union[c] > 0) { sum += inter[c] / union[c]; count++; }
   return (100 * sum) / count;
 }
+
+/** A markdown report printed as it grows and written to bench/results/<date>-<name>.md (or argv's path). */
+export function markdownReport(name: string, path = process.argv[2]): { say: (s: string) => void; write: () => void } {
+  const out: string[] = [];
+  return {
+    say: (s: string) => {
+      process.stdout.write(s);
+      out.push(s);
+    },
+    write: () => {
+      const file = path ?? join(packageRoot(), 'bench/results', `${new Date().toISOString().slice(0, 10)}-${name}.md`);
+      writeFileSync(file, out.join(''));
+      console.log(`\nwritten to ${file}`);
+    },
+  };
+}

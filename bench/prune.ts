@@ -5,7 +5,7 @@
  * samples from the training subset, the 3000-image test subset); graph analysis time of a
  * 1000-node model. `npm run bench:prune [-- out.md]`.
  */
-import { existsSync, mkdirSync, writeFileSync, appendFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -23,16 +23,12 @@ import { evaluateModels } from '../src/eval/evaluate.ts';
 import type { PrunePassOptions } from '../src/passes/prune/pass.ts';
 import { seededRandom } from '../src/random.ts';
 import { mobileNetV2 } from '../test/helpers/zoo.ts';
-import { benchTmp, FASHION_SUBSET, fashionMiou as miou, interleavedLatencies, resnet18Path } from './models.ts';
+import { benchTmp, FASHION_SUBSET, fashionMiou as miou, interleavedLatencies, resnet18Path, markdownReport } from './models.ts';
 
 const root = packageRoot();
 mkdirSync(benchTmp, { recursive: true });
 const scheduler = await Scheduler.create({ backend: 'cpu', logger: createLogger('error') });
-const out: string[] = [];
-const say = (s: string) => {
-  process.stdout.write(s);
-  out.push(s);
-};
+const { say, write } = markdownReport('pruning');
 const TRAIN = join(FASHION_SUBSET, 'train-images-idx3-ubyte.gz');
 
 async function prune(src: string, name: string, o: PrunePassOptions, calibrate = false): Promise<{ path: string; macs: [number, number]; ms: number; recoveryMs: number }> {
@@ -141,7 +137,4 @@ const med = [...times].sort((a, b) => a - b)[2];
 say(`${nodes}-node residual model (400 convolutions): dependency groups + shapes + MACs in ${med.toFixed(0)} ms (median of 5). Target ≤ 1 s.\n\n`);
 
 scheduler.dispose();
-const file = process.argv[2] ?? join(root, 'bench/results', `${new Date().toISOString().slice(0, 10)}-pruning.md`);
-writeFileSync(file, out.join(''));
-appendFileSync(file, '');
-console.log(`\nwritten to ${file}`);
+write();

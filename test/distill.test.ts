@@ -190,6 +190,8 @@ describe('errors', () => {
     expect(run(['compress', RESIDUAL, '-o', join(dir, 'e3.onnx'), '--recover', 'kd']).stderr).toMatch(/--recover kd needs --calibration/);
     expect(run(['compress', RESIDUAL, '-o', join(dir, 'e4.onnx'), '--calibration', TRAIN, '--activations', 'uint8', '--recover', 'kd']).stderr).toMatch(/after static W8A8 it is not supported yet/);
     expect(run(['compress', RESIDUAL, '-o', join(dir, 'e5.onnx'), '--kd-epochs', '5']).stderr).toMatch(/--kd-epochs applies to distillation: add --recover kd/);
+    const epochs = run(['distill', RESIDUAL, '--teacher', RESIDUAL, '--data', TRAIN, '-o', join(dir, 'e6.onnx'), '--epochs', '0']);
+    expect(epochs.stderr).toMatch(/distillation epochs 0: must be an integer >= 1/);
     const same = run(['distill', RESIDUAL, '--teacher', RESIDUAL, '--data', TRAIN, '-o', RESIDUAL]);
     expect(same.stderr).toMatch(/is the input model/);
   }, 120_000);

@@ -8,7 +8,7 @@
  * fit early; the best weights on it are kept, or the student's own when fitting did not help.
  */
 import * as ort from 'onnxruntime-node';
-import { DataError } from '../../errors.ts';
+import { DataError, RecipeError } from '../../errors.ts';
 import type { OnnxModel } from '../../onnx/model.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
 import { gramKernel } from '../../kernels/gram.ts';
@@ -237,6 +237,10 @@ async function metrics(s: Scheduler, d: Rows, F: number, C: number, w: Float32Ar
  */
 export async function distillHead(student: OnnxModel, teacher: OnnxModel, head: Head, teacherLogits: string, start: { weight: Float32Array; bias: Float32Array }, o: DistillOptions): Promise<{ fitted: FittedHead; report: DistillReport }> {
   const t0 = performance.now();
+  const bad = ([['epochs', o.epochs, (v: number) => Number.isInteger(v) && v >= 1, 'an integer >= 1'], ['temperature', o.temperature, (v: number) => v > 0 && Number.isFinite(v), 'a positive number'],
+    ['alpha', o.alpha, (v: number) => v >= 0 && v <= 1, 'between 0 and 1'], ['learning rate', o.learningRate, (v: number) => v > 0 && Number.isFinite(v), 'a positive number'],
+    ['samples', o.samples, (v: number) => Number.isInteger(v) && v >= 10, 'an integer >= 10']] as const).find(([, v, ok]) => v !== undefined && !ok(v));
+  if (bad) throw new RecipeError(`distillation ${bad[0]} ${bad[1]}: must be ${bad[3]}`);
   const F = head.features_;
   const C = head.classes;
   const ds = await openDataset(o.data, modelInput(student), o.preprocess);
