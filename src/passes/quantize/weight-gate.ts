@@ -36,7 +36,7 @@ const lowest = (e: EvalReport) => ({ cosine: Math.min(...e.outputs.map((x) => x.
 export async function gatedWeightOnly(reference: OnnxModel, recipe: Recipe, o: WeightGateOptions): Promise<{ model: OnnxModel; result: WeightOnlyResult; gate: WeightGateReport }> {
   const c = o.calibration;
   const judge = await judgeSet(reference, { calibrationData: c.data, preprocess: c.preprocess, samples: c.samples, seed: c.seed, scheduler: o.scheduler });
-  const evaluate = (m: OnnxModel) => evaluateModels(m, reference, { data: judge.data, preprocess: judge.preprocess, indices: judge.indices, latencyRuns: 0 });
+  const evaluate = (m: OnnxModel) => evaluateModels(m, reference, { data: judge.data, preprocess: judge.preprocess, indices: judge.indices, latencyRuns: 0, baselineCache: judge.cache });
   const build = async (nodes: Record<string, PartialWeightConfig | null>) => {
     const copy = OnnxModel.fromBytes(reference.toBytes(), reference.baseDir, reference.sourcePath ?? '<gated model>');
     const result = await compressWeights(copy, { recipe: { ...recipe, nodes: { ...recipe.nodes, ...nodes } }, scheduler: o.scheduler });
