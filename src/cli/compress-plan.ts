@@ -52,7 +52,7 @@ const PRUNE_RECOVERY = ['none', 'bn', 'lsq'] as const;
 const RECOVER_METHODS = [...PRUNE_RECOVERY, 'bias', 'kd'] as const;
 
 /** `--recover lsq,bias`: the prune pass's recovery (if named) and whether bias correction was asked for. */
-export function parseRecover(value: string | undefined): { prune?: (typeof PRUNE_RECOVERY)[number]; bias?: 'on' | 'off'; kd?: boolean } {
+export function parseRecover(value: string | undefined): { prune?: (typeof PRUNE_RECOVERY)[number]; bias?: 'auto' | 'off'; kd?: boolean } {
   if (value === undefined) return {};
   const items = value.split(',').map((s) => s.trim()).filter(Boolean);
   const unknown = items.filter((m) => !(RECOVER_METHODS as readonly string[]).includes(m));
@@ -60,7 +60,7 @@ export function parseRecover(value: string | undefined): { prune?: (typeof PRUNE
   const prune = items.filter((m): m is (typeof PRUNE_RECOVERY)[number] => (PRUNE_RECOVERY as readonly string[]).includes(m));
   if (prune.length > 1) throw new RecipeError(`--recover ${value}: name one pruning recovery (${PRUNE_RECOVERY.join(', ')}), got ${prune.join(' and ')}`);
   if (prune[0] === 'none' && items.includes('bias')) throw new RecipeError(`--recover ${value}: none contradicts bias`);
-  return { prune: prune[0], bias: items.includes('bias') ? 'on' : prune[0] === 'none' ? 'off' : undefined, ...(items.includes('kd') ? { kd: true } : {}) };
+  return { prune: prune[0], bias: items.includes('bias') ? 'auto' : prune[0] === 'none' ? 'off' : undefined, ...(items.includes('kd') ? { kd: true } : {}) };
 }
 
 export interface CompressPlan {
@@ -167,21 +167,22 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
   if (o.actOrder && weightMethod !== 'gptq') throw new RecipeError('--act-order applies to --weight-method gptq');
   if (o.sequential && weightMethod !== 'gptq') throw new RecipeError('--sequential applies to --weight-method gptq');
   const biasCorrection = recover.bias ?? fileQuantize?.biasCorrection;
+  const correcting = biasCorrection !== undefined && biasCorrection !== 'off';
   const kd = Boolean(recover.kd) || fileDistill !== undefined;
   for (const [flag, v] of [['--kd-epochs', o.kdEpochs], ['--kd-temperature', o.kdTemperature], ['--kd-alpha', o.kdAlpha], ['--kd-lr', o.kdLr]] as const) {
     if (v !== undefined && !kd) throw new RecipeError(`${flag} applies to distillation: add --recover kd`);
   }
   if (kd && !o.calibration) throw new RecipeError('--recover kd needs --calibration data (the inputs the teacher\'s logits are read on; labels beside them are used too)');
-  const wantsQuantize = quantizeFlagsGiven || fileQuantize !== undefined || !prune || biasCorrection === 'on';
+  const wantsQuantize = quantizeFlagsGiven || fileQuantize !== undefined || !prune || correcting;
   // Bias correction with weight flags corrects weight-only output (static W8A8 refuses those flags).
   const weightOnlyFlags = [o.weights, o.granularity, o.blockSize, o.format, o.minElements].some((v) => v !== undefined);
   const labelFreeGate = o.minCosine !== undefined || o.minSqnr !== undefined;
   // --calibration alone keeps meaning static W8A8 unless another consumer of the data is named.
   const staticMode = wantsQuantize && !dynamic && ((o.activations !== undefined || fileQuantize?.activations !== undefined)
-    || (Boolean(o.calibration) && !prune && !kd && weightMethod === undefined && !((biasCorrection === 'on' || labelFreeGate) && weightOnlyFlags)));
+    || (Boolean(o.calibration) && !prune && !kd && weightMethod === undefined && !((correcting || labelFreeGate) && weightOnlyFlags)));
   if (kd && (staticMode || dynamic)) throw new RecipeError(`--recover kd re-fits a float or weight-only head; after ${dynamic ? '--activations dynamic' : 'static W8A8'} it is not supported yet`);
-  if (biasCorrection === 'on' && !o.calibration) throw new RecipeError('--recover bias needs --calibration data (the layer output means it corrects come from it; unlabelled samples are enough)');
-  if (biasCorrection === 'on' && dynamic) throw new RecipeError('--recover bias corrects weight-only or static W8A8 output; --activations dynamic is not supported');
+  if (correcting && !o.calibration) throw new RecipeError('--recover bias needs --calibration data (the layer output means it corrects come from it; unlabelled samples are enough)');
+  if (correcting && dynamic) throw new RecipeError('--recover bias corrects weight-only or static W8A8 output; --activations dynamic is not supported');
   if (weightMethod === 'gptq' && !o.calibration) throw new RecipeError('--weight-method gptq needs --calibration data (unlabelled samples are enough)');
   if (weightMethod === 'gptq' && staticMode) throw new RecipeError('--weight-method gptq rounds weight-only weights; static W8A8 (--activations int8|uint8) is not combined with it yet');
   if (dynamic) {

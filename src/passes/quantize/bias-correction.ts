@@ -5,8 +5,9 @@
  * quantized one, each layer reading its own model's inputs) is added to the layer's bias.
  *
  * The calibration samples are split: three quarters estimate the shift, the rest (held out) says
- * whether the correction brought the outputs closer to the float model's. 'auto' keeps it only
- * then; 'on' keeps it regardless and reports the same figures.
+ * whether the correction brought the outputs closer to the float model's. 'auto' checks every
+ * round of layers there and undoes a round that lowers the held-out SQNR; 'on' keeps everything
+ * and reports the same figures.
  */
 import * as ort from 'onnxruntime-node';
 import { DataError } from '../../errors.ts';
@@ -179,21 +180,31 @@ export async function correctBiases(reference: OnnxModel, quantized: OnnxModel, 
     else layers.push(read);
   }
   const batch = input.batch ?? 16;
-  const corrected = OnnxModel.fromBytes(quantized.toBytes(), quantized.baseDir, quantized.sourcePath ?? '<bias-corrected model>');
+  const start = OnnxModel.fromBytes(quantized.toBytes(), quantized.baseDir, quantized.sourcePath ?? '<bias-corrected model>');
   // Layers in waves (graph order): a wave is measured on the model whose earlier waves are already
   // corrected, so a correction never counts a shift that an upstream correction has removed.
-  const order = new Map(corrected.msg.graph!.node.map((n, i) => [n.name ?? '', i]));
-  const items = layers.map((l) => ({ layer: l, node: corrected.msg.graph!.node[order.get(l.node)!] })).sort((a, b) => order.get(a.layer.node)! - order.get(b.layer.node)!);
+  const order = new Map(start.msg.graph!.node.map((n, i) => [n.name ?? '', i]));
+  const items = layers.map((l) => ({ layer: l, node: start.msg.graph!.node[order.get(l.node)!] })).sort((a, b) => order.get(a.layer.node)! - order.get(b.layer.node)!);
   // Deep models: consecutive waves are merged into at most `maxRounds` rounds (one ONNX Runtime
   // pass over the samples each), bounding the cost between one-shot and fully sequential.
-  const byWave = o.sequential === false ? [items] : layerWaves(corrected, items);
+  const byWave = o.sequential === false ? [items] : layerWaves(start, items);
   const rounds = Math.max(1, Math.min(byWave.length, o.maxRounds ?? 16));
   const waves = Array.from({ length: rounds }, (_, r) => byWave.slice(Math.floor((r * byWave.length) / rounds), Math.floor(((r + 1) * byWave.length) / rounds)).flat());
   const total = fit.length * (waves.length + 1);
   const refMeans = await layerMeans(reference, layers, ds, fit, batch, (d) => o.onProgress?.('bias correction: layer means', d, total));
   const shifts = new Map<string, Float32Array>();
+  // 'auto': every round is checked on the held-out samples and undone when it lowers their output
+  // SQNR (a collapsed model's activations can be far off: the "shift" it measures is no mean shift).
+  const cache = { batches: new Map() };
+  const ev = async (m: OnnxModel) => pooled((await evaluateModels(m, reference, { data: c.data, preprocess: c.preprocess, indices: held, latencyRuns: 0, baselineCache: cache })).outputs, held.length);
+  const checked = o.mode === 'auto' && held.length > 0;
+  const before = held.length ? await ev(quantized) : null;
+  let best = before;
+  let corrected = start;
   for (const [w, wave] of waves.entries()) {
+    const snapshot = checked ? corrected.toBytes() : null;
     const qMeans = await layerMeans(corrected, wave.map((x) => x.layer), ds, fit, batch, (d) => o.onProgress?.('bias correction: layer means', fit.length * (w + 1) + d, total));
+    const round = new Map<string, Float32Array>();
     for (const { layer: l } of wave) {
       const ref = refMeans.get(l.node)!;
       const got = qMeans.get(l.node)!;
@@ -201,21 +212,26 @@ export async function correctBiases(reference: OnnxModel, quantized: OnnxModel, 
       const node = corrected.msg.graph!.node.find((n) => n.name === l.node)!;
       const why = shiftBias(corrected, node, delta, { allowAdd: o.allowAdd });
       if (why) skipped.push({ node: l.node, reason: why });
-      else shifts.set(l.node, delta);
+      else round.set(l.node, delta);
     }
+    if (checked && round.size) {
+      const now = await ev(corrected);
+      if (!(now.sqnrDb > best!.sqnrDb)) {
+        corrected = OnnxModel.fromBytes(snapshot!, quantized.baseDir, quantized.sourcePath ?? '<bias-corrected model>');
+        for (const node of round.keys()) skipped.push({ node, reason: `its round lowered the held-out output SQNR (${best!.sqnrDb.toFixed(1)} -> ${now.sqnrDb.toFixed(1)} dB): undone` });
+        continue;
+      }
+      best = now;
+    }
+    for (const [node, delta] of round) shifts.set(node, delta);
   }
-  const applied = layers.filter((l) => !skipped.some((s) => s.node === l.node));
+  const applied = layers.filter((l) => shifts.has(l.node));
+  const after = held.length && applied.length ? (checked ? best! : await ev(corrected)) : null;
   const report: BiasCorrectionReport = {
-    mode: o.mode, kept: applied.length > 0, fitSamples: fit.length, heldOut: null,
+    mode: o.mode, kept: applied.length > 0 && (!checked || after!.sqnrDb > before!.sqnrDb), fitSamples: fit.length,
+    heldOut: before && after ? { before, after } : null,
     layers: applied.map((l) => ({ node: l.node, channels: l.channels, maxAbsShift: Math.max(0, ...Array.from(shifts.get(l.node)!, Math.abs)) })),
     skipped,
   };
-  if (held.length && applied.length) {
-    const ev = (m: OnnxModel) => evaluateModels(m, reference, { data: c.data, preprocess: c.preprocess, indices: held, latencyRuns: 0 });
-    const before = pooled((await ev(quantized)).outputs, held.length);
-    const after = pooled((await ev(corrected)).outputs, held.length);
-    report.heldOut = { before, after };
-    if (o.mode === 'auto') report.kept = after.sqnrDb > before.sqnrDb;
-  }
   return { model: report.kept ? corrected : quantized, report };
 }
