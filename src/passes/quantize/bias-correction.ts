@@ -41,7 +41,7 @@ export interface BiasCorrectionOptions {
 export interface BiasCorrectionLayer {
   node: string;
   channels: number;
-  /** Largest |shift| added, and the mean |shift| relative to the output's RMS. */
+  /** Largest |shift| added to a channel. */
   maxAbsShift: number;
 }
 
