@@ -91,7 +91,14 @@ export async function judgeSet(model: OnnxModel, o: StaticPipelineOptions): Prom
   return { data: o.calibrationData, preprocess: o.preprocess, indices: pick, description: `${pick.length} held-out samples of ${ds.description}, not read by calibration`, cache: { batches: new Map() } };
 }
 
-const lowest = (e: EvalReport) => ({ cosine: Math.min(...e.outputs.map((x) => x.cosine)), sqnrDb: Math.min(...e.outputs.map((x) => x.sqnrDb)) });
+/** The lowest cosine and SQNR over a model's outputs: what the label-free bounds judge. */
+export const lowest = (e: EvalReport) => ({ cosine: Math.min(...e.outputs.map((x) => x.cosine)), sqnrDb: Math.min(...e.outputs.map((x) => x.sqnrDb)) });
+
+/** Whether an evaluation meets every bound given (the drop needs labels). */
+export function meetsBounds(e: EvalReport, b: { maxDrop?: number; minCosine?: number; minSqnrDb?: number }): boolean {
+  const l = lowest(e);
+  return (b.maxDrop === undefined || e.accuracy!.dropPoints <= b.maxDrop) && (b.minCosine === undefined || l.cosine >= b.minCosine) && (b.minSqnrDb === undefined || l.sqnrDb >= b.minSqnrDb);
+}
 
 export interface StaticPipelineResult {
   result: StaticResult;
@@ -187,10 +194,7 @@ export async function staticPipeline(input: OnnxModel, o: StaticPipelineOptions,
     maxDrop: o.maxDrop ?? null, minCosine: o.minCosine ?? null, minSqnrDb: o.minSqnrDb ?? null, met, floatNodes, attempts, data: judge.description,
     finalDropPoints: evaluation.accuracy?.dropPoints ?? null, finalCosine: lowest(evaluation).cosine, finalSqnrDb: lowest(evaluation).sqnrDb,
   });
-  const meets = (e: EvalReport) => {
-    const l = lowest(e);
-    return (o.maxDrop === undefined || e.accuracy!.dropPoints <= o.maxDrop) && (o.minCosine === undefined || l.cosine >= o.minCosine) && (o.minSqnrDb === undefined || l.sqnrDb >= o.minSqnrDb);
-  };
+  const meets = (e: EvalReport) => meetsBounds(e, o);
   if (meets(evaluation)) return done(evaluation, null, gate(true, [], 1));
   const ranking = await sensitivityAnalysis(input, o, calib, base, judge);
   const floatNodes = new Set<string>(o.floatNodes ?? []);

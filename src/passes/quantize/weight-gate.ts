@@ -12,7 +12,7 @@ import { evaluateModels, type EvalReport } from '../../eval/evaluate.ts';
 import type { CalibrationSource } from '../pass.ts';
 import { compressWeights, type WeightOnlyResult } from './weight-only.ts';
 import { findTargets } from './targets.ts';
-import { judgeSet, type GateReport } from './static-pipeline.ts';
+import { judgeSet, lowest, meetsBounds, type GateReport } from './static-pipeline.ts';
 
 export interface WeightGateOptions {
   calibration: CalibrationSource;
@@ -27,7 +27,6 @@ export interface WeightGateReport extends GateReport {
   int8Nodes: string[];
 }
 
-const lowest = (e: EvalReport) => ({ cosine: Math.min(...e.outputs.map((x) => x.cosine)), sqnrDb: Math.min(...e.outputs.map((x) => x.sqnrDb)) });
 
 /**
  * Weight-only quantization of a copy of `reference` under `recipe`, with the gate. Returns the
@@ -42,10 +41,7 @@ export async function gatedWeightOnly(reference: OnnxModel, recipe: Recipe, o: W
     const result = await compressWeights(copy, { recipe: { ...recipe, nodes: { ...recipe.nodes, ...nodes } }, scheduler: o.scheduler });
     return { model: copy, result };
   };
-  const meets = (e: EvalReport) => {
-    const l = lowest(e);
-    return (o.minCosine === undefined || l.cosine >= o.minCosine) && (o.minSqnrDb === undefined || l.sqnrDb >= o.minSqnrDb);
-  };
+  const meets = (e: EvalReport) => meetsBounds(e, o);
   const report = (met: boolean, e: EvalReport, floatNodes: string[], int8Nodes: string[], attempts: number): WeightGateReport => ({
     maxDrop: null, minCosine: o.minCosine ?? null, minSqnrDb: o.minSqnrDb ?? null, met, floatNodes, int8Nodes, attempts, data: judge.description,
     finalDropPoints: null, finalCosine: lowest(e).cosine, finalSqnrDb: lowest(e).sqnrDb,
