@@ -7,6 +7,7 @@ import { channelScoresKernel } from './channel-scores.ts';
 import { distillLossKernel } from './distill-loss.ts';
 import { thresholdSearchKernel } from './threshold-search.ts';
 import { gramKernel } from './gram.ts';
+import { paletteKernel } from './palette.ts';
 import type { KernelDescriptor } from './kernel.ts';
 
 export const kernels = {
@@ -18,6 +19,7 @@ export const kernels = {
   distill_loss: distillLossKernel,
   threshold_search: thresholdSearchKernel,
   gram: gramKernel,
+  palette: paletteKernel,
 } as const satisfies Record<string, KernelDescriptor<never, unknown>>;
 
 export type KernelName = keyof typeof kernels;

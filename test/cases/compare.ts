@@ -8,6 +8,7 @@ import type { ChannelScoresResult } from '../../src/kernels/channel-scores.ts';
 import type { DistillLossResult } from '../../src/kernels/distill-loss.ts';
 import type { KernelName } from '../../src/kernels/registry.ts';
 import type { GramResult } from '../../src/kernels/gram.ts';
+import type { PaletteResult } from '../../src/kernels/palette.ts';
 import type { ThresholdSearchResult } from '../../src/kernels/threshold-search.ts';
 
 /** Same bits (NaN payloads and -0 included). */
@@ -66,6 +67,8 @@ function compareGram(g: GramResult, w: GramResult): string | null {
 }
 
 export const comparators: Record<KernelName, Comparator> = {
+  palette: (g: PaletteResult, w: PaletteResult) =>
+    (w.counts ? exactInts('counts', g.counts ?? [], w.counts) : null) ?? (w.indices ? exactInts('indices', g.indices ?? [], w.indices) : null),
   gram: compareGram,
   quantize: (g: QuantizeResult, w: QuantizeResult) => exactInts('codes', g.codes, w.codes),
   range: (g: RangeResult, w: RangeResult) =>

@@ -17,6 +17,7 @@ import type { KernelDescriptor } from '../../src/kernels/kernel.ts';
 import { gramKernel, GRAM_CHUNK, type GramJob } from '../../src/kernels/gram.ts';
 import { thresholdSearchKernel, type ThresholdSearchJob } from '../../src/kernels/threshold-search.ts';
 import type { KernelName } from '../../src/kernels/registry.ts';
+import { paletteKernel, paletteKey, type PaletteJob } from '../../src/kernels/palette.ts';
 import type { Scheduler } from '../../src/scheduler/scheduler.ts';
 
 export interface NamedJob<J> {
@@ -201,6 +202,36 @@ function gramCases(): NamedJob<GramJob>[] {
   return out;
 }
 
+/** Sorted boundary keys for `groups` groups of `k` clusters, drawn from the data's own keys (some repeated). */
+function boundariesFor(data: Float32Array, groups: number, k: number, mult: number, seed: number): Uint32Array {
+  const r = rng(seed);
+  const out = new Uint32Array(groups * (k - 1));
+  for (let g = 0; g < groups; g++) {
+    const keys = Array.from({ length: k - 1 }, () => (data.length && r() < 0.8 ? paletteKey(data[Math.floor(r() * data.length)], mult) : r() < 0.5 ? 65536 : Math.floor(r() * 65536)));
+    keys.sort((a, b) => a - b).forEach((v, i) => (out[g * (k - 1) + i] = v));
+  }
+  return out;
+}
+
+export function paletteCases(): NamedJob<PaletteJob>[] {
+  const out: NamedJob<PaletteJob>[] = [];
+  let seed = 1200;
+  for (const kind of KINDS) {
+    for (const [n, groupLength, mult] of [[0, 1, 1], [1, 1, 1], [1027, 1027, 1], [33 * 65, 4 * 65, 8], [5000, 999, 2 ** -10], [70000, 70000, 0.5]] as const) {
+      const data = makeData(n, kind, seed++);
+      out.push({ name: `histogram ${kind} n=${n} group=${groupLength} mult=${mult}`, job: { kind: 'histogram', data, groupLength, mult } });
+    }
+  }
+  for (const kind of ['random', 'special', 'denormal', 'wide'] as const) {
+    for (const [n, groupLength, k, mult] of [[7, 7, 2, 1], [1027, 1027, 16, 1], [33 * 65, 4 * 65, 8, 4], [5001, 1000, 256, 2 ** -3], [3, 1, 1, 1], [0, 4, 4, 1]] as const) {
+      const data = makeData(n, kind, seed++);
+      const groups = Math.ceil(n / groupLength);
+      out.push({ name: `assign ${kind} n=${n} group=${groupLength} k=${k}`, job: { kind: 'assign', data, groupLength, mult, boundaries: boundariesFor(data, groups, k, mult, seed++), perGroup: k - 1 } });
+    }
+  }
+  return out;
+}
+
 export function kernelSuites(): KernelSuite[] {
   return [
     { name: 'quantize', kernel: quantizeKernel, cases: quantizeCases() },
@@ -211,6 +242,7 @@ export function kernelSuites(): KernelSuite[] {
     { name: 'distill_loss', kernel: distillLossKernel, cases: distillCases() },
     { name: 'threshold_search', kernel: thresholdSearchKernel, cases: thresholdCases() },
     { name: 'gram', kernel: gramKernel, cases: gramCases() },
+    { name: 'palette', kernel: paletteKernel, cases: paletteCases() },
   ] as KernelSuite[];
 }
 
