@@ -2,9 +2,11 @@
 import { prunePassDescriptor } from './prune/pass.ts';
 import { quantizePassDescriptor } from './quantize/pass.ts';
 import { distillPassDescriptor } from './distill/pass.ts';
+import { palettizePassDescriptor } from './palettize/pass.ts';
 
 export const passes = {
   prune: prunePassDescriptor,
+  palettize: palettizePassDescriptor,
   quantize: quantizePassDescriptor,
   distill: distillPassDescriptor,
 } as const;

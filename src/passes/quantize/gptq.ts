@@ -216,6 +216,27 @@ export class GptqRounder {
   }
 
   /**
+   * The collected Gram matrix of `weight`'s layer inputs and how the weight maps onto it: element
+   * (row r = output, column c = input feature) sits at flat index `flat(r, c)` of the weight tensor.
+   * Depthwise layers hold one cols x cols block per row. Null when the layer was not collected.
+   */
+  layerMatrix(weight: string): { h: Float64Array; rows: number; cols: number; depthwise: boolean; flat: (r: number, c: number) => number } | null {
+    const layer = this.layers.get(weight);
+    const h = this.hessians.get(weight);
+    const dims = this.dims.get(weight);
+    if (!layer || !h || !dims) return null;
+    const cols = layer.g.k;
+    const rows = dims.reduce((a, b) => a * b, 1) / cols;
+    const flat = layer.inputsFirst ? (r: number, c: number) => c * rows + r : (r: number, c: number) => r * cols + c;
+    return { h, rows, cols, depthwise: layer.depthwise, flat };
+  }
+
+  /** Frees a layer's Gram matrix once its user is done with it. */
+  release(weight: string): void {
+    this.hessians.delete(weight);
+  }
+
+  /**
    * Rewrites `data` (the weight tensor, f32, flat) to GPTQ's grid values under `params`; the
    * round-to-nearest quantizer then reproduces GPTQ's codes exactly. Returns false when the weight
    * is not an eligible layer.

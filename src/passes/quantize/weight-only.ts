@@ -28,7 +28,7 @@ export interface TensorReport {
   /** e.g. "int8 per-channel(axis 0) symmetric, folded (Cast->Mul)". */
   scheme: string;
   /** How the weight is stored in the graph, and why (the target and format that chose it). */
-  encoding: 'folded' | 'qdq' | 'matmulnbits' | 'fp16-cast' | 'dynamic';
+  encoding: 'folded' | 'qdq' | 'matmulnbits' | 'fp16-cast' | 'dynamic' | 'palette' | 'sparse';
   encodingReason: string;
   bytesBefore: number;
   bytesAfter: number;

@@ -1,0 +1,186 @@
+/**
+ * Exact 1-D k-means over weighted points. Optimal clusters of sorted 1-D points are contiguous runs
+ * (Bellman 1973; Grønlund et al. 2017, the kmeans1d package coremltools uses), so a dynamic program
+ * over the sorted distinct values finds the global optimum of Σ w (v − c)²: no seeds, no local
+ * minima, the same answer on every run. Rows of the table are filled by divide and conquer (the
+ * optimal split point is monotone in the prefix length): O(k · B log B) for B distinct values.
+ * f64 throughout; values are centred first so the prefix sums keep their precision.
+ */
+import { InvalidArgumentError } from '../../errors.ts';
+
+export interface Points {
+  /** Sorted ascending, distinct. */
+  values: Float64Array;
+  /** Positive weights (counts, or counts times a sensitivity). */
+  weights: Float64Array;
+}
+
+export interface Partition {
+  /** Index of the first point of each cluster (starts[0] = 0), ascending. */
+  starts: number[];
+  /** Weighted mean of each cluster. */
+  centroids: number[];
+  /** Σ w (v − c)² of the partition. */
+  cost: number;
+}
+
+interface Table {
+  /** cost[j][n - 1]: the optimum with j + 1 clusters over all points. */
+  total: Float64Array;
+  /** back[j][i]: the first point of the last cluster of the optimum over points 0..i with j + 1 clusters. */
+  back: Array<Uint16Array | Int32Array>;
+  clusterCost: (a: number, b: number) => number;
+  mean: (a: number, b: number) => number;
+}
+
+function table(p: Points, k: number): Table {
+  const n = p.values.length;
+  let w0 = 0;
+  let w1 = 0;
+  for (let i = 0; i < n; i++) {
+    w0 += p.weights[i];
+    w1 += p.weights[i] * p.values[i];
+  }
+  const shift = w0 > 0 ? w1 / w0 : 0;
+  const P0 = new Float64Array(n + 1);
+  const P1 = new Float64Array(n + 1);
+  const P2 = new Float64Array(n + 1);
+  for (let i = 0; i < n; i++) {
+    const w = p.weights[i];
+    const v = p.values[i] - shift;
+    P0[i + 1] = P0[i] + w;
+    P1[i + 1] = P1[i] + w * v;
+    P2[i + 1] = P2[i] + w * v * v;
+  }
+  const clusterCost = (a: number, b: number) => {
+    const w = P0[b + 1] - P0[a];
+    if (w <= 0) return 0;
+    const s = P1[b + 1] - P1[a];
+    const c = P2[b + 1] - P2[a] - (s * s) / w;
+    return c > 0 ? c : 0;
+  };
+  const mean = (a: number, b: number) => {
+    const w = P0[b + 1] - P0[a];
+    return w > 0 ? (P1[b + 1] - P1[a]) / w + shift : (p.values[a] + p.values[b]) / 2;
+  };
+  const layers = Math.min(k, n);
+  const total = new Float64Array(layers);
+  const back: Array<Uint16Array | Int32Array> = [];
+  let prev = new Float64Array(n);
+  for (let i = 0; i < n; i++) prev[i] = clusterCost(0, i);
+  back.push(n <= 65536 ? new Uint16Array(n) : new Int32Array(n));
+  if (n) total[0] = prev[n - 1];
+  let cur = new Float64Array(n);
+  for (let j = 1; j < layers; j++) {
+    const bj = n <= 65536 ? new Uint16Array(n) : new Int32Array(n);
+    cur.fill(Infinity);
+    // The last cluster of the best split of 0..i starts at m in [j, i]; monotone in i.
+    const stack: number[] = [j, n - 1, j, n - 1];
+    while (stack.length) {
+      const optHi = stack.pop()!;
+      const optLo = stack.pop()!;
+      const hi = stack.pop()!;
+      const lo = stack.pop()!;
+      if (lo > hi) continue;
+      const mid = (lo + hi) >> 1;
+      let best = Infinity;
+      let arg = optLo;
+      const end = Math.min(mid, optHi);
+      for (let m = Math.max(optLo, j); m <= end; m++) {
+        const c = prev[m - 1] + clusterCost(m, mid);
+        if (c < best) {
+          best = c;
+          arg = m;
+        }
+      }
+      cur[mid] = best;
+      bj[mid] = arg;
+      stack.push(lo, mid - 1, optLo, arg, mid + 1, hi, arg, optHi);
+    }
+    back.push(bj);
+    total[j] = cur[n - 1];
+    [prev, cur] = [cur, prev];
+  }
+  return { total, back, clusterCost, mean };
+}
+
+function backtrack(t: Table, n: number, clusters: number): Partition {
+  const starts: number[] = new Array(clusters);
+  let end = n - 1;
+  for (let j = clusters - 1; j >= 0; j--) {
+    const s = j === 0 ? 0 : t.back[j][end];
+    starts[j] = s;
+    end = s - 1;
+  }
+  const centroids = starts.map((s, j) => t.mean(s, j + 1 < clusters ? starts[j + 1] - 1 : n - 1));
+  let cost = 0;
+  starts.forEach((s, j) => (cost += t.clusterCost(s, j + 1 < clusters ? starts[j + 1] - 1 : n - 1)));
+  return { starts, centroids, cost };
+}
+
+function check(p: Points, k: number): void {
+  if (!Number.isInteger(k) || k < 1) throw new InvalidArgumentError(`k-means needs k >= 1 clusters, got ${k}`);
+  if (p.values.length !== p.weights.length) throw new InvalidArgumentError(`k-means: ${p.values.length} values but ${p.weights.length} weights`);
+}
+
+/** The optimal partition of the points into at most k clusters (fewer only when there are fewer points). */
+export function kmeans1d(p: Points, k: number): Partition {
+  check(p, k);
+  const n = p.values.length;
+  if (n === 0) return { starts: [], centroids: [], cost: 0 };
+  const t = table(p, k);
+  return backtrack(t, n, Math.min(k, n));
+}
+
+/**
+ * The optimal partition into at most k clusters in which the point `zero` (value 0) is a cluster of
+ * its own, so exact zeros (sparsified weights) decode to exactly 0: the k − 1 other clusters are
+ * shared between the negative and the positive side as minimizes the total cost. Null when k is
+ * too small for that (2 clusters and values on both sides of 0).
+ */
+export function kmeans1dWithZero(p: Points, k: number, zero: number): Partition | null {
+  check(p, k);
+  if (k < 2) throw new InvalidArgumentError('keeping zeros exact needs at least 2 clusters');
+  if (!(p.values[zero] === 0)) throw new InvalidArgumentError(`kmeans1dWithZero: point ${zero} is not 0`);
+  const neg: Points = { values: p.values.subarray(0, zero), weights: p.weights.subarray(0, zero) };
+  const pos: Points = { values: p.values.subarray(zero + 1), weights: p.weights.subarray(zero + 1) };
+  const tn = neg.values.length ? table(neg, k - 1) : null;
+  const tp = pos.values.length ? table(pos, k - 1) : null;
+  const costOf = (t: Table | null, c: number) => (t ? (c >= 1 && c <= t.total.length ? t.total[c - 1] : Infinity) : c === 0 ? 0 : Infinity);
+  let best = Infinity;
+  let a = 0;
+  for (let c = 0; c <= k - 1; c++) {
+    const cost = costOf(tn, c) + costOf(tp, Math.min(k - 1 - c, tp ? tp.total.length : 0));
+    if (cost < best) {
+      best = cost;
+      a = c;
+    }
+  }
+  if (best === Infinity) return null;
+  const b = Math.min(k - 1 - a, tp ? tp.total.length : 0);
+  const left = tn && a ? backtrack(tn, neg.values.length, a) : { starts: [], centroids: [], cost: 0 };
+  const right = tp && b ? backtrack(tp, pos.values.length, b) : { starts: [], centroids: [], cost: 0 };
+  return {
+    starts: [...left.starts, zero, ...right.starts.map((s) => s + zero + 1)],
+    centroids: [...left.centroids, 0, ...right.centroids],
+    cost: left.cost + right.cost,
+  };
+}
+
+/** Cost of a given partition (for tests: brute force compares against it). */
+export function partitionCost(p: Points, starts: readonly number[]): number {
+  let cost = 0;
+  for (let j = 0; j < starts.length; j++) {
+    const a = starts[j];
+    const b = j + 1 < starts.length ? starts[j + 1] : p.values.length;
+    let w = 0;
+    let s = 0;
+    for (let i = a; i < b; i++) {
+      w += p.weights[i];
+      s += p.weights[i] * p.values[i];
+    }
+    const c = w > 0 ? s / w : 0;
+    for (let i = a; i < b; i++) cost += p.weights[i] * (p.values[i] - c) ** 2;
+  }
+  return cost;
+}

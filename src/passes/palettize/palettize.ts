@@ -1,0 +1,328 @@
+/**
+ * Palettization numerics (no ONNX here): each weight, laid out as rows of output channels, is split
+ * into groups of channels (or is one group), every group gets a look-up table of at most 2^bits
+ * values and every weight an index into it.
+ *
+ * kmeans: fp16-key histogram (palette kernel, GPU or CPU) -> optimal 1-D k-means over the distinct
+ *   keys (kmeans1d.ts, f64 on the host) -> boundary assignment (palette kernel) -> each centroid
+ *   refined to the exact weighted mean of the f32 weights assigned to it.
+ * uniform: 2^bits evenly spaced levels over the group's range (zero on the grid), nearest level.
+ * unique: the distinct values themselves; any mode falls back to it when a group has no more
+ *   distinct values than the palette (stored exactly).
+ */
+import { InvalidArgumentError, ModelError, RecipeError } from '../../errors.ts';
+import type { Scheduler } from '../../scheduler/scheduler.ts';
+import { paletteKernel, paletteKey, keyValue, PALETTE_KEYS, type PaletteJob } from '../../kernels/palette.ts';
+import { roundHalfEven } from '../../kernels/numerics.ts';
+import { kmeans1d, kmeans1dWithZero, type Partition } from './kmeans1d.ts';
+
+export const PALETTE_BITS = [1, 2, 3, 4, 6, 8] as const;
+export type PaletteBits = (typeof PALETTE_BITS)[number];
+export const PALETTE_MODES = ['kmeans', 'uniform', 'unique'] as const;
+export type PaletteMode = (typeof PALETTE_MODES)[number];
+export const LUT_DTYPES = ['float32', 'int8'] as const;
+export type LutDtype = (typeof LUT_DTYPES)[number];
+
+export interface PaletteConfig {
+  bits: PaletteBits;
+  mode: PaletteMode;
+  /** Output channels per group (one LUT each); 0 = one LUT for the whole tensor. */
+  groupSize: number;
+  /** Divide each output channel by its absolute maximum first (one f32 scale per channel). */
+  perChannelScale: boolean;
+  lutDtype: LutDtype;
+  /** Keep exact zeros exact (a cluster of their own): auto = when ≥ 1 % of a group is zero. */
+  keepZeros: 'auto' | 'on' | 'off';
+}
+
+/** A weight as rows of output channels: row r holds the `inner` weights of output channel r. */
+export interface PaletteInput {
+  name: string;
+  data: Float32Array;
+  rows: number;
+  inner: number;
+  /** Per-weight importance (same layout), e.g. diag of the layer's input Gram matrix. */
+  sensitivity?: Float64Array;
+}
+
+export interface PaletteResult {
+  name: string;
+  /** One index per weight, row layout. */
+  indices: Uint8Array;
+  /** Palette size k (2^bits, or fewer distinct values when every group is stored exactly). */
+  k: number;
+  groups: number;
+  /** Rows per group (the last group may have fewer: `lastGroupRows`). */
+  rowsPerGroup: number;
+  lastGroupRows: number;
+  /** groups x k float LUT (unused entries 0). */
+  lut: Float32Array;
+  /** int8 LUT: groups x k codes and one scale per group. */
+  lutInt8?: Int8Array;
+  lutScale?: Float32Array;
+  /** Per-channel scale (perChannelScale). */
+  channelScale?: Float32Array;
+  /** The per-row multiplier the decode applies (channel scale, int8 LUT scale, or their product). */
+  rowScale?: Float32Array;
+  /** What the graph decodes to, row layout. */
+  decoded: Float32Array;
+  mode: PaletteMode;
+  /** Distinct fp16 values (kmeans / uniform) or f32 values (unique), summed over groups. */
+  distinct: number;
+  zeroCluster: boolean;
+  sqnrDb: number;
+  cosine: number;
+}
+
+export function decodeRowValue(r: PaletteResult, row: number, idx: number): number {
+  const g = Math.floor(row / r.rowsPerGroup);
+  const base = r.lutInt8 ? r.lutInt8[g * r.k + idx] : r.lut[g * r.k + idx];
+  return r.rowScale ? Math.fround(base * r.rowScale[row]) : base;
+}
+
+/** A normal power of two bringing |x| <= amax into [1, 2) (fp16 then keeps 11 significant bits). */
+function multFor(amax: number): number {
+  if (!(amax > 0)) return 1;
+  const e = Math.floor(Math.log2(amax));
+  return 2 ** Math.max(-126, Math.min(127, -e));
+}
+
+function distinctAtMost(data: Float32Array, from: number, to: number, limit: number): number[] | null {
+  const seen = new Set<number>();
+  for (let i = from; i < to; i++) {
+    const v = data[i] === 0 ? 0 : data[i]; // -0 and +0 are one value
+    if (!seen.has(v)) {
+      seen.add(v);
+      if (seen.size > limit) return null;
+    }
+  }
+  return [...seen].sort((a, b) => a - b);
+}
+
+interface GroupPlan {
+  from: number;
+  to: number;
+  /** unique: the exact values. */
+  exact: number[] | null;
+  /** Boundary keys (k - 1, padded with 65536) and provisional centroids. */
+  bounds: Uint32Array;
+  centroids: number[];
+  zeroCluster: number;
+  distinct: number;
+}
+
+function pointsOf(hist: ArrayLike<number>): { keys: number[]; values: Float64Array; weights: Float64Array } {
+  const keys: number[] = [];
+  for (let key = 0; key < PALETTE_KEYS; key++) if (hist[key] > 0) keys.push(key);
+  return { keys, values: Float64Array.from(keys, keyValue), weights: Float64Array.from(keys, (k) => hist[k]) };
+}
+
+function planGroup(hist: ArrayLike<number>, k: number, mult: number, cfg: PaletteConfig, from: number, to: number): GroupPlan {
+  const { keys, values, weights } = pointsOf(hist);
+  const bounds = new Uint32Array(k - 1).fill(PALETTE_KEYS);
+  const zeroAt = keys.findIndex((key) => keyValue(key) === 0);
+  // ±0 are two keys; merge them into one point for the partition.
+  let pts = { values, weights };
+  let keyOf = keys;
+  if (zeroAt >= 0 && keyValue(keys[zeroAt + 1] ?? -1) === 0) {
+    const w = Float64Array.from(weights);
+    w[zeroAt] += w[zeroAt + 1];
+    pts = { values: Float64Array.from([...values.subarray(0, zeroAt + 1), ...values.subarray(zeroAt + 2)]), weights: Float64Array.from([...w.subarray(0, zeroAt + 1), ...w.subarray(zeroAt + 2)]) };
+    keyOf = [...keys.slice(0, zeroAt + 1), ...keys.slice(zeroAt + 2)];
+  }
+  let total = 0;
+  for (const w of pts.weights) total += w;
+  const zeroWeight = zeroAt >= 0 ? pts.weights[zeroAt] : 0;
+  const keepZero = zeroAt >= 0 && cfg.mode === 'kmeans' && (cfg.keepZeros === 'on' || (cfg.keepZeros === 'auto' && zeroWeight >= 0.01 * total));
+  let centroids: number[];
+  let zeroCluster = -1;
+  if (cfg.mode === 'kmeans') {
+    const withZero = keepZero ? kmeans1dWithZero(pts, k, zeroAt) : null;
+    const part: Partition = withZero ?? kmeans1d(pts, k);
+    part.starts.slice(1).forEach((s, i) => (bounds[i] = keyOf[s]));
+    centroids = part.centroids.map((c) => c / mult);
+    if (withZero) zeroCluster = part.starts.indexOf(zeroAt);
+  } else {
+    // uniform: levels (i - zp) * step over [min, max], zero on the grid when the range spans it.
+    const lo = Math.min(0, pts.values[0] ?? 0);
+    const hi = Math.max(0, pts.values[pts.values.length - 1] ?? 0);
+    const step = hi > lo ? (hi - lo) / (k - 1) : 1;
+    const zp = Math.round(-lo / step);
+    centroids = Array.from({ length: k }, (_, i) => ((i - zp) * step) / mult);
+    let c = 0;
+    for (let j = 0; j < keyOf.length; j++) {
+      // The first point nearer to level c + 1 than to level c starts cluster c + 1.
+      while (c < k - 1 && pts.values[j] >= (i2l(c, zp, step) + i2l(c + 1, zp, step)) / 2) bounds[c++] = keyOf[j];
+    }
+    zeroCluster = zp;
+  }
+  return { from, to, exact: null, bounds, centroids, zeroCluster, distinct: keys.length };
+}
+
+const i2l = (i: number, zp: number, step: number) => (i - zp) * step;
+
+function metrics(x: Float32Array, h: Float32Array): { sqnrDb: number; cosine: number } {
+  let e2 = 0;
+  let x2 = 0;
+  let h2 = 0;
+  let xh = 0;
+  for (let i = 0; i < x.length; i++) {
+    const d = x[i] - h[i];
+    e2 += d * d;
+    x2 += x[i] * x[i];
+    h2 += h[i] * h[i];
+    xh += x[i] * h[i];
+  }
+  const denom = Math.sqrt(x2 * h2);
+  return { sqnrDb: e2 === 0 ? Infinity : x2 === 0 ? -Infinity : 10 * Math.log10(x2 / e2), cosine: denom === 0 ? (x2 === 0 && h2 === 0 ? 1 : 0) : xh / denom };
+}
+
+export function validateConfig(cfg: PaletteConfig, where = 'palettize'): void {
+  if (!(PALETTE_BITS as readonly number[]).includes(cfg.bits)) throw new RecipeError(`${where}: bits ${cfg.bits} is not allowed (allowed: ${PALETTE_BITS.join(', ')})`, { bits: cfg.bits });
+  if (!(PALETTE_MODES as readonly string[]).includes(cfg.mode)) throw new RecipeError(`${where}: mode '${cfg.mode}' is not allowed (allowed: ${PALETTE_MODES.join(', ')})`, { mode: cfg.mode });
+  if (!Number.isInteger(cfg.groupSize) || cfg.groupSize < 0) throw new RecipeError(`${where}: group size ${cfg.groupSize} is not allowed (a positive number of output channels per LUT, or 0 for one LUT per tensor)`, { groupSize: cfg.groupSize });
+  if (!(LUT_DTYPES as readonly string[]).includes(cfg.lutDtype)) throw new RecipeError(`${where}: LUT dtype '${cfg.lutDtype}' is not allowed (allowed: ${LUT_DTYPES.join(', ')})`, { lutDtype: cfg.lutDtype });
+}
+
+/**
+ * Palettizes a batch of weights: one histogram pass and one assignment pass on the scheduler for
+ * all of them, the dynamic programs in between.
+ */
+export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: PaletteConfig, scheduler: Scheduler): Promise<PaletteResult[]> {
+  validateConfig(cfg);
+  const k = 2 ** cfg.bits;
+  const prepared = inputs.map((t) => {
+    if (t.data.length !== t.rows * t.inner) throw new InvalidArgumentError(`palettize: ${t.name} has ${t.data.length} values, [${t.rows}, ${t.inner}] needs ${t.rows * t.inner}`);
+    const rowsPerGroup = cfg.groupSize > 0 ? Math.min(cfg.groupSize, t.rows) : t.rows;
+    const groupLength = Math.max(1, rowsPerGroup * t.inner);
+    if (cfg.groupSize > 0 && groupLength < k) {
+      throw new RecipeError(`palettize: ${t.name}: a group of ${rowsPerGroup} channel(s) holds ${groupLength} weights, fewer than the ${k}-entry palette of ${cfg.bits} bits; use fewer bits or a larger group size`, { tensor: t.name, groupSize: cfg.groupSize, bits: cfg.bits });
+    }
+    let data = t.data;
+    let channelScale: Float32Array | undefined;
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i])) throw new ModelError('NON_FINITE_WEIGHT', `palettize: weight '${t.name}' holds a non-finite value (${data[i]}) at flat index ${i}`, { tensor: t.name, index: i });
+    }
+    if (cfg.perChannelScale) {
+      channelScale = new Float32Array(t.rows);
+      data = new Float32Array(t.data.length);
+      for (let r = 0; r < t.rows; r++) {
+        let m = 0;
+        for (let i = r * t.inner; i < (r + 1) * t.inner; i++) m = Math.max(m, Math.abs(t.data[i]));
+        const s = m > 0 ? Math.fround(m) : 1;
+        channelScale[r] = s;
+        for (let i = r * t.inner; i < (r + 1) * t.inner; i++) data[i] = Math.fround(t.data[i] / s);
+      }
+    }
+    let amax = 0;
+    for (let i = 0; i < data.length; i++) amax = Math.max(amax, Math.abs(data[i]));
+    return { t, data, channelScale, rowsPerGroup, groupLength, mult: multFor(amax), groups: Math.ceil(data.length / groupLength) };
+  });
+
+  // unique: groups with no more distinct values than the palette are stored exactly.
+  const exact = prepared.map((p) => {
+    const per: Array<number[] | null> = [];
+    for (let g = 0; g < p.groups; g++) per.push(distinctAtMost(p.data, g * p.groupLength, Math.min(p.data.length, (g + 1) * p.groupLength), k));
+    if (cfg.mode === 'unique' && per.some((e) => e === null)) {
+      const g = per.findIndex((e) => e === null);
+      throw new RecipeError(`palettize: mode 'unique' needs at most ${k} distinct values per group, but ${p.t.name} (group ${g}) has more; use mode kmeans or uniform, or more bits`, { tensor: p.t.name, bits: cfg.bits });
+    }
+    return per.every((e) => e !== null) ? (per as number[][]) : null;
+  });
+
+  const needHist = prepared.map((p, i) => (exact[i] ? null : p));
+  const histJobs: PaletteJob[] = needHist.filter((p) => p && !p.t.sensitivity).map((p) => ({ kind: 'histogram', data: p!.data, groupLength: p!.groupLength, mult: p!.mult }));
+  const histResults = histJobs.length ? await scheduler.run(paletteKernel, histJobs) : [];
+  let hi = 0;
+  const plans: GroupPlan[][] = prepared.map((p, i) => {
+    if (exact[i]) return exact[i]!.map((values, g) => ({ from: g * p.groupLength, to: Math.min(p.data.length, (g + 1) * p.groupLength), exact: values, bounds: new Uint32Array(0), centroids: values, zeroCluster: values.indexOf(0), distinct: values.length }));
+    let hist: ArrayLike<number>;
+    let stride = PALETTE_KEYS;
+    if (p.t.sensitivity) {
+      // Weighted histogram (sums of f64 importances per key): on the host.
+      const h = new Float64Array(p.groups * PALETTE_KEYS);
+      for (let j = 0; j < p.data.length; j++) h[Math.floor(j / p.groupLength) * PALETTE_KEYS + paletteKey(p.data[j], p.mult)] += p.t.sensitivity[j];
+      hist = h;
+    } else hist = histResults[hi++].counts!;
+    const out: GroupPlan[] = [];
+    for (let g = 0; g < p.groups; g++) {
+      const view = (hist as Float64Array | Uint32Array).subarray(g * stride, (g + 1) * stride);
+      out.push(planGroup(view, k, p.mult, cfg, g * p.groupLength, Math.min(p.data.length, (g + 1) * p.groupLength)));
+    }
+    return out;
+  });
+
+  const assignJobs: PaletteJob[] = [];
+  prepared.forEach((p, i) => {
+    if (exact[i]) return;
+    const boundaries = new Uint32Array(p.groups * (k - 1));
+    plans[i].forEach((g, j) => boundaries.set(g.bounds, j * (k - 1)));
+    assignJobs.push({ kind: 'assign', data: p.data, groupLength: p.groupLength, mult: p.mult, boundaries, perGroup: k - 1 });
+  });
+  const assigned = assignJobs.length ? await scheduler.run(paletteKernel, assignJobs) : [];
+  let ai = 0;
+  return prepared.map((p, i) => {
+    const t = p.t;
+    const exactGroups = exact[i];
+    const kk = exactGroups ? Math.max(1, ...exactGroups.map((e) => e.length)) : k;
+    let indices: Uint8Array;
+    if (exactGroups) {
+      indices = new Uint8Array(p.data.length);
+      exactGroups.forEach((values, g) => {
+        const at = new Map(values.map((v, j) => [v, j]));
+        for (let j = g * p.groupLength; j < Math.min(p.data.length, (g + 1) * p.groupLength); j++) indices[j] = at.get(p.data[j] === 0 ? 0 : p.data[j])!;
+      });
+    } else indices = assigned[ai++].indices!;
+    const lut = new Float32Array(p.groups * kk);
+    plans[i].forEach((g, gi) => g.centroids.forEach((c, j) => (lut[gi * kk + j] = Math.fround(c))));
+    if (!exactGroups && cfg.mode === 'kmeans') {
+      // Refinement: each centroid becomes the exact (weighted) mean of the f32 weights assigned to it.
+      const sw = new Float64Array(p.groups * kk);
+      const sx = new Float64Array(p.groups * kk);
+      for (let j = 0; j < p.data.length; j++) {
+        const c = Math.floor(j / p.groupLength) * kk + indices[j];
+        const w = t.sensitivity ? t.sensitivity[j] : 1;
+        sw[c] += w;
+        sx[c] += w * p.data[j];
+      }
+      plans[i].forEach((g, gi) => {
+        for (let j = 0; j < kk; j++) if (sw[gi * kk + j] > 0 && j !== g.zeroCluster) lut[gi * kk + j] = Math.fround(sx[gi * kk + j] / sw[gi * kk + j]);
+        if (g.zeroCluster >= 0) lut[gi * kk + g.zeroCluster] = 0;
+      });
+    }
+    let lutInt8: Int8Array | undefined;
+    let lutScale: Float32Array | undefined;
+    if (cfg.lutDtype === 'int8') {
+      lutInt8 = new Int8Array(lut.length);
+      lutScale = new Float32Array(p.groups);
+      for (let g = 0; g < p.groups; g++) {
+        let m = 0;
+        for (let j = 0; j < kk; j++) m = Math.max(m, Math.abs(lut[g * kk + j]));
+        const s = m > 0 ? Math.fround(m / 127) : 1;
+        lutScale[g] = s;
+        for (let j = 0; j < kk; j++) lutInt8[g * kk + j] = Math.max(-127, Math.min(127, roundHalfEven(lut[g * kk + j] / s)));
+      }
+    }
+    let rowScale: Float32Array | undefined;
+    if (p.channelScale || lutScale) {
+      rowScale = new Float32Array(t.rows);
+      for (let r = 0; r < t.rows; r++) {
+        const a = lutScale ? lutScale[Math.floor(r / p.rowsPerGroup)] : 1;
+        rowScale[r] = Math.fround(a * (p.channelScale ? p.channelScale[r] : 1));
+      }
+    }
+    const result: PaletteResult = {
+      name: t.name, indices, k: kk, groups: p.groups, rowsPerGroup: p.rowsPerGroup,
+      lastGroupRows: t.rows - (p.groups - 1) * p.rowsPerGroup,
+      lut, lutInt8, lutScale, channelScale: p.channelScale, rowScale,
+      decoded: new Float32Array(p.data.length),
+      mode: exactGroups ? 'unique' : cfg.mode,
+      distinct: plans[i].reduce((s, g) => s + g.distinct, 0),
+      zeroCluster: plans[i].some((g, gi) => g.zeroCluster >= 0 && lut[gi * kk + g.zeroCluster] === 0),
+      sqnrDb: 0, cosine: 0,
+    };
+    for (let r = 0; r < t.rows; r++) for (let j = r * t.inner; j < (r + 1) * t.inner; j++) result.decoded[j] = decodeRowValue(result, r, indices[j]);
+    Object.assign(result, metrics(t.data, result.decoded));
+    return result;
+  });
+}

@@ -1,0 +1,198 @@
+/**
+ * The palettize pass: every eligible float weight (Conv, ConvTranspose, Gemm, MatMul; the same
+ * eligibility as weight-only quantization) becomes indices into a look-up table, written as a chain
+ * ONNX Runtime folds at load (encode.ts). With calibration data, k-means weighs each weight by the
+ * diagonal of its layer's input Gram matrix (the recovery kernels): weights that meet large inputs
+ * pull their centroid harder — a forward-only stand-in for Fisher-weighted k-means.
+ */
+import { RecipeError } from '../../errors.ts';
+import { DataType, dataTypeName } from '../../onnx/dtypes.ts';
+import type { OnnxModel } from '../../onnx/model.ts';
+import { parseRecipe } from '../../recipe/recipe.ts';
+import { findTargets, type Skip, type Target } from '../quantize/targets.ts';
+import type { TensorReport } from '../quantize/weight-only.ts';
+import type { PassContext, PassDescriptor, PassOutcome } from '../pass.ts';
+import { GptqRounder } from '../quantize/gptq.ts';
+import { FOLD_LIMIT_BYTES } from '../quantize/weight-encodings.ts';
+import { palettizeWeights, validateConfig, type PaletteConfig, type PaletteInput } from './palettize.ts';
+import { encodePalette, storedIndexBits, type PaletteLayout } from './encode.ts';
+
+export interface PalettizePassOptions extends Partial<PaletteConfig> {
+  bits: PaletteConfig['bits'];
+  /** Weights with fewer elements stay float (default 1024). */
+  minElements?: number;
+  /** Node names or op types whose weights stay float. */
+  exclude?: Set<string>;
+  /** With calibration data: weigh k-means by the layer input Gram diagonal (default) or not. */
+  weighting?: 'sensitivity' | 'none';
+}
+
+export interface PaletteTensorReport {
+  name: string;
+  op: string;
+  shape: number[];
+  bits: number;
+  mode: string;
+  groups: number;
+  /** Channels in the last group when the channel count does not divide by the group size. */
+  lastGroupChannels: number;
+  lutSize: number;
+  lutDtype: string;
+  distinct: number;
+  zeroCluster: boolean;
+  sqnrDb: number;
+  cosine: number;
+  bytesBefore: number;
+  bytesAfter: number;
+}
+
+export interface PalettizeReport {
+  options: PaletteConfig & { minElements: number; weighting: 'sensitivity' | 'none' };
+  /** How indices are stored and decoded in this model. */
+  indexStorage: string;
+  tensors: PaletteTensorReport[];
+  bytesBefore: number;
+  bytesAfter: number;
+  warnings: string[];
+}
+
+export const DEFAULT_PALETTE: Omit<PaletteConfig, 'bits'> = { mode: 'kmeans', groupSize: 0, perChannelScale: false, lutDtype: 'float32', keepZeros: 'auto' };
+
+/** Weights already stored compressed (behind DequantizeLinear, a decode chain, MatMulNBits): refused. */
+function compressedWeights(model: OnnxModel): Skip[] {
+  const producers = new Map<string, string>();
+  for (const n of model.msg.graph!.node) for (const o of n.output) producers.set(o, n.opType ?? '');
+  const out: Skip[] = [];
+  for (const n of model.msg.graph!.node) {
+    const op = n.opType ?? '';
+    if (op === 'MatMulNBits') out.push({ name: n.input[1], opType: op, shape: [], reason: 'already quantized (MatMulNBits): palettize the float model' });
+    if (!['Conv', 'ConvTranspose', 'Gemm', 'MatMul'].includes(op) || !n.input[1]) continue;
+    const p = producers.get(n.input[1]);
+    if (p === 'DequantizeLinear' || p === 'Gather' || p === 'Mul' || p === 'Cast') out.push({ name: n.input[1], opType: op, shape: [], reason: `already compressed (decoded by ${p}): palettize the float model` });
+  }
+  return out;
+}
+
+function layoutOf(t: Target, cfg: PaletteConfig): PaletteLayout {
+  const n = t.shape.reduce((a, b) => a * b, 1);
+  if (cfg.groupSize === 0 && !cfg.perChannelScale) return { shape: t.shape, transposedFrom: null, rows: 1, inner: n };
+  const rows = t.shape[t.axis];
+  return { shape: t.shape, transposedFrom: t.axis, rows, inner: n / rows };
+}
+
+/** The weight in row layout: output channels (axis a) moved to the front. */
+function toRows(data: Float32Array, shape: number[], a: number | null): Float32Array {
+  if (a === null || a === 0) return data;
+  const outer = shape.slice(0, a).reduce((x, y) => x * y, 1);
+  const dim = shape[a];
+  const inner = shape.slice(a + 1).reduce((x, y) => x * y, 1);
+  const out = new Float32Array(data.length);
+  let o = 0;
+  for (let d = 0; d < dim; d++) for (let b = 0; b < outer; b++) for (let i = 0; i < inner; i++) out[o++] = data[(b * dim + d) * inner + i];
+  return out;
+}
+
+async function sensitivities(ctx: PassContext, targets: Target[], layouts: PaletteLayout[]): Promise<Map<string, Float64Array>> {
+  const rounder = await GptqRounder.collect(ctx.model, targets.map((t) => t.weight.name), { calibration: ctx.calibration!, scheduler: ctx.scheduler, onProgress: ctx.onProgress });
+  const out = new Map<string, Float64Array>();
+  targets.forEach((t, i) => {
+    const m = rounder.layerMatrix(t.weight.name);
+    if (!m) return;
+    const flat = new Float64Array(m.rows * m.cols);
+    for (let r = 0; r < m.rows; r++) {
+      for (let c = 0; c < m.cols; c++) flat[m.flat(r, c)] = m.depthwise ? m.h[r * m.cols * m.cols + c * m.cols + c] : m.h[c * m.cols + c];
+    }
+    rounder.release(t.weight.name);
+    const rows = toRows(Float32Array.from(flat), t.shape, layouts[i].transposedFrom);
+    out.set(t.weight.name, Float64Array.from(rows, (v) => v + 1e-12));
+  });
+  return out;
+}
+
+async function runPalettize(ctx: PassContext, o: PalettizePassOptions): Promise<PassOutcome<PalettizeReport>> {
+  const cfg: PaletteConfig = { ...DEFAULT_PALETTE, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)), bits: o.bits } as PaletteConfig;
+  validateConfig(cfg);
+  const minElements = o.minElements ?? 1024;
+  const weighting = o.weighting ?? (ctx.calibration ? 'sensitivity' : 'none');
+  if (weighting === 'sensitivity' && !ctx.calibration) throw new RecipeError('palettize: weighting sensitivity needs --calibration data (unlabelled samples are enough)');
+  const model = ctx.model;
+  const { targets: all, skipped } = findTargets(model.graph, parseRecipe({ minElements }));
+  skipped.push(...compressedWeights(model));
+  const targets: Target[] = [];
+  for (const t of all) {
+    const excluded = t.nodes.some((n) => o.exclude?.has(n.name ?? '') || o.exclude?.has(n.opType ?? ''));
+    if (excluded) skipped.push({ name: t.weight.name, opType: t.opType, shape: t.shape, reason: 'excluded (--exclude / recipe exclude)' });
+    else if ((t.weight.tensor.dataType ?? 0) !== DataType.FLOAT) skipped.push({ name: t.weight.name, opType: t.opType, shape: t.shape, reason: `palettize reads FLOAT weights, this one is ${dataTypeName(t.weight.tensor.dataType ?? 0)}` });
+    else if (t.axis < 0 && (cfg.groupSize > 0 || cfg.perChannelScale)) skipped.push({ name: t.weight.name, opType: t.opType, shape: t.shape, reason: 'shared by nodes with different output-channel axes: per-channel groups are undefined' });
+    else if (cfg.groupSize === 0 && t.shape.reduce((a, b) => a * b, 1) < 2 ** cfg.bits) skipped.push({ name: t.weight.name, opType: t.opType, shape: t.shape, reason: `smaller than its ${2 ** cfg.bits}-entry palette (a LUT of all its values would not shrink it)` });
+    else targets.push(t);
+  }
+  if (!targets.length && skipped.some((s) => s.reason.startsWith('already'))) {
+    const s = skipped.find((x) => x.reason.startsWith('already'))!;
+    throw new RecipeError(`palettize: no float weight to palettize; '${s.name}' (${s.opType}) is ${s.reason}`, { tensor: s.name });
+  }
+  const layouts = targets.map((t) => layoutOf(t, cfg));
+  const weights = weighting === 'sensitivity' && targets.length ? await sensitivities(ctx, targets, layouts) : new Map<string, Float64Array>();
+  const warnings: string[] = [];
+  const reports: PaletteTensorReport[] = [];
+  const tensors: TensorReport[] = [];
+  // Batches of ≤ 64 MiB of weights: one histogram and one assignment pass each.
+  const batches: number[][] = [];
+  let cur: number[] = [];
+  let bytes = 0;
+  targets.forEach((t, i) => {
+    const b = 4 * t.shape.reduce((x, y) => x * y, 1);
+    if (cur.length && bytes + b > 64 * 2 ** 20) { batches.push(cur); cur = []; bytes = 0; }
+    cur.push(i);
+    bytes += b;
+  });
+  if (cur.length) batches.push(cur);
+  let done = 0;
+  ctx.onProgress?.('palettizing', 0, targets.length);
+  for (const batch of batches) {
+    const inputs: PaletteInput[] = batch.map((i) => {
+      const t = targets[i];
+      const l = layouts[i];
+      const data = toRows(Float32Array.from(model.tensorFloat32(t.weight.tensor)), t.shape, l.transposedFrom);
+      return { name: t.weight.name, data, rows: l.rows, inner: l.inner, sensitivity: weights.get(t.weight.name) };
+    });
+    const results = await palettizeWeights(inputs, cfg, ctx.scheduler);
+    results.forEach((r, j) => {
+      const t = targets[batch[j]];
+      const l = layouts[batch[j]];
+      const before = 4 * r.indices.length;
+      if (before > FOLD_LIMIT_BYTES) warnings.push(`${t.weight.name}: decodes to ${(before / 2 ** 30).toFixed(2)} GiB, over ONNX Runtime's 1 GiB constant-folding cap (ORT >= 1.27): that chain would run at every inference`);
+      const enc = encodePalette(model, t.weight.name, r, cfg.bits, l);
+      reports.push({
+        name: t.weight.name, op: t.opType, shape: t.shape, bits: cfg.bits, mode: r.mode, groups: r.groups,
+        lastGroupChannels: l.transposedFrom === null ? 0 : r.lastGroupRows, lutSize: r.k, lutDtype: r.lutInt8 ? 'int8' : 'float32',
+        distinct: r.distinct, zeroCluster: r.zeroCluster, sqnrDb: r.sqnrDb, cosine: r.cosine, bytesBefore: before, bytesAfter: enc.bytes,
+      });
+      tensors.push({
+        name: t.weight.name, op: t.opType, nodes: t.nodes.map((n) => n.name ?? ''), shape: t.shape,
+        scheme: `palette ${cfg.bits}-bit ${r.mode}${r.groups > 1 ? `, ${r.groups} groups of ${r.rowsPerGroup} channels` : ', per tensor'}${r.lutInt8 ? ', int8 LUT' : ''}${r.channelScale ? ', per-channel scale' : ''}`,
+        encoding: 'palette', encodingReason: `${enc.decode} -> Gather(LUT): folded by ONNX Runtime at load`,
+        bytesBefore: before, bytesAfter: enc.bytes, mse: 0, sqnrDb: r.sqnrDb, maxAbsError: 0, cosine: r.cosine,
+      });
+      ctx.onProgress?.('palettizing', ++done, targets.length);
+    });
+  }
+  model.reindex();
+  return {
+    report: {
+      options: { ...cfg, minElements, weighting }, indexStorage: storedIndexBits(cfg.bits, model), tensors: reports,
+      bytesBefore: reports.reduce((s, r) => s + r.bytesBefore, 0), bytesAfter: reports.reduce((s, r) => s + r.bytesAfter, 0), warnings,
+    },
+    tensors,
+    skipped,
+    usedCalibration: weighting === 'sensitivity',
+  };
+}
+
+export const palettizePassDescriptor: PassDescriptor<PalettizePassOptions, PalettizeReport> = {
+  name: 'palettize',
+  rank: 20,
+  summary: 'weight sharing: each weight an index into a look-up table of 2^bits values (exact k-means), folded by ONNX Runtime at load',
+  calibrationUse: 'sensitivity-weighted k-means (diagonal of each layer\'s input Gram matrix)',
+  run: runPalettize,
+};
