@@ -8,6 +8,7 @@ import { distillLossKernel } from './distill-loss.ts';
 import { thresholdSearchKernel } from './threshold-search.ts';
 import { gramKernel } from './gram.ts';
 import { paletteKernel } from './palette.ts';
+import { sparsityKernel } from './sparsity.ts';
 import type { KernelDescriptor } from './kernel.ts';
 
 export const kernels = {
@@ -20,6 +21,7 @@ export const kernels = {
   threshold_search: thresholdSearchKernel,
   gram: gramKernel,
   palette: paletteKernel,
+  sparsity: sparsityKernel,
 } as const satisfies Record<string, KernelDescriptor<never, unknown>>;
 
 export type KernelName = keyof typeof kernels;

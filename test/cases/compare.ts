@@ -9,6 +9,7 @@ import type { DistillLossResult } from '../../src/kernels/distill-loss.ts';
 import type { KernelName } from '../../src/kernels/registry.ts';
 import type { GramResult } from '../../src/kernels/gram.ts';
 import type { PaletteResult } from '../../src/kernels/palette.ts';
+import type { SparsityResult } from '../../src/kernels/sparsity.ts';
 import type { ThresholdSearchResult } from '../../src/kernels/threshold-search.ts';
 
 /** Same bits (NaN payloads and -0 included). */
@@ -67,6 +68,7 @@ function compareGram(g: GramResult, w: GramResult): string | null {
 }
 
 export const comparators: Record<KernelName, Comparator> = {
+  sparsity: (g: SparsityResult, w: SparsityResult) => exactInts('keep', g.keep, w.keep),
   palette: (g: PaletteResult, w: PaletteResult) =>
     (w.counts ? exactInts('counts', g.counts ?? [], w.counts) : null) ?? (w.indices ? exactInts('indices', g.indices ?? [], w.indices) : null),
   gram: compareGram,

@@ -17,6 +17,7 @@ import type { KernelDescriptor } from '../../src/kernels/kernel.ts';
 import { gramKernel, GRAM_CHUNK, type GramJob } from '../../src/kernels/gram.ts';
 import { thresholdSearchKernel, type ThresholdSearchJob } from '../../src/kernels/threshold-search.ts';
 import type { KernelName } from '../../src/kernels/registry.ts';
+import { sparsityKernel, type SparsityJob } from '../../src/kernels/sparsity.ts';
 import { paletteKernel, paletteKey, type PaletteJob } from '../../src/kernels/palette.ts';
 import type { Scheduler } from '../../src/scheduler/scheduler.ts';
 
@@ -232,6 +233,19 @@ export function paletteCases(): NamedJob<PaletteJob>[] {
   return out;
 }
 
+export function sparsityCases(): NamedJob<SparsityJob>[] {
+  const out: NamedJob<SparsityJob>[] = [];
+  let seed = 1500;
+  for (const kind of ['random', 'zeros', 'constant', 'special', 'denormal', 'wide', 'ties'] as const) {
+    for (const n of [0, 1, 33, 1027, 70001]) out.push({ name: `threshold ${kind} n=${n}`, job: { kind: 'threshold', data: makeData(n, kind, seed++), threshold: kind === 'wide' ? 1 : 0.75 } });
+    // [outer, dim, inner]: contiguous groups (inner 1), strided groups (conv: inner = kh*kw), a partial last group.
+    for (const [outer, dim, inner, n, m] of [[16, 64, 1, 2, 4], [8, 16, 9, 2, 4], [5, 10, 3, 1, 4], [3, 7, 2, 4, 8], [1, 1, 1, 2, 4], [0, 4, 4, 2, 4], [9, 64, 1, 16, 32]] as const) {
+      out.push({ name: `nm ${kind} ${n}:${m} [${outer}, ${dim}, ${inner}]`, job: { kind: 'nm', data: makeData(outer * dim * inner, kind, seed++), outer, dim, inner, n, m } });
+    }
+  }
+  return out;
+}
+
 export function kernelSuites(): KernelSuite[] {
   return [
     { name: 'quantize', kernel: quantizeKernel, cases: quantizeCases() },
@@ -243,6 +257,7 @@ export function kernelSuites(): KernelSuite[] {
     { name: 'threshold_search', kernel: thresholdSearchKernel, cases: thresholdCases() },
     { name: 'gram', kernel: gramKernel, cases: gramCases() },
     { name: 'palette', kernel: paletteKernel, cases: paletteCases() },
+    { name: 'sparsity', kernel: sparsityKernel, cases: sparsityCases() },
   ] as KernelSuite[];
 }
 
