@@ -115,7 +115,7 @@ function schema(): protobuf.Root {
   return root;
 }
 
-export function messageType(name: 'ModelProto' | 'TensorProto' | 'NodeProto' | 'GraphProto' | 'AttributeProto' | 'ValueInfoProto'): protobuf.Type {
+export function messageType(name: 'ModelProto' | 'TensorProto' | 'NodeProto' | 'GraphProto' | 'AttributeProto' | 'ValueInfoProto' | 'SparseTensorProto'): protobuf.Type {
   return schema().lookupType(`onnx.${name}`);
 }
 

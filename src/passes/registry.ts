@@ -3,9 +3,11 @@ import { prunePassDescriptor } from './prune/pass.ts';
 import { quantizePassDescriptor } from './quantize/pass.ts';
 import { distillPassDescriptor } from './distill/pass.ts';
 import { palettizePassDescriptor } from './palettize/pass.ts';
+import { sparsifyPassDescriptor } from './sparsify/pass.ts';
 
 export const passes = {
   prune: prunePassDescriptor,
+  sparsify: sparsifyPassDescriptor,
   palettize: palettizePassDescriptor,
   quantize: quantizePassDescriptor,
   distill: distillPassDescriptor,

@@ -1,0 +1,190 @@
+/**
+ * The sparsify pass: magnitude pruning of individual weights — unstructured (per layer or one
+ * global threshold) or N:M along the input-channel axis (2:4 is what TensorRT's sparse tensor
+ * cores take as they are) — or, with calibration data, SparseGPT: masks chosen from each layer's
+ * input Gram matrix and the kept weights updated to compensate. Weights are stored dense (zeros)
+ * by default, or compact (encode.ts). Runs before palettize and quantize, which keep zeros zero.
+ */
+import { RecipeError } from '../../errors.ts';
+import { DataType, dataTypeName } from '../../onnx/dtypes.ts';
+import { replaceFloatWeight } from '../../onnx/model-edits.ts';
+import { numberAttr } from '../../onnx/attributes.ts';
+import { parseRecipe } from '../../recipe/recipe.ts';
+import { findTargets, type Target } from '../quantize/targets.ts';
+import type { TensorReport } from '../quantize/weight-only.ts';
+import type { PassContext, PassDescriptor, PassOutcome } from '../pass.ts';
+import { GptqRounder } from '../quantize/gptq.ts';
+import { layerFractions, magnitudeMasks, sparseGptLayer, type SparseWeight, type SparsitySpec } from './sparsify.ts';
+import { compactBytes, encodeBitmask, encodeSparseInitializer, type SparseFormat } from './encode.ts';
+import { MAX_M } from '../../kernels/sparsity.ts';
+
+export interface SparsifyPassOptions {
+  /** Unstructured: the fraction of weights set to zero (0.5 = half). */
+  sparsity?: number;
+  /** N:M: keep N of every M consecutive weights along the input-channel axis. */
+  nm?: { n: number; m: number };
+  /** Unstructured: one threshold per layer (default) or over all layers. */
+  scope?: 'layer' | 'global';
+  /** Default: sparsegpt with calibration data, magnitude without. */
+  method?: 'magnitude' | 'sparsegpt';
+  /** dense (default): zeros in the float tensor; compact: bitmask + values or sparse_initializer, whichever is smaller. */
+  format?: 'dense' | 'compact';
+  minElements?: number;
+  exclude?: Set<string>;
+}
+
+export interface SparseTensorReport {
+  name: string;
+  op: string;
+  shape: number[];
+  method: 'magnitude' | 'sparsegpt';
+  /** Why SparseGPT was not used for this layer, when it was asked for. */
+  fallback: string | null;
+  sparsity: number;
+  sqnrDb: number;
+  objectiveMagnitude: number | null;
+  objectiveSparseGpt: number | null;
+  format: SparseFormat;
+  bytesDense: number;
+  bytesBitmask: number;
+  bytesSparseInitializer: number;
+  bytesAfter: number;
+}
+
+export interface SparsifyReport {
+  options: { sparsity: number | null; nm: string | null; scope: 'layer' | 'global'; method: 'magnitude' | 'sparsegpt'; format: 'dense' | 'compact'; minElements: number };
+  tensors: SparseTensorReport[];
+  /** Zeros over all sparsified weights. */
+  sparsity: number;
+}
+
+/** The input-channel axis of a weight for its consumer (N:M groups run along it), or why there is none. */
+function inputAxis(t: Target): number | string {
+  const n = t.nodes[0];
+  const op = n.opType ?? '';
+  const rank = t.shape.length;
+  const axes = t.nodes.map((x) => {
+    if (x.opType === 'Conv') return numberAttr(x, 'group', 1) > 1 && t.shape[1] === 1 ? 'depthwise convolution: one input channel per filter' : 1;
+    if (x.opType === 'ConvTranspose') return 0;
+    if (x.opType === 'Gemm') return numberAttr(x, 'transB', 0) ? 1 : 0;
+    if (x.opType === 'MatMul') return rank - 2;
+    return `no input-channel axis for ${op}`;
+  });
+  if (axes.some((a) => a !== axes[0])) return 'shared by nodes with different input axes';
+  return axes[0];
+}
+
+function sqnr(x: Float32Array, h: Float32Array): number {
+  let e = 0;
+  let s = 0;
+  for (let i = 0; i < x.length; i++) {
+    e += (x[i] - h[i]) ** 2;
+    s += x[i] ** 2;
+  }
+  return e === 0 ? Infinity : 10 * Math.log10(s / e);
+}
+
+export function validateSparsify(o: SparsifyPassOptions): void {
+  if ((o.sparsity === undefined) === (o.nm === undefined)) throw new RecipeError('sparsify: give exactly one of sparsity (a fraction, e.g. 0.5) and nm (e.g. 2:4)');
+  if (o.sparsity !== undefined && !(o.sparsity >= 0 && o.sparsity < 1)) throw new RecipeError(`sparsify: sparsity ${o.sparsity} is not allowed (a fraction in [0, 1): 0.5 zeroes half the weights)`, { sparsity: o.sparsity });
+  if (o.nm && !(Number.isInteger(o.nm.n) && Number.isInteger(o.nm.m) && o.nm.m >= 2 && o.nm.m <= MAX_M && o.nm.n >= 1 && o.nm.n < o.nm.m)) {
+    throw new RecipeError(`sparsify: N:M ${o.nm.n}:${o.nm.m} is not allowed (integers with 1 <= N < M <= ${MAX_M}, e.g. 2:4)`, { nm: `${o.nm.n}:${o.nm.m}` });
+  }
+  if (o.nm && o.scope === 'global') throw new RecipeError('sparsify: scope global applies to unstructured sparsity; N:M is per group of M weights');
+}
+
+async function runSparsify(ctx: PassContext, o: SparsifyPassOptions): Promise<PassOutcome<SparsifyReport>> {
+  validateSparsify(o);
+  const method = o.method ?? (ctx.calibration ? 'sparsegpt' : 'magnitude');
+  if (method === 'sparsegpt' && !ctx.calibration) throw new RecipeError('sparsify: method sparsegpt needs --calibration data (unlabelled samples are enough); or use --sparse-method magnitude');
+  const minElements = o.minElements ?? 1024;
+  const scope = o.scope ?? 'layer';
+  const spec: SparsitySpec = { sparsity: o.sparsity, nm: o.nm, scope };
+  const model = ctx.model;
+  const { targets: all, skipped } = findTargets(model.graph, parseRecipe({ minElements }));
+  const targets: Target[] = [];
+  const axes: number[] = [];
+  for (const t of all) {
+    const skip = (reason: string) => skipped.push({ name: t.weight.name, opType: t.opType, shape: t.shape, reason });
+    if (t.nodes.some((n) => o.exclude?.has(n.name ?? '') || o.exclude?.has(n.opType ?? ''))) { skip('excluded (--exclude / recipe exclude)'); continue; }
+    if ((t.weight.tensor.dataType ?? 0) !== DataType.FLOAT) { skip(`sparsify reads FLOAT weights, this one is ${dataTypeName(t.weight.tensor.dataType ?? 0)}`); continue; }
+    const a = inputAxis(t);
+    if (typeof a === 'string' && o.nm) { skip(`N:M: ${a}`); continue; }
+    targets.push(t);
+    axes.push(typeof a === 'number' ? a : 0);
+  }
+  const weights: SparseWeight[] = targets.map((t, i) => ({ name: t.weight.name, data: Float32Array.from(model.tensorFloat32(t.weight.tensor)), shape: t.shape, inputAxis: axes[i] }));
+  ctx.onProgress?.('sparsifying: masks', 0, 1);
+  const masks = await magnitudeMasks(weights, spec, ctx.scheduler);
+  ctx.onProgress?.('sparsifying: masks', 1, 1);
+  const fractions = layerFractions(weights, spec);
+  interface Outcome { data: Float32Array; keep: Uint8Array; fallback: string | null; objectiveMagnitude: number | null; objectiveSparseGpt: number | null; method: 'magnitude' | 'sparsegpt' }
+  const results: Outcome[] = weights.map((w, i) => ({ data: Float32Array.from(w.data, (x, j) => (masks[i][j] ? x : 0)), keep: masks[i], fallback: null, objectiveMagnitude: null, objectiveSparseGpt: null, method: 'magnitude' }));
+  if (method === 'sparsegpt' && weights.length) {
+    const rounder = await GptqRounder.collect(model, weights.map((w) => w.name), { calibration: ctx.calibration!, scheduler: ctx.scheduler, onProgress: ctx.onProgress });
+    weights.forEach((w, i) => {
+      const m = rounder.layerMatrix(w.name);
+      if (!m || m.depthwise) {
+        results[i].fallback = m ? 'depthwise convolution (magnitude)' : 'no 2-D input view for this layer (magnitude)';
+        return;
+      }
+      const t = targets[i];
+      const positions = t.opType === 'Conv' ? t.shape.slice(2).reduce((a, b) => a * b, 1) : 1;
+      const r = sparseGptLayer(w, m, spec, fractions[i], masks[i], positions);
+      results[i] = { ...r, fallback: null, method: 'sparsegpt' };
+      rounder.release(w.name);
+      ctx.onProgress?.('sparsifying: SparseGPT', i + 1, weights.length);
+    });
+  }
+  const tensors: TensorReport[] = [];
+  const reports: SparseTensorReport[] = [];
+  let zeros = 0;
+  let total = 0;
+  weights.forEach((w, i) => {
+    const r = results[i];
+    let nnz = 0;
+    for (const k of r.keep) nnz += k;
+    zeros += w.data.length - nnz;
+    total += w.data.length;
+    const sizes = compactBytes(w.data.length, nnz);
+    const dense = 4 * w.data.length;
+    let format: SparseFormat = 'dense';
+    let after = dense;
+    if (o.format === 'compact') {
+      format = sizes.sparse_initializer < sizes.bitmask ? 'sparse_initializer' : 'bitmask';
+      after = format === 'bitmask' ? encodeBitmask(model, w.name, w.shape, r.data, r.keep) : encodeSparseInitializer(model, w.name, w.shape, r.data, r.keep);
+    } else {
+      replaceFloatWeight(model, w.name, w.shape, r.data);
+    }
+    const q = sqnr(w.data, r.data);
+    reports.push({
+      name: w.name, op: targets[i].opType, shape: w.shape, method: r.method, fallback: r.fallback, sparsity: 1 - nnz / w.data.length, sqnrDb: q,
+      objectiveMagnitude: r.objectiveMagnitude, objectiveSparseGpt: r.objectiveSparseGpt, format,
+      bytesDense: dense, bytesBitmask: sizes.bitmask, bytesSparseInitializer: sizes.sparse_initializer, bytesAfter: after,
+    });
+    tensors.push({
+      name: w.name, op: targets[i].opType, nodes: targets[i].nodes.map((n) => n.name ?? ''), shape: w.shape,
+      scheme: `${o.nm ? `${o.nm.n}:${o.nm.m}` : `${((1 - nnz / w.data.length) * 100).toFixed(1)} % unstructured`} sparse, ${r.method}`,
+      encoding: 'sparse', encodingReason: format === 'dense' ? 'dense zeros (any runtime)' : format === 'bitmask' ? 'keep-bits + values, decoded by a chain ONNX Runtime folds at load' : 'ONNX sparse_initializer, densified by ONNX Runtime at load',
+      bytesBefore: dense, bytesAfter: after, mse: 0, sqnrDb: q, maxAbsError: 0, cosine: 0,
+    });
+  });
+  model.reindex();
+  return {
+    report: {
+      options: { sparsity: o.sparsity ?? null, nm: o.nm ? `${o.nm.n}:${o.nm.m}` : null, scope, method, format: o.format ?? 'dense', minElements },
+      tensors: reports, sparsity: total ? zeros / total : 0,
+    },
+    tensors,
+    skipped,
+    usedCalibration: method === 'sparsegpt',
+  };
+}
+
+export const sparsifyPassDescriptor: PassDescriptor<SparsifyPassOptions, SparsifyReport> = {
+  name: 'sparsify',
+  rank: 10,
+  summary: 'sparsity: individual weights set to zero (unstructured or N:M), magnitude or SparseGPT',
+  calibrationUse: 'SparseGPT: each layer\'s input Gram matrix chooses the mask and updates the kept weights',
+  run: runSparsify,
+};

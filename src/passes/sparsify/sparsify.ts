@@ -1,0 +1,132 @@
+/**
+ * Sparsity numerics: which weights to zero and what the kept ones become.
+ *
+ * magnitude: keep-masks from the sparsity kernel — |w| above a threshold chosen from the sorted
+ *   magnitudes (per layer, or one threshold over all layers), or N:M along the input-channel axis.
+ * sparsegpt: the masks chosen inside SparseGPT's column sweep from each layer's input Gram matrix,
+ *   the kept weights updated to compensate (linalg/sparsegpt.ts); global scope gives each layer the
+ *   sparsity the global magnitude threshold would.
+ */
+import { InvalidArgumentError } from '../../errors.ts';
+import type { Scheduler } from '../../scheduler/scheduler.ts';
+import { sparsityKernel, type SparsityJob } from '../../kernels/sparsity.ts';
+import { sparsegpt } from '../../linalg/sparsegpt.ts';
+import { layerObjective } from '../../linalg/gptq.ts';
+
+export interface SparseWeight {
+  name: string;
+  data: Float32Array;
+  shape: number[];
+  /** The input-channel axis (N:M groups run along it). */
+  inputAxis: number;
+}
+
+export interface SparsitySpec {
+  /** Unstructured: fraction pruned. */
+  sparsity?: number;
+  nm?: { n: number; m: number };
+  scope: 'layer' | 'global';
+}
+
+export function view(shape: readonly number[], axis: number): { outer: number; dim: number; inner: number } {
+  const outer = shape.slice(0, axis).reduce((a, b) => a * b, 1);
+  const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  return { outer, dim: shape[axis], inner };
+}
+
+/** The magnitude below or at which `fraction` of the values fall (a kept weight is strictly above it). */
+function thresholdOf(mags: Float32Array, fraction: number): number {
+  const k = Math.round(fraction * mags.length);
+  if (k <= 0) return -1;
+  const sorted = Float32Array.from(mags).sort();
+  return sorted[Math.min(k, sorted.length) - 1];
+}
+
+function magnitudes(data: Float32Array): Float32Array {
+  return Float32Array.from(data, Math.abs);
+}
+
+/** Per-layer fractions: the spec's, or those one global magnitude threshold gives. */
+export function layerFractions(weights: readonly SparseWeight[], spec: SparsitySpec): number[] {
+  if (spec.sparsity === undefined || spec.scope === 'layer') return weights.map(() => spec.sparsity ?? 0);
+  const total = weights.reduce((s, w) => s + w.data.length, 0);
+  const all = new Float32Array(total);
+  let at = 0;
+  for (const w of weights) {
+    all.set(magnitudes(w.data), at);
+    at += w.data.length;
+  }
+  const t = thresholdOf(all, spec.sparsity);
+  return weights.map((w) => {
+    let pruned = 0;
+    for (const x of w.data) if (Math.abs(x) <= t) pruned++;
+    return w.data.length ? pruned / w.data.length : 0;
+  });
+}
+
+/** Magnitude keep-masks for every weight, one pass on the scheduler. */
+export async function magnitudeMasks(weights: readonly SparseWeight[], spec: SparsitySpec, scheduler: Scheduler): Promise<Uint8Array[]> {
+  const fractions = spec.nm ? [] : layerFractions(weights, spec);
+  const jobs: SparsityJob[] = weights.map((w, i) => {
+    if (spec.nm) return { kind: 'nm', data: w.data, ...view(w.shape, w.inputAxis), n: spec.nm.n, m: spec.nm.m };
+    const t = thresholdOf(magnitudes(w.data), fractions[i]);
+    return { kind: 'threshold', data: w.data, threshold: Math.max(0, t), ...(t < 0 ? { keepAll: true } : {}) } as SparsityJob;
+  });
+  const results = await scheduler.run(sparsityKernel, jobs);
+  return results.map((r, i) => ((jobs[i] as { keepAll?: boolean }).keepAll ? new Uint8Array(r.keep.length).fill(1) : r.keep));
+}
+
+export interface LayerMatrix {
+  h: Float64Array;
+  rows: number;
+  cols: number;
+  flat: (r: number, c: number) => number;
+}
+
+export interface SparseGptOutcome {
+  data: Float32Array;
+  keep: Uint8Array;
+  /** Layer objective ‖(W − Ŵ)X‖² with the magnitude mask (no update) and with SparseGPT. */
+  objectiveMagnitude: number;
+  objectiveSparseGpt: number;
+}
+
+/**
+ * SparseGPT on one layer. N:M groups: `groupCols` lists the input columns of the layer in the order
+ * the groups run (for a convolution, input channels at a fixed kernel position), `m` columns each.
+ */
+export function sparseGptLayer(w: SparseWeight, m: LayerMatrix, spec: SparsitySpec, fraction: number, magnitudeKeep: Uint8Array, convPositions: number): SparseGptOutcome {
+  const W = new Float64Array(m.rows * m.cols);
+  for (let r = 0; r < m.rows; r++) for (let c = 0; c < m.cols; c++) W[r * m.cols + c] = w.data[m.flat(r, c)];
+  let order: number[] | undefined;
+  let nm: { n: number; groups: number[][] } | undefined;
+  if (spec.nm) {
+    // Columns are (input channel, kernel position) for convolutions: walk channels at each position.
+    const channels = m.cols / convPositions;
+    if (!Number.isInteger(channels)) throw new InvalidArgumentError(`sparsegpt: ${w.name}: ${m.cols} columns are not channels x ${convPositions} positions`);
+    order = [];
+    const groups: number[][] = [];
+    for (let p = 0; p < convPositions; p++) {
+      for (let c0 = 0; c0 < channels; c0 += spec.nm.m) {
+        const g: number[] = [];
+        for (let c = c0; c < Math.min(channels, c0 + spec.nm.m); c++) g.push(c * convPositions + p);
+        groups.push(g);
+        order.push(...g);
+      }
+    }
+    nm = { n: spec.nm.n, groups };
+  }
+  const res = sparsegpt({ w: W, rows: m.rows, cols: m.cols, h: m.h, ...(nm ? { nm, order } : { sparsity: fraction }) });
+  const data = new Float32Array(w.data.length);
+  const keep = new Uint8Array(w.data.length);
+  const mag = new Float64Array(m.rows * m.cols);
+  for (let r = 0; r < m.rows; r++) {
+    for (let c = 0; c < m.cols; c++) {
+      const f = m.flat(r, c);
+      data[f] = res.w[r * m.cols + c];
+      keep[f] = res.keep[r * m.cols + c];
+      mag[r * m.cols + c] = magnitudeKeep[f] ? w.data[f] : 0;
+    }
+  }
+  return { data, keep, objectiveMagnitude: layerObjective(W, mag, m.h, m.rows, m.cols), objectiveSparseGpt: layerObjective(W, res.w, m.h, m.rows, m.cols) };
+}

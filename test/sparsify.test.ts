@@ -1,0 +1,235 @@
+// Sparsity: SparseGPT against magnitude pruning on generated layers (layer objective), the masks'
+// semantics (threshold order, N:M along the input-channel axis), the compact storage forms that
+// ONNX Runtime folds or densifies at load (outputs equal the dense model's), zeros that stay zero
+// through quantize and palettize, and the pass on a trained model with real data.
+import { mkdtempSync, rmSync, writeFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { afterAll, describe, expect, it } from 'vitest';
+import { compressModel } from '../src/pipeline/compress.ts';
+import { Scheduler } from '../src/scheduler/scheduler.ts';
+import { OnnxModel } from '../src/onnx/model.ts';
+import { GraphBuilder } from '../src/onnx/builder.ts';
+import { encodeModel, type ModelMsg } from '../src/onnx/proto.ts';
+import { seededRandom } from '../src/random.ts';
+import { sparsegpt } from '../src/linalg/sparsegpt.ts';
+import { layerObjective } from '../src/linalg/gptq.ts';
+import { gramKernel } from '../src/kernels/gram.ts';
+import { sparsityKernel } from '../src/kernels/sparsity.ts';
+import { parseRecipe } from '../src/recipe/recipe.ts';
+import { evaluateModels } from '../src/eval/evaluate.ts';
+import type { SparsifyReport } from '../src/passes/sparsify/pass.ts';
+import type { PassSpec } from '../src/passes/registry.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'modelpress-sparse-'));
+const cpu = await Scheduler.create({ backend: 'cpu' });
+afterAll(() => {
+  cpu.dispose();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function gaussian(n: number, seed: number, sd = 1): Float32Array {
+  const r = seededRandom(seed);
+  return Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r()) * sd);
+}
+
+/** A layer with correlated, ReLU-like inputs: H = XᵀX. */
+function layer(rows: number, cols: number, samples: number, seed: number) {
+  const r = seededRandom(seed);
+  const n = () => r() * 2 - 1;
+  const w = Float64Array.from({ length: rows * cols }, n);
+  const m = Float32Array.from({ length: cols * cols }, n);
+  const z = Float32Array.from({ length: samples * cols }, n);
+  const x = new Float32Array(samples * cols);
+  for (let s = 0; s < samples; s++) for (let j = 0; j < cols; j++) {
+    let v = 0;
+    for (let k = 0; k < cols; k++) v += z[s * cols + k] * m[k * cols + j];
+    x[s * cols + j] = Math.max(0, v);
+  }
+  return { w, h: gramKernel.cpu({ a: x, rows: samples, fa: cols }).gram };
+}
+
+describe('SparseGPT', () => {
+  it('unstructured 50 %: the mask has the asked sparsity and a lower layer objective than magnitude pruning', () => {
+    for (const seed of [1, 2, 3]) {
+      const { w, h } = layer(24, 40, 400, seed);
+      const res = sparsegpt({ w, rows: 24, cols: 40, h, sparsity: 0.5 });
+      const zeros = res.w.filter((x) => x === 0).length;
+      expect(zeros).toBe(24 * 40 / 2);
+      const sorted = Array.from(w, Math.abs).sort((a, b) => a - b);
+      const t = sorted[w.length / 2 - 1];
+      const magnitude = Float64Array.from(w, (x) => (Math.abs(x) > t ? x : 0));
+      expect(layerObjective(w, res.w, h, 24, 40)).toBeLessThan(0.8 * layerObjective(w, magnitude, h, 24, 40));
+    }
+  });
+
+  it('2:4 in a given column order: every group of every row keeps exactly 2 weights', () => {
+    const { w, h } = layer(8, 24, 300, 4);
+    // Groups of 4 columns taken with stride 3 (a convolution's channels at one kernel position).
+    const order: number[] = [];
+    const groups: number[][] = [];
+    for (let p = 0; p < 3; p++) for (let c0 = 0; c0 < 8; c0 += 4) {
+      const g = [0, 1, 2, 3].map((j) => (c0 + j) * 3 + p);
+      groups.push(g);
+      order.push(...g);
+    }
+    const res = sparsegpt({ w, rows: 8, cols: 24, h, nm: { n: 2, groups }, order });
+    for (let r = 0; r < 8; r++) for (const g of groups) expect(g.filter((c) => res.w[r * 24 + c] !== 0).length).toBe(2);
+  });
+});
+
+describe('sparsity masks (CPU reference semantics)', () => {
+  it('threshold keeps exactly the magnitudes above it; N:M keeps the N largest of each group along the axis', () => {
+    const data = gaussian(8 * 8 * 9, 5);
+    const { keep } = sparsityKernel.cpu({ kind: 'threshold', data, threshold: 0.5 });
+    data.forEach((x, i) => expect(keep[i]).toBe(Math.abs(x) > 0.5 ? 1 : 0));
+    const nm = sparsityKernel.cpu({ kind: 'nm', data, outer: 8, dim: 8, inner: 9, n: 2, m: 4 }).keep;
+    for (let o = 0; o < 8; o++) for (let b = 0; b < 2; b++) for (let i = 0; i < 9; i++) {
+      const idx = [0, 1, 2, 3].map((j) => (o * 8 + b * 4 + j) * 9 + i);
+      const kept = idx.filter((q) => nm[q]);
+      expect(kept.length).toBe(2);
+      const minKept = Math.min(...kept.map((q) => Math.abs(data[q])));
+      for (const q of idx) if (!nm[q]) expect(Math.abs(data[q])).toBeLessThanOrEqual(minKept);
+    }
+  });
+});
+
+/** x -> Conv(W[8,8,3,3]) -> Reshape -> MatMul(W[288,40]) -> Gemm(W[12,40], transB) -> y. */
+function testModel(): ModelMsg {
+  const b = new GraphBuilder('sp');
+  const x = b.input('x', [2, 8, 6, 6]);
+  const c = b.op('Conv', [x, b.init('conv.weight', [8, 8, 3, 3], gaussian(576, 11, 0.3))], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }, 'conv');
+  const p = b.op('MaxPool', [c], { kernel_shape: [2, 2], strides: [2, 2] });
+  const flat = b.op('Reshape', [p, b.int64s('shape', [2, 72])]);
+  const h = b.op('MatMul', [flat, b.init('proj.weight', [72, 40], gaussian(72 * 40, 12, 0.1))], {}, 'proj');
+  b.node('Gemm', [h, b.init('gemm.weight', [12, 40], gaussian(12 * 40, 13, 0.2))], { transB: 1 }, { outputs: ['y'], name: 'gemm' });
+  b.output('y', [2, 12]);
+  return b.build(13);
+}
+
+const input = { x: new ort.Tensor('float32', gaussian(2 * 8 * 36, 15), [2, 8, 6, 6]) };
+async function run(path: string, level: 'disabled' | 'all' = 'all'): Promise<Float32Array> {
+  const s = await ort.InferenceSession.create(path, { graphOptimizationLevel: level, intraOpNumThreads: 1 });
+  const y = (await s.run(input)).y.data as Float32Array;
+  await s.release();
+  return y;
+}
+
+/** The weights ONNX Runtime holds after folding decode chains at load. */
+async function foldedWeights(path: string): Promise<OnnxModel> {
+  const opt = `${path}.opt.onnx`;
+  const s = await ort.InferenceSession.create(path, { optimizedModelFilePath: opt, graphOptimizationLevel: 'basic' });
+  await s.release();
+  return OnnxModel.read(opt);
+}
+
+const src = join(dir, 'model.onnx');
+writeFileSync(src, encodeModel(testModel()));
+const sparsify = (options: Record<string, unknown>): PassSpec => ({ pass: 'sparsify', options: { minElements: 0, ...options } as never });
+
+describe('the sparsify pass', () => {
+  it('magnitude, per layer: each layer at the asked sparsity, kept weights untouched and all larger than the pruned', async () => {
+    const out = join(dir, 'mag.onnx');
+    const r = await compressModel(src, out, { passes: [sparsify({ sparsity: 0.5 })], scheduler: cpu, force: true });
+    const rep = r.passes[0].report as SparsifyReport;
+    const [a, b] = [OnnxModel.read(src), OnnxModel.read(out)];
+    for (const t of rep.tensors) {
+      expect(t.sparsity).toBeCloseTo(0.5, 2);
+      const x = a.tensorFloat32(a.graph.weights.get(t.name)!.tensor);
+      const y = b.tensorFloat32(b.graph.weights.get(t.name)!.tensor);
+      let maxPruned = 0;
+      let minKept = Infinity;
+      x.forEach((v, i) => (y[i] === 0 ? (maxPruned = Math.max(maxPruned, Math.abs(v))) : (expect(y[i]).toBe(v), (minKept = Math.min(minKept, Math.abs(v))))));
+      expect(maxPruned).toBeLessThanOrEqual(minKept);
+    }
+  });
+
+  it('global scope: one threshold over every layer (layers get different sparsities)', async () => {
+    const r = await compressModel(src, join(dir, 'glob.onnx'), { passes: [sparsify({ sparsity: 0.5, scope: 'global' })], scheduler: cpu, force: true });
+    const rep = r.passes[0].report as SparsifyReport;
+    expect(rep.sparsity).toBeCloseTo(0.5, 2);
+    const by = Object.fromEntries(rep.tensors.map((t) => [t.name, t.sparsity]));
+    expect(by['proj.weight']).toBeGreaterThan(0.55); // the smallest weights (sd 0.1) lose most
+    expect(by['conv.weight']).toBeLessThan(0.45);
+  });
+
+  it('2:4 along the input-channel axis: conv groups run over input channels at each kernel position', async () => {
+    const out = join(dir, 'nm.onnx');
+    await compressModel(src, out, { passes: [sparsify({ nm: { n: 2, m: 4 } })], scheduler: cpu, force: true });
+    const m = OnnxModel.read(out);
+    const conv = m.tensorFloat32(m.graph.weights.get('conv.weight')!.tensor);
+    for (let o = 0; o < 8; o++) for (let c0 = 0; c0 < 8; c0 += 4) for (let p = 0; p < 9; p++) {
+      expect([0, 1, 2, 3].filter((j) => conv[(o * 8 + c0 + j) * 9 + p] !== 0).length).toBe(2);
+    }
+    const proj = m.tensorFloat32(m.graph.weights.get('proj.weight')!.tensor); // MatMul [K, N]: groups along K
+    for (let k0 = 0; k0 < 72; k0 += 4) for (let n = 0; n < 40; n++) expect([0, 1, 2, 3].filter((j) => proj[(k0 + j) * 40 + n] !== 0).length).toBe(2);
+  });
+
+  it('compact storage (bitmask + values; sparse_initializer at low density) computes what dense zeros compute and is smaller', async () => {
+    for (const sparsity of [0.5, 0.99]) {
+      const dense = join(dir, `dense-${sparsity}.onnx`);
+      const compact = join(dir, `compact-${sparsity}.onnx`);
+      await compressModel(src, dense, { passes: [sparsify({ sparsity })], scheduler: cpu, force: true });
+      const r = await compressModel(src, compact, { passes: [sparsify({ sparsity, format: 'compact' })], scheduler: cpu, force: true });
+      const rep = r.passes[0].report as SparsifyReport;
+      expect(new Set(rep.tensors.map((t) => t.format))).toEqual(new Set([sparsity === 0.5 ? 'bitmask' : 'sparse_initializer']));
+      // Stored weight bytes: bitmask n/8 + 4 (nnz + 1) ~ 53 % of dense at 50 %; 12 nnz at 1 %.
+      const stored = rep.tensors.reduce((a, t) => a + t.bytesAfter, 0) / rep.tensors.reduce((a, t) => a + t.bytesDense, 0);
+      expect(stored).toBeLessThan(sparsity === 0.5 ? 0.56 : 0.04);
+      expect(statSync(compact).size).toBeLessThan(statSync(dense).size);
+      for (const level of ['disabled', 'all'] as const) expect(Array.from(await run(compact, level))).toEqual(Array.from(await run(dense, level)));
+      if (sparsity === 0.5) expect((await foldedWeights(compact)).msg.graph!.node.map((n) => n.opType).sort()).toEqual(['Conv', 'Gemm', 'MatMul', 'MaxPool', 'Reshape']);
+    }
+  });
+
+  it('sparsify then quantize (int8, int4) or palettize keeps every zero exactly zero', async () => {
+    const cases: Array<[string, PassSpec]> = [
+      ['int8', { pass: 'quantize', options: { mode: 'weight-only', recipe: parseRecipe({ minElements: 0 }) } }],
+      ['int4 asymmetric', { pass: 'quantize', options: { mode: 'weight-only', recipe: parseRecipe({ minElements: 0, weights: 'uint4', symmetric: false, granularity: 'channel' }) } }],
+      ['palettize 4-bit', { pass: 'palettize', options: { bits: 4, minElements: 0 } }],
+      ['palettize 2-bit grouped', { pass: 'palettize', options: { bits: 2, groupSize: 4, minElements: 0 } }],
+    ];
+    const sparse = OnnxModel.read((await compressModel(src, join(dir, 'base.onnx'), { passes: [sparsify({ sparsity: 0.3 })], scheduler: cpu, force: true }), join(dir, 'base.onnx')));
+    for (const [label, second] of cases) {
+      const out = join(dir, `then-${label.replace(/\W+/g, '-')}.onnx`);
+      await compressModel(src, out, { passes: [sparsify({ sparsity: 0.3 }), second], scheduler: cpu, force: true });
+      const folded = await foldedWeights(out);
+      for (const name of ['conv.weight', 'proj.weight', 'gemm.weight']) {
+        const before = sparse.tensorFloat32(sparse.graph.weights.get(name)!.tensor);
+        const after = folded.tensorFloat32(folded.graph.weights.get(name)!.tensor);
+        before.forEach((v, i) => { if (v === 0) expect(after[i], `${label} ${name}[${i}]`).toBe(0); });
+      }
+    }
+  });
+
+  it('bad options: sparsity outside [0, 1), N:M outside 1 <= N < M <= 32, global N:M, SparseGPT without data', async () => {
+    const go = (o: Record<string, unknown>) => compressModel(src, join(dir, 'bad.onnx'), { passes: [sparsify(o)], scheduler: cpu, force: true });
+    await expect(go({ sparsity: 1.2 })).rejects.toThrow('sparsify: sparsity 1.2 is not allowed (a fraction in [0, 1): 0.5 zeroes half the weights)');
+    await expect(go({ nm: { n: 4, m: 4 } })).rejects.toThrow('sparsify: N:M 4:4 is not allowed (integers with 1 <= N < M <= 32, e.g. 2:4)');
+    await expect(go({ nm: { n: 2, m: 4 }, scope: 'global' })).rejects.toThrow('scope global applies to unstructured sparsity');
+    await expect(go({ sparsity: 0.5, nm: { n: 2, m: 4 } })).rejects.toThrow('give exactly one of sparsity');
+    await expect(go({ sparsity: 0.5, method: 'sparsegpt' })).rejects.toThrow('method sparsegpt needs --calibration data');
+  });
+});
+
+describe('SparseGPT on a trained model (Fashion-MNIST CNN, real test images)', () => {
+  it('50 % unstructured: SparseGPT loses less accuracy than magnitude pruning and every layer objective is lower', async () => {
+    const MODEL = 'test/assets/fashion-cnn.onnx';
+    const acc: Record<string, number> = {};
+    for (const method of ['magnitude', 'sparsegpt'] as const) {
+      const out = join(dir, `fashion-${method}.onnx`);
+      const r = await compressModel(MODEL, out, {
+        passes: [sparsify({ sparsity: 0.5, method, minElements: 1024 })], scheduler: cpu, force: true,
+        calibration: method === 'sparsegpt' ? { data: 'test/assets/fashion-mnist/train-images-idx3-ubyte.gz', samples: 128, seed: 1 } : undefined,
+      });
+      const e = await evaluateModels(out, MODEL, { data: 'test/assets/fashion-mnist', latencyRuns: 0 });
+      acc[method] = e.accuracy!.model;
+      acc.float = e.accuracy!.baseline;
+      if (method === 'sparsegpt') for (const t of (r.passes[0].report as SparsifyReport).tensors) if (t.objectiveSparseGpt !== null) expect(t.objectiveSparseGpt).toBeLessThan(t.objectiveMagnitude!);
+    }
+    console.log(`Fashion CNN 50 % sparse top-1: float ${acc.float}, magnitude ${acc.magnitude}, sparsegpt ${acc.sparsegpt}`);
+    expect(acc.sparsegpt).toBeGreaterThan(acc.magnitude);
+    expect(acc.float - acc.sparsegpt).toBeLessThan(1);
+  });
+});
