@@ -6,7 +6,7 @@
  *    static W8A8; with `--prune` it feeds recovery, and static W8A8 needs `--activations int8|uint8`.
  */
 import { RecipeError } from '../errors.ts';
-import type { RecipeInput, PruneRecipe, QuantizeRecipe, DistillRecipe } from '../recipe/recipe.ts';
+import type { RecipeInput, PruneRecipe, QuantizeRecipe, DistillRecipe, PalettizeRecipe, SparsifyRecipe } from '../recipe/recipe.ts';
 import type { PassSpec } from '../passes/registry.ts';
 import type { CalibrationSource } from '../passes/pass.ts';
 import type { OnnxModel } from '../onnx/model.ts';
@@ -46,9 +46,29 @@ export interface CompressFlags extends CalibrationFlags {
   kdTemperature?: string;
   kdAlpha?: string;
   kdLr?: string;
+  palettize?: string;
+  palettizeMode?: 'kmeans' | 'uniform' | 'unique';
+  groupSize?: string;
+  perChannelScale?: boolean;
+  lutDtype?: 'float32' | 'int8';
+  palettizeWeighting?: 'sensitivity' | 'none';
+  sparsity?: string;
+  nm?: string;
+  sparseScope?: 'layer' | 'global';
+  sparseMethod?: 'magnitude' | 'sparsegpt';
+  sparseFormat?: 'dense' | 'compact';
+}
+
+/** "2:4" -> { n: 2, m: 4 }. */
+export function parseNm(value: string, flag: string): { n: number; m: number } {
+  const m = /^(\d+):(\d+)$/.exec(value.trim());
+  if (!m) throw new RecipeError(`${flag} ${value}: give N:M, e.g. 2:4 (keep 2 of every 4 weights)`);
+  return { n: Number(m[1]), m: Number(m[2]) };
 }
 
 const PRUNE_RECOVERY = ['none', 'bn', 'lsq'] as const;
+/** The order passes run in (passes/registry.ts ranks): pruning, sparsity, weight sharing, quantization, distillation. */
+const PASS_ORDER = ['prune', 'sparsify', 'palettize', 'quantize', 'distill'] as const;
 const RECOVER_METHODS = [...PRUNE_RECOVERY, 'bias', 'kd'] as const;
 
 /** `--recover lsq,bias`: the prune pass's recovery (if named) and whether bias correction was asked for. */
@@ -125,11 +145,15 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
   const filePrune: PruneRecipe | undefined = fileEntries?.find((e): e is { prune: PruneRecipe } => 'prune' in e)?.prune;
   const fileQuantize: QuantizeRecipe | undefined = fileEntries ? fileEntries.find((e): e is { quantize: QuantizeRecipe } => 'quantize' in e)?.quantize : (file ?? undefined);
   const fileDistill: DistillRecipe | undefined = fileEntries?.find((e): e is { distill: DistillRecipe } => 'distill' in e)?.distill;
+  const filePalettize: PalettizeRecipe | undefined = fileEntries?.find((e): e is { palettize: PalettizeRecipe } => 'palettize' in e)?.palettize;
+  const fileSparsify: SparsifyRecipe | undefined = fileEntries?.find((e): e is { sparsify: SparsifyRecipe } => 'sparsify' in e)?.sparsify;
   if (fileEntries) {
     const order = fileEntries.map((e) => Object.keys(e)[0]);
     if (order.length > new Set(order).size) throw new RecipeError(`${o.recipe}: each pass may appear once (got ${order.join(', ')})`);
-    if (order.indexOf('quantize') >= 0 && order.indexOf('prune') > order.indexOf('quantize')) throw new RecipeError(`${o.recipe}: quantize cannot run before prune: order the passes prune, quantize`);
-    if (order.indexOf('distill') >= 0 && order.slice(order.indexOf('distill') + 1).length) throw new RecipeError(`${o.recipe}: distill runs last (it fits the head of the pruned and quantized model): order the passes prune, quantize, distill`);
+    const rank = (p: string) => PASS_ORDER.indexOf(p as (typeof PASS_ORDER)[number]);
+    for (let i = 1; i < order.length; i++) {
+      if (rank(order[i - 1]) > rank(order[i])) throw new RecipeError(`${o.recipe}: ${order[i]} cannot run after ${order[i - 1]}: order the passes ${PASS_ORDER.filter((p) => order.includes(p)).join(', ')}`);
+    }
   }
 
   // Prune: flags override the file's options.
@@ -160,9 +184,63 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
     };
   }
 
+  // Sparsify and palettize: flags override the file's options.
+  const sparseFlagsGiven = o.sparsity !== undefined || o.nm !== undefined;
+  for (const [flag, v] of [['--sparse-scope', o.sparseScope], ['--sparse-method', o.sparseMethod], ['--sparse-format', o.sparseFormat]] as const) {
+    if (v !== undefined && !sparseFlagsGiven && !fileSparsify) throw new RecipeError(`${flag} applies to sparsity: add --sparsity <fraction> or --nm N:M`);
+  }
+  let sparsify: PassSpec | null = null;
+  if (sparseFlagsGiven || fileSparsify) {
+    const sparsity = num(o.sparsity, '--sparsity') ?? (o.nm === undefined ? fileSparsify?.sparsity : undefined);
+    const nmText = o.nm ?? (o.sparsity === undefined ? fileSparsify?.nm : undefined);
+    const exclusions = [...(fileSparsify?.exclude ?? []), ...(o.exclude ?? [])];
+    sparsify = {
+      pass: 'sparsify',
+      options: {
+        sparsity, nm: nmText !== undefined ? parseNm(nmText, o.nm !== undefined ? '--nm' : `${o.recipe}: nm`) : undefined,
+        scope: o.sparseScope ?? fileSparsify?.scope,
+        method: o.sparseMethod ?? fileSparsify?.method,
+        format: o.sparseFormat ?? fileSparsify?.format,
+        minElements: int(o.minElements, '--min-elements') ?? fileSparsify?.minElements,
+        exclude: new Set(exclusions.length ? resolveExclusions(readModel(), exclusions, '--exclude').covered : []),
+      },
+    };
+  }
+  const paletteFlagsGiven = o.palettize !== undefined;
+  for (const [flag, v] of [['--palettize-mode', o.palettizeMode], ['--group-size', o.groupSize], ['--per-channel-scale', o.perChannelScale], ['--lut-dtype', o.lutDtype], ['--palettize-weighting', o.palettizeWeighting]] as const) {
+    if (v !== undefined && !paletteFlagsGiven && !filePalettize) throw new RecipeError(`${flag} applies to palettization: add --palettize <bits>`);
+  }
+  let palettize: PassSpec | null = null;
+  if (paletteFlagsGiven || filePalettize) {
+    const exclusions = [...(filePalettize?.exclude ?? []), ...(o.exclude ?? [])];
+    const bits = int(o.palettize, '--palettize') ?? filePalettize!.bits;
+    palettize = {
+      pass: 'palettize',
+      options: {
+        bits: bits as 1 | 2 | 3 | 4 | 6 | 8,
+        mode: o.palettizeMode ?? filePalettize?.mode,
+        groupSize: int(o.groupSize, '--group-size') ?? filePalettize?.groupSize,
+        perChannelScale: o.perChannelScale ?? filePalettize?.perChannelScale,
+        lutDtype: o.lutDtype ?? filePalettize?.lutDtype,
+        // After sparsify, zeros keep a palette entry of their own (exactly zero after decoding).
+        keepZeros: filePalettize?.keepZeros ?? (sparsify ? 'on' : undefined),
+        weighting: o.palettizeWeighting ?? filePalettize?.weighting,
+        minElements: int(o.minElements, '--min-elements') ?? filePalettize?.minElements,
+        exclude: new Set(exclusions.length ? resolveExclusions(readModel(), exclusions, '--exclude').covered : []),
+      },
+    };
+    const { validateConfig } = await import('../passes/palettize/palettize.ts');
+    const { DEFAULT_PALETTE } = await import('../passes/palettize/pass.ts');
+    const po = palettize.options as unknown as Record<string, unknown>;
+    validateConfig({ ...DEFAULT_PALETTE, ...Object.fromEntries(Object.entries(po).filter(([, v]) => v !== undefined)) } as never, o.palettize !== undefined ? '--palettize' : 'palettize');
+  }
+  if (sparsify) (await import('../passes/sparsify/pass.ts')).validateSparsify(sparsify.options as never);
+  const weightPass = Boolean(sparsify || palettize);
+
   // Quantize: asked for by any quantize flag, by the recipe, or by default when nothing else is named.
   const dynamic = o.activations === 'dynamic' || fileQuantize?.activations === 'dynamic';
-  const quantizeFlagsGiven = [o.weights, o.granularity, o.blockSize, o.symmetric, o.format, o.minElements, o.activations, o.reduceRange, o.weightMethod, o.actOrder, o.sequential].some((v) => v !== undefined) || targetGiven;
+  // --min-elements belongs to sparsify / palettize when they are named, to quantization otherwise.
+  const quantizeFlagsGiven = [o.weights, o.granularity, o.blockSize, o.symmetric, o.format, weightPass ? undefined : o.minElements, o.activations, o.reduceRange, o.weightMethod, o.actOrder, o.sequential].some((v) => v !== undefined) || targetGiven;
   const weightMethod = o.weightMethod ?? fileQuantize?.weightMethod;
   if (o.actOrder && weightMethod !== 'gptq') throw new RecipeError('--act-order applies to --weight-method gptq');
   if (o.sequential && weightMethod !== 'gptq') throw new RecipeError('--sequential applies to --weight-method gptq');
@@ -173,13 +251,13 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
     if (v !== undefined && !kd) throw new RecipeError(`${flag} applies to distillation: add --recover kd`);
   }
   if (kd && !o.calibration) throw new RecipeError('--recover kd needs --calibration data (the inputs the teacher\'s logits are read on; labels beside them are used too)');
-  const wantsQuantize = quantizeFlagsGiven || fileQuantize !== undefined || !prune || correcting;
+  const wantsQuantize = quantizeFlagsGiven || fileQuantize !== undefined || (!prune && !weightPass) || correcting;
   // Bias correction with weight flags corrects weight-only output (static W8A8 refuses those flags).
   const weightOnlyFlags = [o.weights, o.granularity, o.blockSize, o.format, o.minElements].some((v) => v !== undefined);
   const labelFreeGate = o.minCosine !== undefined || o.minSqnr !== undefined;
   // --calibration alone keeps meaning static W8A8 unless another consumer of the data is named.
   const staticMode = wantsQuantize && !dynamic && ((o.activations !== undefined || fileQuantize?.activations !== undefined)
-    || (Boolean(o.calibration) && !prune && !kd && weightMethod === undefined && !((correcting || labelFreeGate) && weightOnlyFlags)));
+    || (Boolean(o.calibration) && !prune && !weightPass && !kd && weightMethod === undefined && !((correcting || labelFreeGate) && weightOnlyFlags)));
   if (kd && (staticMode || dynamic)) throw new RecipeError(`--recover kd re-fits a float or weight-only head; after ${dynamic ? '--activations dynamic' : 'static W8A8'} it is not supported yet`);
   if (correcting && !o.calibration) throw new RecipeError('--recover bias needs --calibration data (the layer output means it corrects come from it; unlabelled samples are enough)');
   if (correcting && dynamic) throw new RecipeError('--recover bias corrects weight-only or static W8A8 output; --activations dynamic is not supported');
@@ -201,7 +279,15 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
   if (o.minCosine !== undefined && !(Number(o.minCosine) > -1 && Number(o.minCosine) <= 1)) throw new RecipeError(`--min-cosine ${o.minCosine}: a cosine between -1 and 1 (e.g. 0.99)`);
   if (staticMode && !o.calibration) throw new RecipeError(`--activations ${o.activations ?? fileQuantize?.activations} needs --calibration data (static W8A8 computes activation ranges from it), or use --activations dynamic`);
 
-  const passes: PassSpec[] = prune ? [prune] : [];
+  const compactSparse = sparsify?.pass === 'sparsify' && sparsify.options.format === 'compact';
+  if (compactSparse && (palettize || wantsQuantize)) {
+    throw new RecipeError(`--sparse-format compact stores the sparse weights as a decode chain that ${palettize ? 'palettize' : 'quantize'} cannot read; keep --sparse-format dense (zeros stay exactly zero through ${palettize ? 'palettization' : 'quantization'}) or drop the later pass`);
+  }
+  if (sparsify && prune === null && o.calibration === undefined && sparsify.pass === 'sparsify' && sparsify.options.method === 'sparsegpt') {
+    throw new RecipeError('--sparse-method sparsegpt needs --calibration data (unlabelled samples are enough)');
+  }
+  if (palettize?.pass === 'palettize' && palettize.options.weighting === 'sensitivity' && !o.calibration) throw new RecipeError('--palettize-weighting sensitivity needs --calibration data (unlabelled samples are enough)');
+  const passes: PassSpec[] = [...(prune ? [prune] : []), ...(sparsify ? [sparsify] : []), ...(palettize ? [palettize] : [])];
   if (wantsQuantize) {
     const quantizeExclusions = o.exclude?.length ? resolveExclusions(readModel(), o.exclude, '--exclude') : { ops: [], nodes: [], covered: [] };
     if (staticMode) {

@@ -5,6 +5,8 @@ import type { EvalReport } from '../eval/evaluate.ts';
 import type { InspectReport } from '../inspect.ts';
 import type { QuantizeReport } from '../passes/quantize/pass.ts';
 import type { GateReport } from '../passes/quantize/static-pipeline.ts';
+import type { SparsifyReport } from '../passes/sparsify/pass.ts';
+import type { PalettizeReport } from '../passes/palettize/pass.ts';
 import type { DistillReport } from '../passes/distill/fit.ts';
 
 export function formatTable(header: string[], rows: string[][]): string {
@@ -58,7 +60,18 @@ export function formatCompressSummary(r: CompressReport, e: EvalReport | null): 
       lines.push(`recovery:  ${p.recovery.method} on ${p.recovery.samples} samples: ${acc.length} of ${p.recovery.layers.length} layers re-fitted; held-out output error ${mean(p.recovery.layers.map((l) => l.errorBefore).filter(Number.isFinite)).toFixed(4)} -> ${mean(p.recovery.layers.map((l) => l.errorAfter).filter(Number.isFinite)).toFixed(4)} (mean relative)`);
     }
   }
-  if (r.mode !== 'float') lines.push(`tensors:   ${t.tensorsQuantized} compressed, ${t.tensorsSkipped} left in float`);
+  const sp = r.passes.find((p) => p.pass === 'sparsify')?.report as SparsifyReport | undefined;
+  if (sp) {
+    const fell = sp.tensors.filter((x) => x.fallback).length;
+    lines.push(`sparsity:  ${(100 * sp.sparsity).toFixed(1)} % of the weights of ${sp.tensors.length} layers are zero (${sp.options.nm ? `${sp.options.nm} ` : ''}${sp.options.method}${fell ? `; ${fell} layers by magnitude` : ''}); stored ${sp.options.format}`);
+  }
+  const pal = r.passes.find((p) => p.pass === 'palettize')?.report as PalettizeReport | undefined;
+  if (pal) {
+    const o = pal.options;
+    lines.push(`palettize: ${o.bits}-bit ${o.mode}${o.groupSize ? `, ${o.groupSize} channels per LUT` : ', one LUT per tensor'}${o.lutDtype === 'int8' ? ', int8 LUT' : ''}${o.weighting === 'sensitivity' ? ', sensitivity-weighted' : ''}: ${pal.tensors.length} tensors, ${mb(pal.bytesBefore)} -> ${mb(pal.bytesAfter)}; indices as ${pal.indexStorage}`);
+    for (const w of pal.warnings) lines.push(`           warning: ${w}`);
+  }
+  if (r.mode !== 'float' || r.tensors.length) lines.push(`tensors:   ${t.tensorsQuantized} compressed, ${t.tensorsSkipped} left in float`);
   lines.push(`backend:   ${r.manifest.backend.active} (${r.manifest.backend.reason}); ${r.stats.submits} submits, ${r.stats.dispatches} dispatches; ${(r.timeMs / 1000).toFixed(2)} s`);
   const reasons = new Map<string, number>();
   for (const s of r.skipped) {

@@ -132,6 +132,9 @@ export function validatePassOrder(list: readonly PassSpec[]): void {
     }
   }
   for (const p of list) if (!(p.pass in passes)) throw new RecipeError(`unknown pass '${String(p.pass)}' (known: ${Object.keys(passes).join(', ')})`);
+  const compact = list.findIndex((p) => p.pass === 'sparsify' && p.options.format === 'compact');
+  const later = compact >= 0 ? list.slice(compact + 1).find((p) => p.pass === 'palettize' || p.pass === 'quantize') : undefined;
+  if (later) throw new RecipeError(`sparsify format 'compact' stores weights as a decode chain that ${later.pass} cannot read; use format 'dense' (zeros stay exactly zero through ${later.pass}) or drop ${later.pass}`);
 }
 
 /** The pass list a call without `passes` means: one quantize pass, as compress always did. */
@@ -195,8 +198,11 @@ export async function compressModel(input: string, output: string, opts: Compres
     }
     const written = writeModel(model, output, opts.write);
     const modelBytesAfter = statSync(output).size + written.externalBytes;
-    const before = tensors.reduce((s, t) => s + t.bytesBefore, 0);
-    const after = tensors.reduce((s, t) => s + t.bytesAfter, 0);
+    // A weight several passes touched (sparsify, then palettize) counts once: as it came in, as it left.
+    const byName = new Map<string, { before: number; after: number }>();
+    for (const t of tensors) byName.set(t.name, { before: byName.get(t.name)?.before ?? t.bytesBefore, after: t.bytesAfter });
+    const before = [...byName.values()].reduce((s, t) => s + t.before, 0);
+    const after = [...byName.values()].reduce((s, t) => s + t.after, 0);
     const sqnrs = tensors.map((t) => t.sqnrDb).filter((x) => Number.isFinite(x));
     const info = scheduler.info;
     const q = list.find((p) => p.pass === 'quantize');
@@ -210,7 +216,7 @@ export async function compressModel(input: string, output: string, opts: Compres
         backend: { active: info.active, reason: info.reason, runtime: info.runtime, adapter: info.adapter ? info.adapter.description || info.adapter.vendor : null },
       },
       totals: {
-        tensorsQuantized: tensors.length,
+        tensorsQuantized: byName.size,
         tensorsSkipped: skipped.length,
         weightBytesBefore: before,
         weightBytesAfter: after,

@@ -90,8 +90,38 @@ export const distillSchema = z.object({
   output: z.string().optional(),
 }).strict();
 
+/** Palettization (weight sharing): the palettize pass's options. */
+export const PALETTE_BITS = [1, 2, 3, 4, 6, 8] as const;
+export const PALETTE_MODES = ['kmeans', 'uniform', 'unique'] as const;
+export const LUT_DTYPES = ['float32', 'int8'] as const;
+export const palettizeSchema = z.object({
+  bits: z.number().refine((v) => (PALETTE_BITS as readonly number[]).includes(v), `must be one of ${PALETTE_BITS.join(', ')}`),
+  mode: z.enum(PALETTE_MODES).optional(),
+  /** Output channels per look-up table; 0 (default) = one table per tensor. */
+  groupSize: z.number().int().min(0).optional(),
+  perChannelScale: z.boolean().optional(),
+  lutDtype: z.enum(LUT_DTYPES).optional(),
+  keepZeros: z.enum(['auto', 'on', 'off']).optional(),
+  weighting: z.enum(['sensitivity', 'none']).optional(),
+  minElements: z.number().int().min(0).optional(),
+  exclude: z.array(z.string()).optional(),
+}).strict();
+
+/** Sparsity: the sparsify pass's options. `nm` as "N:M" (e.g. "2:4"). */
+export const sparsifySchema = z.object({
+  sparsity: fraction.optional(),
+  nm: z.string().regex(/^\d+:\d+$/, 'must be N:M, e.g. 2:4').optional(),
+  scope: z.enum(['layer', 'global']).optional(),
+  method: z.enum(['magnitude', 'sparsegpt']).optional(),
+  format: z.enum(['dense', 'compact']).optional(),
+  minElements: z.number().int().min(0).optional(),
+  exclude: z.array(z.string()).optional(),
+}).strict().refine((p) => (p.sparsity === undefined) !== (p.nm === undefined), 'give exactly one of sparsity and nm');
+
 export const passEntrySchema = z.union([
   z.object({ prune: pruneSchema }).strict(),
+  z.object({ sparsify: sparsifySchema }).strict(),
+  z.object({ palettize: palettizeSchema }).strict(),
   z.object({ quantize: quantizeSchema }).strict(),
   z.object({ distill: distillSchema }).strict(),
 ]);
@@ -104,6 +134,8 @@ export const recipeFileSchema = z.union([
 
 export type PruneRecipe = z.infer<typeof pruneSchema>;
 export type DistillRecipe = z.infer<typeof distillSchema>;
+export type PalettizeRecipe = z.infer<typeof palettizeSchema>;
+export type SparsifyRecipe = z.infer<typeof sparsifySchema>;
 export type QuantizeRecipe = z.input<typeof quantizeSchema>;
 export type PassEntry = z.infer<typeof passEntrySchema>;
 

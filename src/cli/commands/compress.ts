@@ -12,11 +12,14 @@ interface CompressFlags extends CommonOptions, PlanFlags {
 export function addCompressCommand(program: Command): void {
   addCalibrationOptions(program
     .command('compress')
-    .description('compress a model and write a new ONNX model: passes run in order on one in-memory model — prune (--prune, --prune-macs), then quantize (default: int8 per-channel symmetric weights, folded for ONNX Runtime)')
+    .description('compress a model and write a new ONNX model: passes run in order on one in-memory model — prune (--prune, --prune-macs), sparsify (--sparsity, --nm), palettize (--palettize), then quantize (default when no other pass is named: int8 per-channel symmetric weights, folded for ONNX Runtime)')
     .addHelpText('after', `
 Passes and calibration data:
   prune      --prune / --prune-macs; reads --calibration to score channels (energy) and to re-fit
              pruned layers (--recover lsq|bn)
+  sparsify   --sparsity / --nm; reads --calibration for SparseGPT (each layer's input Gram matrix)
+  palettize  --palettize <bits>; reads --calibration to weigh k-means by each layer's input Gram
+             diagonal (--palettize-weighting none to turn it off)
   quantize   --weights/--format/... (weight-only), --activations dynamic, or static W8A8 with
              --activations int8|uint8, which reads --calibration for activation ranges;
              --weight-method gptq reads --calibration for each layer's inputs;
@@ -24,10 +27,12 @@ Passes and calibration data:
              --weights int4 it corrects weight-only output)
   distill    --recover kd: re-fits the head to the input model's logits on --calibration data
              (labels beside the data add cross-entropy); a quantized head is encoded again
-  --calibration alone (no --prune) keeps its old meaning: static W8A8 with uint8 activations.
+  --calibration alone (no other pass named) keeps its old meaning: static W8A8 with uint8 activations.
   A recipe file may hold quantize keys at the top level, or a list:
     passes:
       - prune: { ratio: 0.3, round: 8, recover: lsq }
+      - sparsify: { nm: "2:4", method: sparsegpt }
+      - palettize: { bits: 4, groupSize: 8 }
       - quantize: { weights: int8 }
       - distill: { epochs: 100, temperature: 2 }`)
     .argument('<model>', 'input ONNX model (never modified)')
@@ -66,6 +71,17 @@ Passes and calibration data:
     .addOption(new Option('--weight-method <m>', 'how weights are rounded: rtn (round to nearest) or gptq (GPTQ: column by column, errors spread by the inverse Hessian of each layer\'s inputs on --calibration data; same output format)').choices(['rtn', 'gptq']))
     .option('--act-order', '--weight-method gptq: quantize input columns in order of decreasing Hessian diagonal')
     .option('--sequential', '--weight-method gptq: read each layer\'s inputs from the model whose earlier layers are already rounded (one ONNX Runtime pass per wave of layers)')
+    .option('--sparsity <fraction>', 'sparsity: set this fraction of every layer\'s weights to zero (0.5 = half); runs before palettization and quantization, which keep the zeros exactly zero')
+    .option('--nm <N:M>', 'N:M sparsity: keep N of every M consecutive weights along the input-channel axis (2:4 is what TensorRT\'s sparse kernels take)')
+    .addOption(new Option('--sparse-scope <s>', '--sparsity: one magnitude threshold per layer (layer, the default) or over all layers (global)').choices(['layer', 'global']))
+    .addOption(new Option('--sparse-method <m>', 'how weights are chosen: magnitude, or sparsegpt (masks and updates of the kept weights from each layer\'s input Gram matrix on --calibration data). Default: sparsegpt with --calibration, magnitude without').choices(['magnitude', 'sparsegpt']))
+    .addOption(new Option('--sparse-format <f>', 'dense (default: zeros in the float tensor, any runtime) or compact (a keep-bitmask + the kept values decoded by a chain ONNX Runtime folds at load, or ONNX sparse_initializer when smaller)').choices(['dense', 'compact']))
+    .option('--palettize <bits>', 'weight sharing: each weight becomes an index into a look-up table of 2^bits values — 1, 2, 3, 4, 6 or 8 bits; exact k-means by default; stored as indices + LUT decoded by a chain ONNX Runtime folds at load (float speed)')
+    .addOption(new Option('--palettize-mode <m>', 'kmeans (optimal 1-D k-means, the default), uniform (evenly spaced values), unique (the distinct values; fails if there are more than 2^bits)').choices(['kmeans', 'uniform', 'unique']))
+    .option('--group-size <n>', '--palettize: output channels per look-up table (default: one table per tensor; a count that does not divide leaves the last group smaller)')
+    .option('--per-channel-scale', '--palettize: divide each output channel by its largest magnitude before clustering (one float scale per channel)')
+    .addOption(new Option('--lut-dtype <t>', '--palettize: look-up table values as float32 (default) or int8 with a scale per table').choices(['float32', 'int8']))
+    .addOption(new Option('--palettize-weighting <w>', '--palettize with --calibration: weigh k-means by the diagonal of each layer\'s input Gram matrix (sensitivity, the default with --calibration) or not (none)').choices(['sensitivity', 'none']))
     .option('--reduce-range', '--activations dynamic: 7-bit weights, for x86 CPUs without VNNI whose u8 x s8 kernels saturate with full-range int8 weights')
     .option('-v, --verbose', 'debug logging and stack traces'), ['int8', 'uint8', 'dynamic'])
     .action((input: string, o: CompressFlags) => guarded(o.verbose, async () => {

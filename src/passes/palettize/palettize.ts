@@ -16,11 +16,11 @@ import { paletteKernel, paletteKey, keyValue, PALETTE_KEYS, type PaletteJob } fr
 import { roundHalfEven } from '../../kernels/numerics.ts';
 import { kmeans1d, kmeans1dWithZero, type Partition } from './kmeans1d.ts';
 
-export const PALETTE_BITS = [1, 2, 3, 4, 6, 8] as const;
+import { PALETTE_BITS, PALETTE_MODES, LUT_DTYPES } from '../../recipe/recipe.ts';
+
+export { PALETTE_BITS, PALETTE_MODES, LUT_DTYPES };
 export type PaletteBits = (typeof PALETTE_BITS)[number];
-export const PALETTE_MODES = ['kmeans', 'uniform', 'unique'] as const;
 export type PaletteMode = (typeof PALETTE_MODES)[number];
-export const LUT_DTYPES = ['float32', 'int8'] as const;
 export type LutDtype = (typeof LUT_DTYPES)[number];
 
 export interface PaletteConfig {
@@ -72,6 +72,8 @@ export interface PaletteResult {
   zeroCluster: boolean;
   sqnrDb: number;
   cosine: number;
+  mse: number;
+  maxAbsError: number;
 }
 
 export function decodeRowValue(r: PaletteResult, row: number, idx: number): number {
@@ -161,7 +163,8 @@ function planGroup(hist: ArrayLike<number>, k: number, mult: number, cfg: Palett
 
 const i2l = (i: number, zp: number, step: number) => (i - zp) * step;
 
-function metrics(x: Float32Array, h: Float32Array): { sqnrDb: number; cosine: number } {
+export function weightMetrics(x: Float32Array, h: Float32Array): { sqnrDb: number; cosine: number; mse: number; maxAbsError: number } {
+  let emax = 0;
   let e2 = 0;
   let x2 = 0;
   let h2 = 0;
@@ -169,12 +172,16 @@ function metrics(x: Float32Array, h: Float32Array): { sqnrDb: number; cosine: nu
   for (let i = 0; i < x.length; i++) {
     const d = x[i] - h[i];
     e2 += d * d;
+    emax = Math.max(emax, Math.abs(d));
     x2 += x[i] * x[i];
     h2 += h[i] * h[i];
     xh += x[i] * h[i];
   }
   const denom = Math.sqrt(x2 * h2);
-  return { sqnrDb: e2 === 0 ? Infinity : x2 === 0 ? -Infinity : 10 * Math.log10(x2 / e2), cosine: denom === 0 ? (x2 === 0 && h2 === 0 ? 1 : 0) : xh / denom };
+  return {
+    sqnrDb: e2 === 0 ? Infinity : x2 === 0 ? -Infinity : 10 * Math.log10(x2 / e2), cosine: denom === 0 ? (x2 === 0 && h2 === 0 ? 1 : 0) : xh / denom,
+    mse: x.length ? e2 / x.length : 0, maxAbsError: emax,
+  };
 }
 
 export function validateConfig(cfg: PaletteConfig, where = 'palettize'): void {
@@ -319,10 +326,10 @@ export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: Pal
       mode: exactGroups ? 'unique' : cfg.mode,
       distinct: plans[i].reduce((s, g) => s + g.distinct, 0),
       zeroCluster: plans[i].some((g, gi) => g.zeroCluster >= 0 && lut[gi * kk + g.zeroCluster] === 0),
-      sqnrDb: 0, cosine: 0,
+      sqnrDb: 0, cosine: 0, mse: 0, maxAbsError: 0,
     };
     for (let r = 0; r < t.rows; r++) for (let j = r * t.inner; j < (r + 1) * t.inner; j++) result.decoded[j] = decodeRowValue(result, r, indices[j]);
-    Object.assign(result, metrics(t.data, result.decoded));
+    Object.assign(result, weightMetrics(t.data, result.decoded));
     return result;
   });
 }

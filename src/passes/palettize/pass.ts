@@ -172,7 +172,7 @@ async function runPalettize(ctx: PassContext, o: PalettizePassOptions): Promise<
         name: t.weight.name, op: t.opType, nodes: t.nodes.map((n) => n.name ?? ''), shape: t.shape,
         scheme: `palette ${cfg.bits}-bit ${r.mode}${r.groups > 1 ? `, ${r.groups} groups of ${r.rowsPerGroup} channels` : ', per tensor'}${r.lutInt8 ? ', int8 LUT' : ''}${r.channelScale ? ', per-channel scale' : ''}`,
         encoding: 'palette', encodingReason: `${enc.decode} -> Gather(LUT): folded by ONNX Runtime at load`,
-        bytesBefore: before, bytesAfter: enc.bytes, mse: 0, sqnrDb: r.sqnrDb, maxAbsError: 0, cosine: r.cosine,
+        bytesBefore: before, bytesAfter: enc.bytes, mse: r.mse, sqnrDb: r.sqnrDb, maxAbsError: r.maxAbsError, cosine: r.cosine,
       });
       ctx.onProgress?.('palettizing', ++done, targets.length);
     });

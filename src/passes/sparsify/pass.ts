@@ -17,6 +17,7 @@ import { GptqRounder } from '../quantize/gptq.ts';
 import { layerFractions, magnitudeMasks, sparseGptLayer, type SparseWeight, type SparsitySpec } from './sparsify.ts';
 import { compactBytes, encodeBitmask, encodeSparseInitializer, type SparseFormat } from './encode.ts';
 import { MAX_M } from '../../kernels/sparsity.ts';
+import { weightMetrics } from '../palettize/palettize.ts';
 
 export interface SparsifyPassOptions {
   /** Unstructured: the fraction of weights set to zero (0.5 = half). */
@@ -74,15 +75,6 @@ function inputAxis(t: Target): number | string {
   return axes[0];
 }
 
-function sqnr(x: Float32Array, h: Float32Array): number {
-  let e = 0;
-  let s = 0;
-  for (let i = 0; i < x.length; i++) {
-    e += (x[i] - h[i]) ** 2;
-    s += x[i] ** 2;
-  }
-  return e === 0 ? Infinity : 10 * Math.log10(s / e);
-}
 
 export function validateSparsify(o: SparsifyPassOptions): void {
   if ((o.sparsity === undefined) === (o.nm === undefined)) throw new RecipeError('sparsify: give exactly one of sparsity (a fraction, e.g. 0.5) and nm (e.g. 2:4)');
@@ -156,9 +148,9 @@ async function runSparsify(ctx: PassContext, o: SparsifyPassOptions): Promise<Pa
     } else {
       replaceFloatWeight(model, w.name, w.shape, r.data);
     }
-    const q = sqnr(w.data, r.data);
+    const q = weightMetrics(w.data, r.data);
     reports.push({
-      name: w.name, op: targets[i].opType, shape: w.shape, method: r.method, fallback: r.fallback, sparsity: 1 - nnz / w.data.length, sqnrDb: q,
+      name: w.name, op: targets[i].opType, shape: w.shape, method: r.method, fallback: r.fallback, sparsity: 1 - nnz / w.data.length, sqnrDb: q.sqnrDb,
       objectiveMagnitude: r.objectiveMagnitude, objectiveSparseGpt: r.objectiveSparseGpt, format,
       bytesDense: dense, bytesBitmask: sizes.bitmask, bytesSparseInitializer: sizes.sparse_initializer, bytesAfter: after,
     });
@@ -166,7 +158,7 @@ async function runSparsify(ctx: PassContext, o: SparsifyPassOptions): Promise<Pa
       name: w.name, op: targets[i].opType, nodes: targets[i].nodes.map((n) => n.name ?? ''), shape: w.shape,
       scheme: `${o.nm ? `${o.nm.n}:${o.nm.m}` : `${((1 - nnz / w.data.length) * 100).toFixed(1)} % unstructured`} sparse, ${r.method}`,
       encoding: 'sparse', encodingReason: format === 'dense' ? 'dense zeros (any runtime)' : format === 'bitmask' ? 'keep-bits + values, decoded by a chain ONNX Runtime folds at load' : 'ONNX sparse_initializer, densified by ONNX Runtime at load',
-      bytesBefore: dense, bytesAfter: after, mse: 0, sqnrDb: q, maxAbsError: 0, cosine: 0,
+      bytesBefore: dense, bytesAfter: after, mse: q.mse, sqnrDb: q.sqnrDb, maxAbsError: q.maxAbsError, cosine: q.cosine,
     });
   });
   model.reindex();
