@@ -20,6 +20,8 @@ import type { PalettizeReport } from '../src/passes/palettize/pass.ts';
 import { RecipeError } from '../src/errors.ts';
 import { replaceFloatWeight } from '../src/onnx/model-edits.ts';
 import { gpuScheduler } from './helpers/gpu.ts';
+import { paletteCases } from './cases/kernel-cases.ts';
+import { paletteKernel, paletteReference } from '../src/kernels/palette.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'modelpress-pal-'));
 const cpu = await Scheduler.create({ backend: 'cpu' });
@@ -152,6 +154,14 @@ describe('palettization numerics', () => {
         expect(Array.from(g[i].indices)).toEqual(Array.from(c[i].indices));
         expect(Array.from(g[i].lut)).toEqual(Array.from(c[i].lut));
       }
+    }
+  });
+
+  it('the fast CPU path (integer keys, per-key tables) equals the per-weight definition on every kernel case', () => {
+    for (const c of paletteCases()) {
+      const fast = paletteKernel.cpu(c.job);
+      const slow = paletteReference(c.job);
+      expect(Array.from(fast.counts ?? fast.indices!), c.name).toEqual(Array.from(slow.counts ?? slow.indices!));
     }
   });
 

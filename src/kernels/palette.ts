@@ -62,6 +62,10 @@ export function paletteKey(x: number, mult: number): number {
 
 /** The value (already multiplied by mult) a key stands for, as the fp16 it is. */
 export function keyValue(key: number): number {
+  return KEY_VALUES[key];
+}
+
+function keyValueOf(key: number): number {
   const h = key & 0x8000 ? key & 0x7fff : ~key & 0xffff;
   const s = h & 0x8000 ? -1 : 1;
   const e = (h >> 10) & 0x1f;
@@ -70,6 +74,9 @@ export function keyValue(key: number): number {
   if (e === 31) return m ? NaN : s * Infinity;
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
+
+/** Every key's value, computed once. */
+export const KEY_VALUES = Float64Array.from({ length: PALETTE_KEYS }, (_, k) => keyValueOf(k));
 
 function validate(job: PaletteJob): void {
   if (!Number.isInteger(job.groupLength) || job.groupLength < 1) throw new InvalidArgumentError(`palette: groupLength must be a positive integer, got ${job.groupLength}`);
@@ -93,7 +100,95 @@ function upperBound(b: Uint32Array, base: number, n: number, key: number): numbe
   return lo;
 }
 
+/**
+ * Keys of data[from, to) into `out` with integer arithmetic only (the fast CPU path): scaling by
+ * 2^e is an exponent add (a subnormal result flushes, an overflow saturates to Inf, as the f32
+ * product would), then the half-to-even rounding of floatToHalf. Same keys as paletteKey.
+ */
+export function paletteKeys(data: Float32Array, from: number, to: number, mult: number, out: Uint16Array): void {
+  // Int32 view and small-integer arithmetic throughout: V8 keeps every value an int32.
+  const bits = new Int32Array(data.buffer, data.byteOffset, data.length);
+  const shift = Math.round(Math.log2(mult));
+  for (let i = from; i < to; i++) {
+    const b = bits[i];
+    const mant = b & 0x7fffff;
+    let e = (b >> 23) & 0xff;
+    let h: number;
+    if (e === 0) h = 0; // zero or a flushed denormal
+    else if (e === 0xff) h = mant ? 0x7e00 : 0x7c00;
+    else {
+      e += shift;
+      if (e <= 0) h = 0; // the scaled value is subnormal in f32: flushed
+      else if (e >= 0xff) h = 0x7c00;
+      else {
+        // f32 -> half, round half to even (floatToHalf, inlined).
+        const he = e - 112;
+        if (he >= 31) h = 0x7c00;
+        else if (he <= 0) {
+          if (he < -10) h = 0;
+          else {
+            const m = mant | 0x800000;
+            const sh = 14 - he;
+            const half = 1 << (sh - 1);
+            const rest = m & ((1 << sh) - 1);
+            h = m >> sh;
+            if (rest > half || (rest === half && (h & 1) === 1)) h++;
+          }
+        } else {
+          // Branch-free half to even: +1 when rest > 0x1000, or rest == 0x1000 and h is odd.
+          h = (he << 10) | (mant >> 13);
+          h += ((mant & 0x1fff) + (h & 1) + 0xfff) >> 13;
+        }
+      }
+    }
+    // Key: 0x8000 + h for a positive value; its 16-bit complement (0x7fff - h) for a negative one.
+    out[i - from] = (0x8000 + h) ^ ((b >> 31) & 0xffff);
+  }
+}
+
+/** Per group, the cluster of every key (the boundary search done once per key, not per weight). */
+function keyTable(boundaries: Uint32Array, base: number, nb: number, into: Uint8Array): void {
+  let c = 0;
+  for (let key = 0; key < PALETTE_KEYS; key++) {
+    while (c < nb && boundaries[base + c] <= key) c++;
+    into[key] = c;
+  }
+}
+
+const CHUNK = 1 << 16;
+
 function cpu(job: PaletteJob): PaletteResult {
+  const { data, groupLength, mult } = job;
+  const keys = new Uint16Array(Math.min(CHUNK, Math.max(1, groupLength)));
+  if (job.kind === 'histogram') {
+    const counts = new Uint32Array(groupCount(job) * PALETTE_KEYS);
+    for (let g0 = 0, base = 0; g0 < data.length; g0 += groupLength, base += PALETTE_KEYS) {
+      const g1 = Math.min(data.length, g0 + groupLength);
+      for (let c0 = g0; c0 < g1; c0 += CHUNK) {
+        const c1 = Math.min(g1, c0 + CHUNK);
+        paletteKeys(data, c0, c1, mult, keys);
+        for (let i = 0; i < c1 - c0; i++) counts[base + keys[i]]++;
+      }
+    }
+    return { counts };
+  }
+  const indices = new Uint8Array(data.length);
+  const nb = job.perGroup;
+  const table = new Uint8Array(PALETTE_KEYS);
+  for (let g0 = 0, g = 0; g0 < data.length; g0 += groupLength, g++) {
+    keyTable(job.boundaries, g * nb, nb, table);
+    const g1 = Math.min(data.length, g0 + groupLength);
+    for (let c0 = g0; c0 < g1; c0 += CHUNK) {
+      const c1 = Math.min(g1, c0 + CHUNK);
+      paletteKeys(data, c0, c1, mult, keys);
+      for (let i = 0; i < c1 - c0; i++) indices[c0 + i] = table[keys[i]];
+    }
+  }
+  return { indices };
+}
+
+/** The plain per-weight definitions (paletteKey, binary search): the oracle the fast path is tested against. */
+export function paletteReference(job: PaletteJob): PaletteResult {
   const { data, groupLength, mult } = job;
   if (job.kind === 'histogram') {
     const counts = new Uint32Array(groupCount(job) * PALETTE_KEYS);

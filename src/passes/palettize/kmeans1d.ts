@@ -71,23 +71,33 @@ function table(p: Points, k: number): Table {
   back.push(n <= 65536 ? new Uint16Array(n) : new Int32Array(n));
   if (n) total[0] = prev[n - 1];
   let cur = new Float64Array(n);
+  // Explicit stack of (lo, hi, optLo, optHi) ranges; depth <= log2(n) + 1, four ints each.
+  const stack = new Int32Array(4 * 2 * (Math.ceil(Math.log2(n + 1)) + 2));
   for (let j = 1; j < layers; j++) {
     const bj = n <= 65536 ? new Uint16Array(n) : new Int32Array(n);
     cur.fill(Infinity);
-    // The last cluster of the best split of 0..i starts at m in [j, i]; monotone in i.
-    const stack: number[] = [j, n - 1, j, n - 1];
-    while (stack.length) {
-      const optHi = stack.pop()!;
-      const optLo = stack.pop()!;
-      const hi = stack.pop()!;
-      const lo = stack.pop()!;
-      if (lo > hi) continue;
+    // The last cluster of the best split of 0..i starts at m in [j, i]; its start is monotone in i.
+    let sp = 0;
+    stack[sp++] = j; stack[sp++] = n - 1; stack[sp++] = j; stack[sp++] = n - 1;
+    while (sp > 0) {
+      const optHi = stack[--sp];
+      const optLo = stack[--sp];
+      const hi = stack[--sp];
+      const lo = stack[--sp];
       const mid = (lo + hi) >> 1;
       let best = Infinity;
       let arg = optLo;
-      const end = Math.min(mid, optHi);
-      for (let m = Math.max(optLo, j); m <= end; m++) {
-        const c = prev[m - 1] + clusterCost(m, mid);
+      const end = mid < optHi ? mid : optHi;
+      // Cost of [m, mid] inlined: q - s² / w over prefix sums (the hot loop).
+      const w1 = P0[mid + 1];
+      const s1 = P1[mid + 1];
+      const q1 = P2[mid + 1];
+      for (let m = optLo > j ? optLo : j; m <= end; m++) {
+        const w = w1 - P0[m];
+        const sm = s1 - P1[m];
+        let c = w > 0 ? q1 - P2[m] - (sm * sm) / w : 0;
+        if (c < 0) c = 0;
+        c += prev[m - 1];
         if (c < best) {
           best = c;
           arg = m;
@@ -95,7 +105,8 @@ function table(p: Points, k: number): Table {
       }
       cur[mid] = best;
       bj[mid] = arg;
-      stack.push(lo, mid - 1, optLo, arg, mid + 1, hi, arg, optHi);
+      if (mid + 1 <= hi) { stack[sp++] = mid + 1; stack[sp++] = hi; stack[sp++] = arg; stack[sp++] = optHi; }
+      if (lo <= mid - 1) { stack[sp++] = lo; stack[sp++] = mid - 1; stack[sp++] = optLo; stack[sp++] = arg; }
     }
     back.push(bj);
     total[j] = cur[n - 1];

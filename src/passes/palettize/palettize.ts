@@ -12,7 +12,7 @@
  */
 import { InvalidArgumentError, ModelError, RecipeError } from '../../errors.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
-import { paletteKernel, paletteKey, keyValue, PALETTE_KEYS, type PaletteJob } from '../../kernels/palette.ts';
+import { paletteKernel, paletteKey, keyValue, KEY_VALUES, PALETTE_KEYS, type PaletteJob } from '../../kernels/palette.ts';
 import { roundHalfEven } from '../../kernels/numerics.ts';
 import { kmeans1d, kmeans1dWithZero, type Partition } from './kmeans1d.ts';
 
@@ -113,13 +113,23 @@ interface GroupPlan {
   distinct: number;
 }
 
-function pointsOf(hist: ArrayLike<number>): { keys: number[]; values: Float64Array; weights: Float64Array } {
-  const keys: number[] = [];
-  for (let key = 0; key < PALETTE_KEYS; key++) if (hist[key] > 0) keys.push(key);
-  return { keys, values: Float64Array.from(keys, keyValue), weights: Float64Array.from(keys, (k) => hist[k]) };
+function pointsOf(hist: Uint32Array | Float64Array): { keys: number[]; values: Float64Array; weights: Float64Array } {
+  let n = 0;
+  for (let key = 0; key < PALETTE_KEYS; key++) if (hist[key] > 0) n++;
+  const keys: number[] = new Array(n);
+  const values = new Float64Array(n);
+  const weights = new Float64Array(n);
+  for (let key = 0, at = 0; key < PALETTE_KEYS; key++) {
+    if (hist[key] > 0) {
+      keys[at] = key;
+      values[at] = KEY_VALUES[key];
+      weights[at++] = hist[key];
+    }
+  }
+  return { keys, values, weights };
 }
 
-function planGroup(hist: ArrayLike<number>, k: number, mult: number, cfg: PaletteConfig, from: number, to: number): GroupPlan {
+function planGroup(hist: Uint32Array | Float64Array, k: number, mult: number, cfg: PaletteConfig, from: number, to: number): GroupPlan {
   const { keys, values, weights } = pointsOf(hist);
   const bounds = new Uint32Array(k - 1).fill(PALETTE_KEYS);
   const zeroAt = keys.findIndex((key) => keyValue(key) === 0);
@@ -191,12 +201,34 @@ export function validateConfig(cfg: PaletteConfig, where = 'palettize'): void {
   if (!(LUT_DTYPES as readonly string[]).includes(cfg.lutDtype)) throw new RecipeError(`${where}: LUT dtype '${cfg.lutDtype}' is not allowed (allowed: ${LUT_DTYPES.join(', ')})`, { lutDtype: cfg.lutDtype });
 }
 
+/** Where palettization's time goes, ms (added to across calls). */
+export interface PaletteTiming {
+  /** Copies, scales, exact-value checks. */
+  prepareMs: number;
+  histogramMs: number;
+  /** The k-means dynamic programs (or uniform grids) over distinct keys. */
+  dpMs: number;
+  assignMs: number;
+  /** Centroid refinement, LUT encoding, decoded values and error metrics. */
+  finishMs: number;
+  /** The most distinct keys one group had (the DP's size). */
+  maxDistinct: number;
+}
+
+export const newPaletteTiming = (): PaletteTiming => ({ prepareMs: 0, histogramMs: 0, dpMs: 0, assignMs: 0, finishMs: 0, maxDistinct: 0 });
+
 /**
  * Palettizes a batch of weights: one histogram pass and one assignment pass on the scheduler for
  * all of them, the dynamic programs in between.
  */
-export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: PaletteConfig, scheduler: Scheduler): Promise<PaletteResult[]> {
+export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: PaletteConfig, scheduler: Scheduler, timing: PaletteTiming = newPaletteTiming()): Promise<PaletteResult[]> {
   validateConfig(cfg);
+  let t0 = performance.now();
+  const lap = (key: Exclude<keyof PaletteTiming, 'maxDistinct'>) => {
+    const t = performance.now();
+    timing[key] += t - t0;
+    t0 = t;
+  };
   const k = 2 ** cfg.bits;
   const prepared = inputs.map((t) => {
     if (t.data.length !== t.rows * t.inner) throw new InvalidArgumentError(`palettize: ${t.name} has ${t.data.length} values, [${t.rows}, ${t.inner}] needs ${t.rows * t.inner}`);
@@ -237,9 +269,11 @@ export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: Pal
     return per.every((e) => e !== null) ? (per as number[][]) : null;
   });
 
+  lap('prepareMs');
   const needHist = prepared.map((p, i) => (exact[i] ? null : p));
   const histJobs: PaletteJob[] = needHist.filter((p) => p && !p.t.sensitivity).map((p) => ({ kind: 'histogram', data: p!.data, groupLength: p!.groupLength, mult: p!.mult }));
   const histResults = histJobs.length ? await scheduler.run(paletteKernel, histJobs) : [];
+  lap('histogramMs');
   let hi = 0;
   const plans: GroupPlan[][] = prepared.map((p, i) => {
     if (exact[i]) return exact[i]!.map((values, g) => ({ from: g * p.groupLength, to: Math.min(p.data.length, (g + 1) * p.groupLength), exact: values, bounds: new Uint32Array(0), centroids: values, zeroCluster: values.indexOf(0), distinct: values.length }));
@@ -259,6 +293,8 @@ export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: Pal
     return out;
   });
 
+  for (const groups of plans) for (const g of groups) timing.maxDistinct = Math.max(timing.maxDistinct, g.distinct);
+  lap('dpMs');
   const assignJobs: PaletteJob[] = [];
   prepared.forEach((p, i) => {
     if (exact[i]) return;
@@ -267,8 +303,9 @@ export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: Pal
     assignJobs.push({ kind: 'assign', data: p.data, groupLength: p.groupLength, mult: p.mult, boundaries, perGroup: k - 1 });
   });
   const assigned = assignJobs.length ? await scheduler.run(paletteKernel, assignJobs) : [];
+  lap('assignMs');
   let ai = 0;
-  return prepared.map((p, i) => {
+  const results = prepared.map((p, i) => {
     const t = p.t;
     const exactGroups = exact[i];
     const kk = exactGroups ? Math.max(1, ...exactGroups.map((e) => e.length)) : k;
@@ -286,11 +323,24 @@ export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: Pal
       // Refinement: each centroid becomes the exact (weighted) mean of the f32 weights assigned to it.
       const sw = new Float64Array(p.groups * kk);
       const sx = new Float64Array(p.groups * kk);
-      for (let j = 0; j < p.data.length; j++) {
-        const c = Math.floor(j / p.groupLength) * kk + indices[j];
-        const w = t.sensitivity ? t.sensitivity[j] : 1;
-        sw[c] += w;
-        sx[c] += w * p.data[j];
+      const data = p.data;
+      const sens = t.sensitivity;
+      for (let g = 0, j0 = 0; j0 < data.length; g++, j0 += p.groupLength) {
+        const base = g * kk;
+        const j1 = Math.min(data.length, j0 + p.groupLength);
+        if (sens) {
+          for (let j = j0; j < j1; j++) {
+            const c = base + indices[j];
+            sw[c] += sens[j];
+            sx[c] += sens[j] * data[j];
+          }
+        } else {
+          for (let j = j0; j < j1; j++) {
+            const c = base + indices[j];
+            sw[c] += 1;
+            sx[c] += data[j];
+          }
+        }
       }
       plans[i].forEach((g, gi) => {
         for (let j = 0; j < kk; j++) if (sw[gi * kk + j] > 0 && j !== g.zeroCluster) lut[gi * kk + j] = Math.fround(sx[gi * kk + j] / sw[gi * kk + j]);
@@ -328,8 +378,19 @@ export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: Pal
       zeroCluster: plans[i].some((g, gi) => g.zeroCluster >= 0 && lut[gi * kk + g.zeroCluster] === 0),
       sqnrDb: 0, cosine: 0, mse: 0, maxAbsError: 0,
     };
-    for (let r = 0; r < t.rows; r++) for (let j = r * t.inner; j < (r + 1) * t.inner; j++) result.decoded[j] = decodeRowValue(result, r, indices[j]);
+    // The decoded weights, row by row (decodeRowValue, with the row's table and scale hoisted).
+    const table = lutInt8 ?? lut;
+    const decoded = result.decoded;
+    for (let r = 0; r < t.rows; r++) {
+      const base = Math.floor(r / p.rowsPerGroup) * kk;
+      const scale = rowScale ? rowScale[r] : 1;
+      const j1 = (r + 1) * t.inner;
+      if (rowScale) for (let j = r * t.inner; j < j1; j++) decoded[j] = Math.fround(table[base + indices[j]] * scale);
+      else for (let j = r * t.inner; j < j1; j++) decoded[j] = table[base + indices[j]];
+    }
     Object.assign(result, weightMetrics(t.data, result.decoded));
     return result;
   });
+  lap('finishMs');
+  return results;
 }

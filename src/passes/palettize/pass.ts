@@ -14,7 +14,7 @@ import type { TensorReport } from '../quantize/weight-only.ts';
 import type { PassContext, PassDescriptor, PassOutcome } from '../pass.ts';
 import { GptqRounder } from '../quantize/gptq.ts';
 import { FOLD_LIMIT_BYTES } from '../quantize/weight-encodings.ts';
-import { palettizeWeights, validateConfig, type PaletteConfig, type PaletteInput } from './palettize.ts';
+import { newPaletteTiming, palettizeWeights, validateConfig, type PaletteConfig, type PaletteInput, type PaletteTiming } from './palettize.ts';
 import { encodePalette, storedIndexBits, type PaletteLayout } from './encode.ts';
 
 export interface PalettizePassOptions extends Partial<PaletteConfig> {
@@ -54,6 +54,8 @@ export interface PalettizeReport {
   bytesBefore: number;
   bytesAfter: number;
   warnings: string[];
+  /** Where the time went (histograms, dynamic programs, assignment: the numerics; encoding apart). */
+  timing: PaletteTiming & { sensitivityMs: number; encodeMs: number };
 }
 
 export const DEFAULT_PALETTE: Omit<PaletteConfig, 'bits'> = { mode: 'kmeans', groupSize: 0, perChannelScale: false, lutDtype: 'float32', keepZeros: 'auto' };
@@ -132,7 +134,9 @@ async function runPalettize(ctx: PassContext, o: PalettizePassOptions): Promise<
     throw new RecipeError(`palettize: no float weight to palettize; '${s.name}' (${s.opType}) is ${s.reason}`, { tensor: s.name });
   }
   const layouts = targets.map((t) => layoutOf(t, cfg));
+  const tSens = performance.now();
   const weights = weighting === 'sensitivity' && targets.length ? await sensitivities(ctx, targets, layouts) : new Map<string, Float64Array>();
+  const timing = { ...newPaletteTiming(), sensitivityMs: performance.now() - tSens, encodeMs: 0 };
   const warnings: string[] = [];
   const reports: PaletteTensorReport[] = [];
   const tensors: TensorReport[] = [];
@@ -156,7 +160,8 @@ async function runPalettize(ctx: PassContext, o: PalettizePassOptions): Promise<
       const data = toRows(Float32Array.from(model.tensorFloat32(t.weight.tensor)), t.shape, l.transposedFrom);
       return { name: t.weight.name, data, rows: l.rows, inner: l.inner, sensitivity: weights.get(t.weight.name) };
     });
-    const results = await palettizeWeights(inputs, cfg, ctx.scheduler);
+    const results = await palettizeWeights(inputs, cfg, ctx.scheduler, timing);
+    const tEncode = performance.now();
     results.forEach((r, j) => {
       const t = targets[batch[j]];
       const l = layouts[batch[j]];
@@ -176,12 +181,13 @@ async function runPalettize(ctx: PassContext, o: PalettizePassOptions): Promise<
       });
       ctx.onProgress?.('palettizing', ++done, targets.length);
     });
+    timing.encodeMs += performance.now() - tEncode;
   }
   model.reindex();
   return {
     report: {
       options: { ...cfg, minElements, weighting }, indexStorage: storedIndexBits(cfg.bits, model), tensors: reports,
-      bytesBefore: reports.reduce((s, r) => s + r.bytesBefore, 0), bytesAfter: reports.reduce((s, r) => s + r.bytesAfter, 0), warnings,
+      bytesBefore: reports.reduce((s, r) => s + r.bytesBefore, 0), bytesAfter: reports.reduce((s, r) => s + r.bytesAfter, 0), warnings, timing,
     },
     tensors,
     skipped,
