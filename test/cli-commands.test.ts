@@ -1,7 +1,7 @@
 // inspect, compress --report and eval as a user runs them.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -123,6 +123,42 @@ describe('modelpress compress --calibration (static W8A8) with weight flags', ()
     [['--block-size', '64'], '--block-size conflicts with --calibration (static W8A8 weights are per channel, not per block)'],
   ])('refuses %j naming the allowed values', (flags, message) => {
     const r = run(['compress', MNIST, '-o', join(dir, 'static-refused.onnx'), ...calib, ...flags]);
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim()).toBe(`modelpress: error: ${message}`);
+  });
+});
+
+describe('modelpress compress: sparsify and palettize', () => {
+  const cpuQuiet = ['--backend', 'cpu', '-q'];
+  it('--sparsity then --palettize: two passes, zeros kept exact by their own palette entry, no quantize pass', () => {
+    const out = join(dir, 'sparse-pal.onnx');
+    const r = run(['compress', MNIST, '-o', out, '--sparsity', '0.5', '--palettize', '4', '--group-size', '8', ...cpuQuiet, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.passes.map((p: { pass: string }) => p.pass)).toEqual(['sparsify', 'palettize']);
+    expect(j.passes[0].report.sparsity).toBeCloseTo(0.5, 2);
+    expect(j.passes[1].report.tensors.every((t: { zeroCluster: boolean }) => t.zeroCluster)).toBe(true);
+    expect(j.mode).toBe('float');
+    expect(j.totals.tensorsQuantized).toBe(3);
+  });
+  it('a passes: recipe (sparsify 2:4, palettize, quantize) runs in that order', () => {
+    const recipe = join(dir, 'passes.yaml');
+    writeFileSync(recipe, 'passes:\n  - sparsify: { nm: "2:4" }\n  - palettize: { bits: 6, mode: uniform }\n  - quantize: { weights: int8 }\n');
+    const r = run(['compress', MNIST, '-o', join(dir, 'recipe-passes.onnx'), '--recipe', recipe, ...cpuQuiet, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).passes.map((p: { pass: string }) => p.pass)).toEqual(['sparsify', 'palettize', 'quantize']);
+  });
+  it.each([
+    [['--group-size', '8'], '--group-size applies to palettization: add --palettize <bits>'],
+    [['--palettize', '5'], '--palettize: bits 5 is not allowed (allowed: 1, 2, 3, 4, 6, 8)'],
+    [['--palettize', '4', '--group-size', '0.5'], "--group-size needs an integer, got '0.5'"],
+    [['--sparse-method', 'sparsegpt'], '--sparse-method applies to sparsity: add --sparsity <fraction> or --nm N:M'],
+    [['--nm', '2-4'], '--nm 2-4: give N:M, e.g. 2:4 (keep 2 of every 4 weights)'],
+    [['--nm', '4:2'], 'sparsify: N:M 4:2 is not allowed (integers with 1 <= N < M <= 32, e.g. 2:4)'],
+    [['--sparsity', '0.5', '--sparse-method', 'sparsegpt'], '--sparse-method sparsegpt needs --calibration data (unlabelled samples are enough)'],
+    [['--nm', '2:4', '--sparse-format', 'compact', '--weights', 'int8'], '--sparse-format compact stores the sparse weights as a decode chain that quantize cannot read; keep --sparse-format dense (zeros stay exactly zero through quantization) or drop the later pass'],
+  ])('refuses %j with one line', (flags, message) => {
+    const r = run(['compress', MNIST, '-o', join(dir, 'refused.onnx'), ...cpuQuiet, ...flags]);
     expect(r.status).toBe(1);
     expect(r.stderr.trim()).toBe(`modelpress: error: ${message}`);
   });

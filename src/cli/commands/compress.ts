@@ -18,8 +18,8 @@ Passes and calibration data:
   prune      --prune / --prune-macs; reads --calibration to score channels (energy) and to re-fit
              pruned layers (--recover lsq|bn)
   sparsify   --sparsity / --nm; reads --calibration for SparseGPT (each layer's input Gram matrix)
-  palettize  --palettize <bits>; reads --calibration to weigh k-means by each layer's input Gram
-             diagonal (--palettize-weighting none to turn it off)
+  palettize  --palettize <bits>; with --palettize-weighting sensitivity it reads --calibration to
+             weigh k-means by each layer's input Gram diagonal
   quantize   --weights/--format/... (weight-only), --activations dynamic, or static W8A8 with
              --activations int8|uint8, which reads --calibration for activation ranges;
              --weight-method gptq reads --calibration for each layer's inputs;
@@ -81,7 +81,7 @@ Passes and calibration data:
     .option('--group-size <n>', '--palettize: output channels per look-up table (default: one table per tensor; a count that does not divide leaves the last group smaller)')
     .option('--per-channel-scale', '--palettize: divide each output channel by its largest magnitude before clustering (one float scale per channel)')
     .addOption(new Option('--lut-dtype <t>', '--palettize: look-up table values as float32 (default) or int8 with a scale per table').choices(['float32', 'int8']))
-    .addOption(new Option('--palettize-weighting <w>', '--palettize with --calibration: weigh k-means by the diagonal of each layer\'s input Gram matrix (sensitivity, the default with --calibration) or not (none)').choices(['sensitivity', 'none']))
+    .addOption(new Option('--palettize-weighting <w>', '--palettize: weigh k-means by the diagonal of each layer\'s input Gram matrix on --calibration data (sensitivity) or not (none, the default: sensitivity measured no better on the bundled CNNs, README)').choices(['sensitivity', 'none']))
     .option('--reduce-range', '--activations dynamic: 7-bit weights, for x86 CPUs without VNNI whose u8 x s8 kernels saturate with full-range int8 weights')
     .option('-v, --verbose', 'debug logging and stack traces'), ['int8', 'uint8', 'dynamic'])
     .action((input: string, o: CompressFlags) => guarded(o.verbose, async () => {

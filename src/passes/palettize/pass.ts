@@ -23,7 +23,7 @@ export interface PalettizePassOptions extends Partial<PaletteConfig> {
   minElements?: number;
   /** Node names or op types whose weights stay float. */
   exclude?: Set<string>;
-  /** With calibration data: weigh k-means by the layer input Gram diagonal (default) or not. */
+  /** With calibration data: weigh k-means by the layer input Gram diagonal, or not (default: measured no better, README). */
   weighting?: 'sensitivity' | 'none';
 }
 
@@ -115,7 +115,7 @@ async function runPalettize(ctx: PassContext, o: PalettizePassOptions): Promise<
   const cfg: PaletteConfig = { ...DEFAULT_PALETTE, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)), bits: o.bits } as PaletteConfig;
   validateConfig(cfg);
   const minElements = o.minElements ?? 1024;
-  const weighting = o.weighting ?? (ctx.calibration ? 'sensitivity' : 'none');
+  const weighting = o.weighting ?? 'none';
   if (weighting === 'sensitivity' && !ctx.calibration) throw new RecipeError('palettize: weighting sensitivity needs --calibration data (unlabelled samples are enough)');
   const model = ctx.model;
   const { targets: all, skipped } = findTargets(model.graph, parseRecipe({ minElements }));
