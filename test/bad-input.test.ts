@@ -33,7 +33,7 @@ const cases: Array<[string, () => string, string, string]> = [
   ['truncated file', () => file('trunc.onnx', readFileSync(MNIST).subarray(0, 30_000)), 'INVALID_MODEL', 'is not a valid ONNX model: the protobuf is truncated or corrupt'],
   ['a non-ONNX file', () => file('text.onnx', 'This is a README, not a model.\n'), 'INVALID_MODEL', 'is not a valid ONNX model'],
   ['a protobuf that is not a model', () => file('tensor.onnx', new Uint8Array([0x08, 0x03, 0x10, 0x01])), 'INVALID_MODEL', 'is a protobuf but not an ONNX model (missing graph'],
-  ['a node reading a missing tensor', () => file('missing.onnx', withGraph((m) => (m.graph!.node[1].input[0] = 'ghost'))), 'INVALID_MODEL', "reads 'ghost', which no graph input, initializer or earlier node produces"],
+  ['a node reading a missing tensor', () => file('missing.onnx', withGraph((m) => (m.graph!.node[1].input[0] = 'ghost'))), 'INVALID_MODEL', "reads 'ghost', which no graph input, initializer, sparse initializer or earlier node produces"],
   ['an unsupported opset', () => file('opset.onnx', withGraph((m) => (m.opsetImport[0].version = 99))), 'UNSUPPORTED_MODEL', 'imports ai.onnx opset 99; modelpress supports opsets 7 to 23'],
   ['an unsupported IR version', () => file('ir.onnx', withGraph((m) => (m.irVersion = 42))), 'UNSUPPORTED_MODEL', 'has IR version 42; modelpress reads IR versions up to 11'],
 ];

@@ -38,7 +38,7 @@ describe('modelpress inspect', () => {
     const out = join(dir, 'inspect-qdq.onnx');
     expect(run(['compress', MNIST, '-o', out, '--format', 'qdq', '--backend', 'cpu', '-q']).status).toBe(0);
     const j = JSON.parse(run(['inspect', out, '--json']).stdout);
-    expect(j.encodings).toEqual({ folded: 0, dequantizedWeights: 3, quantizedActivations: 0, matMulNBits: 0, dynamic: 0, fp16Casts: 0 });
+    expect(j.encodings).toEqual({ folded: 0, dequantizedWeights: 3, quantizedActivations: 0, matMulNBits: 0, dynamic: 0, fp16Casts: 0, palettized: 0, sparseBitmask: 0, sparseInitializers: 0 });
     expect(run(['inspect', out]).stdout).toMatch(/^encodings: 3 DequantizeLinear weights \(decoded at every run\)$/m);
   });
 });

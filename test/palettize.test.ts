@@ -18,6 +18,7 @@ import { palettizeWeights, type PaletteConfig } from '../src/passes/palettize/pa
 import { packPlane } from '../src/passes/palettize/encode.ts';
 import type { PalettizeReport } from '../src/passes/palettize/pass.ts';
 import { RecipeError } from '../src/errors.ts';
+import { summarizeEncodings } from '../src/analysis/encodings.ts';
 import { replaceFloatWeight } from '../src/onnx/model-edits.ts';
 import { gpuScheduler } from './helpers/gpu.ts';
 import { paletteCases } from './cases/kernel-cases.ts';
@@ -227,6 +228,8 @@ describe.each(encodings)('palettized ONNX: %s', (label, opset, cfg) => {
     expect(pal.tensors.map((t) => t.name).sort()).toEqual(expected);
     expect(report.skipped.filter((x) => x.reason.includes('smaller than its')).map((x) => x.name).sort()).toEqual(Object.keys(sizes).filter((n) => !expected.includes(n)));
     expect(report.totals.modelBytesAfter).toBeLessThan(report.totals.modelBytesBefore);
+    // inspect reads the palettes back from the graph (and counts none of their index casts as int8 folding).
+    expect(summarizeEncodings(OnnxModel.read(out))).toMatchObject({ palettized: expected.length, folded: 0, dequantizedWeights: 0 });
     const opt = `${out}.opt.onnx`;
     const s = await ort.InferenceSession.create(out, { optimizedModelFilePath: opt, graphOptimizationLevel: 'basic' });
     await s.release();

@@ -21,6 +21,7 @@ import { parseRecipe } from '../src/recipe/recipe.ts';
 import { evaluateModels } from '../src/eval/evaluate.ts';
 import type { SparsifyReport } from '../src/passes/sparsify/pass.ts';
 import type { PassSpec } from '../src/passes/registry.ts';
+import { summarizeEncodings } from '../src/analysis/encodings.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'modelpress-sparse-'));
 const cpu = await Scheduler.create({ backend: 'cpu' });
@@ -174,6 +175,7 @@ describe('the sparsify pass', () => {
       const r = await compressModel(src, compact, { passes: [sparsify({ sparsity, format: 'compact' })], scheduler: cpu, force: true });
       const rep = r.passes[0].report as SparsifyReport;
       expect(new Set(rep.tensors.map((t) => t.format))).toEqual(new Set([sparsity === 0.5 ? 'bitmask' : 'sparse_initializer']));
+      expect(summarizeEncodings(OnnxModel.read(compact))).toMatchObject(sparsity === 0.5 ? { sparseBitmask: 3, palettized: 0, folded: 0 } : { sparseInitializers: 3, sparseBitmask: 0 });
       // Stored weight bytes: bitmask n/8 + 4 (nnz + 1) ~ 53 % of dense at 50 %; 12 nnz at 1 %.
       const stored = rep.tensors.reduce((a, t) => a + t.bytesAfter, 0) / rep.tensors.reduce((a, t) => a + t.bytesDense, 0);
       expect(stored).toBeLessThan(sparsity === 0.5 ? 0.56 : 0.04);

@@ -18,9 +18,15 @@ export interface EncodingSummary {
   dynamic: number;
   /** FLOAT16 initializers cast to float. */
   fp16Casts: number;
+  /** Palettized weights: a look-up table initializer gathered by constant indices (folded at load). */
+  palettized: number;
+  /** Sparse weights as a keep-bitmask + values chain (CumSum -> Gather, folded at load). */
+  sparseBitmask: number;
+  /** ONNX sparse_initializer entries (densified by ONNX Runtime at load). */
+  sparseInitializers: number;
 }
 
-const DECODE_OPS = new Set(['Cast', 'Sub', 'Mul', 'Gather', 'Floor', 'Concat', 'Slice', 'Reshape']);
+const DECODE_OPS = new Set(['Cast', 'Sub', 'Mul', 'Gather', 'Floor', 'Concat', 'Slice', 'Reshape', 'BitShift', 'Add', 'CumSum', 'Transpose']);
 
 export function summarizeEncodings(model: OnnxModel): EncodingSummary {
   const g = model.graph;
@@ -31,7 +37,27 @@ export function summarizeEncodings(model: OnnxModel): EncodingSummary {
   for (const n of nodes) {
     if (n.input.length && n.input.every((i) => !i || isInit(i) || constant.has(i)) && DECODE_OPS.has(n.opType ?? '')) for (const o of n.output) constant.add(o);
   }
-  const s: EncodingSummary = { folded: 0, dequantizedWeights: 0, quantizedActivations: 0, matMulNBits: 0, dynamic: 0, fp16Casts: 0 };
+  const s: EncodingSummary = { folded: 0, dequantizedWeights: 0, quantizedActivations: 0, matMulNBits: 0, dynamic: 0, fp16Casts: 0, palettized: 0, sparseBitmask: 0, sparseInitializers: (model.msg.graph!.sparseInitializer ?? []).length };
+  // Values whose chain ends in the indices of a Gather from an initializer table (palettes, sparse values).
+  const gatherIndices = new Set<string>();
+  const producer = new Map(nodes.flatMap((n) => n.output.map((o) => [o, n] as const)));
+  for (const n of nodes) {
+    if (n.opType !== 'Gather' || !isInit(n.input[0]) || !constant.has(n.input[1])) continue;
+    const cumsum = (name: string, depth = 0): boolean => {
+      const p = producer.get(name);
+      return !!p && depth < 8 && (p.opType === 'CumSum' || p.input.some((i) => constant.has(i) && cumsum(i, depth + 1)));
+    };
+    if (cumsum(n.input[1])) s.sparseBitmask++;
+    else s.palettized++;
+    const stack = [n.input[1]];
+    while (stack.length) {
+      const v = stack.pop()!;
+      if (gatherIndices.has(v)) continue;
+      gatherIndices.add(v);
+      const p = producer.get(v);
+      if (p) stack.push(...p.input.filter((i) => constant.has(i)));
+    }
+  }
   for (const n of nodes) {
     const op = n.opType ?? '';
     if (op === 'DequantizeLinear' && isInit(n.input[0])) s.dequantizedWeights++;
@@ -41,7 +67,7 @@ export function summarizeEncodings(model: OnnxModel): EncodingSummary {
     else if (op === 'Cast' && isInit(n.input[0])) {
       const t = g.weights.get(n.input[0])!.tensor.dataType ?? 0;
       if (t === 10) s.fp16Casts++;
-      else if (!FLOAT_TYPES.has(t)) {
+      else if (!FLOAT_TYPES.has(t) && !gatherIndices.has(n.output[0])) {
         // The head of a folded chain: count the weight once, where the chain ends in a float consumer.
         s.folded++;
       }

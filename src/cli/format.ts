@@ -148,7 +148,9 @@ export function formatInspect(r: InspectReport): string {
   let out = lines.join('\n') + '\n' + formatTable(['tensor', 'type', 'shape', 'bytes', 'stored as'], r.largest.map((t) => [t.name, t.type, `[${t.shape.join(', ')}]`, String(t.bytes), t.source]));
   const e = r.encodings;
   const held = [[e.folded, 'folded weights (Cast->Mul, decoded at load)'], [e.dequantizedWeights, 'DequantizeLinear weights (decoded at every run)'],
-    [e.quantizedActivations, 'quantized activations (static W8A8)'], [e.matMulNBits, 'MatMulNBits'], [e.dynamic, 'dynamic activation quantizers'], [e.fp16Casts, 'fp16 weights']] as const;
+    [e.quantizedActivations, 'quantized activations (static W8A8)'], [e.matMulNBits, 'MatMulNBits'], [e.dynamic, 'dynamic activation quantizers'], [e.fp16Casts, 'fp16 weights'],
+    [e.palettized, 'palettized weights (indices -> Gather(LUT), decoded at load)'], [e.sparseBitmask, 'sparse weights (keep-bitmask + values, decoded at load)'],
+    [e.sparseInitializers, 'sparse_initializer weights (densified at load)']] as const;
   const found = held.filter(([n]) => n > 0).map(([n, what]) => `${n} ${what}`);
   out += `\nencodings: ${found.length ? found.join(', ') : 'none (a float model)'}\n`;
   const c = r.compute;

@@ -165,10 +165,12 @@ function validateModel(msg: ModelMsg, label: string): void {
   const known = new Set<string>(['']);
   for (const i of g.input) known.add(i.name ?? '');
   for (const t of g.initializer) known.add(t.name ?? '');
+  // A sparse_initializer's name is its values tensor's.
+  for (const t of g.sparseInitializer ?? []) known.add((t as { values?: { name?: string } }).values?.name ?? '');
   for (const node of g.node) {
     for (const name of node.input) {
       if (!known.has(name)) {
-        throw new ModelError('INVALID_MODEL', `node '${node.name || '(unnamed)'}' (${node.opType}) reads '${name}', which no graph input, initializer or earlier node produces`, { node: node.name, tensor: name });
+        throw new ModelError('INVALID_MODEL', `node '${node.name || '(unnamed)'}' (${node.opType}) reads '${name}', which no graph input, initializer, sparse initializer or earlier node produces`, { node: node.name, tensor: name });
       }
     }
     for (const o of node.output) known.add(o);
