@@ -107,6 +107,8 @@ if (sections.includes('sparsity')) {
     { label: '50 % magnitude', passes: [sp({ sparsity: 0.5, method: 'magnitude' })] },
     { label: '50 % magnitude, global threshold', passes: [sp({ sparsity: 0.5, method: 'magnitude', scope: 'global' })] },
     { label: '50 % SparseGPT', passes: [sp({ sparsity: 0.5, method: 'sparsegpt' })], calib: true },
+    { label: '50 % SparseGPT, sequential', passes: [sp({ sparsity: 0.5, method: 'sparsegpt', sequential: true })], calib: true },
+    { label: '50 % SparseGPT, global threshold', passes: [sp({ sparsity: 0.5, method: 'sparsegpt', scope: 'global' })], calib: true },
     { label: '2:4 magnitude', passes: [sp({ nm: { n: 2, m: 4 }, method: 'magnitude' })] },
     { label: '2:4 SparseGPT', passes: [sp({ nm: { n: 2, m: 4 }, method: 'sparsegpt' })], calib: true },
     { label: '50 % SparseGPT, compact', passes: [sp({ sparsity: 0.5, method: 'sparsegpt', format: 'compact' })], calib: true },

@@ -71,7 +71,7 @@ describe('modelpress compress --prune', () => {
 
   it('recipe errors name the problem: quantize before prune, keys beside passes, bad ratios', () => {
     const cases: Array<[string, RegExp]> = [
-      ['passes:\n  - quantize: { weights: int8 }\n  - prune: { ratio: 0.3 }\n', /quantize cannot run before prune/],
+      ['passes:\n  - quantize: { weights: int8 }\n  - prune: { ratio: 0.3 }\n', /prune cannot run after quantize: order the passes prune, quantize/],
       ['weights: int8\npasses:\n  - prune: { ratio: 0.3 }\n', /'weights' beside 'passes'/],
       ['passes:\n  - prune: { ratio: 1.2 }\n', /passes\.0\.prune\.ratio/],
       ['passes:\n  - prune: { ratio: 0.2, macs: 0.3 }\n', /exactly one of ratio and macs/],
@@ -156,6 +156,6 @@ describe('modelpress compress --prune', () => {
   it('--help names the passes and which of them read --calibration', () => {
     const r = run(['compress', '--help']);
     expect(r.stdout).toMatch(/prune +--prune \/ --prune-macs; reads --calibration to score channels \(energy\) and to re-fit/);
-    expect(r.stdout).toMatch(/--calibration alone \(no --prune\) keeps its old meaning: static W8A8/);
+    expect(r.stdout).toMatch(/--calibration alone \(no other pass named\) keeps its old meaning: static W8A8/);
   });
 });

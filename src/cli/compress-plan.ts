@@ -201,6 +201,7 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
         scope: o.sparseScope ?? fileSparsify?.scope,
         method: o.sparseMethod ?? fileSparsify?.method,
         format: o.sparseFormat ?? fileSparsify?.format,
+        sequential: fileSparsify?.sequential,
         minElements: int(o.minElements, '--min-elements') ?? fileSparsify?.minElements,
         exclude: new Set(exclusions.length ? resolveExclusions(readModel(), exclusions, '--exclude').covered : []),
       },
@@ -240,10 +241,12 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
   // Quantize: asked for by any quantize flag, by the recipe, or by default when nothing else is named.
   const dynamic = o.activations === 'dynamic' || fileQuantize?.activations === 'dynamic';
   // --min-elements belongs to sparsify / palettize when they are named, to quantization otherwise.
-  const quantizeFlagsGiven = [o.weights, o.granularity, o.blockSize, o.symmetric, o.format, weightPass ? undefined : o.minElements, o.activations, o.reduceRange, o.weightMethod, o.actOrder, o.sequential].some((v) => v !== undefined) || targetGiven;
+  const quantizeFlagsGiven = [o.weights, o.granularity, o.blockSize, o.symmetric, o.format, weightPass ? undefined : o.minElements, o.activations, o.reduceRange, o.weightMethod, o.actOrder, weightPass ? undefined : o.sequential].some((v) => v !== undefined) || targetGiven;
   const weightMethod = o.weightMethod ?? fileQuantize?.weightMethod;
   if (o.actOrder && weightMethod !== 'gptq') throw new RecipeError('--act-order applies to --weight-method gptq');
-  if (o.sequential && weightMethod !== 'gptq') throw new RecipeError('--sequential applies to --weight-method gptq');
+  const sparseGpt = sparsify?.pass === 'sparsify' && (sparsify.options.method ?? (o.calibration ? 'sparsegpt' : 'magnitude')) === 'sparsegpt';
+  if (o.sequential && weightMethod !== 'gptq' && !sparseGpt) throw new RecipeError('--sequential applies to --weight-method gptq and --sparse-method sparsegpt');
+  if (sparseGpt && o.sequential && sparsify?.pass === 'sparsify') sparsify.options.sequential = true;
   const biasCorrection = recover.bias ?? fileQuantize?.biasCorrection;
   const correcting = biasCorrection !== undefined && biasCorrection !== 'off';
   const kd = Boolean(recover.kd) || fileDistill !== undefined;

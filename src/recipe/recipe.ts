@@ -114,6 +114,7 @@ export const sparsifySchema = z.object({
   scope: z.enum(['layer', 'global']).optional(),
   method: z.enum(['magnitude', 'sparsegpt']).optional(),
   format: z.enum(['dense', 'compact']).optional(),
+  sequential: z.boolean().optional(),
   minElements: z.number().int().min(0).optional(),
   exclude: z.array(z.string()).optional(),
 }).strict().refine((p) => (p.sparsity === undefined) !== (p.nm === undefined), 'give exactly one of sparsity and nm');

@@ -70,7 +70,7 @@ Passes and calibration data:
     .option('--kd-alpha <a>', '--recover kd: weight of the KL term against cross-entropy on labels, when the calibration data has labels (default 0.5; 1 without labels)')
     .addOption(new Option('--weight-method <m>', 'how weights are rounded: rtn (round to nearest) or gptq (GPTQ: column by column, errors spread by the inverse Hessian of each layer\'s inputs on --calibration data; same output format)').choices(['rtn', 'gptq']))
     .option('--act-order', '--weight-method gptq: quantize input columns in order of decreasing Hessian diagonal')
-    .option('--sequential', '--weight-method gptq: read each layer\'s inputs from the model whose earlier layers are already rounded (one ONNX Runtime pass per wave of layers)')
+    .option('--sequential', '--weight-method gptq / --sparse-method sparsegpt: read each layer\'s inputs from the model whose earlier layers are already rounded or sparse (one ONNX Runtime pass per wave of layers)')
     .option('--sparsity <fraction>', 'sparsity: set this fraction of every layer\'s weights to zero (0.5 = half); runs before palettization and quantization, which keep the zeros exactly zero')
     .option('--nm <N:M>', 'N:M sparsity: keep N of every M consecutive weights along the input-channel axis (2:4 is what TensorRT\'s sparse kernels take)')
     .addOption(new Option('--sparse-scope <s>', '--sparsity: one magnitude threshold per layer (layer, the default) or over all layers (global)').choices(['layer', 'global']))

@@ -98,7 +98,7 @@ export class GptqRounder {
    * whose earlier layers already hold their GPTQ-rounded values (Frantar et al.'s order), the
    * rounding done here with the grid the weight-only pass will use.
    */
-  static async collect(model: OnnxModel, weights: readonly string[], o: GptqOptions, sequential?: { targets: readonly Target[] }): Promise<GptqRounder> {
+  static async collect(model: OnnxModel, weights: readonly string[], o: GptqOptions, sequential?: { targets: readonly Target[] } | { transform: (weight: string, rounder: GptqRounder) => Float32Array | null }): Promise<GptqRounder> {
     const layers = eligible(model, weights);
     const hessians = new Map<string, Float64Array>();
     const input = modelInput(model);
@@ -186,10 +186,19 @@ export class GptqRounder {
     if (!sequential) {
       for (const chunk of chunks) await accumulate(model, chunk);
     } else {
-      const targets = new Map(sequential.targets.map((t) => [t.weight.name, t]));
+      const targets = new Map('targets' in sequential ? sequential.targets.map((t) => [t.weight.name, t]) : []);
       const work = OnnxModel.fromBytes(model.toBytes(), model.baseDir, model.sourcePath ?? '<gptq>');
       for (const wave of waves) {
         await accumulate(work, wave);
+        if ('transform' in sequential) {
+          // Another data-aware method (SparseGPT): it rewrites each layer; later waves read its output.
+          for (const l of wave) {
+            const data = sequential.transform(l.weight, rounder);
+            if (data) replaceFloatWeight(work, l.weight, dims.get(l.weight)!, data);
+          }
+          work.reindex();
+          continue;
+        }
         for (const l of wave) {
           const t = targets.get(l.weight);
           // A copy: tensorFloat32 may return a view of the model's own bytes.

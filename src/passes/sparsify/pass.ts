@@ -32,6 +32,8 @@ export interface SparsifyPassOptions {
   format?: 'dense' | 'compact';
   minElements?: number;
   exclude?: Set<string>;
+  /** SparseGPT: each layer's inputs read from the model whose earlier layers are already sparse (default false: measured mixed, README). */
+  sequential?: boolean;
 }
 
 export interface SparseTensorReport {
@@ -53,7 +55,7 @@ export interface SparseTensorReport {
 }
 
 export interface SparsifyReport {
-  options: { sparsity: number | null; nm: string | null; scope: 'layer' | 'global'; method: 'magnitude' | 'sparsegpt'; format: 'dense' | 'compact'; minElements: number };
+  options: { sparsity: number | null; nm: string | null; scope: 'layer' | 'global'; method: 'magnitude' | 'sparsegpt'; format: 'dense' | 'compact'; minElements: number; sequential: boolean | null };
   tensors: SparseTensorReport[];
   /** Zeros over all sparsified weights. */
   sparsity: number;
@@ -113,20 +115,28 @@ async function runSparsify(ctx: PassContext, o: SparsifyPassOptions): Promise<Pa
   interface Outcome { data: Float32Array; keep: Uint8Array; fallback: string | null; objectiveMagnitude: number | null; objectiveSparseGpt: number | null; method: 'magnitude' | 'sparsegpt' }
   const results: Outcome[] = weights.map((w, i) => ({ data: Float32Array.from(w.data, (x, j) => (masks[i][j] ? x : 0)), keep: masks[i], fallback: null, objectiveMagnitude: null, objectiveSparseGpt: null, method: 'magnitude' }));
   if (method === 'sparsegpt' && weights.length) {
-    const rounder = await GptqRounder.collect(model, weights.map((w) => w.name), { calibration: ctx.calibration!, scheduler: ctx.scheduler, onProgress: ctx.onProgress });
-    weights.forEach((w, i) => {
-      const m = rounder.layerMatrix(w.name);
+    const index = new Map(weights.map((w, i) => [w.name, i]));
+    let done = 0;
+    const prune = (name: string, rounder: GptqRounder): Float32Array | null => {
+      const i = index.get(name)!;
+      const w = weights[i];
+      const m = rounder.layerMatrix(name);
       if (!m || m.depthwise) {
         results[i].fallback = m ? 'depthwise convolution (magnitude)' : 'no 2-D input view for this layer (magnitude)';
-        return;
+        return null;
       }
       const t = targets[i];
       const positions = t.opType === 'Conv' ? t.shape.slice(2).reduce((a, b) => a * b, 1) : 1;
       const r = sparseGptLayer(w, m, spec, fractions[i], masks[i], positions);
       results[i] = { ...r, fallback: null, method: 'sparsegpt' };
-      rounder.release(w.name);
-      ctx.onProgress?.('sparsifying: SparseGPT', i + 1, weights.length);
-    });
+      rounder.release(name);
+      ctx.onProgress?.('sparsifying: SparseGPT', ++done, weights.length);
+      return r.data;
+    };
+    const sequential = o.sequential ?? false;
+    const rounder = await GptqRounder.collect(model, weights.map((w) => w.name), { calibration: ctx.calibration!, scheduler: ctx.scheduler, onProgress: ctx.onProgress }, sequential ? { transform: prune } : undefined);
+    if (!sequential) for (const w of weights) prune(w.name, rounder);
+    for (const r of results) if (r.method === 'magnitude' && !r.fallback) r.fallback = 'no 2-D input view for this layer (magnitude)';
   }
   const tensors: TensorReport[] = [];
   const reports: SparseTensorReport[] = [];
@@ -164,7 +174,7 @@ async function runSparsify(ctx: PassContext, o: SparsifyPassOptions): Promise<Pa
   model.reindex();
   return {
     report: {
-      options: { sparsity: o.sparsity ?? null, nm: o.nm ? `${o.nm.n}:${o.nm.m}` : null, scope, method, format: o.format ?? 'dense', minElements },
+      options: { sparsity: o.sparsity ?? null, nm: o.nm ? `${o.nm.n}:${o.nm.m}` : null, scope, method, format: o.format ?? 'dense', minElements, sequential: method === 'sparsegpt' ? o.sequential ?? false : null },
       tensors: reports, sparsity: total ? zeros / total : 0,
     },
     tensors,
