@@ -180,7 +180,7 @@ function testModel(opset: number): ModelMsg {
   const flat = b.op('Reshape', [c, b.int64s('shape', [2, 5 * 36])]);
   const h = b.op('MatMul', [flat, b.init('proj.weight', [180, 40], gaussian(180 * 40, 12, 0.1))], {}, 'proj');
   const h2 = b.op('MatMul', [h, b.init('mm.weight', [40, 24], gaussian(40 * 24, 13, 0.2))], {}, 'mm');
-  b.node('Gemm', [h2, b.init('gemm.weight', [7, 24], gaussian(7 * 24, 14, 0.2))], { transB: 1 }, { outputs: ['y'], name: 'gemm' });
+  b.node('Gemm', [h2, b.init('gemm.weight', [7, 24], gaussian(7 * 24, 14, 0.2)), b.init('gemm.bias', [7], gaussian(7, 16, 0.1))], { transB: 1 }, { outputs: ['y'], name: 'gemm' });
   b.output('y', [2, 7]);
   return b.build(opset, [], opset >= 21 ? 10 : 8);
 }
@@ -208,6 +208,8 @@ const encodings: Array<[string, number, Partial<PaletteConfig> & { bits: Palette
   ['1-bit per tensor', 13, { bits: 1 }],
   ['2-bit grouped (3 channels: the 5-channel conv ends in a group of 2)', 13, { bits: 2, groupSize: 3 }],
   ['3-bit planes 2+1', 13, { bits: 3 }],
+  ['3-bit planes, opset 9 (no BitShift: Floor/Sub unpacking, Slice by attributes)', 9, { bits: 3 }],
+  ['6-bit grouped, opset 9', 9, { bits: 6, groupSize: 4 }],
   ['4-bit planes, opset 13', 13, { bits: 4 }],
   ['4-bit UINT4, opset 21, grouped, per-channel scale', 21, { bits: 4, groupSize: 2, perChannelScale: true }],
   ['6-bit planes 4+2, int8 LUT', 13, { bits: 6, lutDtype: 'int8' }],

@@ -97,16 +97,16 @@ describe('sparsity masks (CPU reference semantics)', () => {
 });
 
 /** x -> Conv(W[8,8,3,3]) -> Reshape -> MatMul(W[288,40]) -> Gemm(W[12,40], transB) -> y. */
-function testModel(): ModelMsg {
+function testModel(opset = 13): ModelMsg {
   const b = new GraphBuilder('sp');
   const x = b.input('x', [2, 8, 6, 6]);
   const c = b.op('Conv', [x, b.init('conv.weight', [8, 8, 3, 3], gaussian(576, 11, 0.3))], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] }, 'conv');
   const p = b.op('MaxPool', [c], { kernel_shape: [2, 2], strides: [2, 2] });
   const flat = b.op('Reshape', [p, b.int64s('shape', [2, 72])]);
   const h = b.op('MatMul', [flat, b.init('proj.weight', [72, 40], gaussian(72 * 40, 12, 0.1))], {}, 'proj');
-  b.node('Gemm', [h, b.init('gemm.weight', [12, 40], gaussian(12 * 40, 13, 0.2))], { transB: 1 }, { outputs: ['y'], name: 'gemm' });
+  b.node('Gemm', [h, b.init('gemm.weight', [12, 40], gaussian(12 * 40, 13, 0.2)), b.init('gemm.bias', [12], gaussian(12, 14, 0.1))], { transB: 1 }, { outputs: ['y'], name: 'gemm' });
   b.output('y', [2, 12]);
-  return b.build(13);
+  return b.build(opset);
 }
 
 const input = { x: new ort.Tensor('float32', gaussian(2 * 8 * 36, 15), [2, 8, 6, 6]) };
@@ -182,6 +182,19 @@ describe('the sparsify pass', () => {
       expect(statSync(compact).size).toBeLessThan(statSync(dense).size);
       for (const level of ['disabled', 'all'] as const) expect(Array.from(await run(compact, level))).toEqual(Array.from(await run(dense, level)));
       if (sparsity === 0.5) expect((await foldedWeights(compact)).msg.graph!.node.map((n) => n.opType).sort()).toEqual(['Conv', 'Gemm', 'MatMul', 'MaxPool', 'Reshape']);
+    }
+  });
+
+  it('compact below opset 11 (no CumSum / BitShift): sparse_initializer where it is smaller, else dense', async () => {
+    const old = join(dir, 'opset9.onnx');
+    writeFileSync(old, encodeModel(testModel(9)));
+    for (const [sparsity, format] of [[0.5, 'dense'], [0.95, 'sparse_initializer']] as const) {
+      const out = join(dir, `opset9-${sparsity}.onnx`);
+      const r = await compressModel(old, out, { passes: [sparsify({ sparsity, format: 'compact' })], scheduler: cpu, force: true });
+      expect(new Set((r.passes[0].report as SparsifyReport).tensors.map((t) => t.format))).toEqual(new Set([format]));
+      const dense = join(dir, `opset9-${sparsity}-dense.onnx`);
+      await compressModel(old, dense, { passes: [sparsify({ sparsity })], scheduler: cpu, force: true });
+      expect(Array.from(await run(out))).toEqual(Array.from(await run(dense)));
     }
   });
 

@@ -6,7 +6,8 @@
  *
  * Indices are stored compactly: 8 bits as UINT8; 4 bits as UINT4 from opset 21; otherwise as bit
  * planes of 4, 2 or 1 bits packed into UINT8 bytes (3 bits = a 2-bit and a 1-bit plane, 6 bits =
- * 4 + 2), unpacked with two BitShifts (left, then right: no BitwiseAnd, which needs opset 18).
+ * 4 + 2), unpacked with two BitShifts (left, then right: no BitwiseAnd, which needs opset 18), or
+ * below opset 11 (no BitShift) by Floor/Sub in float, exact for byte values.
  * Every input of the chain is an initializer and no node is a DequantizeLinear, so ONNX Runtime
  * constant-folds the whole chain at session creation: the session runs the float graph.
  * Grouped LUTs are one flat table; each row's indices are offset by its group's base (Gather, not
@@ -52,12 +53,14 @@ export function packPlane(indices: Uint8Array, shift: number, p: number): Uint8A
 export function storedIndexBits(bits: PaletteBits, model: OnnxModel): string {
   if (bits === 8) return 'UINT8';
   if (bits === 4 && model.opset('') >= 21) return 'UINT4';
-  return `bit planes ${PLANES[bits].join('+')} (UINT8, BitShift)`;
+  return `bit planes ${PLANES[bits].join('+')} (UINT8, unpacked by ${model.opset('') >= 11 ? 'BitShift' : 'Floor/Sub in float: no BitShift below opset 11'})`;
 }
 
 export function encodePalette(model: OnnxModel, name: string, r: PaletteResult, bits: PaletteBits, layout: PaletteLayout): EncodedPalette {
   const g = model.graph;
-  if (model.opset('') < 11) throw new RecipeError(`palettize: the model's opset ${model.opset('')} has no BitShift / CumSum-era ops; palettized weights need ai.onnx opset >= 11 (convert the model first)`, { opset: model.opset('') });
+  if (model.opset('') < 7) throw new RecipeError(`palettize: the model's ai.onnx opset ${model.opset('')} is too old for the decode chain (it needs opset >= 7); convert the model first`, { opset: model.opset('') });
+  // BitShift arrived in opset 11; older models unpack each field in float (exact below 256).
+  const shifts = model.opset('') >= 11;
   const inits: TensorProtoMsg[] = [];
   const nodes: NodeMsg[] = [];
   const n = r.indices.length;
@@ -85,20 +88,34 @@ export function encodePalette(model: OnnxModel, name: string, r: PaletteResult, 
       const per = 8 / p;
       const bytes = packPlane(r.indices, shift, p);
       const packed = add(makeTensor(g.uniqueName(`${name}_plane${p}`), DataType.UINT8, [bytes.length, 1], bytes));
-      // Field j of a byte: shift it to the top (left by 8 - p - j·p), then down to the bottom (right by 8 - p).
-      const left = add(makeTensor(g.uniqueName(`${name}_lshift${p}`), DataType.UINT8, [1, per], Uint8Array.from({ length: per }, (_, j) => 8 - p - j * p)));
-      const right = add(makeTensor(g.uniqueName(`${name}_rshift${p}`), DataType.UINT8, [], Uint8Array.of(8 - p)));
-      const top = op(`top${p}`, 'BitShift', [packed, left], [direction('LEFT')]);
-      let v = op(`bits${p}`, 'BitShift', [top, right], [direction('RIGHT')]);
+      let v: string;
+      if (shifts) {
+        // Field j of a byte: shift it to the top (left by 8 - p - j·p), then down to the bottom (right by 8 - p).
+        const left = add(makeTensor(g.uniqueName(`${name}_lshift${p}`), DataType.UINT8, [1, per], Uint8Array.from({ length: per }, (_, j) => 8 - p - j * p)));
+        const right = add(makeTensor(g.uniqueName(`${name}_rshift${p}`), DataType.UINT8, [], Uint8Array.of(8 - p)));
+        const top = op(`top${p}`, 'BitShift', [packed, left], [direction('LEFT')]);
+        v = op(`bits${p}`, 'BitShift', [top, right], [direction('RIGHT')]);
+      } else {
+        // q = floor(byte / 2^(j·p)); field = q - 2^p · floor(q / 2^p): exact in f32 for bytes.
+        const f32 = (base: string, dims: number[], values: number[]) => add(makeTensor(g.uniqueName(`${name}_${base}`), DataType.FLOAT, dims, bytesOf(Float32Array.from(values))));
+        const x = op(`float${p}`, 'Cast', [packed], [intAttr('to', DataType.FLOAT)]);
+        const q = op(`down${p}`, 'Floor', [op(`scaled${p}`, 'Mul', [x, f32(`fieldscale${p}`, [1, per], Array.from({ length: per }, (_, j) => 2 ** (-j * p)))])]);
+        const hi = op(`above${p}`, 'Floor', [op(`over${p}`, 'Mul', [q, f32(`inv${p}`, [], [2 ** -p])])]);
+        v = op(`field${p}`, 'Sub', [q, op(`hi${p}x`, 'Mul', [hi, f32(`radix${p}`, [], [2 ** p])])]);
+      }
       v = op(`flat${p}`, 'Reshape', [v, i64(`flatshape${p}`, [bytes.length * per])]);
-      if (bytes.length * per !== n) v = op(`trim${p}`, 'Slice', [v, i64(`start${p}`, [0]), i64(`end${p}`, [n]), i64(`axes${p}`, [0])]);
+      if (bytes.length * per !== n) {
+        v = model.opset('') >= 10
+          ? op(`trim${p}`, 'Slice', [v, i64(`start${p}`, [0]), i64(`end${p}`, [n]), i64(`axes${p}`, [0])])
+          : op(`trim${p}`, 'Slice', [v], [create<AttributeMsg>('AttributeProto', { name: 'starts', type: 7, ints: [0] }), create<AttributeMsg>('AttributeProto', { name: 'ends', type: 7, ints: [n] })]);
+      }
       v = op(`int${p}`, 'Cast', [v], [intAttr('to', DataType.INT32)]);
       if (shift > 0) v = op(`hi${p}`, 'Mul', [v, add(makeTensor(g.uniqueName(`${name}_weight${p}`), DataType.INT32, [], bytesOf(Int32Array.of(1 << shift))))]);
       parts.push(v);
     }
     idx = parts.length === 1 ? parts[0] : op('idx', 'Add', parts);
     if (layout.transposedFrom !== null) idx = op('idxrows', 'Reshape', [idx, i64('rowshape', rowShape)]);
-    decode = `bit planes ${PLANES[bits].join('+')} (UINT8 -> BitShift -> Cast)`;
+    decode = `bit planes ${PLANES[bits].join('+')} (UINT8 -> ${shifts ? 'BitShift' : 'Floor/Sub in float, no BitShift below opset 11'} -> Cast)`;
   }
   if (r.groups > 1) {
     const offsets = Int32Array.from({ length: layout.rows }, (_, row) => Math.floor(row / r.rowsPerGroup) * r.k);

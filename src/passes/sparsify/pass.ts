@@ -153,8 +153,12 @@ async function runSparsify(ctx: PassContext, o: SparsifyPassOptions): Promise<Pa
     let format: SparseFormat = 'dense';
     let after = dense;
     if (o.format === 'compact') {
-      format = sizes.sparse_initializer < sizes.bitmask ? 'sparse_initializer' : 'bitmask';
-      after = format === 'bitmask' ? encodeBitmask(model, w.name, w.shape, r.data, r.keep) : encodeSparseInitializer(model, w.name, w.shape, r.data, r.keep);
+      // The bitmask chain needs CumSum and BitShift (opset 11); older models get sparse_initializer when it is smaller.
+      const bitmaskOk = model.opset('') >= 11;
+      format = !bitmaskOk || sizes.sparse_initializer < sizes.bitmask ? 'sparse_initializer' : 'bitmask';
+      if (!bitmaskOk && sizes.sparse_initializer >= dense) format = 'dense';
+      if (format === 'dense') replaceFloatWeight(model, w.name, w.shape, r.data);
+      else after = format === 'bitmask' ? encodeBitmask(model, w.name, w.shape, r.data, r.keep) : encodeSparseInitializer(model, w.name, w.shape, r.data, r.keep);
     } else {
       replaceFloatWeight(model, w.name, w.shape, r.data);
     }
