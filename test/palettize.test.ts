@@ -264,7 +264,11 @@ describe('palettize refuses bad input with the value and the allowed ones', () =
     await expect(go({ bits: 4, mode: 'lloyd' })).rejects.toThrow("mode 'lloyd' is not allowed (allowed: kmeans, uniform, unique)");
     await expect(go({ bits: 4, groupSize: -2 })).rejects.toThrow('group size -2 is not allowed');
     await expect(go({ bits: 4, lutDtype: 'int4' })).rejects.toThrow("LUT dtype 'int4' is not allowed (allowed: float32, int8)");
-    await expect(go({ bits: 8, groupSize: 1 })).rejects.toThrow(/conv.weight: a group of 1 channel\(s\) holds 27 weights, fewer than the 256-entry palette of 8 bits/);
+    // A group smaller than the palette keeps the weight float (with the reason); when no weight can hold it, the run is refused.
+    await expect(go({ bits: 8, groupSize: 1 })).rejects.toThrow(/palettize: no weight can hold its palette; 'conv.weight': a group of 1 channel\(s\) holds 27 weights, fewer than the 256-entry palette of 8 bits; use fewer bits or a larger group size/);
+    const partial = await go({ bits: 6, groupSize: 2 });
+    expect(partial.skipped.find((x) => x.name === 'conv.weight')?.reason).toBe('a group of 2 channel(s) holds 54 weights, fewer than the 64-entry palette of 6 bits; use fewer bits or a larger group size');
+    expect((partial.passes[0].report as PalettizeReport).tensors.map((t) => t.name).sort()).toEqual(['mm.weight', 'proj.weight']);
     await expect(go({ bits: 4 })).resolves.toBeDefined();
     const quantized = join(dir, 'bad-q.onnx');
     await compressModel(src, quantized, { scheduler: cpu, force: true, recipe: (await import('../src/recipe/recipe.ts')).parseRecipe({ minElements: 0, format: 'qdq' }) });

@@ -75,6 +75,13 @@ function compressedWeights(model: OnnxModel): Skip[] {
   return out;
 }
 
+/** Why a weight's channel groups cannot hold a 2^bits palette, or null. */
+function groupTooSmall(t: Target, cfg: PaletteConfig): string | null {
+  const rows = t.shape[t.axis];
+  const per = Math.min(cfg.groupSize, rows) * (t.shape.reduce((a, b) => a * b, 1) / rows);
+  return per < 2 ** cfg.bits ? `a group of ${Math.min(cfg.groupSize, rows)} channel(s) holds ${per} weights, fewer than the ${2 ** cfg.bits}-entry palette of ${cfg.bits} bits; use fewer bits or a larger group size` : null;
+}
+
 function layoutOf(t: Target, cfg: PaletteConfig): PaletteLayout {
   const n = t.shape.reduce((a, b) => a * b, 1);
   if (cfg.groupSize === 0 && !cfg.perChannelScale) return { shape: t.shape, transposedFrom: null, rows: 1, inner: n };
@@ -127,7 +134,12 @@ async function runPalettize(ctx: PassContext, o: PalettizePassOptions): Promise<
     else if ((t.weight.tensor.dataType ?? 0) !== DataType.FLOAT) skipped.push({ name: t.weight.name, opType: t.opType, shape: t.shape, reason: `palettize reads FLOAT weights, this one is ${dataTypeName(t.weight.tensor.dataType ?? 0)}` });
     else if (t.axis < 0 && (cfg.groupSize > 0 || cfg.perChannelScale)) skipped.push({ name: t.weight.name, opType: t.opType, shape: t.shape, reason: 'shared by nodes with different output-channel axes: per-channel groups are undefined' });
     else if (cfg.groupSize === 0 && t.shape.reduce((a, b) => a * b, 1) < 2 ** cfg.bits) skipped.push({ name: t.weight.name, opType: t.opType, shape: t.shape, reason: `smaller than its ${2 ** cfg.bits}-entry palette (a LUT of all its values would not shrink it)` });
+    else if (cfg.groupSize > 0 && groupTooSmall(t, cfg)) skipped.push({ name: t.weight.name, opType: t.opType, shape: t.shape, reason: groupTooSmall(t, cfg)! });
     else targets.push(t);
+  }
+  if (!targets.length && skipped.some((s) => s.reason.startsWith('a group of'))) {
+    const s = skipped.find((x) => x.reason.startsWith('a group of'))!;
+    throw new RecipeError(`palettize: no weight can hold its palette; '${s.name}': ${s.reason}`, { tensor: s.name, groupSize: cfg.groupSize, bits: cfg.bits });
   }
   if (!targets.length && skipped.some((s) => s.reason.startsWith('already'))) {
     const s = skipped.find((x) => x.reason.startsWith('already'))!;
