@@ -188,7 +188,9 @@ if (sections.includes('ocr')) {
     ['8-bit k-means', [pal(8)], false],
     ['6-bit k-means', [pal(6)], false],
     ['4-bit k-means', [pal(4)], false],
+    ['6-bit k-means, group 8', [pal(6, { groupSize: 8 })], false],
     ['4-bit k-means, group 8', [pal(4, { groupSize: 8 })], false],
+    ['4-bit k-means, one LUT per channel', [pal(4, { groupSize: 1 })], false],
     ['4-bit k-means, group 8, sensitivity-weighted', [pal(4, { groupSize: 8, weighting: 'sensitivity' })], true],
   ];
   for (const [label, passes, calib] of variants) {
