@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { gptq, inverseUpperFactor, layerObjective } from '../src/linalg/gptq.ts';
 import { gramKernel } from '../src/kernels/gram.ts';
 import { seededRandom } from '../src/random.ts';
+import { correlatedLayer } from './helpers/layers.ts';
 import { compressModel } from '../src/pipeline/compress.ts';
 import { parseRecipe } from '../src/recipe/recipe.ts';
 import { evaluateModels } from '../src/eval/evaluate.ts';
@@ -15,22 +16,7 @@ import { summarizeEncodings } from '../src/analysis/encodings.ts';
 import { OnnxModel } from '../src/onnx/model.ts';
 import type { QuantizeReport } from '../src/passes/quantize/pass.ts';
 
-/** A layer with correlated inputs (as real activations are): X = Z·M. */
-function layer(rows: number, cols: number, samples: number, seed: number) {
-  const r = seededRandom(seed);
-  const n = () => r() * 2 - 1;
-  const w = Float64Array.from({ length: rows * cols }, n);
-  const m = Float32Array.from({ length: cols * cols }, n);
-  const z = Float32Array.from({ length: samples * cols }, n);
-  const x = new Float32Array(samples * cols);
-  for (let s = 0; s < samples; s++) for (let j = 0; j < cols; j++) {
-    let v = 0;
-    for (let k = 0; k < cols; k++) v += z[s * cols + k] * m[k * cols + j];
-    x[s * cols + j] = Math.max(0, v); // ReLU-like, some inputs often zero
-  }
-  const h = gramKernel.cpu({ a: x, rows: samples, fa: cols }).gram;
-  return { w, h };
-}
+const layer = correlatedLayer;
 
 /** int4 symmetric per-row grid with the scale from the row's absmax (what RTN uses). */
 function rowGrid(w: Float64Array, rows: number, cols: number, bits = 4) {

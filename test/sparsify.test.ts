@@ -13,9 +13,9 @@ import { OnnxModel } from '../src/onnx/model.ts';
 import { GraphBuilder } from '../src/onnx/builder.ts';
 import { encodeModel, type ModelMsg } from '../src/onnx/proto.ts';
 import { seededRandom } from '../src/random.ts';
+import { correlatedLayer } from './helpers/layers.ts';
 import { sparsegpt } from '../src/linalg/sparsegpt.ts';
 import { layerObjective } from '../src/linalg/gptq.ts';
-import { gramKernel } from '../src/kernels/gram.ts';
 import { sparsityKernel } from '../src/kernels/sparsity.ts';
 import { parseRecipe } from '../src/recipe/recipe.ts';
 import { evaluateModels } from '../src/eval/evaluate.ts';
@@ -35,21 +35,7 @@ function gaussian(n: number, seed: number, sd = 1): Float32Array {
   return Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r()) * sd);
 }
 
-/** A layer with correlated, ReLU-like inputs: H = XᵀX. */
-function layer(rows: number, cols: number, samples: number, seed: number) {
-  const r = seededRandom(seed);
-  const n = () => r() * 2 - 1;
-  const w = Float64Array.from({ length: rows * cols }, n);
-  const m = Float32Array.from({ length: cols * cols }, n);
-  const z = Float32Array.from({ length: samples * cols }, n);
-  const x = new Float32Array(samples * cols);
-  for (let s = 0; s < samples; s++) for (let j = 0; j < cols; j++) {
-    let v = 0;
-    for (let k = 0; k < cols; k++) v += z[s * cols + k] * m[k * cols + j];
-    x[s * cols + j] = Math.max(0, v);
-  }
-  return { w, h: gramKernel.cpu({ a: x, rows: samples, fa: cols }).gram };
-}
+const layer = correlatedLayer;
 
 describe('SparseGPT', () => {
   it('unstructured 50 %: the mask has the asked sparsity and a lower layer objective than magnitude pruning', () => {

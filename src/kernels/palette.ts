@@ -12,7 +12,7 @@
  */
 import { InvalidArgumentError } from '../errors.ts';
 import { f32Bits, flushDenormalBits, isFiniteBits, bitsToF32 } from './numerics.ts';
-import { floatToHalf } from '../onnx/float16.ts';
+import { floatToHalf, halfToFloat } from '../onnx/float16.ts';
 import { UnsliceableError } from './layout.ts';
 import { WORKGROUP_SIZE, type KernelDescriptor, type Piece, type PieceRegions } from './kernel.ts';
 
@@ -66,13 +66,7 @@ export function keyValue(key: number): number {
 }
 
 function keyValueOf(key: number): number {
-  const h = key & 0x8000 ? key & 0x7fff : ~key & 0xffff;
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
+  return halfToFloat(key & 0x8000 ? key & 0x7fff : ~key & 0xffff);
 }
 
 /** Every key's value, computed once. */

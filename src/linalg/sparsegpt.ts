@@ -5,10 +5,10 @@
  * errors (same upper factor of H⁻¹, lazy block updates). The mask is chosen as the sweep goes:
  * unstructured, per block of columns, the fraction `sparsity` of the block with the lowest saliency
  * w² / [H⁻¹]ᵢᵢ² (over all rows); N:M, at the first column of each group, the M − N lowest of the
- * group per row. f64 on the CPU.
+ * group per row. f64 on the CPU; the sweep is linalg/obs.ts, shared with GPTQ.
  */
 import { InvalidArgumentError } from '../errors.ts';
-import { inverseUpperFactor } from './gptq.ts';
+import { obsSweep, prepareLayer, type SweepHooks } from './obs.ts';
 
 export interface SparseGptInput {
   /** Row-major [rows, cols]. */
@@ -40,35 +40,13 @@ export interface SparseGptResult {
 
 export function sparsegpt(input: SparseGptInput): SparseGptResult {
   const { rows, cols } = input;
-  if (input.w.length !== rows * cols) throw new InvalidArgumentError(`sparsegpt: W has ${input.w.length} entries, [${rows}, ${cols}] needs ${rows * cols}`);
-  if (input.h.length !== cols * cols) throw new InvalidArgumentError(`sparsegpt: H has ${input.h.length} entries, ${cols} inputs need ${cols * cols}`);
   if ((input.sparsity === undefined) === (input.nm === undefined)) throw new InvalidArgumentError('sparsegpt: give exactly one of sparsity and nm');
   const perm = input.order ?? Array.from({ length: cols }, (_, i) => i);
   const pos = new Int32Array(cols);
   perm.forEach((c, i) => (pos[c] = i));
-  const blockSize = input.blockSize ?? 128;
-  const h = new Float64Array(cols * cols);
-  for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) h[i * cols + j] = input.h[perm[i] * cols + perm[j]];
-  const w = new Float64Array(rows * cols);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) w[r * cols + c] = input.w[r * cols + perm[c]];
-  let mean = 0;
-  for (let i = 0; i < cols; i++) {
-    if (h[i * cols + i] === 0) {
-      // A dead input: its weights never contribute; prune them for free.
-      h[i * cols + i] = 1;
-      for (let r = 0; r < rows; r++) w[r * cols + i] = 0;
-    }
-    mean += h[i * cols + i] / cols;
-  }
-  let damping = input.damping ?? 0.01;
-  let u: Float64Array | null = null;
-  for (let attempt = 0; attempt < 8 && !u; attempt++, damping *= 10) {
-    const hd = Float64Array.from(h);
-    for (let i = 0; i < cols; i++) hd[i * cols + i] += damping * mean;
-    u = inverseUpperFactor(hd, cols);
-  }
-  if (!u) throw new InvalidArgumentError(`sparsegpt: the Hessian of ${cols} inputs is not positive definite even with damping ${damping / 10} x mean(diag)`);
-  damping /= 10;
+  // Dead inputs are zeroed by prepareLayer: pruning their weights is free, and the mask finds them first.
+  const layer = prepareLayer('sparsegpt', input.w, input.h, rows, cols, perm, input.damping ?? 0.01);
+  const { w, u } = layer;
   // N:M group (in visiting order) starting at each position.
   const groupAt = new Map<number, number>();
   if (input.nm) {
@@ -79,57 +57,40 @@ export function sparsegpt(input: SparseGptInput): SparseGptResult {
     }
   }
   const keep = new Uint8Array(rows * cols).fill(1);
-  const err = new Float64Array(rows * blockSize);
-  for (let b0 = 0; b0 < cols; b0 += blockSize) {
-    const b1 = Math.min(cols, b0 + blockSize);
-    if (input.sparsity !== undefined) {
-      // The block's mask: the lowest saliencies w² / d² over all its rows and columns.
+  const saliency = (r: number, i: number) => w[r * cols + i] ** 2 / u[i * cols + i] ** 2;
+  const hooks: SweepHooks = {};
+  if (input.sparsity !== undefined) {
+    const sparsity = input.sparsity;
+    // Unstructured: each block's mask is the lowest saliencies w² / [H⁻¹]ᵢᵢ² over all its rows and columns.
+    hooks.block = (b0, b1) => {
       const sal: Array<[number, number]> = [];
-      for (let r = 0; r < rows; r++) for (let i = b0; i < b1; i++) sal.push([w[r * cols + i] ** 2 / u[i * cols + i] ** 2, r * cols + i]);
+      for (let r = 0; r < rows; r++) for (let i = b0; i < b1; i++) sal.push([saliency(r, i), r * cols + i]);
       sal.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-      const cut = Math.round(sal.length * input.sparsity);
+      const cut = Math.round(sal.length * sparsity);
       for (let q = 0; q < cut; q++) keep[sal[q][1]] = 0;
-    }
-    for (let i = b0; i < b1; i++) {
+    };
+  } else {
+    const n = input.nm!.n;
+    // N:M: at a group's first column, each row keeps its n most salient weights of the group.
+    hooks.column = (i) => {
       const len = groupAt.get(i);
-      if (len !== undefined && input.nm) {
-        for (let r = 0; r < rows; r++) {
-          const s = Array.from({ length: len }, (_, j) => [w[r * cols + i + j] ** 2 / u[(i + j) * cols + i + j] ** 2, j]);
-          s.sort((a, b) => b[0] - a[0] || a[1] - b[1]);
-          for (let q = input.nm.n; q < len; q++) keep[r * cols + i + s[q][1]] = 0;
-        }
-      }
-      const d = u[i * cols + i];
+      if (len === undefined) return;
       for (let r = 0; r < rows; r++) {
-        const x = w[r * cols + i];
-        const q = keep[r * cols + i] ? x : 0;
-        w[r * cols + i] = q;
-        const e = (x - q) / d;
-        err[r * blockSize + (i - b0)] = e;
-        if (e === 0) continue;
-        const row = r * cols;
-        const ui = i * cols;
-        for (let j = i + 1; j < b1; j++) w[row + j] -= e * u[ui + j];
+        const s = Array.from({ length: len }, (_, j) => [saliency(r, i + j), j]);
+        s.sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+        for (let q = n; q < len; q++) keep[r * cols + i + s[q][1]] = 0;
       }
-    }
-    for (let r = 0; r < rows; r++) {
-      const row = r * cols;
-      for (let i = b0; i < b1; i++) {
-        const e = err[r * blockSize + (i - b0)];
-        if (e === 0) continue;
-        const ui = i * cols;
-        for (let j = b1; j < cols; j++) w[row + j] -= e * u[ui + j];
-      }
-    }
+    };
   }
+  const q = obsSweep(layer, rows, cols, (x, r, i) => (keep[r * cols + i] ? x : 0), hooks, input.blockSize ?? 128);
   const out = new Float64Array(rows * cols);
   const keepOut = new Uint8Array(rows * cols);
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
       const k = keep[r * cols + c];
       keepOut[r * cols + perm[c]] = k;
-      out[r * cols + perm[c]] = k ? w[r * cols + c] : 0;
+      out[r * cols + perm[c]] = k ? q[r * cols + c] : 0;
     }
   }
-  return { w: out, keep: keepOut, damping };
+  return { w: out, keep: keepOut, damping: layer.damping };
 }

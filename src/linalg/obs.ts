@@ -1,0 +1,125 @@
+/**
+ * The Optimal-Brain-Surgeon column sweep GPTQ and SparseGPT share: the layer objective
+ * ‖WX − ŴX‖² with H = XXᵀ; columns visited in a given order, each column's new values chosen by the
+ * method (a grid value, or kept / zero), its error spread over the columns not yet visited through
+ * the upper Cholesky factor U of H⁻¹ — within a block at once, to later blocks lazily (block 128).
+ */
+import { InvalidArgumentError } from '../errors.ts';
+import { choleskyInPlace } from './cholesky.ts';
+
+/**
+ * Upper Cholesky factor U of H⁻¹ (H⁻¹ = Uᵀ U), or null if H is not positive definite. With P the
+ * reversal permutation, chol(P H P) = L gives H = V Vᵀ with V = P L P upper triangular, so
+ * U = V⁻¹: one Cholesky and one triangular inverse, both walking rows (≈ n³/2 multiply-adds).
+ */
+export function inverseUpperFactor(h: Float64Array, n: number): Float64Array | null {
+  const l = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) l[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
+  if (!choleskyInPlace(l, n)) return null;
+  const u = new Float64Array(n * n);
+  const acc = new Float64Array(n);
+  for (let i = n - 1; i >= 0; i--) {
+    const li = (n - 1 - i) * n;
+    const vii = l[li + (n - 1 - i)];
+    acc.fill(0, i + 1);
+    for (let k = i + 1; k < n; k++) {
+      const vik = l[li + (n - 1 - k)];
+      if (vik === 0) continue;
+      const uk = k * n;
+      for (let j = k; j < n; j++) acc[j] += vik * u[uk + j];
+    }
+    u[i * n + i] = 1 / vii;
+    for (let j = i + 1; j < n; j++) u[i * n + j] = -acc[j] / vii;
+  }
+  return u;
+}
+
+export interface ObsLayer {
+  /** Row-major [rows, cols] in visiting order; dead columns zeroed. */
+  w: Float64Array;
+  /** Upper factor of the damped H⁻¹, visiting order. */
+  u: Float64Array;
+  damping: number;
+  /** Inputs whose Gram diagonal is 0: their weights never contribute. */
+  dead: number;
+}
+
+/**
+ * W and H permuted to the visiting order `perm`, dead inputs set aside (diagonal 1, weights 0),
+ * and H + λ·mean(diag H)·I factored, λ from `damping` raised tenfold until the factorization holds.
+ */
+export function prepareLayer(what: string, w0: Float64Array, h0: Float64Array, rows: number, cols: number, perm: readonly number[], damping0 = 0.01): ObsLayer {
+  if (w0.length !== rows * cols) throw new InvalidArgumentError(`${what}: W has ${w0.length} entries, [${rows}, ${cols}] needs ${rows * cols}`);
+  if (h0.length !== cols * cols) throw new InvalidArgumentError(`${what}: H has ${h0.length} entries, ${cols} inputs need ${cols * cols}`);
+  const h = new Float64Array(cols * cols);
+  for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) h[i * cols + j] = h0[perm[i] * cols + perm[j]];
+  const w = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) w[r * cols + c] = w0[r * cols + perm[c]];
+  let dead = 0;
+  let mean = 0;
+  for (let i = 0; i < cols; i++) {
+    if (h[i * cols + i] === 0) {
+      h[i * cols + i] = 1;
+      for (let r = 0; r < rows; r++) w[r * cols + i] = 0;
+      dead++;
+    }
+    mean += h[i * cols + i] / cols;
+  }
+  let damping = damping0;
+  let u: Float64Array | null = null;
+  for (let attempt = 0; attempt < 8 && !u; attempt++, damping *= 10) {
+    const hd = Float64Array.from(h);
+    for (let i = 0; i < cols; i++) hd[i * cols + i] += damping * mean;
+    u = inverseUpperFactor(hd, cols);
+  }
+  if (!u) throw new InvalidArgumentError(`${what}: the Hessian of ${cols} inputs is not positive definite even with damping ${damping / 10} x mean(diag)`);
+  return { w, u, damping: damping / 10, dead };
+}
+
+export interface SweepHooks {
+  /** Before the first column of each block [b0, b1). */
+  block?(b0: number, b1: number): void;
+  /** Before column i (visiting order). */
+  column?(i: number): void;
+}
+
+/**
+ * The sweep: `choose(x, r, i)` gives the new value of W[r][i] (x is its current, already updated
+ * value); returns the chosen values, row-major in visiting order. `w` is updated in place.
+ */
+export function obsSweep(layer: ObsLayer, rows: number, cols: number, choose: (x: number, r: number, i: number) => number, hooks: SweepHooks = {}, blockSize = 128): Float64Array {
+  const { w, u } = layer;
+  const q = new Float64Array(rows * cols);
+  const err = new Float64Array(rows * blockSize);
+  for (let b0 = 0; b0 < cols; b0 += blockSize) {
+    const b1 = Math.min(cols, b0 + blockSize);
+    hooks.block?.(b0, b1);
+    for (let i = b0; i < b1; i++) {
+      hooks.column?.(i);
+      const d = u[i * cols + i];
+      for (let r = 0; r < rows; r++) {
+        const x = w[r * cols + i];
+        const qv = choose(x, r, i);
+        q[r * cols + i] = qv;
+        const e = (x - qv) / d;
+        err[r * blockSize + (i - b0)] = e;
+        if (e === 0) continue;
+        // Within the block: update the remaining columns now.
+        const row = r * cols;
+        const ui = i * cols;
+        for (let j = i + 1; j < b1; j++) w[row + j] -= e * u[ui + j];
+      }
+    }
+    // Lazy update of every later column with the block's errors.
+    for (let r = 0; r < rows; r++) {
+      const row = r * cols;
+      for (let i = b0; i < b1; i++) {
+        const e = err[r * blockSize + (i - b0)];
+        if (e === 0) continue;
+        const ui = i * cols;
+        for (let j = b1; j < cols; j++) w[row + j] -= e * u[ui + j];
+      }
+    }
+  }
+  return q;
+}
