@@ -13,7 +13,8 @@ import { OnnxModel } from '../src/onnx/model.ts';
 import { GraphBuilder } from '../src/onnx/builder.ts';
 import { encodeModel, type ModelMsg } from '../src/onnx/proto.ts';
 import { seededRandom } from '../src/random.ts';
-import { kmeans1d, kmeans1dWithZero, partitionCost } from '../src/passes/palettize/kmeans1d.ts';
+import { kmeans1d, kmeans1dWithZero, partitionCost, solvePartition } from '../src/passes/palettize/kmeans1d.ts';
+import { solvePartitions, workerScript } from '../src/passes/palettize/dp-pool.ts';
 import { palettizeWeights, type PaletteConfig } from '../src/passes/palettize/palettize.ts';
 import { packPlane } from '../src/passes/palettize/encode.ts';
 import type { PalettizeReport } from '../src/passes/palettize/pass.ts';
@@ -64,6 +65,19 @@ describe('exact 1-D k-means', () => {
       expect(p.cost).toBeCloseTo(bruteForce(values, weights, k), 9);
       expect(partitionCost({ values, weights }, p.starts)).toBeCloseTo(p.cost, 9);
     }
+  });
+
+  it('worker threads solve the same programs as this thread (the compiled worker from dist/)', async (ctx) => {
+    if (!workerScript()) return ctx.skip('dist/src/passes/palettize/dp-worker.js is not built (npm test builds it first)');
+    const r = seededRandom(9);
+    const problems = Array.from({ length: 7 }, (_, t) => {
+      const values = Float64Array.from(new Set(Array.from({ length: 300 + 100 * t }, () => Math.round((r() - 0.5) * 4000) / 1000))).sort();
+      const zero = values.indexOf(0);
+      return { values, weights: Float64Array.from(values, () => 1 + Math.floor(r() * 9)), k: 4 + t, zero: t % 2 && zero >= 0 ? zero : null };
+    });
+    const pooled = await solvePartitions(problems, { threads: 3, minWork: 0 });
+    expect(pooled.threads).toBe(3);
+    expect(pooled.solved).toEqual(problems.map(solvePartition));
   });
 
   it('with a zero cluster: the best partition in which 0 stands alone', () => {

@@ -195,3 +195,23 @@ export function partitionCost(p: Points, starts: readonly number[]): number {
   }
   return cost;
 }
+
+/** One group's dynamic program, as the palettize pass poses it (and its worker threads solve it). */
+export interface PartitionProblem {
+  values: Float64Array;
+  weights: Float64Array;
+  k: number;
+  /** Index of the point 0 to keep as a cluster of its own, or null. */
+  zero: number | null;
+}
+
+export interface Solved extends Partition {
+  /** Whether 0 got its own cluster (false when k was too small for it). */
+  zeroKept: boolean;
+}
+
+export function solvePartition(p: PartitionProblem): Solved {
+  const points = { values: p.values, weights: p.weights };
+  const withZero = p.zero !== null ? kmeans1dWithZero(points, p.k, p.zero) : null;
+  return withZero ? { ...withZero, zeroKept: true } : { ...kmeans1d(points, p.k), zeroKept: false };
+}

@@ -14,7 +14,8 @@ import { InvalidArgumentError, ModelError, RecipeError } from '../../errors.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
 import { paletteKernel, paletteKey, keyValue, KEY_VALUES, PALETTE_KEYS, type PaletteJob } from '../../kernels/palette.ts';
 import { roundHalfEven } from '../../kernels/numerics.ts';
-import { kmeans1d, kmeans1dWithZero, type Partition } from './kmeans1d.ts';
+import type { PartitionProblem, Solved } from './kmeans1d.ts';
+import { solvePartitions } from './dp-pool.ts';
 
 import { PALETTE_BITS, PALETTE_MODES, LUT_DTYPES } from '../../recipe/recipe.ts';
 
@@ -129,11 +130,19 @@ function pointsOf(hist: Uint32Array | Float64Array): { keys: number[]; values: F
   return { keys, values, weights };
 }
 
-function planGroup(hist: Uint32Array | Float64Array, k: number, mult: number, cfg: PaletteConfig, from: number, to: number): GroupPlan {
+/** A group's distinct keys as weighted points (±0 merged into one point), and whether 0 keeps its own cluster. */
+interface GroupPoints {
+  keyOf: number[];
+  values: Float64Array;
+  weights: Float64Array;
+  zeroAt: number;
+  keepZero: boolean;
+  distinct: number;
+}
+
+function groupPoints(hist: Uint32Array | Float64Array, cfg: PaletteConfig): GroupPoints {
   const { keys, values, weights } = pointsOf(hist);
-  const bounds = new Uint32Array(k - 1).fill(PALETTE_KEYS);
   const zeroAt = keys.findIndex((key) => keyValue(key) === 0);
-  // ±0 are two keys; merge them into one point for the partition.
   let pts = { values, weights };
   let keyOf = keys;
   if (zeroAt >= 0 && keyValue(keys[zeroAt + 1] ?? -1) === 0) {
@@ -146,29 +155,33 @@ function planGroup(hist: Uint32Array | Float64Array, k: number, mult: number, cf
   for (const w of pts.weights) total += w;
   const zeroWeight = zeroAt >= 0 ? pts.weights[zeroAt] : 0;
   const keepZero = zeroAt >= 0 && cfg.mode === 'kmeans' && (cfg.keepZeros === 'on' || (cfg.keepZeros === 'auto' && zeroWeight >= 0.01 * total));
+  return { keyOf, ...pts, zeroAt, keepZero, distinct: keys.length };
+}
+
+/** Boundaries and provisional centroids of a group from its k-means partition, or its uniform grid. */
+function planGroup(g: GroupPoints, part: Solved | null, k: number, mult: number, from: number, to: number): GroupPlan {
+  const bounds = new Uint32Array(k - 1).fill(PALETTE_KEYS);
   let centroids: number[];
   let zeroCluster = -1;
-  if (cfg.mode === 'kmeans') {
-    const withZero = keepZero ? kmeans1dWithZero(pts, k, zeroAt) : null;
-    const part: Partition = withZero ?? kmeans1d(pts, k);
-    part.starts.slice(1).forEach((s, i) => (bounds[i] = keyOf[s]));
+  if (part) {
+    part.starts.slice(1).forEach((s, i) => (bounds[i] = g.keyOf[s]));
     centroids = part.centroids.map((c) => c / mult);
-    if (withZero) zeroCluster = part.starts.indexOf(zeroAt);
+    if (part.zeroKept) zeroCluster = part.starts.indexOf(g.zeroAt);
   } else {
     // uniform: levels (i - zp) * step over [min, max], zero on the grid when the range spans it.
-    const lo = Math.min(0, pts.values[0] ?? 0);
-    const hi = Math.max(0, pts.values[pts.values.length - 1] ?? 0);
+    const lo = Math.min(0, g.values[0] ?? 0);
+    const hi = Math.max(0, g.values[g.values.length - 1] ?? 0);
     const step = hi > lo ? (hi - lo) / (k - 1) : 1;
     const zp = Math.round(-lo / step);
     centroids = Array.from({ length: k }, (_, i) => ((i - zp) * step) / mult);
     let c = 0;
-    for (let j = 0; j < keyOf.length; j++) {
+    for (let j = 0; j < g.keyOf.length; j++) {
       // The first point nearer to level c + 1 than to level c starts cluster c + 1.
-      while (c < k - 1 && pts.values[j] >= (i2l(c, zp, step) + i2l(c + 1, zp, step)) / 2) bounds[c++] = keyOf[j];
+      while (c < k - 1 && g.values[j] >= (i2l(c, zp, step) + i2l(c + 1, zp, step)) / 2) bounds[c++] = g.keyOf[j];
     }
     zeroCluster = zp;
   }
-  return { from, to, exact: null, bounds, centroids, zeroCluster, distinct: keys.length };
+  return { from, to, exact: null, bounds, centroids, zeroCluster, distinct: g.distinct };
 }
 
 const i2l = (i: number, zp: number, step: number) => (i - zp) * step;
@@ -213,18 +226,20 @@ export interface PaletteTiming {
   finishMs: number;
   /** The most distinct keys one group had (the DP's size). */
   maxDistinct: number;
+  /** Threads the dynamic programs ran on. */
+  threads: number;
 }
 
-export const newPaletteTiming = (): PaletteTiming => ({ prepareMs: 0, histogramMs: 0, dpMs: 0, assignMs: 0, finishMs: 0, maxDistinct: 0 });
+export const newPaletteTiming = (): PaletteTiming => ({ prepareMs: 0, histogramMs: 0, dpMs: 0, assignMs: 0, finishMs: 0, maxDistinct: 0, threads: 1 });
 
 /**
  * Palettizes a batch of weights: one histogram pass and one assignment pass on the scheduler for
  * all of them, the dynamic programs in between.
  */
-export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: PaletteConfig, scheduler: Scheduler, timing: PaletteTiming = newPaletteTiming()): Promise<PaletteResult[]> {
+export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: PaletteConfig, scheduler: Scheduler, timing: PaletteTiming = newPaletteTiming(), opts: { threads?: number } = {}): Promise<PaletteResult[]> {
   validateConfig(cfg);
   let t0 = performance.now();
-  const lap = (key: Exclude<keyof PaletteTiming, 'maxDistinct'>) => {
+  const lap = (key: Exclude<keyof PaletteTiming, 'maxDistinct' | 'threads'>) => {
     const t = performance.now();
     timing[key] += t - t0;
     t0 = t;
@@ -275,22 +290,26 @@ export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: Pal
   const histResults = histJobs.length ? await scheduler.run(paletteKernel, histJobs) : [];
   lap('histogramMs');
   let hi = 0;
-  const plans: GroupPlan[][] = prepared.map((p, i) => {
-    if (exact[i]) return exact[i]!.map((values, g) => ({ from: g * p.groupLength, to: Math.min(p.data.length, (g + 1) * p.groupLength), exact: values, bounds: new Uint32Array(0), centroids: values, zeroCluster: values.indexOf(0), distinct: values.length }));
-    let hist: ArrayLike<number>;
-    let stride = PALETTE_KEYS;
+  // Every group's points first, then all k-means programs at once (worker threads when worth it).
+  const points: Array<GroupPoints[] | null> = prepared.map((p, i) => {
+    if (exact[i]) return null;
+    let hist: Uint32Array | Float64Array;
     if (p.t.sensitivity) {
       // Weighted histogram (sums of f64 importances per key): on the host.
       const h = new Float64Array(p.groups * PALETTE_KEYS);
       for (let j = 0; j < p.data.length; j++) h[Math.floor(j / p.groupLength) * PALETTE_KEYS + paletteKey(p.data[j], p.mult)] += p.t.sensitivity[j];
       hist = h;
     } else hist = histResults[hi++].counts!;
-    const out: GroupPlan[] = [];
-    for (let g = 0; g < p.groups; g++) {
-      const view = (hist as Float64Array | Uint32Array).subarray(g * stride, (g + 1) * stride);
-      out.push(planGroup(view, k, p.mult, cfg, g * p.groupLength, Math.min(p.data.length, (g + 1) * p.groupLength)));
-    }
-    return out;
+    return Array.from({ length: p.groups }, (_, g) => groupPoints(hist.subarray(g * PALETTE_KEYS, (g + 1) * PALETTE_KEYS), cfg));
+  });
+  const problems: PartitionProblem[] = [];
+  if (cfg.mode === 'kmeans') for (const groups of points) for (const g of groups ?? []) problems.push({ values: g.values, weights: g.weights, k, zero: g.keepZero ? g.zeroAt : null });
+  const { solved, threads } = await solvePartitions(problems, { threads: opts.threads });
+  timing.threads = Math.max(timing.threads, threads);
+  let si = 0;
+  const plans: GroupPlan[][] = prepared.map((p, i) => {
+    if (exact[i]) return exact[i]!.map((values, g) => ({ from: g * p.groupLength, to: Math.min(p.data.length, (g + 1) * p.groupLength), exact: values, bounds: new Uint32Array(0), centroids: values, zeroCluster: values.indexOf(0), distinct: values.length }));
+    return points[i]!.map((g, gi) => planGroup(g, cfg.mode === 'kmeans' ? solved[si++] : null, k, p.mult, gi * p.groupLength, Math.min(p.data.length, (gi + 1) * p.groupLength)));
   });
 
   for (const groups of plans) for (const g of groups) timing.maxDistinct = Math.max(timing.maxDistinct, g.distinct);
