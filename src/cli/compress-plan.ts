@@ -202,6 +202,7 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
         method: o.sparseMethod ?? fileSparsify?.method,
         format: o.sparseFormat ?? fileSparsify?.format,
         sequential: fileSparsify?.sequential,
+        biasCorrection: fileSparsify?.biasCorrection,
         minElements: int(o.minElements, '--min-elements') ?? fileSparsify?.minElements,
         exclude: new Set(exclusions.length ? resolveExclusions(readModel(), exclusions, '--exclude').covered : []),
       },
@@ -226,6 +227,7 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
         // After sparsify, zeros keep a palette entry of their own (exactly zero after decoding).
         keepZeros: filePalettize?.keepZeros ?? (sparsify ? 'on' : undefined),
         weighting: o.palettizeWeighting ?? filePalettize?.weighting,
+        biasCorrection: filePalettize?.biasCorrection,
         minElements: int(o.minElements, '--min-elements') ?? filePalettize?.minElements,
         exclude: new Set(exclusions.length ? resolveExclusions(readModel(), exclusions, '--exclude').covered : []),
       },
@@ -247,7 +249,14 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
   const sparseGpt = sparsify?.pass === 'sparsify' && (sparsify.options.method ?? (o.calibration ? 'sparsegpt' : 'magnitude')) === 'sparsegpt';
   if (o.sequential && weightMethod !== 'gptq' && !sparseGpt) throw new RecipeError('--sequential applies to --weight-method gptq and --sparse-method sparsegpt');
   if (sparseGpt && o.sequential && sparsify?.pass === 'sparsify') sparsify.options.sequential = true;
-  const biasCorrection = recover.bias ?? fileQuantize?.biasCorrection;
+  // --recover bias corrects the quantize pass; with only sparsify / palettize named, the last of them.
+  const biasToWeightPass = weightPass && recover.bias === 'auto' && !quantizeFlagsGiven && fileQuantize === undefined;
+  if (biasToWeightPass) {
+    if (!o.calibration) throw new RecipeError('--recover bias needs --calibration data (the layer output means it restores come from it; unlabelled samples are enough)');
+    const last = (palettize ?? sparsify)!;
+    (last.options as { biasCorrection?: 'auto' | 'on' | 'off' }).biasCorrection = 'auto';
+  }
+  const biasCorrection = biasToWeightPass ? undefined : recover.bias ?? fileQuantize?.biasCorrection;
   const correcting = biasCorrection !== undefined && biasCorrection !== 'off';
   const kd = Boolean(recover.kd) || fileDistill !== undefined;
   for (const [flag, v] of [['--kd-epochs', o.kdEpochs], ['--kd-temperature', o.kdTemperature], ['--kd-alpha', o.kdAlpha], ['--kd-lr', o.kdLr]] as const) {

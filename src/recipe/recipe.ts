@@ -103,6 +103,7 @@ export const palettizeSchema = z.object({
   lutDtype: z.enum(LUT_DTYPES).optional(),
   keepZeros: z.enum(['auto', 'on', 'off']).optional(),
   weighting: z.enum(['sensitivity', 'none']).optional(),
+  biasCorrection: z.enum(['auto', 'on', 'off']).optional(),
   minElements: z.number().int().min(0).optional(),
   exclude: z.array(z.string()).optional(),
 }).strict();
@@ -115,6 +116,7 @@ export const sparsifySchema = z.object({
   method: z.enum(['magnitude', 'sparsegpt']).optional(),
   format: z.enum(['dense', 'compact']).optional(),
   sequential: z.boolean().optional(),
+  biasCorrection: z.enum(['auto', 'on', 'off']).optional(),
   minElements: z.number().int().min(0).optional(),
   exclude: z.array(z.string()).optional(),
 }).strict().refine((p) => (p.sparsity === undefined) !== (p.nm === undefined), 'give exactly one of sparsity and nm');

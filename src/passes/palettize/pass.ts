@@ -16,6 +16,8 @@ import { GptqRounder } from '../quantize/gptq.ts';
 import { FOLD_LIMIT_BYTES } from '../quantize/weight-encodings.ts';
 import { newPaletteTiming, palettizeWeights, validateConfig, type PaletteConfig, type PaletteInput, type PaletteTiming } from './palettize.ts';
 import { encodePalette, storedIndexBits, type PaletteLayout } from './encode.ts';
+import { correctAfter, referenceFor, type BiasAfter } from '../bias-after.ts';
+import type { BiasCorrectionReport } from '../quantize/bias-correction.ts';
 
 export interface PalettizePassOptions extends Partial<PaletteConfig> {
   bits: PaletteConfig['bits'];
@@ -25,6 +27,8 @@ export interface PalettizePassOptions extends Partial<PaletteConfig> {
   exclude?: Set<string>;
   /** With calibration data: weigh k-means by the layer input Gram diagonal, or not (default: measured no better, README). */
   weighting?: 'sensitivity' | 'none';
+  /** Restore the palettized layers' per-channel output means on calibration data. */
+  biasCorrection?: BiasAfter;
 }
 
 export interface PaletteTensorReport {
@@ -54,6 +58,7 @@ export interface PalettizeReport {
   bytesBefore: number;
   bytesAfter: number;
   warnings: string[];
+  biasCorrection: BiasCorrectionReport | null;
   /** Where the time went (histograms, dynamic programs, assignment: the numerics; encoding apart). */
   timing: PaletteTiming & { sensitivityMs: number; encodeMs: number };
 }
@@ -125,6 +130,7 @@ async function runPalettize(ctx: PassContext, o: PalettizePassOptions): Promise<
   const weighting = o.weighting ?? 'none';
   if (weighting === 'sensitivity' && !ctx.calibration) throw new RecipeError('palettize: weighting sensitivity needs --calibration data (unlabelled samples are enough)');
   const model = ctx.model;
+  const reference = referenceFor(ctx, o.biasCorrection, 'palettize');
   const { targets: all, skipped } = findTargets(model.graph, parseRecipe({ minElements }));
   skipped.push(...compressedWeights(model));
   const targets: Target[] = [];
@@ -196,14 +202,17 @@ async function runPalettize(ctx: PassContext, o: PalettizePassOptions): Promise<
     timing.encodeMs += performance.now() - tEncode;
   }
   model.reindex();
+  const corrected = reference && targets.length ? await correctAfter(ctx, reference, model, targets.map((t) => t.weight.name), o.biasCorrection as 'on' | 'auto') : null;
   return {
+    ...(corrected ? { model: corrected.model } : {}),
     report: {
+      biasCorrection: corrected?.report ?? null,
       options: { ...cfg, minElements, weighting }, indexStorage: storedIndexBits(cfg.bits, model), tensors: reports,
       bytesBefore: reports.reduce((s, r) => s + r.bytesBefore, 0), bytesAfter: reports.reduce((s, r) => s + r.bytesAfter, 0), warnings, timing,
     },
     tensors,
     skipped,
-    usedCalibration: weighting === 'sensitivity',
+    usedCalibration: weighting === 'sensitivity' || Boolean(corrected),
   };
 }
 
@@ -211,6 +220,6 @@ export const palettizePassDescriptor: PassDescriptor<PalettizePassOptions, Palet
   name: 'palettize',
   rank: 20,
   summary: 'weight sharing: each weight an index into a look-up table of 2^bits values (exact k-means), folded by ONNX Runtime at load',
-  calibrationUse: 'sensitivity-weighted k-means (diagonal of each layer\'s input Gram matrix)',
+  calibrationUse: 'sensitivity-weighted k-means (diagonal of each layer\'s input Gram matrix); bias correction (--recover bias)',
   run: runPalettize,
 };

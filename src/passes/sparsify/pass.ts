@@ -18,6 +18,8 @@ import { layerFractions, magnitudeMasks, sparseGptLayer, type SparseWeight, type
 import { compactBytes, encodeBitmask, encodeSparseInitializer, type SparseFormat } from './encode.ts';
 import { MAX_M } from '../../kernels/sparsity.ts';
 import { weightMetrics } from '../palettize/palettize.ts';
+import { correctAfter, referenceFor, type BiasAfter } from '../bias-after.ts';
+import type { BiasCorrectionReport } from '../quantize/bias-correction.ts';
 
 export interface SparsifyPassOptions {
   /** Unstructured: the fraction of weights set to zero (0.5 = half). */
@@ -34,6 +36,8 @@ export interface SparsifyPassOptions {
   exclude?: Set<string>;
   /** SparseGPT: each layer's inputs read from the model whose earlier layers are already sparse (default false: measured mixed, README). */
   sequential?: boolean;
+  /** Restore the sparse layers' per-channel output means on calibration data (auto: kept only when held-out outputs get closer). */
+  biasCorrection?: BiasAfter;
 }
 
 export interface SparseTensorReport {
@@ -59,6 +63,7 @@ export interface SparsifyReport {
   tensors: SparseTensorReport[];
   /** Zeros over all sparsified weights. */
   sparsity: number;
+  biasCorrection: BiasCorrectionReport | null;
 }
 
 /** The input-channel axis of a weight for its consumer (N:M groups run along it), or why there is none. */
@@ -95,6 +100,7 @@ async function runSparsify(ctx: PassContext, o: SparsifyPassOptions): Promise<Pa
   const scope = o.scope ?? 'layer';
   const spec: SparsitySpec = { sparsity: o.sparsity, nm: o.nm, scope };
   const model = ctx.model;
+  const reference = referenceFor(ctx, o.biasCorrection, 'sparsify');
   const { targets: all, skipped } = findTargets(model.graph, parseRecipe({ minElements }));
   const targets: Target[] = [];
   const axes: number[] = [];
@@ -176,14 +182,17 @@ async function runSparsify(ctx: PassContext, o: SparsifyPassOptions): Promise<Pa
     });
   });
   model.reindex();
+  const corrected = reference && weights.length ? await correctAfter(ctx, reference, model, weights.map((w) => w.name), o.biasCorrection as 'on' | 'auto') : null;
   return {
+    ...(corrected ? { model: corrected.model } : {}),
     report: {
+      biasCorrection: corrected?.report ?? null,
       options: { sparsity: o.sparsity ?? null, nm: o.nm ? `${o.nm.n}:${o.nm.m}` : null, scope, method, format: o.format ?? 'dense', minElements, sequential: method === 'sparsegpt' ? o.sequential ?? false : null },
       tensors: reports, sparsity: total ? zeros / total : 0,
     },
     tensors,
     skipped,
-    usedCalibration: method === 'sparsegpt',
+    usedCalibration: method === 'sparsegpt' || Boolean(corrected),
   };
 }
 
@@ -191,6 +200,6 @@ export const sparsifyPassDescriptor: PassDescriptor<SparsifyPassOptions, Sparsif
   name: 'sparsify',
   rank: 10,
   summary: 'sparsity: individual weights set to zero (unstructured or N:M), magnitude or SparseGPT',
-  calibrationUse: 'SparseGPT: each layer\'s input Gram matrix chooses the mask and updates the kept weights',
+  calibrationUse: 'SparseGPT: each layer\'s input Gram matrix chooses the mask and updates the kept weights; bias correction (--recover bias)',
   run: runSparsify,
 };
