@@ -280,6 +280,11 @@ describe('palettize refuses bad input with the value and the allowed ones', () =
     await expect(go({ bits: 4, lutDtype: 'int4' })).rejects.toThrow("LUT dtype 'int4' is not allowed (allowed: float32, int8)");
     // A group smaller than the palette keeps the weight float (with the reason); when no weight can hold it, the run is refused.
     await expect(go({ bits: 8, groupSize: 1 })).rejects.toThrow(/palettize: no weight can hold its palette; 'conv.weight': a group of 1 channel\(s\) holds 27 weights, fewer than the 256-entry palette of 8 bits; use fewer bits or a larger group size/);
+    // A decoded weight over ONNX Runtime's folding cap gets a warning (the cap lowered to see it).
+    const capped = await go({ bits: 4, foldLimitBytes: 4000 });
+    expect((capped.passes[0].report as PalettizeReport).warnings).toEqual([
+      "proj.weight: decodes to 28800 bytes, over ONNX Runtime's constant-folding cap of 4000 bytes (1 GiB from ORT 1.27): its decode chain would run at every inference",
+    ]);
     const partial = await go({ bits: 6, groupSize: 2 });
     expect(partial.skipped.find((x) => x.name === 'conv.weight')?.reason).toBe('a group of 2 channel(s) holds 54 weights, fewer than the 64-entry palette of 6 bits; use fewer bits or a larger group size');
     expect((partial.passes[0].report as PalettizeReport).tensors.map((t) => t.name).sort()).toEqual(['mm.weight', 'proj.weight']);

@@ -29,6 +29,8 @@ export interface PalettizePassOptions extends Partial<PaletteConfig> {
   weighting?: 'sensitivity' | 'none';
   /** Restore the palettized layers' per-channel output means on calibration data. */
   biasCorrection?: BiasAfter;
+  /** Warn for a decoded weight larger than this (default: ONNX Runtime's 1 GiB folding cap). */
+  foldLimitBytes?: number;
 }
 
 export interface PaletteTensorReport {
@@ -184,7 +186,8 @@ async function runPalettize(ctx: PassContext, o: PalettizePassOptions): Promise<
       const t = targets[batch[j]];
       const l = layouts[batch[j]];
       const before = 4 * r.indices.length;
-      if (before > FOLD_LIMIT_BYTES) warnings.push(`${t.weight.name}: decodes to ${(before / 2 ** 30).toFixed(2)} GiB, over ONNX Runtime's 1 GiB constant-folding cap (ORT >= 1.27): that chain would run at every inference`);
+      const cap = o.foldLimitBytes ?? FOLD_LIMIT_BYTES;
+      if (before > cap) warnings.push(`${t.weight.name}: decodes to ${before} bytes, over ONNX Runtime's constant-folding cap of ${cap} bytes (1 GiB from ORT 1.27): its decode chain would run at every inference`);
       const enc = encodePalette(model, t.weight.name, r, cfg.bits, l);
       reports.push({
         name: t.weight.name, op: t.opType, shape: t.shape, bits: cfg.bits, mode: r.mode, groups: r.groups,
