@@ -161,6 +161,7 @@ describe('modelpress compress: sparsify and palettize', () => {
     [['--palettize', '5'], '--palettize: bits 5 is not allowed (allowed: 1, 2, 3, 4, 6, 8)'],
     [['--palettize', '4', '--group-size', '0.5'], "--group-size needs an integer, got '0.5'"],
     [['--sparse-method', 'sparsegpt'], '--sparse-method applies to sparsity: add --sparsity <fraction> or --nm N:M'],
+    [['--palettize', '4', '--palettize-weighting', 'sensitivity'], '--palettize-weighting sensitivity needs --calibration data (unlabelled samples are enough)'],
     [['--nm', '2-4'], '--nm 2-4: give N:M, e.g. 2:4 (keep 2 of every 4 weights)'],
     [['--nm', '4:2'], 'sparsify: N:M 4:2 is not allowed (integers with 1 <= N < M <= 32, e.g. 2:4)'],
     [['--sparsity', '0.5', '--sparse-method', 'sparsegpt'], '--sparse-method sparsegpt needs --calibration data (unlabelled samples are enough)'],

@@ -148,6 +148,17 @@ describe('palettization numerics', () => {
     }
   });
 
+  it('sensitivity weights: the weighted palette has the lower weighted error (the weights that matter are placed better)', async () => {
+    const data = gaussian(4096, 10, 0.1);
+    // The tails matter (as weights on loud inputs would): unweighted k-means spends its levels on the bulk.
+    const sensitivity = Float64Array.from(data, (x) => (Math.abs(x) > 0.15 ? 100 : 0.01));
+    const weightedError = (h: Float32Array) => data.reduce((a, x, i) => a + sensitivity[i] * (x - h[i]) ** 2, 0);
+    const [plain] = await palettizeWeights([{ name: 'w', data, rows: 64, inner: 64 }], { ...base, bits: 2 }, cpu);
+    const [weighted] = await palettizeWeights([{ name: 'w', data, rows: 64, inner: 64, sensitivity }], { ...base, bits: 2 }, cpu);
+    expect(weightedError(weighted.decoded)).toBeLessThan(0.9 * weightedError(plain.decoded));
+    expect(weighted.sqnrDb).toBeLessThan(plain.sqnrDb); // unweighted SQNR pays for it
+  });
+
   it('per-channel scale and int8 LUT decode as stored (row scale x LUT code)', async () => {
     const data = gaussian(16 * 40, 7);
     for (let i = 0; i < 40; i++) data[i] *= 30; // one channel far larger than the rest

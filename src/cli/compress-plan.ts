@@ -232,10 +232,7 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
         exclude: new Set(exclusions.length ? resolveExclusions(readModel(), exclusions, '--exclude').covered : []),
       },
     };
-    const { validateConfig } = await import('../passes/palettize/palettize.ts');
-    const { DEFAULT_PALETTE } = await import('../passes/palettize/pass.ts');
-    const po = palettize.options as unknown as Record<string, unknown>;
-    validateConfig({ ...DEFAULT_PALETTE, ...Object.fromEntries(Object.entries(po).filter(([, v]) => v !== undefined)) } as never, o.palettize !== undefined ? '--palettize' : 'palettize');
+    (await import('../passes/palettize/pass.ts')).paletteConfig(palettize.options as never, o.palettize !== undefined ? '--palettize' : 'palettize');
   }
   if (sparsify) (await import('../passes/sparsify/pass.ts')).validateSparsify(sparsify.options as never);
   const weightPass = Boolean(sparsify || palettize);
@@ -295,7 +292,7 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
   if (compactSparse && (palettize || wantsQuantize)) {
     throw new RecipeError(`--sparse-format compact stores the sparse weights as a decode chain that ${palettize ? 'palettize' : 'quantize'} cannot read; keep --sparse-format dense (zeros stay exactly zero through ${palettize ? 'palettization' : 'quantization'}) or drop the later pass`);
   }
-  if (sparsify && prune === null && o.calibration === undefined && sparsify.pass === 'sparsify' && sparsify.options.method === 'sparsegpt') {
+  if (sparsify?.pass === 'sparsify' && sparsify.options.method === 'sparsegpt' && o.calibration === undefined) {
     throw new RecipeError('--sparse-method sparsegpt needs --calibration data (unlabelled samples are enough)');
   }
   if (palettize?.pass === 'palettize' && palettize.options.weighting === 'sensitivity' && !o.calibration) throw new RecipeError('--palettize-weighting sensitivity needs --calibration data (unlabelled samples are enough)');

@@ -1,7 +1,7 @@
 /**
- * Empirical bias correction after a pass that changed weights in place (sparsify, palettize): the
+ * Empirical bias correction after a pass that changed weights (quantize, sparsify, palettize): the
  * layers whose weights changed get their per-channel output means restored on calibration data
- * (quantize/bias-correction.ts, the same code the quantize pass uses).
+ * (quantize/bias-correction.ts).
  */
 import { RecipeError } from '../errors.ts';
 import { OnnxModel } from '../onnx/model.ts';
@@ -10,7 +10,7 @@ import { correctBiases, type BiasCorrectionReport } from './quantize/bias-correc
 
 export type BiasAfter = 'off' | 'on' | 'auto';
 
-/** The model as it was before the pass: bias correction's reference means. */
+/** The model as it was before the pass (sparsify, palettize): bias correction's reference means. */
 export function referenceFor(ctx: PassContext, mode: BiasAfter | undefined, pass: string): OnnxModel | null {
   if (!mode || mode === 'off') return null;
   if (!ctx.calibration) throw new RecipeError(`${pass}: bias correction needs --calibration data (the layer output means it restores come from it; unlabelled samples are enough)`);

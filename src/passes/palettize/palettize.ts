@@ -77,12 +77,6 @@ export interface PaletteResult {
   maxAbsError: number;
 }
 
-export function decodeRowValue(r: PaletteResult, row: number, idx: number): number {
-  const g = Math.floor(row / r.rowsPerGroup);
-  const base = r.lutInt8 ? r.lutInt8[g * r.k + idx] : r.lut[g * r.k + idx];
-  return r.rowScale ? Math.fround(base * r.rowScale[row]) : base;
-}
-
 /** A normal power of two bringing |x| <= amax into [1, 2) (fp16 then keeps 11 significant bits). */
 function multFor(amax: number): number {
   if (!(amax > 0)) return 1;
@@ -103,10 +97,6 @@ function distinctAtMost(data: Float32Array, from: number, to: number, limit: num
 }
 
 interface GroupPlan {
-  from: number;
-  to: number;
-  /** unique: the exact values. */
-  exact: number[] | null;
   /** Boundary keys (k - 1, padded with 65536) and provisional centroids. */
   bounds: Uint32Array;
   centroids: number[];
@@ -159,7 +149,7 @@ function groupPoints(hist: Uint32Array | Float64Array, cfg: PaletteConfig): Grou
 }
 
 /** Boundaries and provisional centroids of a group from its k-means partition, or its uniform grid. */
-function planGroup(g: GroupPoints, part: Solved | null, k: number, mult: number, from: number, to: number): GroupPlan {
+function planGroup(g: GroupPoints, part: Solved | null, k: number, mult: number): GroupPlan {
   const bounds = new Uint32Array(k - 1).fill(PALETTE_KEYS);
   let centroids: number[];
   let zeroCluster = -1;
@@ -181,7 +171,7 @@ function planGroup(g: GroupPoints, part: Solved | null, k: number, mult: number,
     }
     zeroCluster = zp;
   }
-  return { from, to, exact: null, bounds, centroids, zeroCluster, distinct: g.distinct };
+  return { bounds, centroids, zeroCluster, distinct: g.distinct };
 }
 
 const i2l = (i: number, zp: number, step: number) => (i - zp) * step;
@@ -285,8 +275,7 @@ export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: Pal
   });
 
   lap('prepareMs');
-  const needHist = prepared.map((p, i) => (exact[i] ? null : p));
-  const histJobs: PaletteJob[] = needHist.filter((p) => p && !p.t.sensitivity).map((p) => ({ kind: 'histogram', data: p!.data, groupLength: p!.groupLength, mult: p!.mult }));
+  const histJobs: PaletteJob[] = prepared.filter((p, i) => !exact[i] && !p.t.sensitivity).map((p) => ({ kind: 'histogram', data: p.data, groupLength: p.groupLength, mult: p.mult }));
   const histResults = histJobs.length ? await scheduler.run(paletteKernel, histJobs) : [];
   lap('histogramMs');
   let hi = 0;
@@ -308,8 +297,8 @@ export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: Pal
   timing.threads = Math.max(timing.threads, threads);
   let si = 0;
   const plans: GroupPlan[][] = prepared.map((p, i) => {
-    if (exact[i]) return exact[i]!.map((values, g) => ({ from: g * p.groupLength, to: Math.min(p.data.length, (g + 1) * p.groupLength), exact: values, bounds: new Uint32Array(0), centroids: values, zeroCluster: values.indexOf(0), distinct: values.length }));
-    return points[i]!.map((g, gi) => planGroup(g, cfg.mode === 'kmeans' ? solved[si++] : null, k, p.mult, gi * p.groupLength, Math.min(p.data.length, (gi + 1) * p.groupLength)));
+    if (exact[i]) return exact[i]!.map((values) => ({ bounds: new Uint32Array(0), centroids: values, zeroCluster: values.indexOf(0), distinct: values.length }));
+    return points[i]!.map((g) => planGroup(g, cfg.mode === 'kmeans' ? solved[si++] : null, k, p.mult));
   });
 
   for (const groups of plans) for (const g of groups) timing.maxDistinct = Math.max(timing.maxDistinct, g.distinct);
@@ -397,7 +386,7 @@ export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: Pal
       zeroCluster: plans[i].some((g, gi) => g.zeroCluster >= 0 && lut[gi * kk + g.zeroCluster] === 0),
       sqnrDb: 0, cosine: 0, mse: 0, maxAbsError: 0,
     };
-    // The decoded weights, row by row (decodeRowValue, with the row's table and scale hoisted).
+    // What the graph decodes to, row by row: table[group][index], times the row's scale in f32.
     const table = lutInt8 ?? lut;
     const decoded = result.decoded;
     for (let r = 0; r < t.rows; r++) {

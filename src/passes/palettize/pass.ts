@@ -6,10 +6,8 @@
  * pull their centroid harder — a forward-only stand-in for Fisher-weighted k-means.
  */
 import { RecipeError } from '../../errors.ts';
-import { DataType, dataTypeName } from '../../onnx/dtypes.ts';
 import type { OnnxModel } from '../../onnx/model.ts';
-import { parseRecipe } from '../../recipe/recipe.ts';
-import { findTargets, type Skip, type Target } from '../quantize/targets.ts';
+import { floatWeightTargets, type Skip, type Target } from '../quantize/targets.ts';
 import type { TensorReport } from '../quantize/weight-only.ts';
 import type { PassContext, PassDescriptor, PassOutcome } from '../pass.ts';
 import { GptqRounder } from '../quantize/gptq.ts';
@@ -67,6 +65,14 @@ export interface PalettizeReport {
 
 export const DEFAULT_PALETTE: Omit<PaletteConfig, 'bits'> = { mode: 'kmeans', groupSize: 0, perChannelScale: false, lutDtype: 'float32', keepZeros: 'auto' };
 
+/** The pass options' palette settings over the defaults, validated (`where` names the source in errors). */
+export function paletteConfig(o: PalettizePassOptions, where = 'palettize'): PaletteConfig {
+  const pick = <K extends keyof PaletteConfig>(k: K): PaletteConfig[K] => (o[k] ?? DEFAULT_PALETTE[k as Exclude<K, 'bits'>]) as PaletteConfig[K];
+  const cfg: PaletteConfig = { bits: o.bits, mode: pick('mode'), groupSize: pick('groupSize'), perChannelScale: pick('perChannelScale'), lutDtype: pick('lutDtype'), keepZeros: pick('keepZeros') };
+  validateConfig(cfg, where);
+  return cfg;
+}
+
 /** Weights already stored compressed (behind DequantizeLinear, a decode chain, MatMulNBits): refused. */
 function compressedWeights(model: OnnxModel): Skip[] {
   const producers = new Map<string, string>();
@@ -97,12 +103,12 @@ function layoutOf(t: Target, cfg: PaletteConfig): PaletteLayout {
 }
 
 /** The weight in row layout: output channels (axis a) moved to the front. */
-function toRows(data: Float32Array, shape: number[], a: number | null): Float32Array {
+function toRows<T extends Float32Array | Float64Array>(data: T, shape: number[], a: number | null): T {
   if (a === null || a === 0) return data;
   const outer = shape.slice(0, a).reduce((x, y) => x * y, 1);
   const dim = shape[a];
   const inner = shape.slice(a + 1).reduce((x, y) => x * y, 1);
-  const out = new Float32Array(data.length);
+  const out = new (data.constructor as new (n: number) => T)(data.length);
   let o = 0;
   for (let d = 0; d < dim; d++) for (let b = 0; b < outer; b++) for (let i = 0; i < inner; i++) out[o++] = data[(b * dim + d) * inner + i];
   return out;
@@ -119,30 +125,28 @@ async function sensitivities(ctx: PassContext, targets: Target[], layouts: Palet
       for (let c = 0; c < m.cols; c++) flat[m.flat(r, c)] = m.depthwise ? m.h[r * m.cols * m.cols + c * m.cols + c] : m.h[c * m.cols + c];
     }
     rounder.release(t.weight.name);
-    const rows = toRows(Float32Array.from(flat), t.shape, layouts[i].transposedFrom);
-    out.set(t.weight.name, Float64Array.from(rows, (v) => v + 1e-12));
+    // A tiny floor: weights on dead inputs (diagonal 0) still count a little in the palette.
+    out.set(t.weight.name, toRows(flat, t.shape, layouts[i].transposedFrom).map((v) => v + 1e-12));
   });
   return out;
 }
 
 async function runPalettize(ctx: PassContext, o: PalettizePassOptions): Promise<PassOutcome<PalettizeReport>> {
-  const cfg: PaletteConfig = { ...DEFAULT_PALETTE, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)), bits: o.bits } as PaletteConfig;
-  validateConfig(cfg);
+  const cfg = paletteConfig(o);
   const minElements = o.minElements ?? 1024;
   const weighting = o.weighting ?? 'none';
   if (weighting === 'sensitivity' && !ctx.calibration) throw new RecipeError('palettize: weighting sensitivity needs --calibration data (unlabelled samples are enough)');
   const model = ctx.model;
   const reference = referenceFor(ctx, o.biasCorrection, 'palettize');
-  const { targets: all, skipped } = findTargets(model.graph, parseRecipe({ minElements }));
+  const { targets: eligible, skipped } = floatWeightTargets(model.graph, 'palettize', minElements, o.exclude);
   skipped.push(...compressedWeights(model));
   const targets: Target[] = [];
-  for (const t of all) {
-    const excluded = t.nodes.some((n) => o.exclude?.has(n.name ?? '') || o.exclude?.has(n.opType ?? ''));
-    if (excluded) skipped.push({ name: t.weight.name, opType: t.opType, shape: t.shape, reason: 'excluded (--exclude / recipe exclude)' });
-    else if ((t.weight.tensor.dataType ?? 0) !== DataType.FLOAT) skipped.push({ name: t.weight.name, opType: t.opType, shape: t.shape, reason: `palettize reads FLOAT weights, this one is ${dataTypeName(t.weight.tensor.dataType ?? 0)}` });
-    else if (t.axis < 0 && (cfg.groupSize > 0 || cfg.perChannelScale)) skipped.push({ name: t.weight.name, opType: t.opType, shape: t.shape, reason: 'shared by nodes with different output-channel axes: per-channel groups are undefined' });
-    else if (cfg.groupSize === 0 && t.shape.reduce((a, b) => a * b, 1) < 2 ** cfg.bits) skipped.push({ name: t.weight.name, opType: t.opType, shape: t.shape, reason: `smaller than its ${2 ** cfg.bits}-entry palette (a LUT of all its values would not shrink it)` });
-    else if (cfg.groupSize > 0 && groupTooSmall(t, cfg)) skipped.push({ name: t.weight.name, opType: t.opType, shape: t.shape, reason: groupTooSmall(t, cfg)! });
+  for (const t of eligible) {
+    const tooSmall = cfg.groupSize > 0 ? groupTooSmall(t, cfg) : null;
+    const skip = (reason: string) => skipped.push({ name: t.weight.name, opType: t.opType, shape: t.shape, reason });
+    if (t.axis < 0 && (cfg.groupSize > 0 || cfg.perChannelScale)) skip('shared by nodes with different output-channel axes: per-channel groups are undefined');
+    else if (cfg.groupSize === 0 && t.shape.reduce((a, b) => a * b, 1) < 2 ** cfg.bits) skip(`smaller than its ${2 ** cfg.bits}-entry palette (a LUT of all its values would not shrink it)`);
+    else if (tooSmall) skip(tooSmall);
     else targets.push(t);
   }
   if (!targets.length && skipped.some((s) => s.reason.startsWith('a group of'))) {

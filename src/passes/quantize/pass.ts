@@ -13,7 +13,8 @@ import type { ActivationReport } from './static.ts';
 import type { EvalReport } from '../../eval/evaluate.ts';
 import { GptqRounder, type GptqLayerReport, type GptqTiming } from './gptq.ts';
 import { findTargets } from './targets.ts';
-import { correctBiases, type BiasCorrectionReport } from './bias-correction.ts';
+import type { BiasCorrectionReport } from './bias-correction.ts';
+import { correctAfter } from '../bias-after.ts';
 import { gatedWeightOnly, type WeightGateReport } from './weight-gate.ts';
 import { OnnxModel } from '../../onnx/model.ts';
 
@@ -119,8 +120,7 @@ async function runQuantize(ctx: PassContext, o: QuantizePassOptions): Promise<Pa
   skipped = [...skipped, ...w.skipped].filter((sk, i, all) => !compressed.has(sk.name) && !created.has(sk.name) && all.findIndex((x) => x.name === sk.name) === i);
   let corrected: { model: OnnxModel; report: BiasCorrectionReport } | null = null;
   if (reference && correct) {
-    const nodes = w.tensors.flatMap((t) => reference.graph.uses(t.name).filter((u) => u.index === 1).map((u) => u.node.name ?? '')).filter(Boolean);
-    corrected = await correctBiases(reference, gatedModel ?? model, nodes, { calibration: ctx.calibration!, mode: o.biasCorrection as 'on' | 'auto', allowAdd: true, onProgress: ctx.onProgress });
+    corrected = await correctAfter(ctx, reference, gatedModel ?? model, w.tensors.map((t) => t.name), o.biasCorrection as 'on' | 'auto');
   }
   const finalModel = corrected?.model ?? gatedModel;
   return {

@@ -3,12 +3,12 @@
  * A weight may be shared by several nodes: it is quantized once, and the nodes must agree.
  */
 import { RecipeError } from '../../errors.ts';
-import { FLOAT_TYPES, dataTypeName } from '../../onnx/dtypes.ts';
+import { DataType, FLOAT_TYPES, dataTypeName } from '../../onnx/dtypes.ts';
 import type { GraphIR, WeightRef } from '../../onnx/graph.ts';
 import type { NodeMsg } from '../../onnx/proto.ts';
 import { numberAttr } from '../../onnx/attributes.ts';
 import { tensorDims } from '../../onnx/tensor.ts';
-import { configFor, defaultFormat, type DeploymentTarget, type Recipe, type WeightConfig } from '../../recipe/recipe.ts';
+import { configFor, defaultFormat, parseRecipe, type DeploymentTarget, type Recipe, type WeightConfig } from '../../recipe/recipe.ts';
 
 export interface Target {
   weight: WeightRef;
@@ -107,6 +107,23 @@ export function findTargets(graph: GraphIR, recipe: Recipe): { targets: Target[]
       if (config.format === 'matmulnbits') config.format = defaultFormat(recipe.target);
     }
     targets.push({ weight: w, shape, nodes: uses.map((u) => u.node), opType, config, axis: axisSet.size === 1 ? [...axisSet][0] : -1, deployment: recipe.target });
+  }
+  return { targets, skipped };
+}
+
+/**
+ * The float weights a pass that rewrites weights in place (sparsify, palettize) may change: the
+ * weight-only eligibility above, less the excluded nodes / op types and non-FLOAT tensors.
+ */
+export function floatWeightTargets(graph: GraphIR, pass: string, minElements: number, exclude?: ReadonlySet<string>): { targets: Target[]; skipped: Skip[] } {
+  const { targets: all, skipped } = findTargets(graph, parseRecipe({ minElements }));
+  const targets: Target[] = [];
+  for (const t of all) {
+    const skip = (reason: string) => skipped.push({ name: t.weight.name, opType: t.opType, shape: t.shape, reason });
+    const type = t.weight.tensor.dataType ?? 0;
+    if (t.nodes.some((n) => exclude?.has(n.name ?? '') || exclude?.has(n.opType ?? ''))) skip('excluded (--exclude / recipe exclude)');
+    else if (type !== DataType.FLOAT) skip(`${pass} reads FLOAT weights, this one is ${dataTypeName(type)}`);
+    else targets.push(t);
   }
   return { targets, skipped };
 }

@@ -20,9 +20,12 @@ import { packPlane } from '../palettize/encode.ts';
 
 export type SparseFormat = 'dense' | 'bitmask' | 'sparse_initializer';
 
-/** Bytes each compact form takes for n weights of which nnz are kept. */
+/** Small constants of the bitmask chain: shift amounts, the CumSum axis, shapes and Slice bounds (about 48 bytes). */
+const BITMASK_CONSTANT_BYTES = 48;
+
+/** Bytes each compact form takes for n weights of which nnz are kept (f32 values; INT64 indices). */
 export function compactBytes(n: number, nnz: number): { bitmask: number; sparse_initializer: number } {
-  return { bitmask: Math.ceil(n / 8) + 4 * (nnz + 1) + 8 * 6, sparse_initializer: 12 * nnz };
+  return { bitmask: Math.ceil(n / 8) + 4 * (nnz + 1) + BITMASK_CONSTANT_BYTES, sparse_initializer: 12 * nnz };
 }
 
 export function encodeBitmask(model: OnnxModel, name: string, shape: number[], data: Float32Array, keep: Uint8Array): number {

@@ -6,11 +6,9 @@
  * by default, or compact (encode.ts). Runs before palettize and quantize, which keep zeros zero.
  */
 import { RecipeError } from '../../errors.ts';
-import { DataType, dataTypeName } from '../../onnx/dtypes.ts';
 import { replaceFloatWeight } from '../../onnx/model-edits.ts';
 import { numberAttr } from '../../onnx/attributes.ts';
-import { parseRecipe } from '../../recipe/recipe.ts';
-import { findTargets, type Target } from '../quantize/targets.ts';
+import { floatWeightTargets, type Target } from '../quantize/targets.ts';
 import type { TensorReport } from '../quantize/weight-only.ts';
 import type { PassContext, PassDescriptor, PassOutcome } from '../pass.ts';
 import { GptqRounder } from '../quantize/gptq.ts';
@@ -68,20 +66,17 @@ export interface SparsifyReport {
 
 /** The input-channel axis of a weight for its consumer (N:M groups run along it), or why there is none. */
 function inputAxis(t: Target): number | string {
-  const n = t.nodes[0];
-  const op = n.opType ?? '';
   const rank = t.shape.length;
   const axes = t.nodes.map((x) => {
     if (x.opType === 'Conv') return numberAttr(x, 'group', 1) > 1 && t.shape[1] === 1 ? 'depthwise convolution: one input channel per filter' : 1;
     if (x.opType === 'ConvTranspose') return 0;
     if (x.opType === 'Gemm') return numberAttr(x, 'transB', 0) ? 1 : 0;
     if (x.opType === 'MatMul') return rank - 2;
-    return `no input-channel axis for ${op}`;
+    return `no input-channel axis for ${x.opType}`;
   });
   if (axes.some((a) => a !== axes[0])) return 'shared by nodes with different input axes';
   return axes[0];
 }
-
 
 export function validateSparsify(o: SparsifyPassOptions): void {
   if ((o.sparsity === undefined) === (o.nm === undefined)) throw new RecipeError('sparsify: give exactly one of sparsity (a fraction, e.g. 0.5) and nm (e.g. 2:4)');
@@ -101,23 +96,23 @@ async function runSparsify(ctx: PassContext, o: SparsifyPassOptions): Promise<Pa
   const spec: SparsitySpec = { sparsity: o.sparsity, nm: o.nm, scope };
   const model = ctx.model;
   const reference = referenceFor(ctx, o.biasCorrection, 'sparsify');
-  const { targets: all, skipped } = findTargets(model.graph, parseRecipe({ minElements }));
+  const { targets: eligible, skipped } = floatWeightTargets(model.graph, 'sparsify', minElements, o.exclude);
   const targets: Target[] = [];
   const axes: number[] = [];
-  for (const t of all) {
-    const skip = (reason: string) => skipped.push({ name: t.weight.name, opType: t.opType, shape: t.shape, reason });
-    if (t.nodes.some((n) => o.exclude?.has(n.name ?? '') || o.exclude?.has(n.opType ?? ''))) { skip('excluded (--exclude / recipe exclude)'); continue; }
-    if ((t.weight.tensor.dataType ?? 0) !== DataType.FLOAT) { skip(`sparsify reads FLOAT weights, this one is ${dataTypeName(t.weight.tensor.dataType ?? 0)}`); continue; }
+  for (const t of eligible) {
     const a = inputAxis(t);
-    if (typeof a === 'string' && o.nm) { skip(`N:M: ${a}`); continue; }
+    if (typeof a === 'string' && o.nm) {
+      skipped.push({ name: t.weight.name, opType: t.opType, shape: t.shape, reason: `N:M: ${a}` });
+      continue;
+    }
     targets.push(t);
     axes.push(typeof a === 'number' ? a : 0);
   }
   const weights: SparseWeight[] = targets.map((t, i) => ({ name: t.weight.name, data: Float32Array.from(model.tensorFloat32(t.weight.tensor)), shape: t.shape, inputAxis: axes[i] }));
-  ctx.onProgress?.('sparsifying: masks', 0, 1);
-  const masks = await magnitudeMasks(weights, spec, ctx.scheduler);
-  ctx.onProgress?.('sparsifying: masks', 1, 1);
   const fractions = layerFractions(weights, spec);
+  ctx.onProgress?.('sparsifying: masks', 0, 1);
+  const masks = await magnitudeMasks(weights, spec, fractions, ctx.scheduler);
+  ctx.onProgress?.('sparsifying: masks', 1, 1);
   interface Outcome { data: Float32Array; keep: Uint8Array; fallback: string | null; objectiveMagnitude: number | null; objectiveSparseGpt: number | null; method: 'magnitude' | 'sparsegpt' }
   const results: Outcome[] = weights.map((w, i) => ({ data: Float32Array.from(w.data, (x, j) => (masks[i][j] ? x : 0)), keep: masks[i], fallback: null, objectiveMagnitude: null, objectiveSparseGpt: null, method: 'magnitude' }));
   if (method === 'sparsegpt' && weights.length) {

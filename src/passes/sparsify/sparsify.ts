@@ -34,11 +34,11 @@ export function view(shape: readonly number[], axis: number): { outer: number; d
   return { outer, dim: shape[axis], inner };
 }
 
-/** The magnitude below or at which `fraction` of the values fall (a kept weight is strictly above it). */
-function thresholdOf(mags: Float32Array, fraction: number): number {
-  const k = Math.round(fraction * mags.length);
-  if (k <= 0) return -1;
-  const sorted = Float32Array.from(mags).sort();
+/** The magnitude below or at which `fraction` of the weights fall (a kept weight is strictly above it); null when none is pruned. */
+function thresholdOf(data: Float32Array, fraction: number): number | null {
+  const k = Math.round(fraction * data.length);
+  if (k <= 0) return null;
+  const sorted = magnitudes(data).sort();
   return sorted[Math.min(k, sorted.length) - 1];
 }
 
@@ -53,10 +53,11 @@ export function layerFractions(weights: readonly SparseWeight[], spec: SparsityS
   const all = new Float32Array(total);
   let at = 0;
   for (const w of weights) {
-    all.set(magnitudes(w.data), at);
+    all.set(w.data, at);
     at += w.data.length;
   }
   const t = thresholdOf(all, spec.sparsity);
+  if (t === null) return weights.map(() => 0);
   return weights.map((w) => {
     let pruned = 0;
     for (const x of w.data) if (Math.abs(x) <= t) pruned++;
@@ -64,16 +65,27 @@ export function layerFractions(weights: readonly SparseWeight[], spec: SparsityS
   });
 }
 
-/** Magnitude keep-masks for every weight, one pass on the scheduler. */
-export async function magnitudeMasks(weights: readonly SparseWeight[], spec: SparsitySpec, scheduler: Scheduler): Promise<Uint8Array[]> {
-  const fractions = spec.nm ? [] : layerFractions(weights, spec);
-  const jobs: SparsityJob[] = weights.map((w, i) => {
-    if (spec.nm) return { kind: 'nm', data: w.data, ...view(w.shape, w.inputAxis), n: spec.nm.n, m: spec.nm.m };
-    const t = thresholdOf(magnitudes(w.data), fractions[i]);
-    return { kind: 'threshold', data: w.data, threshold: Math.max(0, t), ...(t < 0 ? { keepAll: true } : {}) } as SparsityJob;
+/** Magnitude keep-masks for every weight (`fractions` from layerFractions), one pass on the scheduler. */
+export async function magnitudeMasks(weights: readonly SparseWeight[], spec: SparsitySpec, fractions: readonly number[], scheduler: Scheduler): Promise<Uint8Array[]> {
+  const masks: Array<Uint8Array | null> = weights.map(() => null);
+  const jobs: SparsityJob[] = [];
+  const owner: number[] = [];
+  weights.forEach((w, i) => {
+    if (spec.nm) {
+      jobs.push({ kind: 'nm', data: w.data, ...view(w.shape, w.inputAxis), n: spec.nm.n, m: spec.nm.m });
+      owner.push(i);
+      return;
+    }
+    const t = thresholdOf(w.data, fractions[i]);
+    if (t === null) masks[i] = new Uint8Array(w.data.length).fill(1);
+    else {
+      jobs.push({ kind: 'threshold', data: w.data, threshold: t });
+      owner.push(i);
+    }
   });
-  const results = await scheduler.run(sparsityKernel, jobs);
-  return results.map((r, i) => ((jobs[i] as { keepAll?: boolean }).keepAll ? new Uint8Array(r.keep.length).fill(1) : r.keep));
+  const results = jobs.length ? await scheduler.run(sparsityKernel, jobs) : [];
+  results.forEach((r, j) => (masks[owner[j]] = r.keep));
+  return masks as Uint8Array[];
 }
 
 export interface LayerMatrix {
