@@ -8,6 +8,7 @@ import type { GateReport } from '../passes/quantize/static-pipeline.ts';
 import type { SparsifyReport } from '../passes/sparsify/pass.ts';
 import type { PalettizeReport } from '../passes/palettize/pass.ts';
 import type { DistillReport } from '../passes/distill/fit.ts';
+import type { BenchComparison } from '../benchmark/isolated.ts';
 
 export function formatTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
@@ -176,4 +177,43 @@ export function formatInspect(r: InspectReport): string {
   }
   if (r.plan.skip.length) out += formatTable(['skip', 'op', 'shape', 'reason'], r.plan.skip.map((q) => [q.name, q.op, `[${q.shape.join(', ')}]`, q.reason]));
   return out;
+}
+
+const BENCH_HEADER = ['model', 'size', 'session ms', 'first ms', 'p50 ms', 'p90 ms', 'p95 ms', 'p99 ms', 'mean ms', 'min ms', 'max ms', 'samples/s', 'peak RSS MiB', 'speed-up', 'size ratio'];
+
+function benchRows(c: BenchComparison): string[][] {
+  return c.results.map((r, i) => {
+    const l = r.latencyMs;
+    const f = (x: number) => x.toFixed(x < 10 ? 3 : 2);
+    return [r.model, mb(r.bytes), r.sessionCreateMs.toFixed(1), r.firstRunMs.toFixed(2), f(l.p50), f(l.p90), f(l.p95), f(l.p99), f(l.mean), f(l.min), f(l.max),
+      r.throughput.samplesPerS.toFixed(1), r.rssMiB.peak.toFixed(0), `${c.ratios[i].speedup.toFixed(2)}x`, `${c.ratios[i].sizeRatio.toFixed(3)}`];
+  });
+}
+
+/** The `bench` comparison: the environment, then one row per model (ratios against the first). */
+export function formatBench(c: BenchComparison): string {
+  const r0 = c.results[0];
+  const e = r0.environment;
+  const threads = e.intraOpThreads === 'ort-default' ? 'ORT default threads' : `${e.intraOpThreads} intra-op threads`;
+  const lines = [
+    `environment: ${e.cpu}, ${e.logicalCores} logical cores, ${e.memoryGiB} GiB; ${e.os}; Node ${e.node}; ONNX Runtime ${e.onnxruntime}, ${e.executionProvider} EP, ${threads}, optimization ${e.graphOptimization}`,
+    `runs: ${r0.warmup} warm-up excluded, ${r0.runs} timed, batch ${r0.batch}, concurrency ${r0.concurrency}; inputs ${r0.inputs}${c.isolated ? '; each model in a process of its own' : ''}`,
+    '',
+    formatTable(BENCH_HEADER, benchRows(c)).trimEnd(),
+  ];
+  if (c.results.length > 1) lines.push('', `speed-up and size ratio against ${r0.model} (speed-up = its p50 / this p50)`);
+  return lines.join('\n') + '\n';
+}
+
+const csvCell = (v: string) => (/[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+
+/** CSV: one row per model, plain numbers (bytes, milliseconds, MiB). */
+export function benchCsv(c: BenchComparison): string {
+  const header = ['model', 'bytes', 'batch', 'concurrency', 'warmup', 'runs', 'session_create_ms', 'first_run_ms', 'p50_ms', 'p90_ms', 'p95_ms', 'p99_ms', 'mean_ms', 'min_ms', 'max_ms', 'stdev_ms', 'samples_per_s', 'rss_before_mib', 'rss_peak_mib', 'speedup', 'size_ratio', 'cpu', 'onnxruntime', 'execution_provider', 'intra_op_threads'];
+  const rows = c.results.map((r, i) => {
+    const l = r.latencyMs;
+    return [r.model, r.bytes, r.batch, r.concurrency, r.warmup, r.runs, r.sessionCreateMs, r.firstRunMs, l.p50, l.p90, l.p95, l.p99, l.mean, l.min, l.max, l.stdev, r.throughput.samplesPerS,
+      r.rssMiB.before, r.rssMiB.peak, c.ratios[i].speedup, c.ratios[i].sizeRatio, r.environment.cpu, r.environment.onnxruntime, r.environment.executionProvider, r.environment.intraOpThreads].map((v) => csvCell(String(v)));
+  });
+  return [header, ...rows].map((r) => r.join(',')).join('\n') + '\n';
 }

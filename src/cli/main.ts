@@ -13,6 +13,7 @@ import { addInspectCommand } from './commands/inspect.ts';
 import { addEvalCommand } from './commands/eval.ts';
 import { addSensitivityCommand } from './commands/sensitivity.ts';
 import { addDistillCommand } from './commands/distill.ts';
+import { addBenchCommand } from './commands/bench.ts';
 
 const program = new Command();
 program
@@ -21,6 +22,6 @@ program
   .version(packageVersion())
   .showHelpAfterError();
 
-for (const add of [addInfoCommand, addSelfcheckCommand, addCompressCommand, addInspectCommand, addEvalCommand, addSensitivityCommand, addDistillCommand]) add(program);
+for (const add of [addInfoCommand, addSelfcheckCommand, addCompressCommand, addInspectCommand, addEvalCommand, addSensitivityCommand, addDistillCommand, addBenchCommand]) add(program);
 
 program.parseAsync(process.argv).catch((err) => fail(err, process.argv.includes('--verbose')));

@@ -1,6 +1,6 @@
 /** `modelpress eval`: a model and its baseline in ONNX Runtime on the same inputs. */
 import type { Command } from 'commander';
-import { RecipeError } from '../../errors.ts';
+import { parseShapes } from './bench.ts';
 import { guarded, int, type CommonOptions } from '../common.ts';
 
 interface EvalFlags extends CommonOptions {
@@ -24,12 +24,7 @@ export function addEvalCommand(program: Command): void {
     .option('--json', 'print the results as JSON on stdout')
     .option('-v, --verbose', 'stack traces on errors')
     .action((input: string, o: EvalFlags) => guarded(o.verbose, async () => {
-      const shapes: Record<string, number[]> = {};
-      for (const s of o.shape) {
-        const m = /^([^=]+)=(\d+(?:,\d+)*)$/.exec(s);
-        if (!m) throw new RecipeError(`--shape ${s}: expected name=d0,d1,... (e.g. x=1,3,48,192)`);
-        shapes[m[1]] = m[2].split(',').map(Number);
-      }
+      const shapes = parseShapes(o.shape);
       const [{ evaluateModels }, { formatEval }, { jsonNumbers }] = await Promise.all([import('../../eval/evaluate.ts'), import('../format.ts'), import('../../json.ts')]);
       const r = await evaluateModels(input, o.baseline, { data: o.data, samples: int(o.samples, '--samples'), seed: int(o.seed, '--seed'), shapes });
       process.stdout.write(o.json ? JSON.stringify(r, jsonNumbers, 2) + '\n' : formatEval(r));
