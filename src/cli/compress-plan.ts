@@ -132,7 +132,16 @@ function resolveExclusions(model: OnnxModel, list: readonly string[], flag: stri
   return { ops, nodes, covered };
 }
 
-export async function planCompress(o: CompressFlags, input: string, targetGiven: boolean): Promise<CompressPlan> {
+export interface PlanContext {
+  /**
+   * Whether --calibration with no other pass named means static W8A8 (compress's historical
+   * meaning; default true). Sweeps pass false: their data goes to every job, and static W8A8 is
+   * asked for with activations int8|uint8.
+   */
+  calibrationAloneMeansStatic?: boolean;
+}
+
+export async function planCompress(o: CompressFlags, input: string, targetGiven: boolean, ctx: PlanContext = {}): Promise<CompressPlan> {
   if (o.asymmetric && o.symmetric) throw new RecipeError('--symmetric and --asymmetric contradict each other');
   if (o.asymmetric) o.symmetric = false;
   const [recipes, { OnnxModel }] = await Promise.all([import('../recipe/recipe.ts'), import('../onnx/model.ts')]);
@@ -266,7 +275,7 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
   const labelFreeGate = o.minCosine !== undefined || o.minSqnr !== undefined;
   // --calibration alone keeps meaning static W8A8 unless another consumer of the data is named.
   const staticMode = wantsQuantize && !dynamic && ((o.activations !== undefined || fileQuantize?.activations !== undefined)
-    || (Boolean(o.calibration) && !prune && !weightPass && !kd && weightMethod === undefined && !((correcting || labelFreeGate) && weightOnlyFlags)));
+    || ((ctx.calibrationAloneMeansStatic ?? true) && Boolean(o.calibration) && !prune && !weightPass && !kd && weightMethod === undefined && !((correcting || labelFreeGate) && weightOnlyFlags)));
   if (kd && (staticMode || dynamic)) throw new RecipeError(`--recover kd re-fits a float or weight-only head; after ${dynamic ? '--activations dynamic' : 'static W8A8'} it is not supported yet`);
   if (correcting && !o.calibration) throw new RecipeError('--recover bias needs --calibration data (the layer output means it corrects come from it; unlabelled samples are enough)');
   if (correcting && dynamic) throw new RecipeError('--recover bias corrects weight-only or static W8A8 output; --activations dynamic is not supported');

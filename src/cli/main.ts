@@ -14,6 +14,7 @@ import { addEvalCommand } from './commands/eval.ts';
 import { addSensitivityCommand } from './commands/sensitivity.ts';
 import { addDistillCommand } from './commands/distill.ts';
 import { addBenchCommand } from './commands/bench.ts';
+import { addSweepCommand } from './commands/sweep.ts';
 
 const program = new Command();
 program
@@ -22,6 +23,6 @@ program
   .version(packageVersion())
   .showHelpAfterError();
 
-for (const add of [addInfoCommand, addSelfcheckCommand, addCompressCommand, addInspectCommand, addEvalCommand, addSensitivityCommand, addDistillCommand, addBenchCommand]) add(program);
+for (const add of [addInfoCommand, addSelfcheckCommand, addCompressCommand, addInspectCommand, addEvalCommand, addSensitivityCommand, addDistillCommand, addBenchCommand, addSweepCommand]) add(program);
 
 program.parseAsync(process.argv).catch((err) => fail(err, process.argv.includes('--verbose')));

@@ -9,9 +9,9 @@ interface CompressFlags extends CommonOptions, PlanFlags {
   force?: boolean;
 }
 
-export function addCompressCommand(program: Command): void {
-  addCalibrationOptions(program
-    .command('compress')
+/** The compress command's arguments and options (shared with sweep, which parses recipe flags with them). */
+export function defineCompressOptions(cmd: Command): Command {
+  return addCalibrationOptions(cmd
     .description('compress a model and write a new ONNX model: passes run in order on one in-memory model — prune (--prune, --prune-macs), sparsify (--sparsity, --nm), palettize (--palettize), then quantize (default when no other pass is named: int8 per-channel symmetric weights, folded for ONNX Runtime)')
     .addHelpText('after', `
 Passes and calibration data:
@@ -83,7 +83,11 @@ Passes and calibration data:
     .addOption(new Option('--lut-dtype <t>', '--palettize: look-up table values as float32 (default) or int8 with a scale per table').choices(['float32', 'int8']))
     .addOption(new Option('--palettize-weighting <w>', '--palettize: weigh k-means by the diagonal of each layer\'s input Gram matrix on --calibration data (sensitivity) or not (none, the default: sensitivity measured no better on the bundled CNNs, README)').choices(['sensitivity', 'none']))
     .option('--reduce-range', '--activations dynamic: 7-bit weights, for x86 CPUs without VNNI whose u8 x s8 kernels saturate with full-range int8 weights')
-    .option('-v, --verbose', 'debug logging and stack traces'), ['int8', 'uint8', 'dynamic'])
+    .option('-v, --verbose', 'debug logging and stack traces'), ['int8', 'uint8', 'dynamic']);
+}
+
+export function addCompressCommand(program: Command): void {
+  defineCompressOptions(program.command('compress'))
     .action((input: string, o: CompressFlags) => guarded(o.verbose, async () => {
       const [{ compressModel }, { createLogger }, { formatCompressSummary }, { ProgressReporter }, { jsonNumbers }, { planCompress }] = await Promise.all([
         import('../../pipeline/compress.ts'), import('../../log.ts'), import('../format.ts'), import('../progress.ts'),
