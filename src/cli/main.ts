@@ -15,6 +15,7 @@ import { addSensitivityCommand } from './commands/sensitivity.ts';
 import { addDistillCommand } from './commands/distill.ts';
 import { addBenchCommand } from './commands/bench.ts';
 import { addSweepCommand } from './commands/sweep.ts';
+import { addReportCommand } from './commands/report.ts';
 
 const program = new Command();
 program
@@ -23,6 +24,6 @@ program
   .version(packageVersion())
   .showHelpAfterError();
 
-for (const add of [addInfoCommand, addSelfcheckCommand, addCompressCommand, addInspectCommand, addEvalCommand, addSensitivityCommand, addDistillCommand, addBenchCommand, addSweepCommand]) add(program);
+for (const add of [addInfoCommand, addSelfcheckCommand, addCompressCommand, addInspectCommand, addEvalCommand, addSensitivityCommand, addDistillCommand, addBenchCommand, addSweepCommand, addReportCommand]) add(program);
 
 program.parseAsync(process.argv).catch((err) => fail(err, process.argv.includes('--verbose')));

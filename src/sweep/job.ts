@@ -13,7 +13,7 @@ import { jsonNumbers } from '../json.ts';
 import { createLogger } from '../log.ts';
 import { packageVersion } from '../package-root.ts';
 import { planCompress } from '../cli/compress-plan.ts';
-import { compressModel } from '../pipeline/compress.ts';
+import { compressModel, type CompressReport } from '../pipeline/compress.ts';
 import { evaluateModels, type OutputAgreement } from '../eval/evaluate.ts';
 import { benchmarkIsolated } from '../benchmark/isolated.ts';
 import type { BenchOptions, BenchResult } from '../benchmark/latency.ts';
@@ -47,7 +47,7 @@ export interface Quality {
 }
 
 export interface LayerPanels {
-  tensors: Array<{ name: string; op: string; scheme: string; sqnrDb: number; cosine: number; bytesBefore: number; bytesAfter: number }>;
+  tensors: Array<{ name: string; op: string; nodes: string[]; scheme: string; sqnrDb: number; cosine: number; bytesBefore: number; bytesAfter: number }>;
   palette: Array<{ name: string; bits: number; lutSize: number; distinct: number; groups: number; sqnrDb: number }>;
   prune: Array<{ group: number; producers: string[]; channels: number; removed: number }>;
   sensitivity: SensitivityEntry[] | null;
@@ -93,6 +93,17 @@ export function qualityFrom(e: { accuracy: { model: number; baseline: number } |
   return { metric: 'cosine', value: cos, baseline: 100, dropPoints: 100 - cos, samples: e.samples, inputs: e.inputs, outputs: e.outputs };
 }
 
+/** What the report's per-layer panels show, from a compress report. */
+export function layerPanelsFrom(report: CompressReport): LayerPanels {
+  const palette = report.passes.find((p) => p.pass === 'palettize')?.report as PalettizeReport | undefined;
+  return {
+    tensors: report.tensors.map((x) => ({ name: x.name, op: x.op, nodes: x.nodes, scheme: x.scheme, sqnrDb: x.sqnrDb, cosine: x.cosine, bytesBefore: x.bytesBefore, bytesAfter: x.bytesAfter })),
+    palette: (palette?.tensors ?? []).map((x) => ({ name: x.name, bits: x.bits, lutSize: x.lutSize, distinct: x.distinct, groups: x.groups, sqnrDb: x.sqnrDb })),
+    prune: (report.prune?.groups ?? []).filter((g) => g.removed > 0 || g.prunable > 0).map((g) => ({ group: g.id, producers: g.producers, channels: g.channels, removed: g.removed })),
+    sensitivity: report.sensitivity ?? null,
+  };
+}
+
 /** Runs one job to its result (never throws for a failing job: the error is the result). */
 export async function runJob(spec: JobSpec, onStage?: (stage: string) => void): Promise<JobResult> {
   const started = Date.now();
@@ -111,7 +122,6 @@ export async function runJob(spec: JobSpec, onStage?: (stage: string) => void): 
     const evaluation = await evaluateModels(out, spec.model, { data: spec.evalData ?? spec.calibration, samples: spec.samples ?? (spec.evalData || spec.calibration ? undefined : 32), latencyRuns: 0 });
     onStage?.('benchmark');
     const bench = (await benchmarkIsolated(out, spec.bench)).result;
-    const palette = report.passes.find((p) => p.pass === 'palettize')?.report as PalettizeReport | undefined;
     const t = report.totals;
     return {
       ...base,
@@ -123,12 +133,7 @@ export async function runJob(spec: JobSpec, onStage?: (stage: string) => void): 
       },
       quality: qualityFrom(evaluation),
       bench,
-      layers: {
-        tensors: report.tensors.map((x) => ({ name: x.name, op: x.op, scheme: x.scheme, sqnrDb: x.sqnrDb, cosine: x.cosine, bytesBefore: x.bytesBefore, bytesAfter: x.bytesAfter })),
-        palette: (palette?.tensors ?? []).map((x) => ({ name: x.name, bits: x.bits, lutSize: x.lutSize, distinct: x.distinct, groups: x.groups, sqnrDb: x.sqnrDb })),
-        prune: (report.prune?.groups ?? []).filter((g) => g.removed > 0 || g.prunable > 0).map((g) => ({ group: g.id, producers: g.producers, channels: g.channels, removed: g.removed })),
-        sensitivity: report.sensitivity ?? null,
-      },
+      layers: layerPanelsFrom(report),
       finishedAt: new Date().toISOString(),
       timeMs: Date.now() - started,
     };

@@ -45,7 +45,7 @@ export interface SweepSpec {
 }
 
 /** Flags a sweep sets itself (per job or for the whole sweep): not allowed inside a recipe. */
-const SWEEP_OWNED = ['output', 'force', 'json', 'report', 'quiet', 'verbose', 'backend', 'evalData', 'samples', 'calibration'] as const;
+const SWEEP_OWNED = ['output', 'force', 'json', 'report', 'reportHtml', 'quiet', 'verbose', 'backend', 'evalData', 'samples', 'calibration'] as const;
 
 let compressOptions: Command | null = null;
 function compressCommand(): Command {

@@ -6,6 +6,7 @@ import type { CompressFlags as PlanFlags } from '../compress-plan.ts';
 
 interface CompressFlags extends CommonOptions, PlanFlags {
   report?: string;
+  reportHtml?: string;
   force?: boolean;
 }
 
@@ -48,6 +49,7 @@ Passes and calibration data:
     .option('--exclude <nameOrOp...>', 'node names or op types to leave alone: kept in float, and their channels are not pruned')
     .option('--min-elements <n>', 'leave weights smaller than this in float (default 1024)')
     .option('--report <file>', 'write the JSON report (per tensor: scheme, bytes, MSE, SQNR, max error, cosine; skips; manifest)')
+    .option('--report-html <file>', 'write this run as a self-contained HTML file: per-layer SQNR/cosine, LUT sizes, pruned channels, sensitivity ranking, suggested exclusions')
     .option('--eval-data <path>', 'after compressing, evaluate both models on this data (IDX, .npy/.npz, image folder; labels found beside it)')
     .option('--samples <n>', 'evaluate at most this many samples')
     .option('--max-drop <points>', 'static W8A8 accuracy gate: keep the most sensitive layers in float until the drop on --eval-data is at most this')
@@ -108,6 +110,10 @@ export function addCompressCommand(program: Command): void {
         const ep = new ProgressReporter(!o.quiet && !o.json, 'samples');
         evaluation = await evaluateModels(o.output, input, { data: o.evalData, samples: int(o.samples, '--samples'), onProgress: (d, t) => ep.update(d, t, '') });
         ep.stop();
+      }
+      if (o.reportHtml) {
+        const { compressReportData, writeReportHtml } = await import('../../report/html.ts');
+        writeReportHtml(o.reportHtml, compressReportData(input, report, evaluation));
       }
       if (o.json) process.stdout.write(JSON.stringify(evaluation ? { ...report, evaluation } : report, jsonNumbers, 2) + '\n');
       else process.stdout.write(formatCompressSummary(report, evaluation));
