@@ -16,6 +16,7 @@ import { addDistillCommand } from './commands/distill.ts';
 import { addBenchCommand } from './commands/bench.ts';
 import { addSweepCommand } from './commands/sweep.ts';
 import { addReportCommand } from './commands/report.ts';
+import { addWorkerCommand } from './commands/worker.ts';
 
 const program = new Command();
 program
@@ -24,6 +25,6 @@ program
   .version(packageVersion())
   .showHelpAfterError();
 
-for (const add of [addInfoCommand, addSelfcheckCommand, addCompressCommand, addInspectCommand, addEvalCommand, addSensitivityCommand, addDistillCommand, addBenchCommand, addSweepCommand, addReportCommand]) add(program);
+for (const add of [addInfoCommand, addSelfcheckCommand, addCompressCommand, addInspectCommand, addEvalCommand, addSensitivityCommand, addDistillCommand, addBenchCommand, addSweepCommand, addReportCommand, addWorkerCommand]) add(program);
 
 program.parseAsync(process.argv).catch((err) => fail(err, process.argv.includes('--verbose')));

@@ -12,7 +12,7 @@ import { jsonNumbers } from '../json.ts';
 import { packageVersion } from '../package-root.ts';
 import { sha256File } from '../pipeline/compress.ts';
 import { planCompress } from '../cli/compress-plan.ts';
-import { benchInputs, modelFileBytes } from '../benchmark/latency.ts';
+import { benchInputs, modelFileBytes, type BenchOptions } from '../benchmark/latency.ts';
 import { benchmarkIsolated } from '../benchmark/isolated.ts';
 import { expandModels, jobId, parseRecipeFlags, type SweepSpec } from './spec.ts';
 import type { JobSpec } from './job.ts';
@@ -76,27 +76,26 @@ export async function preflight(models: ReadonlyArray<{ path: string }>, spec: P
   if (failures.length) throw new DataError(`pre-flight failed (no job was started): ${failures.length} model(s) do not load and run in ONNX Runtime: ${failures.join('; ')}`);
 }
 
-/** The float model's benchmark, once per model and benchmark settings (kept in baselines/). */
-export async function ensureBaselines(p: PreparedSweep, resultsDir: string, onModel?: (path: string) => void): Promise<Map<string, Baseline>> {
+/** One model's float benchmark, run once per model and benchmark settings (kept in baselines/). */
+export async function ensureBaseline(m: { path: string; sha256: string }, bench: BenchOptions, version: string, resultsDir: string, onRun?: () => void): Promise<Baseline> {
   mkdirSync(join(resultsDir, 'baselines'), { recursive: true });
+  const file = baselinePath(resultsDir, baselineId(m.sha256, bench, version));
+  if (existsSync(file)) return { ...(JSON.parse(readFileSync(file, 'utf8')) as Baseline), model: m.path };
+  onRun?.();
+  const result = (await benchmarkIsolated(m.path, bench)).result;
+  const b: Baseline = { model: m.path, modelSha256: m.sha256, bytes: modelFileBytes(m.path), bench: result };
+  writeFileAtomic(file, JSON.stringify(b, jsonNumbers, 2) + '\n');
+  return b;
+}
+
+export async function ensureBaselines(p: PreparedSweep, resultsDir: string, onModel?: (path: string) => void): Promise<Map<string, Baseline>> {
   const out = new Map<string, Baseline>();
-  for (const m of p.models) {
-    const file = baselinePath(resultsDir, baselineId(m.sha256, p.spec.bench, p.version));
-    if (existsSync(file)) {
-      out.set(m.path, { ...(JSON.parse(readFileSync(file, 'utf8')) as Baseline), model: m.path });
-      continue;
-    }
-    onModel?.(m.path);
-    const bench = (await benchmarkIsolated(m.path, p.spec.bench)).result;
-    const b: Baseline = { model: m.path, modelSha256: m.sha256, bytes: modelFileBytes(m.path), bench };
-    writeFileAtomic(file, JSON.stringify(b, jsonNumbers, 2) + '\n');
-    out.set(m.path, b);
-  }
+  for (const m of p.models) out.set(m.path, await ensureBaseline(m, p.spec.bench, p.version, resultsDir, () => onModel?.(m.path)));
   return out;
 }
 
 /** Baselines already in the folder (for `report` and `sweep --status`), by model path. */
-export function readBaselines(p: PreparedSweep, resultsDir: string): Map<string, Baseline> {
+export function readBaselines(p: Pick<PreparedSweep, 'models' | 'version'> & { spec: Pick<SweepSpec, 'bench'> }, resultsDir: string): Map<string, Baseline> {
   const out = new Map<string, Baseline>();
   for (const m of p.models) {
     const file = baselinePath(resultsDir, baselineId(m.sha256, p.spec.bench, p.version));

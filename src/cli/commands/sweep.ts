@@ -1,8 +1,10 @@
 /** `modelpress sweep`: models × recipes → compress, evaluate, benchmark; a results folder with the Pareto front. */
 import type { Command } from 'commander';
-import { RecipeError } from '../../errors.ts';
+import { DataError, RecipeError } from '../../errors.ts';
 import { backendOption, guarded, int, num } from '../common.ts';
 import type { SweepSpec } from '../../sweep/spec.ts';
+import type { PreparedSweep } from '../../sweep/prepare.ts';
+import type { SweepSummary } from '../../sweep/summary.ts';
 
 interface SweepFlags {
   output: string;
@@ -21,9 +23,54 @@ interface SweepFlags {
   backend: 'auto' | 'gpu' | 'cpu';
   retryFailed?: boolean;
   status?: boolean;
+  queue?: string;
+  queuePrefix?: string;
+  queueName?: string;
+  detach?: boolean;
+  attempts?: string;
   json?: boolean;
   quiet?: boolean;
   verbose?: boolean;
+}
+
+async function runQueued(prepared: PreparedSweep, o: SweepFlags, log: (s: string) => void): Promise<void> {
+  const [{ checkRedis, submitSweep, followSweep, bullJobId }, { preflight }, { readJob, summaryTable }, { jsonNumbers }, { readFileSync, existsSync }] = await Promise.all([
+    import('../../sweep/queue.ts'), import('../../sweep/prepare.ts'), import('../../sweep/summary.ts'), import('../../json.ts'), import('node:fs')]);
+  const target = { url: o.queue!, prefix: o.queuePrefix, name: o.queueName };
+  await checkRedis(target, (w) => process.stderr.write(`modelpress: warning: ${w}\n`));
+  log(`pre-flight: loading and running ${prepared.models.length} model(s) in ONNX Runtime`);
+  await preflight(prepared.models, prepared.spec);
+  const sub = await submitSweep(prepared, o.output, target, { retryFailed: o.retryFailed, attempts: int(o.attempts, '--attempts') });
+  log(`${prepared.jobs.length} jobs (${prepared.models.length} models × ${prepared.spec.recipes.length} recipes): ${sub.submitted.length} submitted to ${o.queue}, ${sub.finished} already finished`);
+  if (!sub.flowId) {
+    log('nothing to run: every job of this sweep has a result (--retry-failed runs the failed ones again)');
+    return;
+  }
+  if (o.detach) {
+    process.stdout.write(`submitted sweep ${sub.flowId}: ${sub.submitted.length} jobs; follow it with: modelpress sweep … --queue ${o.queue} --status\n`);
+    return;
+  }
+  const ours = new Map(sub.submitted.map((id) => [bullJobId(id), prepared.jobs.find((j) => j.id === id)!]));
+  let ended = 0;
+  const t0 = Date.now();
+  const state = await followSweep(sub.flowId, target, (e) => {
+    const job = ours.get(e.id);
+    if (!job) return;
+    const what = `${job.model.split('/').pop()} × ${job.recipe.name} (job ${job.id})`;
+    if (e.type === 'retrying') log(`retrying ${what}: ${e.reason?.split('\n')[0]}`);
+    if (e.type !== 'completed' && e.type !== 'failed') return;
+    ended++;
+    const eta = ended < ours.size ? `; ETA ${duration(((Date.now() - t0) / ended) * (ours.size - ended) / 1000)}` : '';
+    log(`[${ended}/${ours.size}] ${e.type === 'completed' ? 'done' : `failed: ${e.reason?.split('\n')[0]}`} ${what}${eta}`);
+  });
+  const file = `${o.output}/sweep.json`;
+  if (state !== 'completed' || !existsSync(file)) throw new DataError(`the sweep's summary job ${sub.flowId} ${state}; the job results are in ${o.output}/jobs`);
+  const summary = JSON.parse(readFileSync(file, 'utf8')) as SweepSummary;
+  if (o.json) process.stdout.write(JSON.stringify(summary, jsonNumbers, 2) + '\n');
+  else process.stdout.write(`${summary.counts.jobs} jobs: ${summary.counts.done} done, ${summary.counts.failed} failed; ${summary.counts.meetGoals} meet the goals; Pareto front marked *\n` + summaryTable(summary));
+  const failed = summary.jobs.filter((j) => j.status === 'failed');
+  for (const j of failed) process.stderr.write(`modelpress: job ${j.id} (${j.model.split('/').pop()} × ${j.recipe}) failed after its attempts: ${readJob(o.output, j.id)?.error?.message ?? j.error}\n`);
+  if (failed.length) process.exitCode = 3;
 }
 
 function duration(s: number): string {
@@ -52,7 +99,12 @@ export function addSweepCommand(program: Command): void {
     .option('--batch <n>', 'benchmark: batch size for a symbolic batch dim (default 1)')
     .addOption(backendOption())
     .option('--retry-failed', 'run the jobs that failed before again (finished jobs are always skipped)')
-    .option('--status', 'report what the results folder holds for this sweep and run nothing')
+    .option('--status', 'report what the results folder (and with --queue, the queue) holds for this sweep and run nothing')
+    .option('--queue <url>', 'put the jobs on a BullMQ queue in Redis/Valkey (redis://host:port) for `modelpress worker` processes, here or on other machines sharing the results folder; follows progress until the sweep is done')
+    .option('--queue-prefix <prefix>', 'Redis key prefix of the queue (default bull)')
+    .option('--queue-name <name>', 'queue name (default modelpress-sweep)')
+    .option('--detach', 'with --queue: submit and return at once (check later with --status)')
+    .option('--attempts <n>', 'with --queue: attempts per job before it counts as failed (default 3; retries back off exponentially from 2 s)')
     .option('--json', 'print the summary as JSON on stdout')
     .option('-q, --quiet', 'no progress lines')
     .option('-v, --verbose', 'stack traces on errors')
@@ -76,8 +128,21 @@ export function addSweepCommand(program: Command): void {
       const log = (s: string) => { if (!o.quiet) process.stderr.write(`modelpress: ${s}\n`); };
       if (o.status) {
         const left = jobsToRun(prepared, o.output).length;
+        if (o.queue) {
+          const { queueStates, checkRedis } = await import('../../sweep/queue.ts');
+          const target = { url: o.queue, prefix: o.queuePrefix, name: o.queueName };
+          await checkRedis(target);
+          const states = await queueStates(prepared.jobs.map((j) => j.id), target);
+          const count = new Map<string, number>();
+          for (const st of states.values()) count.set(st, (count.get(st) ?? 0) + 1);
+          process.stdout.write(`queue ${o.queue}: ${[...count].map(([k, n]) => `${n} ${k}`).join(', ') || 'none of this sweep\'s jobs'}\n`);
+        }
         const s = summarizeSweep(o.output, prepared.jobs.map((j) => ({ id: j.id, model: j.model, recipe: j.recipe.name })), readBaselines(prepared, o.output), spec.goals, spec.recipes, prepared.version);
         process.stdout.write(o.json ? JSON.stringify(s, jsonNumbers, 2) + '\n' : `${s.counts.jobs} jobs: ${s.counts.done} done, ${s.counts.failed} failed, ${left} not run\n` + summaryTable(s));
+        return;
+      }
+      if (o.queue) {
+        await runQueued(prepared, o, log);
         return;
       }
       const summary = await runLocalSweep(prepared, o.output, {
