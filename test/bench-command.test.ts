@@ -67,6 +67,16 @@ describe('benchmarkModels (one process per model)', () => {
   });
 });
 
+describe('interleaved runs', () => {
+  it('several models in one process, runs round-robin, the same count each', async () => {
+    const c = await benchmarkModels([MNIST, MNIST], { runs: 6, warmup: 1, interleave: true });
+    expect(c.interleaved).toBe(true);
+    expect(c.results.map((r) => r.runs)).toEqual([6, 6]);
+    expect(c.results[0].rssMiB.peak).toBe(c.results[1].rssMiB.peak);
+    await expect(benchmarkModels([MNIST], { interleave: true, concurrency: 2 })).rejects.toThrow(/interleaved runs measure one stream/);
+  });
+});
+
 describe('modelpress bench', () => {
   it('--csv: a header and one row per model', () => {
     const r = run(['bench', MNIST, MNIST, '--runs', '3', '--warmup', '1', '--csv', '-q']);

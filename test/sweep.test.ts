@@ -9,7 +9,7 @@ import { expandGrid, flagArgv, jobId, loadSweepFile, parseRecipeFlags } from '..
 import { dominates, paretoFront } from '../src/sweep/pareto.ts';
 import { jobRow, type Baseline } from '../src/sweep/summary.ts';
 import { prepareSweep } from '../src/sweep/prepare.ts';
-import { runLocalSweep, type SweepEvent } from '../src/sweep/local.ts';
+import { JobRunner, runLocalSweep, type SweepEvent } from '../src/sweep/local.ts';
 import type { JobResult } from '../src/sweep/job.ts';
 import type { BenchResult } from '../src/benchmark/latency.ts';
 import { MNIST, MNIST_DATA } from './helpers/models.ts';
@@ -105,6 +105,10 @@ describe('job rows', () => {
     expect(r.slower).toBe(true);
     expect(r.slowerCause).toMatch(/DequantizeLinear/);
     expect(jobRow(dir, 'j', MNIST, 'r', done({ bench: fakeBench(2.05) }), base, {}).slower).toBe(false); // within the 5 % noise margin
+    // The interleaved measurement (variant and float in one process) wins over the separate baseline.
+    const inter = jobRow(dir, 'j', MNIST, 'r', done({ output: 'qdq.onnx', bench: fakeBench(2.5), speedup: 1.01 }), base, {});
+    expect(inter.speedup).toBe(1.01);
+    expect(inter.slower).toBe(false);
   });
   it('failed and missing jobs carry no figures', () => {
     const f = jobRow(dir, 'j', MNIST, 'r', done({ status: 'failed', error: { code: 'X', message: 'boom' } }), base, {});
@@ -145,6 +149,8 @@ describe('a local sweep on the MNIST CNN', () => {
       expect(existsSync(join(results, 'models', `${j.id}.onnx`))).toBe(true);
       const job = JSON.parse(readFileSync(join(results, 'jobs', `${j.id}.json`), 'utf8')) as JobResult;
       expect(job.bench!.runs).toBe(5);
+      expect(job.speedup).toBeCloseTo(job.floatP50Ms! / job.bench!.latencyMs.p50, 12);
+      expect(j.speedup).toBe(job.speedup);
       expect(job.layers!.tensors.length + job.layers!.palette.length).toBeGreaterThan(0);
     }
     // 4-bit palettes are smaller than int8 at (nearly) the same accuracy: pal4 is on the front.
@@ -177,4 +183,24 @@ describe('a local sweep on the MNIST CNN', () => {
     writeFileSync(f, JSON.stringify({ recipes: Object.fromEntries(spec.recipes.map((r) => [r.name, r.flags])), evalData: resolve(spec.evalData), samples: 300, goals: spec.goals, bench: spec.bench }));
     return f;
   }
+});
+
+describe('the local job runner', () => {
+  it('a job whose process is killed is recorded as failed; the next job gets a fresh process', async () => {
+    const results = join(dir, 'crash');
+    const p = await prepareSweep({ models: [MNIST], recipes: [{ name: 'a', flags: { weights: 'int8' } }, { name: 'b', flags: { weights: 'int4' } }], goals: {}, bench: { runs: 3, warmup: 0 }, backend: 'cpu' }, results);
+    const runner = new JobRunner();
+    try {
+      const pending = runner.run(p.jobs[0]);
+      await new Promise((r) => setTimeout(r, 300));
+      (runner as unknown as { child: { kill(s: string): void } }).child.kill('SIGKILL');
+      const crashed = await pending;
+      expect(crashed.status).toBe('failed');
+      expect(crashed.error).toMatchObject({ code: 'CRASHED', message: expect.stringMatching(/ended by signal SIGKILL/) });
+      const next = await runner.run(p.jobs[1]);
+      expect(next.status).toBe('done');
+    } finally {
+      runner.close();
+    }
+  });
 });

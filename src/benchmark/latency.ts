@@ -268,3 +268,59 @@ async function concurrentRuns(path: string, o: BenchOptions, concurrency: number
     await Promise.all(workers.map((w) => w.terminate()));
   }
 }
+
+/**
+ * Several models in one process with their runs interleaved round-robin (the order rotated every
+ * round), so machine load that drifts during the measurement hits every model alike: use it when
+ * the ratios between models matter more than each one's absolute figures. Peak RSS is the
+ * process's, for all the models together.
+ */
+export async function benchmarkInterleaved(paths: readonly string[], o: BenchOptions = {}): Promise<BenchResult[]> {
+  checkBenchOptions(o);
+  if ((o.concurrency ?? 1) > 1) throw new RecipeError('interleaved runs measure one stream: drop --concurrency (or --interleave)');
+  const rssBefore = process.memoryUsage().rss;
+  const models: Array<{ path: string; bytes: number; feeds: Record<string, ort.Tensor>; description: string; batch: number; session: ort.InferenceSession; createMs: number; firstMs: number; times: number[] }> = [];
+  try {
+    for (const path of paths) {
+      const bytes = modelFileBytes(path);
+      const { feeds, description, batch } = await benchInputs(path, o);
+      const t0 = performance.now();
+      const session = await createSession(path, o);
+      const createMs = performance.now() - t0;
+      const m = { path, bytes, feeds, description, batch, session, createMs, firstMs: 0, times: [] as number[] };
+      models.push(m);
+      const t1 = performance.now();
+      try {
+        await session.run(feeds);
+      } catch (err) {
+        throw new DataError(`${path} fails its first inference in ONNX Runtime: ${(err as Error).message.split('\n')[0]}`, { path });
+      }
+      m.firstMs = performance.now() - t1;
+    }
+    const warmup = o.warmup ?? 10;
+    for (const m of models) for (let i = 0; i < warmup; i++) await m.session.run(m.feeds);
+    const runs = o.durationS === undefined ? o.runs ?? 100 : Infinity;
+    const deadline = o.durationS === undefined ? Infinity : performance.now() + o.durationS * 1000;
+    for (let r = 0; r < runs && (r === 0 || performance.now() < deadline); r++) {
+      for (let k = 0; k < models.length; k++) {
+        const m = models[(k + r) % models.length];
+        const t0 = performance.now();
+        await m.session.run(m.feeds);
+        m.times.push(performance.now() - t0);
+      }
+    }
+    const env = environmentFingerprint(o);
+    const peak = (process.resourceUsage().maxRSS * 1024) / MiB;
+    return models.map((m) => {
+      const busy = m.times.reduce((a, b) => a + b, 0);
+      return {
+        model: m.path, bytes: m.bytes, inputs: m.description, batch: m.batch, warmup, runs: m.times.length, concurrency: 1,
+        sessionCreateMs: m.createMs, firstRunMs: m.firstMs, latencyMs: latencyStats(m.times),
+        throughput: { runsPerS: (1000 * m.times.length) / busy, samplesPerS: (1000 * m.times.length * m.batch) / busy },
+        rssMiB: { before: rssBefore / MiB, peak }, environment: env,
+      };
+    });
+  } finally {
+    await Promise.all(models.map((m) => m.session.release()));
+  }
+}

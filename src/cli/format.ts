@@ -197,7 +197,7 @@ export function formatBench(c: BenchComparison): string {
   const threads = e.intraOpThreads === 'ort-default' ? 'ORT default threads' : `${e.intraOpThreads} intra-op threads`;
   const lines = [
     `environment: ${e.cpu}, ${e.logicalCores} logical cores, ${e.memoryGiB} GiB; ${e.os}; Node ${e.node}; ONNX Runtime ${e.onnxruntime}, ${e.executionProvider} EP, ${threads}, optimization ${e.graphOptimization}`,
-    `runs: ${r0.warmup} warm-up excluded, ${r0.runs} timed, batch ${r0.batch}, concurrency ${r0.concurrency}; inputs ${r0.inputs}${c.isolated ? '; each model in a process of its own' : ''}`,
+    `runs: ${r0.warmup} warm-up excluded, ${r0.runs} timed, batch ${r0.batch}, concurrency ${r0.concurrency}; inputs ${r0.inputs}${c.interleaved ? '; models interleaved round-robin in one process' : c.isolated ? '; each model in a process of its own' : ''}`,
     '',
     formatTable(BENCH_HEADER, benchRows(c)).trimEnd(),
   ];

@@ -1,6 +1,7 @@
 /**
  * One sweep job: compress one model with one recipe, evaluate the result against the float model
- * (accuracy with labelled data, output agreement otherwise), benchmark it in a process of its own,
+ * (accuracy with labelled data, output agreement otherwise), benchmark it against the float model
+ * (runs interleaved in a process of their own),
  * and write everything to `<results>/jobs/<id>.json` (the compressed model to `models/<id>.onnx`).
  * The same function runs in a local sweep's child process and in a queue worker's sandbox.
  */
@@ -15,7 +16,7 @@ import { packageVersion } from '../package-root.ts';
 import { planCompress } from '../cli/compress-plan.ts';
 import { compressModel, type CompressReport } from '../pipeline/compress.ts';
 import { evaluateModels, type OutputAgreement } from '../eval/evaluate.ts';
-import { benchmarkIsolated } from '../benchmark/isolated.ts';
+import { benchmarkInterleavedIsolated } from '../benchmark/isolated.ts';
 import type { BenchOptions, BenchResult } from '../benchmark/latency.ts';
 import type { PalettizeReport } from '../passes/palettize/pass.ts';
 import type { SensitivityEntry } from '../passes/quantize/static-pipeline.ts';
@@ -70,6 +71,13 @@ export interface JobResult {
   compress?: { mode: string; passes: string[]; bytesBefore: number; bytesAfter: number; sizeRatio: number; timeMs: number; worstSqnrDb: number | null; macsBefore: number; macsAfter: number; backend: string };
   quality?: Quality;
   bench?: BenchResult;
+  /**
+   * Speed-up over the float model (its p50 / this p50), both measured in one process with their
+   * runs interleaved, so load that drifts while the sweep runs does not pass for a slowdown.
+   */
+  speedup?: number;
+  /** The float model's p50 in that interleaved measurement. */
+  floatP50Ms?: number;
   layers?: LayerPanels;
 }
 
@@ -121,7 +129,7 @@ export async function runJob(spec: JobSpec, onStage?: (stage: string) => void): 
     onStage?.('evaluate');
     const evaluation = await evaluateModels(out, spec.model, { data: spec.evalData ?? spec.calibration, samples: spec.samples ?? (spec.evalData || spec.calibration ? undefined : 32), latencyRuns: 0 });
     onStage?.('benchmark');
-    const bench = (await benchmarkIsolated(out, spec.bench)).result;
+    const [bench, float] = (await benchmarkInterleavedIsolated([out, spec.model], spec.bench)).results;
     const t = report.totals;
     return {
       ...base,
@@ -133,6 +141,8 @@ export async function runJob(spec: JobSpec, onStage?: (stage: string) => void): 
       },
       quality: qualityFrom(evaluation),
       bench,
+      speedup: float.latencyMs.p50 / bench.latencyMs.p50,
+      floatP50Ms: float.latencyMs.p50,
       layers: layerPanelsFrom(report),
       finishedAt: new Date().toISOString(),
       timeMs: Date.now() - started,

@@ -1,9 +1,9 @@
 /**
- * A sweep on this machine: jobs one after another (so benchmarks never compete for cores), each
- * in a child process; finished jobs are skipped, so a re-run resumes an interrupted sweep; a
+ * A sweep on this machine: jobs one after another (so benchmarks never compete for cores), in a
+ * child process reused from job to job; finished jobs are skipped, so a re-run resumes an interrupted sweep; a
  * failing job records its error and the sweep goes on.
  */
-import { spawn } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../package-root.ts';
@@ -37,31 +37,57 @@ function childScript(): string | null {
   return existsSync(p) ? p : null;
 }
 
-/** Runs one job in a child process; a child that dies without a result leaves a failed one. */
-export async function runJobIsolated(job: JobSpec): Promise<JobResult> {
-  const script = childScript();
-  if (!script) {
-    const r = await runJob(job);
+/**
+ * Runs jobs in one child process, reused from job to job; a child that dies mid-job leaves a
+ * failed result naming how it ended, and the next job gets a fresh child.
+ */
+export class JobRunner {
+  private child: ChildProcess | null = null;
+  private stderr = '';
+
+  async run(job: JobSpec): Promise<JobResult> {
+    const script = childScript();
+    if (!script) {
+      const r = await runJob(job);
+      writeJobResult(job.resultsDir, r);
+      return r;
+    }
+    const started = Date.now();
+    const child = (this.child ??= this.spawn(script));
+    this.stderr = '';
+    const ended = await new Promise<{ ok: true } | { ok: false; code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+      const onExit = (code: number | null, signal: NodeJS.Signals | null) => resolve({ ok: false, code, signal });
+      child.once('exit', onExit);
+      child.once('message', () => {
+        child.off('exit', onExit);
+        resolve({ ok: true });
+      });
+      child.send({ job });
+    });
+    const written = readJob(job.resultsDir, job.id);
+    if (ended.ok && written) return written;
+    this.child = null;
+    const tail = this.stderr.split('\n').filter((l) => l && !l.startsWith('stage ')).slice(-3).join(' ');
+    const how = ended.ok ? 'without writing a result' : ended.signal ? `by signal ${ended.signal}` : `with code ${ended.code}`;
+    const r: JobResult = {
+      id: job.id, model: job.model, modelSha256: job.modelSha256, recipe: job.recipe, status: 'failed',
+      error: { code: 'CRASHED', message: `the job's process ended ${how}${tail ? `: ${tail}` : ''}` },
+      modelpress: '', host: '', startedAt: new Date(started).toISOString(), finishedAt: new Date().toISOString(), timeMs: Date.now() - started,
+    };
     writeJobResult(job.resultsDir, r);
     return r;
   }
-  const started = Date.now();
-  const { code, signal, stderr } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => {
-    const child = spawn(process.execPath, [script, JSON.stringify(job)], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => { err = (err + d.toString()).slice(-4000); });
-    child.on('close', (c, s) => resolve({ code: c, signal: s, stderr: err }));
-  });
-  const written = readJob(job.resultsDir, job.id);
-  if (written && Date.parse(written.finishedAt) >= started - 1000) return written;
-  const tail = stderr.split('\n').filter((l) => l && !l.startsWith('stage ')).slice(-3).join(' ');
-  const r: JobResult = {
-    id: job.id, model: job.model, modelSha256: job.modelSha256, recipe: job.recipe, status: 'failed',
-    error: { code: 'CRASHED', message: `the job's process ended ${signal ? `by signal ${signal}` : `with code ${code}`} before writing a result${tail ? `: ${tail}` : ''}` },
-    modelpress: '', host: '', startedAt: new Date(started).toISOString(), finishedAt: new Date().toISOString(), timeMs: Date.now() - started,
-  };
-  writeJobResult(job.resultsDir, r);
-  return r;
+
+  private spawn(script: string): ChildProcess {
+    const child = fork(script, [], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    child.stderr!.on('data', (d: Buffer) => { this.stderr = (this.stderr + d.toString()).slice(-4000); });
+    return child;
+  }
+
+  close(): void {
+    this.child?.disconnect();
+    this.child = null;
+  }
 }
 
 export async function runLocalSweep(p: PreparedSweep, resultsDir: string, o: LocalSweepOptions = {}): Promise<SweepSummary> {
@@ -71,11 +97,16 @@ export async function runLocalSweep(p: PreparedSweep, resultsDir: string, o: Loc
   await preflight(p.models, p.spec);
   const baselines = await ensureBaselines(p, resultsDir, (model) => o.onEvent?.({ type: 'baseline', model }));
   const t0 = Date.now();
-  for (const [i, job] of todo.entries()) {
-    o.onEvent?.({ type: 'job-start', index: i, total: todo.length, job });
-    const r = await runJobIsolated(job);
-    const perJob = (Date.now() - t0) / (i + 1);
-    o.onEvent?.({ type: 'job-end', index: i, total: todo.length, job, status: r.status, error: r.error?.message, etaS: ((todo.length - i - 1) * perJob) / 1000 });
+  const runner = new JobRunner();
+  try {
+    for (const [i, job] of todo.entries()) {
+      o.onEvent?.({ type: 'job-start', index: i, total: todo.length, job });
+      const r = await runner.run(job);
+      const perJob = (Date.now() - t0) / (i + 1);
+      o.onEvent?.({ type: 'job-end', index: i, total: todo.length, job, status: r.status, error: r.error?.message, etaS: ((todo.length - i - 1) * perJob) / 1000 });
+    }
+  } finally {
+    runner.close();
   }
   const summary = summarizeSweep(resultsDir, p.jobs.map((j) => ({ id: j.id, model: j.model, recipe: j.recipe.name })), baselines, p.spec.goals, p.spec.recipes, p.version);
   writeSummary(resultsDir, summary);

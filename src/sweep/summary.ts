@@ -92,7 +92,7 @@ export function jobRow(resultsDir: string, id: string, model: string, recipe: st
   row.bytes = r.compress.bytesAfter;
   row.sizeRatio = r.compress.sizeRatio;
   row.p50Ms = r.bench.latencyMs.p50;
-  row.speedup = base ? base.bench.latencyMs.p50 / r.bench.latencyMs.p50 : null;
+  row.speedup = r.speedup ?? (base ? base.bench.latencyMs.p50 / r.bench.latencyMs.p50 : null);
   row.metric = r.quality.metric;
   row.quality = r.quality.value;
   row.baselineQuality = r.quality.baseline;

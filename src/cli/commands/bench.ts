@@ -16,6 +16,7 @@ interface BenchFlags {
   data?: string;
   seed?: string;
   shape: string[];
+  interleave?: boolean;
   json?: boolean;
   csv?: boolean;
   quiet?: boolean;
@@ -49,6 +50,7 @@ export function addBenchCommand(program: Command): void {
     .option('--data <path>', 'inputs from this data (IDX, .npy/.npz, image folder: the first --batch samples) instead of seeded random tensors of the declared shapes')
     .option('--seed <n>', 'seed for random inputs (default 1)')
     .option('--shape <name=d0,d1,...>', 'concrete shape for an input with symbolic dims (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--interleave', 'run all models in one process with their runs interleaved round-robin: ratios between them stay right when machine load drifts (peak RSS is then for all together)')
     .option('--json', 'print the results as JSON on stdout')
     .option('--csv', 'print the results as CSV on stdout')
     .option('-q, --quiet', 'no progress lines')
@@ -59,7 +61,7 @@ export function addBenchCommand(program: Command): void {
       const c = await benchmarkModels(models, {
         warmup: int(o.warmup, '--warmup'), runs: int(o.runs, '--runs'), durationS: num(o.duration, '--duration'), batch: int(o.batch, '--batch'),
         concurrency: int(o.concurrency, '--concurrency'), threads: int(o.threads, '--threads'), interOpThreads: int(o.interOpThreads, '--inter-op-threads'),
-        executionProvider: o.ep, optimization: o.optimization, data: o.data, seed: int(o.seed, '--seed'), shapes: parseShapes(o.shape),
+        executionProvider: o.ep, optimization: o.optimization, data: o.data, seed: int(o.seed, '--seed'), shapes: parseShapes(o.shape), interleave: o.interleave,
       }, (i, n, p) => { if (!o.quiet) process.stderr.write(`modelpress: benchmarking ${i + 1}/${n} ${p}\n`); });
       process.stdout.write(o.json ? JSON.stringify(c, jsonNumbers, 2) + '\n' : o.csv ? benchCsv(c) : formatBench(c));
     }));
