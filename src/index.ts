@@ -56,3 +56,15 @@ export { clipRanges, CALIB_METHODS, type CalibMethod } from './calibrate/methods
 export { TensorStats } from './calibrate/stats.ts';
 export { openDataset, seededSample, type Dataset, type Preprocess } from './data/dataset.ts';
 export { thresholdSearchKernel, pickThreshold, type ThresholdSearchJob } from './kernels/threshold-search.ts';
+// Benchmarking, sweeps, reports and fleets.
+export { benchmarkModel, benchmarkInterleaved, latencyStats, nearestRank, type BenchOptions, type BenchResult, type LatencyStats } from './benchmark/latency.ts';
+export { benchmarkModels, benchmarkIsolated, type BenchComparison } from './benchmark/isolated.ts';
+export { environmentFingerprint, type Fingerprint } from './benchmark/environment.ts';
+export { loadSweepFile, expandGrid, jobId, type SweepSpec, type SweepRecipe, type SweepGoals } from './sweep/spec.ts';
+export { prepareSweep, preflight, type PreparedSweep } from './sweep/prepare.ts';
+export { runLocalSweep, type SweepEvent } from './sweep/local.ts';
+export { runJob, type JobSpec, type JobResult } from './sweep/job.ts';
+export { summarizeSweep, type SweepSummary, type JobRow } from './sweep/summary.ts';
+export { paretoFront, type ParetoPoint } from './sweep/pareto.ts';
+export { submitSweep, followSweep, startWorker, type QueueTarget } from './sweep/queue.ts';
+export { reportHtml, sweepReportData, compressReportData, writeReportHtml, type ReportData } from './report/html.ts';

@@ -19,6 +19,13 @@ describe('latency statistics', () => {
     expect(latencyStats([4]).p99).toBe(4);
     expect(latencyStats([2, 4]).stdev).toBeCloseTo(Math.SQRT2, 12);
   });
+  it('drift: the slowest over the fastest median of five consecutive blocks of runs', () => {
+    expect(latencyStats(Array.from({ length: 24 }, () => 1)).drift).toBeNull();
+    expect(latencyStats(Array.from({ length: 50 }, (_, i) => 1 + (i % 3) * 0.01)).drift).toBe(1);
+    // The third block (runs 20-29) ran 1.5x slower: something else had the cores.
+    const busy = Array.from({ length: 50 }, (_, i) => (i >= 20 && i < 30 ? 3 : 2));
+    expect(latencyStats(busy).drift).toBe(1.5);
+  });
 });
 
 describe('benchmarkModel', () => {

@@ -9,6 +9,7 @@ import type { SparsifyReport } from '../passes/sparsify/pass.ts';
 import type { PalettizeReport } from '../passes/palettize/pass.ts';
 import type { DistillReport } from '../passes/distill/fit.ts';
 import type { BenchComparison } from '../benchmark/isolated.ts';
+import { DRIFT_WARNING } from '../benchmark/latency.ts';
 
 export function formatTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
@@ -202,6 +203,10 @@ export function formatBench(c: BenchComparison): string {
     formatTable(BENCH_HEADER, benchRows(c)).trimEnd(),
   ];
   if (c.results.length > 1) lines.push('', `speed-up and size ratio against ${r0.model} (speed-up = its p50 / this p50)`);
+  for (const r of c.results) {
+    const d = r.latencyMs.drift;
+    if (d !== null && d > DRIFT_WARNING) lines.push(`warning: ${r.model}: latency drifted ${((d - 1) * 100).toFixed(0)} % between blocks of runs (something else used the cores part of the time): measure again${c.results.length > 1 && !c.interleaved ? ', or compare with --interleave' : ''}`);
+  }
   return lines.join('\n') + '\n';
 }
 
@@ -209,10 +214,10 @@ const csvCell = (v: string) => (/[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` 
 
 /** CSV: one row per model, plain numbers (bytes, milliseconds, MiB). */
 export function benchCsv(c: BenchComparison): string {
-  const header = ['model', 'bytes', 'batch', 'concurrency', 'warmup', 'runs', 'session_create_ms', 'first_run_ms', 'p50_ms', 'p90_ms', 'p95_ms', 'p99_ms', 'mean_ms', 'min_ms', 'max_ms', 'stdev_ms', 'samples_per_s', 'rss_before_mib', 'rss_peak_mib', 'speedup', 'size_ratio', 'cpu', 'onnxruntime', 'execution_provider', 'intra_op_threads'];
+  const header = ['model', 'bytes', 'batch', 'concurrency', 'warmup', 'runs', 'session_create_ms', 'first_run_ms', 'p50_ms', 'p90_ms', 'p95_ms', 'p99_ms', 'mean_ms', 'min_ms', 'max_ms', 'stdev_ms', 'drift', 'samples_per_s', 'rss_before_mib', 'rss_peak_mib', 'speedup', 'size_ratio', 'cpu', 'onnxruntime', 'execution_provider', 'intra_op_threads'];
   const rows = c.results.map((r, i) => {
     const l = r.latencyMs;
-    return [r.model, r.bytes, r.batch, r.concurrency, r.warmup, r.runs, r.sessionCreateMs, r.firstRunMs, l.p50, l.p90, l.p95, l.p99, l.mean, l.min, l.max, l.stdev, r.throughput.samplesPerS,
+    return [r.model, r.bytes, r.batch, r.concurrency, r.warmup, r.runs, r.sessionCreateMs, r.firstRunMs, l.p50, l.p90, l.p95, l.p99, l.mean, l.min, l.max, l.stdev, l.drift ?? '', r.throughput.samplesPerS,
       r.rssMiB.before, r.rssMiB.peak, c.ratios[i].speedup, c.ratios[i].sizeRatio, r.environment.cpu, r.environment.onnxruntime, r.environment.executionProvider, r.environment.intraOpThreads].map((v) => csvCell(String(v)));
   });
   return [header, ...rows].map((r) => r.join(',')).join('\n') + '\n';

@@ -156,22 +156,35 @@ export async function followSweep(flowId: string, target: QueueTarget, onEvent: 
   const queue = new Queue(queueName(target), { connection, prefix: target.prefix });
   try {
     await events.waitUntilReady();
+    // The parent's own events end the wait at once; the poll below covers an end before subscribing.
+    let wake: () => void = () => {};
     events.on('active', ({ jobId }) => onEvent({ type: 'active', id: jobId }));
-    events.on('completed', ({ jobId }) => onEvent({ type: 'completed', id: jobId }));
+    events.on('completed', ({ jobId }) => {
+      if (jobId === flowId) wake();
+      onEvent({ type: 'completed', id: jobId });
+    });
     // BullMQ reports 'failed' once the attempts are spent; a failed attempt with retries left
     // moves the job to 'delayed' (the backoff).
-    events.on('failed', ({ jobId, failedReason }) => onEvent({ type: 'failed', id: jobId, reason: failedReason }));
+    events.on('failed', ({ jobId, failedReason }) => {
+      if (jobId === flowId) wake();
+      onEvent({ type: 'failed', id: jobId, reason: failedReason });
+    });
     events.on('delayed', async ({ jobId }) => {
       const job = await queue.getJob(jobId).catch(() => undefined);
       if (job && job.attemptsMade > 0) onEvent({ type: 'retrying', id: jobId, reason: job.failedReason });
     });
-    // Polled as well as evented: the parent may have finished before the events were subscribed.
     for (;;) {
       const parent = await queue.getJob(flowId);
       const state = parent ? await parent.getState() : 'unknown';
       if (state === 'completed' || state === 'failed') return state;
       if (state === 'unknown') throw new DataError(`sweep ${flowId} is no longer on the queue (removed, or Redis was flushed)`);
-      await new Promise((r) => setTimeout(r, 500));
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, 1000);
+        wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
     }
   } finally {
     await events.close();
