@@ -189,24 +189,50 @@ export async function timedRuns(session: ort.InferenceSession, feeds: Record<str
 
 const MiB = 1024 * 1024;
 
-/** Benchmarks one model in this process. For a clean peak RSS, run it in a child (isolated.ts). */
-export async function benchmarkModel(path: string, o: BenchOptions = {}): Promise<BenchResult> {
-  checkBenchOptions(o);
+interface OpenedModel {
+  path: string;
+  bytes: number;
+  feeds: Record<string, ort.Tensor>;
+  description: string;
+  batch: number;
+  session: ort.InferenceSession;
+  createMs: number;
+  firstMs: number;
+}
+
+/** Inputs built, the session created and the first inference run, each of the two timed. */
+async function openTimed(path: string, o: BenchOptions): Promise<OpenedModel> {
   const bytes = modelFileBytes(path);
   const { feeds, description, batch } = await benchInputs(path, o);
-  const rssBefore = process.memoryUsage().rss;
   const t0 = performance.now();
   const session = await createSession(path, o);
-  const sessionCreateMs = performance.now() - t0;
-  let firstRunMs: number;
+  const createMs = performance.now() - t0;
+  const t1 = performance.now();
   try {
-    const t1 = performance.now();
     await session.run(feeds);
-    firstRunMs = performance.now() - t1;
   } catch (err) {
     await session.release();
     throw new DataError(`${path} fails its first inference in ONNX Runtime: ${(err as Error).message.split('\n')[0]}`, { path });
   }
+  return { path, bytes, feeds, description, batch, session, createMs, firstMs: performance.now() - t1 };
+}
+
+function resultOf(m: OpenedModel, times: number[], wallMs: number, o: BenchOptions, warmup: number, concurrency: number, rssBefore: number): BenchResult {
+  return {
+    model: m.path, bytes: m.bytes, inputs: m.description, batch: m.batch, warmup, runs: times.length, concurrency,
+    sessionCreateMs: m.createMs, firstRunMs: m.firstMs, latencyMs: latencyStats(times),
+    throughput: { runsPerS: (1000 * times.length) / wallMs, samplesPerS: (1000 * times.length * m.batch) / wallMs },
+    rssMiB: { before: rssBefore / MiB, peak: (process.resourceUsage().maxRSS * 1024) / MiB },
+    environment: environmentFingerprint(o),
+  };
+}
+
+/** Benchmarks one model in this process. For a clean peak RSS, run it in a child (isolated.ts). */
+export async function benchmarkModel(path: string, o: BenchOptions = {}): Promise<BenchResult> {
+  checkBenchOptions(o);
+  const rssBefore = process.memoryUsage().rss;
+  const m = await openTimed(path, o);
+  const { session, feeds } = m;
   const warmup = o.warmup ?? 10;
   const concurrency = o.concurrency ?? 1;
   const until = o.durationS !== undefined ? { durationMs: o.durationS * 1000 } : { runs: o.runs ?? 100 };
@@ -223,22 +249,7 @@ export async function benchmarkModel(path: string, o: BenchOptions = {}): Promis
     times = r.times;
     wallMs = r.wallMs;
   }
-  const env = environmentFingerprint(o);
-  return {
-    model: path,
-    bytes,
-    inputs: description,
-    batch,
-    warmup,
-    runs: times.length,
-    concurrency,
-    sessionCreateMs,
-    firstRunMs,
-    latencyMs: latencyStats(times),
-    throughput: { runsPerS: (1000 * times.length) / wallMs, samplesPerS: (1000 * times.length * batch) / wallMs },
-    rssMiB: { before: rssBefore / MiB, peak: (process.resourceUsage().maxRSS * 1024) / MiB },
-    environment: env,
-  };
+  return resultOf(m, times, wallMs, o, warmup, concurrency, rssBefore);
 }
 
 export interface StreamRequest {
@@ -296,24 +307,9 @@ export async function benchmarkInterleaved(paths: readonly string[], o: BenchOpt
   checkBenchOptions(o);
   if ((o.concurrency ?? 1) > 1) throw new RecipeError('interleaved runs measure one stream: drop --concurrency (or --interleave)');
   const rssBefore = process.memoryUsage().rss;
-  const models: Array<{ path: string; bytes: number; feeds: Record<string, ort.Tensor>; description: string; batch: number; session: ort.InferenceSession; createMs: number; firstMs: number; times: number[] }> = [];
+  const models: Array<OpenedModel & { times: number[] }> = [];
   try {
-    for (const path of paths) {
-      const bytes = modelFileBytes(path);
-      const { feeds, description, batch } = await benchInputs(path, o);
-      const t0 = performance.now();
-      const session = await createSession(path, o);
-      const createMs = performance.now() - t0;
-      const m = { path, bytes, feeds, description, batch, session, createMs, firstMs: 0, times: [] as number[] };
-      models.push(m);
-      const t1 = performance.now();
-      try {
-        await session.run(feeds);
-      } catch (err) {
-        throw new DataError(`${path} fails its first inference in ONNX Runtime: ${(err as Error).message.split('\n')[0]}`, { path });
-      }
-      m.firstMs = performance.now() - t1;
-    }
+    for (const path of paths) models.push({ ...(await openTimed(path, o)), times: [] });
     const warmup = o.warmup ?? 10;
     for (const m of models) for (let i = 0; i < warmup; i++) await m.session.run(m.feeds);
     const runs = o.durationS === undefined ? o.runs ?? 100 : Infinity;
@@ -326,17 +322,8 @@ export async function benchmarkInterleaved(paths: readonly string[], o: BenchOpt
         m.times.push(performance.now() - t0);
       }
     }
-    const env = environmentFingerprint(o);
-    const peak = (process.resourceUsage().maxRSS * 1024) / MiB;
-    return models.map((m) => {
-      const busy = m.times.reduce((a, b) => a + b, 0);
-      return {
-        model: m.path, bytes: m.bytes, inputs: m.description, batch: m.batch, warmup, runs: m.times.length, concurrency: 1,
-        sessionCreateMs: m.createMs, firstRunMs: m.firstMs, latencyMs: latencyStats(m.times),
-        throughput: { runsPerS: (1000 * m.times.length) / busy, samplesPerS: (1000 * m.times.length * m.batch) / busy },
-        rssMiB: { before: rssBefore / MiB, peak }, environment: env,
-      };
-    });
+    // Throughput from each model's own busy time (their runs alternate).
+    return models.map((m) => resultOf(m, m.times, m.times.reduce((x, y) => x + y, 0), o, warmup, 1, rssBefore));
   } finally {
     await Promise.all(models.map((m) => m.session.release()));
   }
