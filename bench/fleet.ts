@@ -9,12 +9,12 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { appendFileSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { packageRoot } from '../src/package-root.ts';
 import { formatTable } from '../src/cli/format.ts';
 import { resnet18Path, FASHION_SUBSET, benchTmp } from './models.ts';
 import type { SweepSummary } from '../src/sweep/summary.ts';
+import { startRedis } from '../test/helpers/redis.ts';
 
 const root = packageRoot();
 const cli = join(root, 'dist', 'cli', 'main.js');
@@ -46,16 +46,6 @@ for (const [label, model] of [['ResNet-18 (46.7 MB, batch 1)', resnet18Path()], 
 say('```\n' + formatTable(['model', 'p50 run 1 (ms)', 'run 2', 'run 3', 'max deviation from median', '±10 %'], stab) + '```\n');
 say('drift = slowest / fastest median of five consecutive blocks of a run\'s timed runs (`bench` warns above 1.10: the machine was busy part of the time).\n');
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 function run(args: string[]): Promise<{ status: number | null; stderr: string; ms: number }> {
   return new Promise((resolve) => {
     const t0 = performance.now();
@@ -82,10 +72,8 @@ const redisBin = has('redis-server');
 if (!redisBin) {
   say('Parts 2 and 3 skipped: redis-server is not installed (Debian: apt-get install redis-server).');
 } else {
-  const port = await freePort();
-  const url = `redis://127.0.0.1:${port}`;
-  const redis = spawn(redisBin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 500));
+  const redis = await startRedis(redisBin);
+  const url = redis.url;
   const dir = join(benchTmp, 'fleet');
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -158,7 +146,7 @@ if (!redisBin) {
       say('HTML report written; Chromium not found, so no screenshot.\n');
     }
   } finally {
-    redis.kill('SIGTERM');
+    await redis.stop();
   }
 }
 

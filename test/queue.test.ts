@@ -3,14 +3,13 @@
 // sweep with every job done exactly once and the same results table as a local sweep; a worker
 // killed mid-job (SIGKILL) loses the job to the other worker; a poison job fails after its
 // attempts while the rest complete; resubmitting a finished sweep runs nothing.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import { redisServerPath, startRedis } from './helpers/redis.ts';
 import { prepareSweep } from '../src/sweep/prepare.ts';
 import { runLocalSweep } from '../src/sweep/local.ts';
 import type { SweepSummary } from '../src/sweep/summary.ts';
@@ -18,7 +17,7 @@ import type { JobResult } from '../src/sweep/job.ts';
 
 const bin = new URL('../dist/cli/main.js', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'modelpress-queue-'));
-const which = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' }).stdout.trim();
+const which = redisServerPath();
 if (!which) console.warn('queue.test: skipping: redis-server is not installed (Debian: apt-get install redis-server); .ci/run installs it');
 
 const FASHION = 'test/assets/fashion-mnist';
@@ -30,33 +29,18 @@ const RECIPES = {
   w8a8: { activations: 'uint8', calibSamples: 32 },
 };
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-let redis: ChildProcess | null = null;
+let redis: Awaited<ReturnType<typeof startRedis>> | null = null;
 let url = '';
 const workers: ChildProcess[] = [];
 
-async function waitForPing(u: string): Promise<void> {
-  for (let i = 0; i < 100; i++) {
-    const c = new Redis(u, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-    c.on('error', () => {});
-    try {
-      await c.connect();
-      if ((await c.ping()) === 'PONG') return;
-    } catch { /* not up yet */ } finally {
-      c.disconnect();
-    }
-    await new Promise((r) => setTimeout(r, 100));
+/** Polls a queue job until it reaches one of `states` (or ~timeout); returns the last state seen. */
+async function waitForState(q: Queue, id: string, states: string[], timeoutMs: number, everyMs = 50): Promise<string> {
+  let state = '';
+  for (const end = Date.now() + timeoutMs; Date.now() < end; await new Promise((r) => setTimeout(r, everyMs))) {
+    state = await (await q.getJob(id))!.getState();
+    if (states.includes(state)) break;
   }
-  throw new Error(`redis-server did not answer PING at ${u}`);
+  return state;
 }
 
 /** A worker in a process group of its own, so killing it takes its sandboxed job processes too. */
@@ -90,25 +74,19 @@ function sweepCli(args: string[]): Promise<{ status: number | null; stdout: stri
 
 function sweepArgs(results: string, prefix: string, recipes: Record<string, object>, models = MODELS): string[] {
   const file = join(dir, `${prefix}.json`);
-  spawnSync('sh', ['-c', `cat > ${file}`], { input: JSON.stringify({ recipes, calibration: join(process.cwd(), FASHION, 'train-images-idx3-ubyte.gz'), evalData: join(process.cwd(), FASHION, 't10k-images-idx3-ubyte.gz'), samples: 200, bench: { runs: 3, warmup: 1 } }) });
+  writeFileSync(file, JSON.stringify({ recipes, calibration: join(process.cwd(), FASHION, 'train-images-idx3-ubyte.gz'), evalData: join(process.cwd(), FASHION, 't10k-images-idx3-ubyte.gz'), samples: 200, bench: { runs: 3, warmup: 1 } }));
   return [...models, '-o', results, '--sweep', file, '--backend', 'cpu', '--queue', url, '--queue-prefix', prefix];
 }
 
 beforeAll(async () => {
   if (!which) return;
-  const port = await freePort();
-  url = `redis://127.0.0.1:${port}`;
-  redis = spawn(which, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' });
-  await waitForPing(url);
+  redis = await startRedis(which);
+  url = redis.url;
 }, 30_000);
 
 afterAll(async () => {
   for (const w of workers) killGroup(w, 'SIGKILL');
-  if (redis?.pid) {
-    redis.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 200));
-    if (redis.exitCode === null) redis.kill('SIGKILL');
-  }
+  await redis?.stop();
 });
 
 describe.skipIf(!which)('sweeps on a BullMQ queue (real Redis)', () => {
@@ -160,21 +138,11 @@ describe.skipIf(!which)('sweeps on a BullMQ queue (real Redis)', () => {
     const q = new Queue('modelpress-sweep', { connection: { host: '127.0.0.1', port: Number(new URL(url).port) }, prefix });
     const jobs = await q.getJobs(['waiting', 'active', 'waiting-children', 'prioritized'], 0, 100);
     const job = jobs.find((j) => j.name === 'job')!;
-    let state = '';
-    for (let i = 0; i < 600 && state !== 'active'; i++) {
-      state = await (await q.getJob(job.id!))!.getState();
-      if (state !== 'active') await new Promise((r) => setTimeout(r, 25));
-    }
-    expect(state).toBe('active');
+    expect(await waitForState(q, job.id!, ['active'], 15_000, 25)).toBe('active');
     killGroup(a.proc, 'SIGKILL');
     const b = startWorker(prefix, 'rescuer');
     await b.ready;
-    for (let i = 0; i < 600; i++) {
-      state = await (await q.getJob(job.id!))!.getState();
-      if (state === 'completed' || state === 'failed') break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(state).toBe('completed');
+    expect(await waitForState(q, job.id!, ['completed', 'failed'], 60_000, 100)).toBe('completed');
     const done = (await q.getJob(job.id!))!;
     expect(done.processedBy).toBe('rescuer');
     await q.close();

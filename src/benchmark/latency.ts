@@ -107,18 +107,7 @@ export function latencyStats(times: readonly number[]): LatencyStats {
 
 /** A model's size on disk, external data files included. */
 export function modelFileBytes(path: string): number {
-  const m = OnnxModel.read(path);
-  const seen = new Set<string>();
-  let bytes = statSync(path).size;
-  for (const t of m.msg.graph!.initializer) {
-    if (t.dataLocation !== 1) continue;
-    const loc = t.externalData.find((e) => e.key === 'location')?.value;
-    if (loc && !seen.has(loc)) {
-      seen.add(loc);
-      bytes += statSync(join(m.baseDir, loc)).size;
-    }
-  }
-  return bytes;
+  return OnnxModel.read(path).filesBytes();
 }
 
 export function checkBenchOptions(o: BenchOptions): void {

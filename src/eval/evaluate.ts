@@ -3,8 +3,6 @@
  * inputs — given IDX data or seeded random inputs that respect the declared shapes and types —
  * with per-output agreement, accuracy for labelled data, and median latency.
  */
-import { statSync } from 'node:fs';
-import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { DataError } from '../errors.ts';
 import { OnnxModel } from '../onnx/model.ts';
@@ -88,20 +86,6 @@ function refLabel(ref: ModelRef): string {
   return typeof ref === 'string' ? ref : ref.sourcePath ?? '<in-memory model>';
 }
 
-function modelBytes(path: string): number {
-  const m = OnnxModel.read(path);
-  let ext = 0;
-  const seen = new Set<string>();
-  for (const t of m.msg.graph!.initializer) {
-    if (t.dataLocation !== 1) continue;
-    const loc = t.externalData.find((e) => e.key === 'location')?.value;
-    if (loc && !seen.has(loc)) {
-      seen.add(loc);
-      ext += statSync(join(m.baseDir, loc)).size;
-    }
-  }
-  return m.sourceBytes + ext;
-}
 
 function asNumbers(t: ort.Tensor): Float64Array {
   const d = t.data as ArrayLike<number | bigint>;
@@ -136,7 +120,7 @@ export async function evaluateModels(modelRef: ModelRef, baselineRef: ModelRef, 
   const specs = inputSpecs(baselineRef);
   const sessOpts: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: opts.optimization ?? 'all' };
   const open = async (ref: ModelRef): Promise<{ session: ort.InferenceSession; bytes: number }> => {
-    if (typeof ref === 'string') return { session: await ort.InferenceSession.create(ref, sessOpts), bytes: modelBytes(ref) };
+    if (typeof ref === 'string') return { session: await ort.InferenceSession.create(ref, sessOpts), bytes: OnnxModel.read(ref).filesBytes() };
     const bytes = ref.toBytes();
     return { session: await sessionFromBytes(ref, bytes, sessOpts), bytes: bytes.length };
   };

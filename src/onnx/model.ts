@@ -36,6 +36,21 @@ export class OnnxModel {
     this.graph = new GraphIR(msg.graph!);
   }
 
+  /** The model file's size plus each distinct external data file it names (what a copy of the model takes on disk). */
+  filesBytes(): number {
+    let bytes = this.sourceBytes;
+    const seen = new Set<string>();
+    for (const t of this.msg.graph!.initializer) {
+      if (t.dataLocation !== 1) continue;
+      const loc = t.externalData.find((e) => e.key === 'location')?.value;
+      if (loc && !seen.has(loc)) {
+        seen.add(loc);
+        bytes += statSync(join(this.baseDir, loc)).size;
+      }
+    }
+    return bytes;
+  }
+
   static read(path: string): OnnxModel {
     const abs = resolve(path);
     let size: number;
