@@ -33,7 +33,7 @@ for (const [label, model] of [['ResNet-18 (46.7 MB, batch 1)', resnet18Path()], 
   const p50s: number[] = [];
   const drifts: number[] = [];
   for (let i = 0; i < 3; i++) {
-    const r = node(['bench', model, '--runs', '100', '--warmup', '10', '--json', '-q']);
+    const r = node(['bench', model, '--json', '-q']);   // the defaults: ≥ 100 runs and ≥ 2 s, 10 warm-up
     if (r.status !== 0) throw new Error(r.stderr);
     const l = JSON.parse(r.stdout).results[0].latencyMs;
     p50s.push(l.p50);

@@ -44,6 +44,11 @@ describe('benchmarkModel', () => {
     expect(r.environment).toMatchObject({ onnxruntime: expect.stringMatching(/^\d+\.\d+/), executionProvider: 'cpu', intraOpThreads: 1, graphOptimization: 'all' });
     expect(r.environment.logicalCores).toBeGreaterThan(0);
   });
+  it('by default: at least 100 runs and at least 2 s of them', async () => {
+    const r = await benchmarkModel(MNIST, { warmup: 1 });
+    expect(r.runs).toBeGreaterThan(100); // a sub-millisecond model: thousands of runs in 2 s
+    expect(r.runs / r.throughput.runsPerS).toBeGreaterThanOrEqual(2);
+  });
   it('runs for a duration instead of a count', async () => {
     const r = await benchmarkModel(MNIST, { durationS: 0.3, warmup: 1 });
     expect(r.runs).toBeGreaterThan(1);

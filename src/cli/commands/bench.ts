@@ -39,7 +39,7 @@ export function addBenchCommand(program: Command): void {
     .description('ONNX Runtime latency of one or more models (perf_test conventions: warm-up excluded, session creation and first run apart, p50/p90/p95/p99 by nearest rank), each in a process of its own; several models give one table with ratios against the first')
     .argument('<models...>', 'ONNX models; the first is the reference for the ratios')
     .option('--warmup <n>', 'runs before timing, excluded (default 10)')
-    .option('--runs <n>', 'timed runs (default 100)')
+    .option('--runs <n>', 'exactly this many timed runs (default: at least 100 and at least 2 s of runs)')
     .option('--duration <s>', 'time runs for this many seconds instead of --runs')
     .option('--batch <n>', 'batch size for a symbolic batch dim (default 1; a fixed batch dim wins)')
     .option('--concurrency <n>', 'concurrent inference streams, each a worker thread with its own session (default 1)')

@@ -93,7 +93,7 @@ export function addSweepCommand(program: Command): void {
     .option('--max-drop <points>', 'goal: quality drop at most this many points (accuracy, or top-1 agreement without labels)')
     .option('--min-speedup <x>', 'goal: at least this speed-up over the float model (p50 latency)')
     .option('--max-size <fraction>', 'goal: at most this fraction of the float model\'s file size')
-    .option('--runs <n>', 'benchmark: timed runs per model (default 100)')
+    .option('--runs <n>', 'benchmark: timed runs per model (default: at least 100 and 2 s)')
     .option('--warmup <n>', 'benchmark: warm-up runs (default 10)')
     .option('--threads <n>', 'benchmark: ONNX Runtime intra-op threads (default: ORT\'s own)')
     .option('--batch <n>', 'benchmark: batch size for a symbolic batch dim (default 1)')
