@@ -15,6 +15,7 @@ import { OnnxModel } from '../src/onnx/model.ts';
 import { encodeNpyFloat32 } from '../src/data/npy.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { createLogger } from '../src/log.ts';
+import { computeQuantParams } from '../src/kernels/qparams.ts';
 import { MNIST, MNIST_DATA, OCR, textLikeImage } from './helpers/models.ts';
 import { mobileNetV2 } from './helpers/zoo.ts';
 import { encodeModel } from '../src/onnx/proto.ts';
@@ -57,6 +58,40 @@ describe.each(models)('W8A8 static, $name, 256 calibration samples, $testSamples
   });
   it(`percentile or entropy stays within ${m.bound} points (unfused)`, () => {
     expect(Math.min(drops.percentile, drops.entropy)).toBeLessThanOrEqual(m.bound);
+  });
+});
+
+// x86 CPUs without VNNI add u8 x s8 products pairwise in 16 bits (VPMADDUBSW) and saturate with
+// full-range int8 weights; 7-bit weights cannot saturate, so the fused model computes exactly what
+// the QDQ graph says on every host.
+describe('static W8A8 with --reduce-range (7-bit weights)', () => {
+  it('weights stay in [-64, 63] (symmetric: [-63, 63]); fused and unfused accuracy agree', async () => {
+    expect(computeQuantParams([-6.3], [5], { bits: 8, signed: true, symmetric: true, granularity: { kind: 'tensor' }, reduceRange: true }).scale[0]).toBeCloseTo(0.1, 7);
+    expect(computeQuantParams([0], [12.7], { bits: 8, signed: false, symmetric: false, granularity: { kind: 'tensor' }, reduceRange: true }).scale[0]).toBeCloseTo(0.1, 7);
+    const out = join(dir, 'fashion-w8a8-rr.onnx');
+    const r = await compressModel(FASHION, out, { scheduler, force: true, static: { calibrationData: `${FASHION_DATA}/train-images-idx3-ubyte.gz`, samples: 256, method: 'percentile', evalData: FASHION_DATA, reduceRange: true } });
+    expect(r.tensors.every((t) => t.scheme.startsWith('int8 (7-bit range)'))).toBe(true);
+    const m = OnnxModel.read(out);
+    const weights = new Set(m.msg.graph!.node.filter((n) => n.opType === 'DequantizeLinear').map((n) => n.input[0]));
+    const int8 = m.msg.graph!.initializer.filter((t) => t.dataType === 3 && weights.has(t.name!) && (t.rawData?.length ?? 0) > 1);
+    expect(int8.length).toBe(4);
+    for (const t of int8) {
+      const v = new Int8Array(t.rawData!.buffer, t.rawData!.byteOffset, t.rawData!.length);
+      let most = 0;
+      for (const c of v) most = Math.max(most, Math.abs(c));
+      expect(most, t.name!).toBe(63);
+    }
+    const fused = r.evaluation!.accuracy!;
+    const unfused = (await evaluateModels(out, FASHION, { data: FASHION_DATA, latencyRuns: 0, optimization: 'disabled' })).accuracy!;
+    console.log(`Fashion-MNIST CNN W8A8 --reduce-range: fused ${fused.model.toFixed(2)} %, unfused ${unfused.model.toFixed(2)} % (float ${fused.baseline.toFixed(2)} %)`);
+    expect(Math.abs(fused.model - unfused.model)).toBeLessThanOrEqual(0.2);
+    expect(unfused.dropPoints).toBeLessThan(1);
+  });
+  it('the flag is refused where it means nothing', () => {
+    const bin = new URL('../dist/cli/main.js', import.meta.url).pathname;
+    const r = spawnSync(process.execPath, [bin, 'compress', FASHION, '-o', join(dir, 'rr.onnx'), '--weights', 'int8', '--reduce-range', '--backend', 'cpu'], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/--reduce-range applies to --activations dynamic and to static W8A8/);
   });
 });
 

@@ -50,10 +50,11 @@ export function addPreprocessOptions(cmd: Command): Command {
     .option('--std <s0,s1,s2>', 'per-channel std divided after subtracting the mean');
 }
 
-export function staticOptionsFrom(o: CalibrationFlags & { evalData?: string; samples?: string; maxDrop?: string; minCosine?: string; minSqnr?: string; symmetric?: boolean }): Omit<StaticPipelineOptions, 'scheduler'> {
+export function staticOptionsFrom(o: CalibrationFlags & { evalData?: string; samples?: string; maxDrop?: string; minCosine?: string; minSqnr?: string; symmetric?: boolean; reduceRange?: boolean }): Omit<StaticPipelineOptions, 'scheduler'> {
   return {
     // In static mode --symmetric / --asymmetric choose the activation ranges (weights are symmetric int8).
     symmetricActivations: o.symmetric,
+    reduceRange: o.reduceRange,
     calibrationData: o.calibration!, preprocess: preprocessFrom(o), samples: int(o.calibSamples, '--calib-samples'), seed: int(o.seed, '--seed'),
     method: o.calibMethod, percentile: num(o.percentile, '--percentile'), activations: (o.activations as 'int8' | 'uint8' | undefined) ?? 'uint8',
     evalData: o.evalData, evalSamples: int(o.samples, '--samples'), maxDrop: num(o.maxDrop, '--max-drop'),

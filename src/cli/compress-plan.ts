@@ -284,8 +284,8 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
   if (dynamic) {
     if (o.calibration && !prune) throw new RecipeError('--activations dynamic quantizes activations at run time and takes no --calibration data; drop one of them');
     if (o.target !== 'ort-cpu') throw new RecipeError(`--activations dynamic runs in ONNX Runtime (DynamicQuantizeLinear + MatMulInteger): it needs --target ort-cpu, got ${o.target}`);
-  } else if (o.reduceRange) {
-    throw new RecipeError('--reduce-range applies to --activations dynamic');
+  } else if (o.reduceRange && !staticMode) {
+    throw new RecipeError('--reduce-range applies to --activations dynamic and to static W8A8 (--activations int8|uint8 with --calibration)');
   }
   if (o.maxDrop !== undefined && !staticMode) throw new RecipeError('--max-drop applies to static W8A8: give --calibration data (and --activations int8|uint8)');
   for (const [flag, v] of [['--min-cosine', o.minCosine], ['--min-sqnr', o.minSqnr]] as const) {
@@ -309,8 +309,9 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
   if (wantsQuantize) {
     const quantizeExclusions = o.exclude?.length ? resolveExclusions(readModel(), o.exclude, '--exclude') : { ops: [], nodes: [], covered: [] };
     if (staticMode) {
-      const fileKeys = fileQuantize ? Object.keys(fileQuantize).filter((k) => k !== 'activations' && k !== 'biasCorrection') : [];
+      const fileKeys = fileQuantize ? Object.keys(fileQuantize).filter((k) => k !== 'activations' && k !== 'biasCorrection' && k !== 'reduceRange') : [];
       checkStaticFlags(o, fileKeys.length > 0);
+      if (o.reduceRange === undefined && fileQuantize?.reduceRange) o.reduceRange = true;
       if (!o.activations && fileQuantize?.activations && fileQuantize.activations !== 'dynamic') o.activations = fileQuantize.activations;
       const { calibrationData: _d, preprocess: _p, samples: _s, seed: _seed, ...rest } = staticOptionsFrom(o);
       passes.push({ pass: 'quantize', options: { mode: 'static-w8a8', recipe: recipes.parseRecipe({}), biasCorrection: biasCorrection ?? 'off', static: { ...rest, floatNodes: quantizeExclusions.covered } } });

@@ -14,6 +14,11 @@ export interface QuantScheme {
   symmetric: boolean;
   /** Narrow range drops the most negative code (int8: [-127, 127]), as symmetric weight schemes often do. */
   narrow?: boolean;
+  /**
+   * 8-bit codes from a 7-bit range (signed [-64, 63], unsigned [0, 127]): x86 CPUs without VNNI
+   * add u8 x s8 products pairwise in 16 bits (VPMADDUBSW), which saturates with full-range weights.
+   */
+  reduceRange?: boolean;
   granularity: Granularity;
 }
 
@@ -45,7 +50,7 @@ function safeScale(s: number): number {
  * finite values has min = max = NaN and gets scale 1, zero point at the real zero).
  */
 export function computeQuantParams(min: ArrayLike<number>, max: ArrayLike<number>, scheme: QuantScheme): QuantParams {
-  const { qmin, qmax } = codeRange(scheme.bits, scheme.signed, scheme.narrow);
+  const { qmin, qmax } = scheme.reduceRange && scheme.bits === 8 ? (scheme.signed ? { qmin: -64, qmax: 63 } : { qmin: 0, qmax: 127 }) : codeRange(scheme.bits, scheme.signed, scheme.narrow);
   const n = min.length;
   const scale = new Float32Array(n);
   const inverse = new Float32Array(n);

@@ -84,7 +84,7 @@ Passes and calibration data:
     .option('--per-channel-scale', '--palettize: divide each output channel by its largest magnitude before clustering (one float scale per channel)')
     .addOption(new Option('--lut-dtype <t>', '--palettize: look-up table values as float32 (default) or int8 with a scale per table').choices(['float32', 'int8']))
     .addOption(new Option('--palettize-weighting <w>', '--palettize: weigh k-means by the diagonal of each layer\'s input Gram matrix on --calibration data (sensitivity) or not (none, the default: sensitivity measured no better on the bundled CNNs, README)').choices(['sensitivity', 'none']))
-    .option('--reduce-range', '--activations dynamic: 7-bit weights, for x86 CPUs without VNNI whose u8 x s8 kernels saturate with full-range int8 weights')
+    .option('--reduce-range', '--activations dynamic or static W8A8: int8 weights from a 7-bit range, for x86 CPUs without VNNI (AVX2 only), whose fused u8 x s8 kernels saturate with full-range weights and lose accuracy (measured on Fashion-MNIST: README)')
     .option('-v, --verbose', 'debug logging and stack traces'), ['int8', 'uint8', 'dynamic']);
 }
 
@@ -118,6 +118,10 @@ export function addCompressCommand(program: Command): void {
       if (o.json) process.stdout.write(JSON.stringify(evaluation ? { ...report, evaluation } : report, jsonNumbers, 2) + '\n');
       else process.stdout.write(formatCompressSummary(report, evaluation));
       if (evaluation?.slowdown) process.stderr.write(`modelpress: warning: ${evaluation.slowdown}\n`);
+      if (staticMode && !o.reduceRange && !o.quiet) {
+        const { cpuHasVnni } = await import('../../benchmark/environment.ts');
+        if (cpuHasVnni() === false) process.stderr.write('modelpress: note: this CPU has no VNNI: ONNX Runtime\'s fused u8 x s8 kernels saturate with full-range int8 weights here (measured: 0.5-0.7 points of Fashion-MNIST accuracy lost); if the model will run on such CPUs, compress with --reduce-range\n');
+      }
       if (report.prune && !report.prune.reached) {
         process.stderr.write(`modelpress: error: --prune-macs ${report.prune.options.macs} cannot be reached: pruned as far as the groups allow (max ratio ${report.prune.options.maxRatio}, round ${report.prune.options.round}), ${(100 * (1 - report.prune.macsAfter / report.prune.macsBefore)).toFixed(1)} % fewer MACs\n`);
         process.exitCode = 3;

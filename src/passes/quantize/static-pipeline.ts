@@ -15,7 +15,7 @@ import { correctBiases, type BiasCorrectionReport } from './bias-correction.ts';
 const LAYER_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
 
 export interface StaticPipelineOptions
-  extends Pick<StaticOptions, 'samples' | 'seed' | 'method' | 'percentile' | 'activations' | 'symmetricActivations' | 'scheduler'> {
+  extends Pick<StaticOptions, 'samples' | 'seed' | 'method' | 'percentile' | 'activations' | 'symmetricActivations' | 'reduceRange' | 'scheduler'> {
   calibrationData: string;
   preprocess?: Preprocess;
   /** Labelled data for the accuracy gate and the sensitivity ranking. */
@@ -124,7 +124,7 @@ async function quantizedCopy(model: OnnxModel, o: StaticPipelineOptions, calib: 
   const dataset = await openDataset(o.calibrationData, modelInput(copy), o.preprocess);
   const result = await quantizeStatic(copy, {
     dataset, calibration: calib, method: o.method, percentile: o.percentile, activations: o.activations,
-    symmetricActivations: o.symmetricActivations, scheduler: o.scheduler, ...nodes,
+    symmetricActivations: o.symmetricActivations, reduceRange: o.reduceRange, scheduler: o.scheduler, ...nodes,
   });
   return { model: copy, result };
 }

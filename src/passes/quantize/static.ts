@@ -38,6 +38,8 @@ export interface StaticOptions {
   activations?: 'int8' | 'uint8';
   /** Symmetric activation ranges (default: asymmetric). */
   symmetricActivations?: boolean;
+  /** Weights from a 7-bit range, for x86 CPUs without VNNI (ORT's reduce_range). */
+  reduceRange?: boolean;
   /** Nodes left in float (the accuracy gate's choice). */
   floatNodes?: ReadonlySet<string>;
   /** Quantize only these nodes (sensitivity analysis). */
@@ -196,6 +198,7 @@ export async function quantizeStatic(model: OnnxModel, opts: StaticOptions): Pro
     // QDQ weights: ORT fuses DQ -> Conv/Gemm with the activation Q/DQ into integer kernels.
     recipe: parseRecipe({ weights: 'int8', granularity: 'channel', symmetric: true, format: 'qdq', minElements: 0, nodes: nodesOverride }),
     scheduler: opts.scheduler,
+    reduceRange: opts.reduceRange,
   });
 
   const activations: ActivationReport[] = [];

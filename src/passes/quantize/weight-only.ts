@@ -53,6 +53,8 @@ export interface WeightOnlyOptions {
    */
   groupBytes?: number;
   onProgress?: (done: number, total: number, name: string) => void;
+  /** 8-bit weights from a 7-bit range (static W8A8 for CPUs without VNNI; see QuantScheme). */
+  reduceRange?: boolean;
   /**
    * Data-aware rounding (GPTQ): rewrites a weight's data to grid values under the params the
    * round-to-nearest path computed (from the original weight); false leaves the weight to RTN.
@@ -288,7 +290,8 @@ export async function compressWeights(model: OnnxModel, opts: WeightOnlyOptions)
         skipped.push({ name: p.target.weight.name, opType: p.target.opType, shape: p.target.shape, reason: `holds ${nan} NaN / ${inf} Inf values (onNonFinite: skip)` });
         return;
       }
-      const params = computeQuantParams(r.min, r.max, { bits: p.bits, signed: p.signed, symmetric: p.target.config.symmetric, granularity: p.granularity });
+      const params = computeQuantParams(r.min, r.max, { bits: p.bits, signed: p.signed, symmetric: p.target.config.symmetric, granularity: p.granularity, reduceRange: opts.reduceRange });
+      if (opts.reduceRange && p.bits === 8) p.describe = p.describe.replace(/^(u?int8)/, '$1 (7-bit range)');
       ok.push({ plan: p, params });
     });
     // GPTQ rewrites the weight to its grid values; the original is kept for the error statistics.
