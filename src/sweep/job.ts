@@ -13,7 +13,7 @@ import { writeFileAtomic } from '../fs-atomic.ts';
 import { jsonNumbers } from '../json.ts';
 import { createLogger } from '../log.ts';
 import { packageVersion } from '../package-root.ts';
-import { planCompress } from '../cli/compress-plan.ts';
+import { planCompress, type CompressPlan } from '../cli/compress-plan.ts';
 import { compressModel, type CompressReport } from '../pipeline/compress.ts';
 import { evaluateModels, type OutputAgreement } from '../eval/evaluate.ts';
 import { benchmarkInterleavedIsolated } from '../benchmark/isolated.ts';
@@ -112,6 +112,16 @@ export function layerPanelsFrom(report: CompressReport): LayerPanels {
   };
 }
 
+/**
+ * A job's pass list: its recipe's flags as compress reads them, with the sweep's data — calibration
+ * for every pass that reads it, evaluation data for static W8A8's accuracy gate (--max-drop).
+ */
+export async function planJob(spec: Pick<JobSpec, 'recipe' | 'model' | 'calibration' | 'evalData' | 'samples'>, output: string): Promise<CompressPlan> {
+  const { flags, targetGiven } = parseRecipeFlags(spec.recipe);
+  const sweepData = { output, calibration: spec.calibration, evalData: spec.evalData, samples: spec.samples === undefined ? undefined : String(spec.samples) };
+  return planCompress({ ...flags, ...sweepData }, spec.model, targetGiven, { calibrationAloneMeansStatic: false });
+}
+
 /** Runs one job to its result (never throws for a failing job: the error is the result). */
 export async function runJob(spec: JobSpec, onStage?: (stage: string) => void): Promise<JobResult> {
   const started = Date.now();
@@ -122,12 +132,13 @@ export async function runJob(spec: JobSpec, onStage?: (stage: string) => void): 
   try {
     const out = join(spec.resultsDir, 'models', `${spec.id}.onnx`);
     mkdirSync(join(spec.resultsDir, 'models'), { recursive: true });
-    const { flags, targetGiven } = parseRecipeFlags(spec.recipe);
-    const plan = await planCompress({ ...flags, output: out, calibration: spec.calibration }, spec.model, targetGiven, { calibrationAloneMeansStatic: false });
+    const plan = await planJob(spec, out);
     onStage?.('compress');
     const report = await compressModel(spec.model, out, { passes: plan.passes, calibration: plan.calibration, backend: spec.backend ?? 'auto', force: true, logger: createLogger('error') });
     onStage?.('evaluate');
-    const evaluation = await evaluateModels(out, spec.model, { data: spec.evalData ?? spec.calibration, samples: spec.samples ?? (spec.evalData || spec.calibration ? undefined : 32), latencyRuns: 0 });
+    // Static W8A8 evaluated itself on the same data when it was given (its accuracy gate needs it).
+    const evaluation = (spec.evalData ? report.evaluation : null)
+      ?? await evaluateModels(out, spec.model, { data: spec.evalData ?? spec.calibration, samples: spec.samples ?? (spec.evalData || spec.calibration ? undefined : 32), latencyRuns: 0 });
     onStage?.('benchmark');
     const [bench, float] = (await benchmarkInterleavedIsolated([out, spec.model], spec.bench)).results;
     const t = report.totals;

@@ -11,11 +11,10 @@ import { writeFileAtomic } from '../fs-atomic.ts';
 import { jsonNumbers } from '../json.ts';
 import { packageVersion } from '../package-root.ts';
 import { sha256File } from '../pipeline/compress.ts';
-import { planCompress } from '../cli/compress-plan.ts';
 import { benchInputs, modelFileBytes, type BenchOptions } from '../benchmark/latency.ts';
 import { benchmarkIsolated } from '../benchmark/isolated.ts';
 import { expandModels, jobId, parseRecipeFlags, type SweepSpec } from './spec.ts';
-import type { JobSpec } from './job.ts';
+import { planJob, type JobSpec } from './job.ts';
 import { baselineId, baselinePath, type Baseline } from './summary.ts';
 
 export interface PreparedSweep {
@@ -41,9 +40,8 @@ export async function prepareSweep(spec: SweepSpec, resultsDir: string): Promise
   for (const m of models) {
     for (const recipe of spec.recipes) {
       // The plan of every job, before any runs: a recipe that cannot work on a model fails the sweep now.
-      const { flags, targetGiven } = parseRecipeFlags(recipe);
       try {
-        await planCompress({ ...flags, output: join(resultsDir, 'plan-check.onnx'), calibration: spec.calibration }, m.path, targetGiven, { calibrationAloneMeansStatic: false });
+        await planJob({ recipe, model: m.path, calibration: spec.calibration, evalData: spec.evalData, samples: spec.samples }, join(resultsDir, 'plan-check.onnx'));
       } catch (err) {
         if (err instanceof RecipeError) throw new RecipeError(`recipe '${recipe.name}' on ${m.path}: ${err.message}`, { recipe: recipe.name, model: m.path });
         throw err;
