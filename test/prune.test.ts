@@ -12,7 +12,7 @@ import { ModelError, RecipeError } from '../src/errors.ts';
 import { seededRandom } from '../src/random.ts';
 import { mobileNetV2, resnet18 } from './helpers/zoo.ts';
 import { loadSkeleton, SKELETONS } from './helpers/skeletons.ts';
-import { decoderNet, flattenGemmNet, invertedResidualNet, residualNet, splitConcatNet, stoppingNet, unetNet, unprunableNet } from './helpers/prune-graphs.ts';
+import { decoderNet, flattenGemmNet, invertedResidualNet, residualNet, shapeReaderNet, splitConcatNet, stoppingNet, unetNet, unprunableNet } from './helpers/prune-graphs.ts';
 
 const cpu = await Scheduler.create({ backend: 'cpu' });
 afterAll(() => cpu.dispose());
@@ -97,6 +97,27 @@ describe('structured pruning on every dependency rule', () => {
     expect(report.layers.find((l) => l.node === 'conv')).toEqual({ node: 'conv', before: 16, after: 12 });
     const after = await run(m, dims);
     expect(maxDiff(after.logits, before.logits)).toBeLessThan(1e-6);
+  });
+
+  it('Shape: reading the spatial sizes leaves the group prunable, reading the channel count stops it', async () => {
+    const msg = shapeReaderNet();
+    const cg = buildChannelGraph(load(msg));
+    const a = cg.groups.find((g) => g.producers.includes('a'))!;
+    const b = cg.groups.find((g) => g.producers.includes('b'))!;
+    expect(a.reasons).toEqual([]);
+    expect(a.prunable).toBe(16);
+    expect(b.prunable).toBe(0);
+    expect(b.reasons.join()).toMatch(/Shape 'shape_b': its shape is read by Gather 'gather_c', which sees the channel count/);
+    const before = await run(msg, [2, 3, 8, 8]);
+    const m = load(msg);
+    const { report } = await prunePass(m, cpu, { ratio: 0.5, round: 4 });
+    expect(report.layers.find((l) => l.node === 'a')!.after).toBe(8);
+    const after = await run(m, [2, 3, 8, 8]);
+    expect(Array.from(after.hw.data as BigInt64Array)).toEqual([8n, 8n]);
+    expect(Array.from(after.hw2.data as BigInt64Array)).toEqual([8n, 8n]);
+    expect(Array.from(after.channels.data as BigInt64Array)).toEqual(Array.from(before.channels.data as BigInt64Array));
+    expect(after.logits.dims).toEqual(before.logits.dims);
+    expect(layerCosts(m).macs).toBeLessThan(layerCosts(load(msg)).macs);
   });
 
   it('reports why groups stop: grouped conv, Transpose and graph outputs, naming the node', () => {
@@ -217,6 +238,8 @@ describe('torchvision detection and segmentation graphs (skeletons refilled with
     console.log(`${_n}: ${report.groups.length} groups, ${report.groups.filter((g) => g.prunable > 0).length} prunable; MACs ${(report.macsBefore / 1e6).toFixed(0)} M -> ${(report.macsAfter / 1e6).toFixed(0)} M; stops: ${[...new Set(report.groups.flatMap((g) => g.reasons))].slice(0, 6).join(' | ')}`);
     expect(report.reached).toBe(true);
     expect(1 - report.macsAfter / report.macsBefore).toBeGreaterThanOrEqual(0.3);
+    // LRASPP reads the spatial sizes of two feature maps (Shape -> Slice [2:4]): those groups prune too.
+    expect(report.groups.flatMap((g) => g.reasons).filter((r) => r.startsWith('Shape'))).toEqual([]);
     const after = await run(m, [1, 3, 320, 320]);
     for (const k of Object.keys(before)) expect(after[k].dims).toEqual(before[k].dims);
   }, 120_000);

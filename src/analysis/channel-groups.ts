@@ -9,6 +9,7 @@
  */
 import type { OnnxModel } from '../onnx/model.ts';
 import type { NodeMsg } from '../onnx/proto.ts';
+import type { GraphIR } from '../onnx/graph.ts';
 import { DataType } from '../onnx/dtypes.ts';
 import { attrInt, ints, inferShapes, numel, sliceRange, splitSizes, type Dim, type Shape } from './shapes.ts';
 import { constantValues } from './constants.ts';
@@ -93,6 +94,66 @@ export interface ChannelGraphOptions {
   exclude?: ReadonlySet<string>;
   /** Concrete dims for graph inputs with symbolic sizes (MAC counts; see nominalInputShapes). */
   inputShapes?: ReadonlyMap<string, Dim[]>;
+}
+
+/**
+ * Whether a Resize's computed `sizes` take their leading dims, the channel axis included, from its
+ * own input's shape: Concat(Slice(Shape(X), [0], [e]), ...) with e > axis, as PyTorch exports
+ * `interpolate(x, size=...)`. Its output then has X's channels, whatever their number.
+ */
+function sizesFromOwnShape(resize: NodeMsg, axis: number, model: OnnxModel, ir: GraphIR): boolean {
+  const producer = (v: string | undefined) => (v ? model.msg.graph!.node.find((n) => n.output.includes(v)) : undefined);
+  const concat = producer(resize.input[3]);
+  if (concat?.opType !== 'Concat' || attrInt(concat, 'axis', 0) !== 0) return false;
+  const slice = producer(concat.input[0]);
+  if (slice?.opType !== 'Slice' || ir.uses(slice.output[0]).length !== 1) return false;
+  const shape = producer(slice.input[0]);
+  if (shape?.opType !== 'Shape' || shape.input[0] !== resize.input[0] || attrInt(shape, 'start', 0) !== 0) return false;
+  const starts = constantValues(model, slice.input[1]);
+  const ends = constantValues(model, slice.input[2]);
+  const axes = slice.input[3] ? constantValues(model, slice.input[3]) : [0];
+  const steps = slice.input[4] ? constantValues(model, slice.input[4]) : [1];
+  return starts?.length === 1 && starts[0] === 0 && ends?.length === 1 && ends[0] > axis && axes?.length === 1 && axes[0] === 0 && steps?.length === 1 && steps[0] === 1;
+}
+
+/**
+ * Why a Shape of a tensor whose channels lie on `axis` exposes the channel count, or null when
+ * every use of its output picks other dims (Gather / Slice on axis 0, step 1, constant indices
+ * that leave the channel dim out), or feeds the sizes of a Resize of the same tensor
+ * (sizesFromOwnShape: the channel count there follows the pruned tensor).
+ */
+function channelDimReader(shapeNode: NodeMsg, axis: number, model: OnnxModel, ir: GraphIR, rank: number | null): string | null {
+  if (rank === null) return 'its shape is read (rank unknown)';
+  const norm = (v: number, n: number) => Math.min(n, Math.max(0, v < 0 ? v + n : v));
+  const start = norm(attrInt(shapeNode, 'start', 0), rank);
+  const end = norm(attrInt(shapeNode, 'end', rank), rank);
+  if (axis < start || axis >= end) return null;
+  const len = end - start;
+  const channelIndex = axis - start;
+  if (ir.isGraphOutput(shapeNode.output[0])) return 'its shape is a graph output';
+  for (const { node: use, index } of ir.uses(shapeNode.output[0])) {
+    const op = use.opType ?? '';
+    if (op === 'Gather' && index === 0 && attrInt(use, 'axis', 0) === 0) {
+      const idx = constantValues(model, use.input[1]);
+      if (idx && !idx.some((i) => (i < 0 ? i + len : i) === channelIndex)) continue;
+    }
+    if (op === 'Slice' && index === 0) {
+      const starts = constantValues(model, use.input[1]);
+      const ends = constantValues(model, use.input[2]);
+      const axes = use.input[3] ? constantValues(model, use.input[3]) : [0];
+      const steps = use.input[4] ? constantValues(model, use.input[4]) : [1];
+      if (starts?.length === 1 && ends?.length === 1 && axes?.length === 1 && axes[0] === 0 && steps?.length === 1 && steps[0] === 1) {
+        const s0 = norm(starts[0], len);
+        const e0 = norm(Math.min(ends[0], len), len);
+        if (channelIndex < s0 || channelIndex >= e0) continue;
+      }
+      const feedsOwnResize = ir.uses(use.output[0]).every((c) => c.node.opType === 'Concat'
+        && ir.uses(c.node.output[0]).every((r) => r.node.opType === 'Resize' && r.index === 3 && sizesFromOwnShape(r.node, axis, model, ir)));
+      if (feedsOwnResize) continue;
+    }
+    return `its shape is read by ${op} '${use.name || use.output[0]}', which sees the channel count`;
+  }
+  return null;
 }
 
 export function buildChannelGraph(model: OnnxModel, opts: ChannelGraphOptions = {}): ChannelGraph {
@@ -279,6 +340,14 @@ export function buildChannelGraph(model: OnnxModel, opts: ChannelGraphOptions = 
         else passTo(node.output[0], x);
         break;
       }
+      case 'Shape': {
+        // Reading the spatial sizes (LRASPP: Shape -> Slice [2:4] -> Resize sizes) does not see the
+        // channel count; reading the channel dim does, and the number would change under pruning.
+        if (!x) break;
+        const reader = channelDimReader(node, x.axis, model, ir, rankOf(node.input[0]));
+        if (reader) stop(reader);
+        break;
+      }
       case 'Resize':
       case 'Upsample': {
         if (!x) break;
@@ -287,7 +356,8 @@ export function buildChannelGraph(model: OnnxModel, opts: ChannelGraphOptions = 
         const inShape = shapes.get(node.input[0]);
         if (sizes && sizes.length && inShape && sizes[x.axis] !== inShape[x.axis]) { stop('resizes the channel axis'); break; }
         if (scales && scales.length && scales[x.axis] !== 1) { stop('resizes the channel axis'); break; }
-        if (!scales?.length && !sizes?.length) { stop('scales/sizes are not constants'); break; }
+        const ownSizes = op === 'Resize' && !scales?.length && !sizes?.length && sizesFromOwnShape(node, x.axis, model, ir);
+        if (!scales?.length && !sizes?.length && !ownSizes) { stop('scales/sizes are not constants'); break; }
         if (sizes?.length) rewrites.push({ node, kind: 'resize-sizes', value: node.input[0] });
         passTo(node.output[0], x);
         break;

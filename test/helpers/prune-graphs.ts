@@ -175,3 +175,30 @@ export function decoderNet(): ModelMsg {
   n.b.output('image', ['batch', 3, 20, 20]);
   return n.b.build(13);
 }
+
+/**
+ * Shapes read from feature maps: `a`'s shape feeds Slice [2:4] and Gather [2, 3] (the spatial
+ * sizes), and `a` is upsampled by a Resize whose sizes are Concat(Slice(Shape(a), 0, 2), [16, 16])
+ * (PyTorch's interpolate export, as in LRASPP); `b`'s shape feeds Gather [1] (its channel count).
+ * The shape reads are graph outputs of their own. `a` stays prunable; `b` does not.
+ */
+export function shapeReaderNet(): ModelMsg {
+  const n = new Net('shape-readers');
+  const x = n.b.input('input', ['batch', 3, 8, 8]);
+  const a = n.relu(n.conv(x, 3, 16, 3, 'a'));
+  const hw = n.b.op('Slice', [n.b.op('Shape', [a], {}, 'shape_a'), n.b.int64s('s', [2]), n.b.int64s('e', [4]), n.b.int64s('ax', [0])], {}, 'slice_hw');
+  n.b.node('Identity', [hw], {}, { outputs: ['hw'] });
+  n.b.output('hw', [2], 7);
+  const hw2 = n.b.op('Gather', [n.b.op('Shape', [a], {}, 'shape_a2'), n.b.int64s('idx', [2, 3])], { axis: 0 }, 'gather_hw');
+  n.b.node('Identity', [hw2], {}, { outputs: ['hw2'] });
+  n.b.output('hw2', [2], 7);
+  const nc = n.b.op('Slice', [n.b.op('Shape', [a], {}, 'shape_a3'), n.b.int64s('s0', [0]), n.b.int64s('e2', [2]), n.b.int64s('ax0', [0])], {}, 'slice_nc');
+  const sizes = n.b.op('Concat', [nc, n.b.int64s('hw16', [16, 16])], { axis: 0 }, 'sizes');
+  const up = n.b.op('Resize', [a, '', '', sizes], { mode: 'nearest' }, 'up');
+  const b = n.relu(n.conv(up, 16, 16, 3, 'b'));
+  const c = n.b.op('Gather', [n.b.op('Shape', [b], {}, 'shape_b'), n.b.int64s('one', [1])], { axis: 0 }, 'gather_c');
+  n.b.node('Identity', [c], {}, { outputs: ['channels'] });
+  n.b.output('channels', [1], 7);
+  n.logits(n.conv(b, 16, 8, 1, 'c'), 8, 4);
+  return n.b.build();
+}
