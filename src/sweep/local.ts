@@ -1,7 +1,7 @@
 /**
  * A sweep on this machine: jobs one after another (so benchmarks never compete for cores), in a
- * child process reused from job to job; finished jobs are skipped, so a re-run resumes an interrupted sweep; a
- * failing job records its error and the sweep goes on.
+ * child process reused from job to job; finished jobs are skipped, so a re-run resumes an
+ * interrupted sweep; a failing job records its error and the sweep goes on.
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';

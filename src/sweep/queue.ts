@@ -16,7 +16,8 @@ import { DataError } from '../errors.ts';
 import { packageRoot } from '../package-root.ts';
 import type { JobSpec } from './job.ts';
 import type { PreparedSweep } from './prepare.ts';
-import { baselineId, readJob, type SweepJobRef } from './summary.ts';
+import { baselineId, type SweepJobRef } from './summary.ts';
+import { jobsToRun } from './local.ts';
 import type { SweepGoals, SweepRecipe } from './spec.ts';
 import type { BenchOptions } from '../benchmark/latency.ts';
 
@@ -105,10 +106,7 @@ export interface Submission {
 
 export async function submitSweep(p: PreparedSweep, resultsDir: string, target: QueueTarget, o: SubmitOptions = {}): Promise<Submission> {
   const dir = resolve(resultsDir);
-  const todo = p.jobs.filter((j) => {
-    const r = readJob(dir, j.id);
-    return !r || (o.retryFailed && r.status === 'failed');
-  });
+  const todo = jobsToRun(p, dir, o.retryFailed);
   if (!todo.length) return { flowId: null, submitted: [], finished: p.jobs.length };
   const connection = connectionFrom(target.url);
   const queue = new Queue(queueName(target), { connection, prefix: target.prefix });

@@ -47,12 +47,9 @@ export interface SweepSpec {
 /** Flags a sweep sets itself (per job or for the whole sweep): not allowed inside a recipe. */
 const SWEEP_OWNED = ['output', 'force', 'json', 'report', 'reportHtml', 'quiet', 'verbose', 'backend', 'evalData', 'samples', 'calibration'] as const;
 
-let compressOptions: Command | null = null;
+/** The compress command's options, parsing without printing or exiting (commander keeps parsed values on a command: one per parse). */
 function compressCommand(): Command {
-  if (compressOptions) return compressOptions;
-  const cmd = defineCompressOptions(new Command('compress'));
-  cmd.exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
-  return (compressOptions = cmd);
+  return defineCompressOptions(new Command('compress')).exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
 }
 
 function kebab(name: string): string {
@@ -87,10 +84,8 @@ export function parseRecipeFlags(recipe: SweepRecipe): { flags: CompressFlags; t
       throw new RecipeError(`recipe '${recipe.name}': unknown compress flag '${k}'; recipe keys are compress's long flags in camelCase: ${allowed.join(', ')}`, { recipe: recipe.name, field: k });
     }
   }
-  // A fresh parse each time: commander keeps option values on the command between parses.
-  const fresh = defineCompressOptions(new Command('compress'));
   let parsed: CompressFlags | null = null;
-  fresh.exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} }).action((_m: string, o: CompressFlags) => { parsed = o; });
+  const fresh = cmd.action((_m: string, o: CompressFlags) => { parsed = o; });
   try {
     fresh.parse(['model.onnx', '-o', 'out.onnx', ...flagArgv(recipe.flags)], { from: 'user' });
   } catch (err) {
