@@ -15,6 +15,7 @@ import { encodeModel, type ModelMsg } from '../src/onnx/proto.ts';
 import { seededRandom } from '../src/random.ts';
 import { correlatedLayer } from './helpers/layers.ts';
 import { sparsegpt } from '../src/linalg/sparsegpt.ts';
+import { sparseGptDepthwise } from '../src/passes/sparsify/sparsify.ts';
 import { layerObjective } from '../src/linalg/gptq.ts';
 import { sparsityKernel } from '../src/kernels/sparsity.ts';
 import { parseRecipe } from '../src/recipe/recipe.ts';
@@ -63,6 +64,38 @@ describe('SparseGPT', () => {
     }
     const res = sparsegpt({ w, rows: 8, cols: 24, h, nm: { n: 2, groups }, order });
     for (let r = 0; r < 8; r++) for (const g of groups) expect(g.filter((c) => res.w[r * 24 + c] !== 0).length).toBe(2);
+  });
+});
+
+describe('SparseGPT on a depthwise convolution (a Gram block per channel)', () => {
+  it('the layer gets exactly its fraction, masks follow the per-channel saliency, and the objective beats magnitude', () => {
+    const channels = 24;
+    const taps = 9;
+    const w = new Float32Array(channels * taps);
+    const h = new Float64Array(channels * taps * taps);
+    for (let c = 0; c < channels; c++) {
+      const l = correlatedLayer(1, taps, 64, 100 + c);
+      // Channels see inputs of very different energy: a fixed per-layer threshold ignores that.
+      const energy = c < channels / 2 ? 1 : 100;
+      w.set(Float32Array.from(l.w), c * taps);
+      for (let k = 0; k < taps * taps; k++) h[c * taps * taps + k] = l.h[k] * energy;
+    }
+    const m = { h, rows: channels, cols: taps, depthwise: true, flat: (r: number, c: number) => r * taps + c };
+    const magnitudeKeep = Uint8Array.from(w, (x) => (Math.abs(x) > 0.5 ? 1 : 0));
+    const r = sparseGptDepthwise({ name: 'dw', data: w, shape: [channels, 1, 3, 3], inputAxis: 1 }, m, 0.5, magnitudeKeep);
+    const zeros = r.keep.reduce((a, k) => a + (k ? 0 : 1), 0);
+    expect(zeros).toBe(Math.round(channels * taps * 0.5));
+    for (let i = 0; i < w.length; i++) if (!r.keep[i]) expect(r.data[i]).toBe(0);
+    // The high-energy channels (second half) keep more of their weights.
+    const kept = (c0: number, c1: number) => r.keep.subarray(c0 * taps, c1 * taps).reduce((a, k) => a + k, 0);
+    expect(kept(channels / 2, channels)).toBeGreaterThan(kept(0, channels / 2));
+    expect(r.objectiveSparseGpt).toBeLessThan(r.objectiveMagnitude);
+    // Each channel's objective equals ‖(W − Ŵ)X‖² under its own Gram block.
+    let sum = 0;
+    for (let c = 0; c < channels; c++) {
+      sum += layerObjective(Float64Array.from(w.subarray(c * taps, (c + 1) * taps)), Float64Array.from(r.data.subarray(c * taps, (c + 1) * taps)), h.subarray(c * taps * taps, (c + 1) * taps * taps), 1, taps);
+    }
+    expect(r.objectiveSparseGpt).toBeCloseTo(sum, 6);
   });
 });
 

@@ -12,7 +12,7 @@ import { floatWeightTargets, type Target } from '../quantize/targets.ts';
 import type { TensorReport } from '../quantize/weight-only.ts';
 import type { PassContext, PassDescriptor, PassOutcome } from '../pass.ts';
 import { GptqRounder } from '../quantize/gptq.ts';
-import { layerFractions, magnitudeMasks, sparseGptLayer, type SparseWeight, type SparsitySpec } from './sparsify.ts';
+import { layerFractions, magnitudeMasks, sparseGptDepthwise, sparseGptLayer, type SparseWeight, type SparsitySpec } from './sparsify.ts';
 import { compactBytes, encodeBitmask, encodeSparseInitializer, type SparseFormat } from './encode.ts';
 import { MAX_M } from '../../kernels/sparsity.ts';
 import { weightMetrics } from '../palettize/palettize.ts';
@@ -122,13 +122,13 @@ async function runSparsify(ctx: PassContext, o: SparsifyPassOptions): Promise<Pa
       const i = index.get(name)!;
       const w = weights[i];
       const m = rounder.layerMatrix(name);
-      if (!m || m.depthwise) {
-        results[i].fallback = m ? 'depthwise convolution (magnitude)' : 'no 2-D input view for this layer (magnitude)';
+      if (!m || (m.depthwise && spec.nm)) {
+        results[i].fallback = m ? 'depthwise convolution under N:M (magnitude)' : 'no 2-D input view for this layer (magnitude)';
         return null;
       }
       const t = targets[i];
       const positions = t.opType === 'Conv' ? t.shape.slice(2).reduce((a, b) => a * b, 1) : 1;
-      const r = sparseGptLayer(w, m, spec, fractions[i], masks[i], positions);
+      const r = m.depthwise ? sparseGptDepthwise(w, m, fractions[i], masks[i]) : sparseGptLayer(w, m, spec, fractions[i], masks[i], positions);
       results[i] = { ...r, fallback: null, method: 'sparsegpt' };
       rounder.release(name);
       ctx.onProgress?.('sparsifying: SparseGPT', ++done, weights.length);

@@ -11,6 +11,7 @@ import { InvalidArgumentError } from '../../errors.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
 import { sparsityKernel, type SparsityJob } from '../../kernels/sparsity.ts';
 import { sparsegpt } from '../../linalg/sparsegpt.ts';
+import { obsSweep, prepareLayer } from '../../linalg/obs.ts';
 import { layerObjective } from '../../linalg/gptq.ts';
 
 export interface SparseWeight {
@@ -141,4 +142,35 @@ export function sparseGptLayer(w: SparseWeight, m: LayerMatrix, spec: SparsitySp
     }
   }
   return { data, keep, objectiveMagnitude: layerObjective(W, mag, m.h, m.rows, m.cols), objectiveSparseGpt: layerObjective(W, res.w, m.h, m.rows, m.cols) };
+}
+
+/**
+ * SparseGPT on a depthwise convolution: each channel's filter sees only its own input channel, so
+ * each has its own kh·kw Gram block (GptqRounder's depthwise layout). The mask is chosen over the
+ * whole layer at once — the lowest OBS saliencies w² / [H_c⁻¹]ᵢᵢ, so the layer gets exactly its
+ * fraction while a sensitive channel keeps more than an insensitive one — then each channel's kept
+ * weights are updated by its own OBS sweep.
+ */
+export function sparseGptDepthwise(w: SparseWeight, m: LayerMatrix, fraction: number, magnitudeKeep: Uint8Array): SparseGptOutcome {
+  const { rows, cols } = m;
+  const identity = Array.from({ length: cols }, (_, i) => i);
+  const layers = Array.from({ length: rows }, (_, r) => prepareLayer('sparsegpt', Float64Array.from(w.data.subarray(r * cols, (r + 1) * cols)), m.h.subarray(r * cols * cols, (r + 1) * cols * cols), 1, cols, identity));
+  const order = Array.from({ length: rows * cols }, (_, k) => k);
+  const saliency = new Float64Array(rows * cols);
+  layers.forEach((l, r) => { for (let i = 0; i < cols; i++) saliency[r * cols + i] = l.w[i] ** 2 / l.u[i * cols + i] ** 2; });
+  order.sort((a, b) => saliency[a] - saliency[b] || a - b);
+  const keep = new Uint8Array(rows * cols).fill(1);
+  for (let q = 0; q < Math.round(rows * cols * fraction); q++) keep[order[q]] = 0;
+  const data = new Float32Array(w.data.length);
+  let objectiveMagnitude = 0;
+  let objectiveSparseGpt = 0;
+  layers.forEach((l, r) => {
+    const q = obsSweep(l, 1, cols, (x, _r, i) => (keep[r * cols + i] ? x : 0));
+    const W = Float64Array.from(w.data.subarray(r * cols, (r + 1) * cols));
+    const hc = m.h.subarray(r * cols * cols, (r + 1) * cols * cols);
+    for (let i = 0; i < cols; i++) data[r * cols + i] = keep[r * cols + i] ? q[i] : 0;
+    objectiveSparseGpt += layerObjective(W, Float64Array.from(data.subarray(r * cols, (r + 1) * cols)), hc, 1, cols);
+    objectiveMagnitude += layerObjective(W, Float64Array.from(W, (x, i) => (magnitudeKeep[r * cols + i] ? x : 0)), hc, 1, cols);
+  });
+  return { data, keep, objectiveMagnitude, objectiveSparseGpt };
 }
