@@ -131,7 +131,7 @@ if (!redisBin) {
     const chromium = ['/usr/bin/chromium', process.env.CHROME_PATH].find((p) => p && has(p));
     if (chromium) {
       const puppeteer = (await import('puppeteer-core')).default;
-      const b = await puppeteer.launch({ executablePath: chromium, args: ['--no-sandbox', '--headless=new'] });
+      const b = await puppeteer.launch({ executablePath: chromium, args: ['--no-sandbox', '--headless=new', '--disable-dev-shm-usage', '--disable-gpu'] });
       const page = await b.newPage();
       await page.setViewport({ width: 1100, height: 1400 });
       await page.goto(`file://${html}`);

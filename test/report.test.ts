@@ -72,7 +72,7 @@ describe.skipIf(!chromium)('the report in Chromium (offline)', () => {
     const r = run(['report', results, '-o', out]);
     expect(r.status, r.stderr).toBe(0);
     const puppeteer = (await import('puppeteer-core')).default;
-    browser = await puppeteer.launch({ executablePath: chromium!, args: ['--no-sandbox', '--headless=new'] });
+    browser = await puppeteer.launch({ executablePath: chromium!, args: ['--no-sandbox', '--headless=new', '--disable-dev-shm-usage', '--disable-gpu'] });
     page = await browser.newPage();
     await page.setRequestInterception(true);
     page.on('request', (req) => {
