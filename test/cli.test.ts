@@ -1,6 +1,9 @@
 // The CLI as a user runs it (the built bin; `npm test` builds first).
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { requireGpu } from './helpers/gpu.ts';
 
@@ -16,6 +19,23 @@ const noGpu = { VK_ICD_FILENAMES: '/nonexistent-icd.json' };
 describe('modelpress CLI', () => {
   it('is built (npm test builds before running vitest)', () => {
     expect(existsSync(bin)).toBe(true);
+  });
+
+  it('--help and info --backend cpu load none of the heavy packages (start-up stays at Node\'s own)', () => {
+    // A module-resolution hook reports every heavy package a command pulls in.
+    const dir = mkdtempSync(join(tmpdir(), 'modelpress-startup-'));
+    const hooks = join(dir, 'hooks.mjs');
+    writeFileSync(hooks, "import { writeSync } from 'node:fs';\nexport async function resolve(s, c, next) { const r = await next(s, c); if (/onnxruntime|webgpu|sharp|protobufjs|bullmq|ioredis|@observablehq|d3/.test(r.url)) writeSync(2, 'LOADED ' + r.url + '\\n'); return r; }\n");
+    const reg = join(dir, 'register.mjs');
+    writeFileSync(reg, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`);
+    for (const args of [['--help'], ['info', '--backend', 'cpu'], ['sweep', '--help'], ['bench', '--help']]) {
+      const r = spawnSync(process.execPath, ['--import', reg, bin, ...args], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.status, args.join(' ')).toBe(0);
+      expect(r.stderr.split('\n').filter((l) => l.startsWith('LOADED')), args.join(' ')).toEqual([]);
+    }
+    // The probe works: a command that needs ONNX Runtime shows it.
+    const b = spawnSync(process.execPath, ['--import', reg, bin, 'bench', 'examples/mnist-cnn.onnx', '--runs', '1', '--warmup', '0', '-q'], { encoding: 'utf8', timeout: 60_000 });
+    expect(b.stderr).toMatch(/LOADED .*onnxruntime-node/);
   });
 
   it('--help lists the commands', () => {

@@ -9,7 +9,7 @@ import type { SparsifyReport } from '../passes/sparsify/pass.ts';
 import type { PalettizeReport } from '../passes/palettize/pass.ts';
 import type { DistillReport } from '../passes/distill/fit.ts';
 import type { BenchComparison } from '../benchmark/isolated.ts';
-import { DRIFT_WARNING } from '../benchmark/latency.ts';
+import { DRIFT_WARNING } from '../benchmark/stats.ts';
 
 export function formatTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
