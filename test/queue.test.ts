@@ -44,8 +44,9 @@ async function waitForState(q: Queue, id: string, states: string[], timeoutMs: n
 }
 
 /** A worker in a process group of its own, so killing it takes its sandboxed job processes too. */
-function startWorker(prefix: string, name: string): { proc: ChildProcess; log: () => string; ready: Promise<void> } {
-  const proc = spawn(process.execPath, [bin, 'worker', '--queue', url, '--queue-prefix', prefix, '--lock-ms', '2000', '--name', name], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+/** lockMs: short only where a test kills a worker; elsewhere long, so a loaded machine's late lock renewal is not taken for a dead worker. */
+function startWorker(prefix: string, name: string, lockMs = 15_000): { proc: ChildProcess; log: () => string; ready: Promise<void> } {
+  const proc = spawn(process.execPath, [bin, 'worker', '--queue', url, '--queue-prefix', prefix, '--lock-ms', String(lockMs), '--name', name], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
   workers.push(proc);
   let text = '';
   const ready = new Promise<void>((resolve) => proc.stderr!.on('data', (d: Buffer) => {
@@ -130,7 +131,7 @@ describe.skipIf(!which)('sweeps on a BullMQ queue (real Redis)', () => {
 
   it('a worker killed mid-job: the job is retried after its lock expires and completes on another worker', async () => {
     const prefix = `mpq2-${process.pid}`;
-    const a = startWorker(prefix, 'doomed');
+    const a = startWorker(prefix, 'doomed', 2000);
     await a.ready;
     const results = join(dir, 'killed');
     const sub = await sweepCli([...sweepArgs(results, prefix, { w8a8: RECIPES.w8a8 }, [MODELS[1]]), '--detach']);
@@ -140,7 +141,7 @@ describe.skipIf(!which)('sweeps on a BullMQ queue (real Redis)', () => {
     const job = jobs.find((j) => j.name === 'job')!;
     expect(await waitForState(q, job.id!, ['active'], 15_000, 25)).toBe('active');
     killGroup(a.proc, 'SIGKILL');
-    const b = startWorker(prefix, 'rescuer');
+    const b = startWorker(prefix, 'rescuer', 2000);
     await b.ready;
     expect(await waitForState(q, job.id!, ['completed', 'failed'], 60_000, 100)).toBe('completed');
     const done = (await q.getJob(job.id!))!;
