@@ -175,6 +175,12 @@ describe.skipIf(!which)('sweeps on a BullMQ queue (real Redis)', () => {
     expect(again.stderr).toMatch(/0 submitted .* 2 already finished/);
     expect(again.stderr).toMatch(/nothing to run/);
     expect(await q.getJobCounts()).toEqual(before);
+    // --status with --queue: the queue's view beside the results folder's, nothing run.
+    const st = await sweepCli([...args, '--status']);
+    expect(st.status).toBe(0);
+    expect(st.stdout).toMatch(/^queue redis:\/\/127\.0\.0\.1:\d+: (1 completed, 1 failed|1 failed, 1 completed)$/m);
+    expect(st.stdout).toMatch(/^2 jobs: 1 done, 1 failed, 0 not run$/m);
+    expect(await q.getJobCounts()).toEqual(before);
     await q.close();
     expect(existsSync(join(results, 'jobs', `${s.jobs[0].id}.json`))).toBe(true);
     killGroup(w.proc, 'SIGTERM');

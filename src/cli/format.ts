@@ -210,7 +210,8 @@ export function formatBench(c: BenchComparison): string {
   return lines.join('\n') + '\n';
 }
 
-const csvCell = (v: string) => (/[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+/** A CSV field, quoted when it holds a comma, quote or newline (RFC 4180). */
+export const csvCell = (v: string) => (/[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
 
 /** CSV: one row per model, plain numbers (bytes, milliseconds, MiB). */
 export function benchCsv(c: BenchComparison): string {

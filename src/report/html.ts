@@ -14,7 +14,7 @@ import { jsonNumbers } from '../json.ts';
 import { packageRoot, packageVersion } from '../package-root.ts';
 import type { CompressReport } from '../pipeline/compress.ts';
 import type { EvalReport } from '../eval/evaluate.ts';
-import { layerPanelsFrom, qualityFrom, type JobResult } from '../sweep/job.ts';
+import { compressSummaryFrom, layerPanelsFrom, qualityFrom, type JobResult } from '../sweep/job.ts';
 import type { SweepSummary } from '../sweep/summary.ts';
 
 export interface ReportData {
@@ -98,12 +98,11 @@ export function sweepReportData(resultsDir: string): ReportData {
 
 /** One compress run as report data: its layer panels (no Pareto scatter: there is one variant). */
 export function compressReportData(input: string, report: CompressReport, evaluation: EvalReport | null): ReportData {
-  const t = report.totals;
   const job: JobResult = {
     id: report.manifest.input.sha256.slice(0, 16), model: input, modelSha256: report.manifest.input.sha256,
     recipe: { name: report.passes.map((p) => p.pass).join(' → '), flags: {} }, status: 'done', modelpress: report.modelpress, host: '',
     startedAt: '', finishedAt: new Date().toISOString(), timeMs: report.timeMs, output: report.manifest.output.path,
-    compress: { mode: report.mode, passes: report.passes.map((p) => p.pass), bytesBefore: t.modelBytesBefore, bytesAfter: t.modelBytesAfter, sizeRatio: t.modelBytesAfter / t.modelBytesBefore, timeMs: report.timeMs, worstSqnrDb: t.worstSqnrDb, macsBefore: t.macsBefore, macsAfter: t.macsAfter, backend: report.manifest.backend.active },
+    compress: compressSummaryFrom(report),
     quality: evaluation ? qualityFrom(evaluation) : undefined,
     layers: layerPanelsFrom(report),
   };

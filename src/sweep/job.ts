@@ -101,6 +101,15 @@ export function qualityFrom(e: { accuracy: { model: number; baseline: number } |
   return { metric: 'cosine', value: cos, baseline: 100, dropPoints: 100 - cos, samples: e.samples, inputs: e.inputs, outputs: e.outputs };
 }
 
+/** A job's compress figures, from a compress report. */
+export function compressSummaryFrom(report: CompressReport): NonNullable<JobResult['compress']> {
+  const t = report.totals;
+  return {
+    mode: report.mode, passes: report.passes.map((p) => p.pass), bytesBefore: t.modelBytesBefore, bytesAfter: t.modelBytesAfter, sizeRatio: t.modelBytesAfter / t.modelBytesBefore,
+    timeMs: report.timeMs, worstSqnrDb: t.worstSqnrDb, macsBefore: t.macsBefore, macsAfter: t.macsAfter, backend: report.manifest.backend.active,
+  };
+}
+
 /** What the report's per-layer panels show, from a compress report. */
 export function layerPanelsFrom(report: CompressReport): LayerPanels {
   const palette = report.passes.find((p) => p.pass === 'palettize')?.report as PalettizeReport | undefined;
@@ -141,15 +150,11 @@ export async function runJob(spec: JobSpec, onStage?: (stage: string) => void): 
       ?? await evaluateModels(out, spec.model, { data: spec.evalData ?? spec.calibration, samples: spec.samples ?? (spec.evalData || spec.calibration ? undefined : 32), latencyRuns: 0 });
     onStage?.('benchmark');
     const [bench, float] = (await benchmarkInterleavedIsolated([out, spec.model], spec.bench)).results;
-    const t = report.totals;
     return {
       ...base,
       status: 'done',
       output: relative(spec.resultsDir, out),
-      compress: {
-        mode: report.mode, passes: report.passes.map((p) => p.pass), bytesBefore: t.modelBytesBefore, bytesAfter: t.modelBytesAfter, sizeRatio: t.modelBytesAfter / t.modelBytesBefore,
-        timeMs: report.timeMs, worstSqnrDb: t.worstSqnrDb, macsBefore: t.macsBefore, macsAfter: t.macsAfter, backend: report.manifest.backend.active,
-      },
+      compress: compressSummaryFrom(report),
       quality: qualityFrom(evaluation),
       bench,
       speedup: float.latencyMs.p50 / bench.latencyMs.p50,

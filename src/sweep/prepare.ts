@@ -74,11 +74,19 @@ export async function preflight(models: ReadonlyArray<{ path: string }>, spec: P
   if (failures.length) throw new DataError(`pre-flight failed (no job was started): ${failures.length} model(s) do not load and run in ONNX Runtime: ${failures.join('; ')}`);
 }
 
+/** A model's float benchmark already in baselines/ (for these benchmark settings), else null. */
+function readBaseline(m: { path: string; sha256: string }, bench: BenchOptions, version: string, resultsDir: string): Baseline | null {
+  const file = baselinePath(resultsDir, baselineId(m.sha256, bench, version));
+  // The path as this machine names the model (a shared folder may be mounted elsewhere).
+  return existsSync(file) ? { ...(JSON.parse(readFileSync(file, 'utf8')) as Baseline), model: m.path } : null;
+}
+
 /** One model's float benchmark, run once per model and benchmark settings (kept in baselines/). */
 export async function ensureBaseline(m: { path: string; sha256: string }, bench: BenchOptions, version: string, resultsDir: string, onRun?: () => void): Promise<Baseline> {
+  const known = readBaseline(m, bench, version, resultsDir);
+  if (known) return known;
   mkdirSync(join(resultsDir, 'baselines'), { recursive: true });
   const file = baselinePath(resultsDir, baselineId(m.sha256, bench, version));
-  if (existsSync(file)) return { ...(JSON.parse(readFileSync(file, 'utf8')) as Baseline), model: m.path };
   onRun?.();
   const result = (await benchmarkIsolated(m.path, bench)).result;
   const b: Baseline = { model: m.path, modelSha256: m.sha256, bytes: modelFileBytes(m.path), bench: result };
@@ -96,8 +104,8 @@ export async function ensureBaselines(p: PreparedSweep, resultsDir: string, onMo
 export function readBaselines(p: Pick<PreparedSweep, 'models' | 'version'> & { spec: Pick<SweepSpec, 'bench'> }, resultsDir: string): Map<string, Baseline> {
   const out = new Map<string, Baseline>();
   for (const m of p.models) {
-    const file = baselinePath(resultsDir, baselineId(m.sha256, p.spec.bench, p.version));
-    if (existsSync(file)) out.set(m.path, { ...(JSON.parse(readFileSync(file, 'utf8')) as Baseline), model: m.path });
+    const b = readBaseline(m, p.spec.bench, p.version, resultsDir);
+    if (b) out.set(m.path, b);
   }
   return out;
 }

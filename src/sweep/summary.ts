@@ -12,7 +12,7 @@ import { jsonNumbers } from '../json.ts';
 import { OnnxModel } from '../onnx/model.ts';
 import { slowdownCause, summarizeEncodings } from '../analysis/encodings.ts';
 import { SLOWDOWN_MARGIN } from '../eval/evaluate.ts';
-import { formatTable } from '../cli/format.ts';
+import { csvCell, formatTable } from '../cli/format.ts';
 import type { BenchOptions, BenchResult } from '../benchmark/latency.ts';
 import { jobPath, type JobResult } from './job.ts';
 import { paretoFront } from './pareto.ts';
@@ -156,8 +156,6 @@ export function summaryRows(s: SweepSummary): string[][] {
 export function summaryTable(s: SweepSummary): string {
   return formatTable(TABLE_HEADER, summaryRows(s));
 }
-
-const csvCell = (v: string) => (/[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
 
 export function summaryCsv(s: SweepSummary): string {
   const header = ['id', 'model', 'recipe', 'status', 'bytes', 'size_ratio', 'p50_ms', 'speedup', 'metric', 'quality', 'baseline_quality', 'drop_points', 'meets_goals', 'missed', 'slower', 'pareto', 'error'];
