@@ -35,7 +35,7 @@ export interface CompressFlags extends CalibrationFlags {
   pruneMacs?: string;
   pruneRound?: string;
   pruneMaxRatio?: string;
-  pruneCriterion?: 'l1' | 'l2' | 'fpgm' | 'energy';
+  pruneCriterion?: 'l1' | 'l2' | 'fpgm' | 'energy' | 'obs';
   /** Comma list: a pruning recovery (none|bn|lsq) and/or bias (bias correction in the quantize pass). */
   recover?: string;
   pruneAllocation?: 'sensitivity' | 'threshold';

@@ -58,7 +58,7 @@ export const pruneSchema = z
     macs: fraction.optional(),
     round: z.number().int().min(1).optional(),
     maxRatio: z.number().gt(0).lt(1).optional(),
-    criterion: z.enum(['l1', 'l2', 'fpgm', 'energy']).optional(),
+    criterion: z.enum(['l1', 'l2', 'fpgm', 'energy', 'obs']).optional(),
     recover: z.enum(['none', 'bn', 'lsq']).optional(),
     allocation: z.enum(['sensitivity', 'threshold']).optional(),
     /** Node names or op types whose channels stay. */

@@ -16,7 +16,7 @@ export function defineCompressOptions(cmd: Command): Command {
     .description('compress a model and write a new ONNX model: passes run in order on one in-memory model — prune (--prune, --prune-macs), sparsify (--sparsity, --nm), palettize (--palettize), then quantize (default when no other pass is named: int8 per-channel symmetric weights, folded for ONNX Runtime)')
     .addHelpText('after', `
 Passes and calibration data:
-  prune      --prune / --prune-macs; reads --calibration to score channels (energy) and to re-fit
+  prune      --prune / --prune-macs; reads --calibration to score channels (energy, obs) and to re-fit
              pruned layers (--recover lsq|bn)
   sparsify   --sparsity / --nm; reads --calibration for SparseGPT (each layer's input Gram matrix)
   palettize  --palettize <bits>; with --palettize-weighting sensitivity it reads --calibration to
@@ -64,7 +64,7 @@ Passes and calibration data:
     .option('--prune-round <n>', 'kept channel counts are multiples of n (default 8: ONNX Runtime\'s NCHWc convolutions need it on AVX2; 16 for AVX-512)')
     .addOption(new Option('--prune-allocation <a>', '--prune-macs: per-group ratios from a global threshold on scores normalized per group (threshold, the default) or from the output error each group causes on --calibration data (sensitivity, AIMET-style)').choices(['sensitivity', 'threshold']))
     .option('--prune-max-ratio <r>', 'no group loses more than this fraction of its channels (default 0.9)')
-    .addOption(new Option('--prune-criterion <c>', 'channel importance summed over every member of a group: weight norms l1, l2, fpgm, or energy (activation energy x consumer weight norm on --calibration data). Default: energy with --calibration, l2 without').choices(['l1', 'l2', 'fpgm', 'energy']))
+    .addOption(new Option('--prune-criterion <c>', 'channel importance summed over every member of a group: weight norms l1, l2, fpgm, or energy (activation energy x consumer weight norm on --calibration data), or obs (energy sets how many per group; which ones by the output error a least-squares refit cannot recover: pairs with --recover lsq). Default: energy with --calibration, l2 without').choices(['l1', 'l2', 'fpgm', 'energy', 'obs']))
     .option('--recover <methods>', 'recovery from --calibration data, a comma list: after pruning, re-fit the layers whose inputs lost channels with lsq (least squares, the default with --calibration) or bn (bias/statistics correction); bias: empirical bias correction of the quantized layers (weight-only or static W8A8; helps int4 round-to-nearest most) — or, when no quantization is asked, of the sparsified / palettized layers; kd: knowledge distillation of the head (the last Gemm/MatMul/1x1 Conv) to the input model\'s logits, after the other passes; none: no recovery')
     .option('--kd-epochs <n>', '--recover kd: most epochs of Adam (default 100; stops earlier when held-out samples stop improving)')
     .option('--kd-temperature <T>', '--recover kd: softmax temperature of the KL term (default 2)')

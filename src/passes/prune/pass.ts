@@ -22,13 +22,13 @@ async function runPrune(ctx: PassContext, o: PrunePassOptions): Promise<PassOutc
   ctx.onProgress?.('pruning', 1, 1);
   const recovery = recover === 'none' ? null
     : await recoverPruned(original, ctx.model, targets, { method: recover, calibration: ctx.calibration!, scheduler: ctx.scheduler, onProgress: ctx.onProgress });
-  return { report: { ...report, recovery }, usedCalibration: recovery !== null || report.options.criterion === 'energy' || report.options.allocation === 'sensitivity' };
+  return { report: { ...report, recovery }, usedCalibration: recovery !== null || report.options.criterion === 'energy' || report.options.criterion === 'obs' || report.options.allocation === 'sensitivity' };
 }
 
 export const prunePassDescriptor: PassDescriptor<PrunePassOptions, PrunePassReport> = {
   name: 'prune',
   rank: 0,
   summary: 'structured channel pruning: whole channels removed from coupled groups, weights physically smaller',
-  calibrationUse: 'channel scores (energy), per-group sensitivity for --prune-macs, recovery of the pruned layers (--recover bn|lsq)',
+  calibrationUse: 'channel scores (energy, obs), per-group sensitivity for --prune-macs, recovery of the pruned layers (--recover bn|lsq)',
   run: runPrune,
 };

@@ -98,7 +98,7 @@ function outputRows(g: Geometry, y: ort.Tensor, n: number, positions: number[] |
 }
 
 /** Current weights of a target as a [F, M] matrix (bias as the last row). */
-function currentSolution(model: OnnxModel, node: NodeMsg, g: Geometry): Float64Array {
+export function currentSolution(model: OnnxModel, node: NodeMsg, g: Geometry): Float64Array {
   const F = g.k + (g.bias ? 1 : 0);
   const x = new Float64Array(F * g.m);
   const W = model.tensorFloat32(model.graph.weights.get(node.input[1])!.tensor);

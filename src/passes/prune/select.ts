@@ -158,6 +158,16 @@ export function selectChannels(cg: ChannelGraph, scores: Float64Array, costs: re
   return { removed, macsBefore: cm.total, macsAfter: macsAfter(cg, cm, removed), reached: true };
 }
 
+/** The same number of channels removed from every class as `removed`, chosen by lowest `order` score instead. */
+export function rankWithinClasses(cg: ChannelGraph, removed: ReadonlySet<number>, order: Float64Array, nodeMaxRatio?: ReadonlyMap<string, number>): Set<number> {
+  const out = new Set<number>();
+  for (const c of classes(cg, order, nodeMaxRatio)) {
+    const n = c.removable.filter((r) => removed.has(r)).length;
+    for (const r of c.removable.slice(0, n)) out.add(r);
+  }
+  return out;
+}
+
 /** The removal counts a class allows: kept counts multiples of `round`, at most `maxRatio` removed. */
 export function validCounts(c: ChannelClass, round: number, maxRatio: number): number[] {
   const most = Math.min(c.removable.length, Math.floor(c.size * Math.min(maxRatio, c.maxRatio ?? 1) + 1e-9));
