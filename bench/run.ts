@@ -117,6 +117,9 @@ async function main(): Promise<void> {
   }
 
   const rows: Row[] = [];
+  // GPU kernel-time ratios vs quantize, from runs interleaved round by round at the largest size:
+  // separate medians drifted 1.1-1.7x apart between runs on a shared VM.
+  const ratioRounds: Record<string, number[]> = { range: [], dequantize: [] };
   for (const n of sizes) {
     const reps = n <= 1 << 20 ? 5 : n <= 1 << 24 ? 3 : 2;
     const data = randomData(n, n);
@@ -161,6 +164,14 @@ async function main(): Promise<void> {
       rows.push(row);
       console.error(`  ${name} @ ${n}: gpu ${row.gpuMs?.toFixed(1) ?? '-'} ms (kernel ${row.gpuKernelMs?.toFixed(1) ?? '-'}), cpu ${row.cpuMs.toFixed(1)} ms, copy ${copy.toFixed(2)} ms`);
     }
+    if (hasGpu && n === Math.max(...sizes)) {
+      const kernelMs = async (k: KernelDescriptor<any, any>, job: unknown) => (await timeRuns(gpu, k, [job], 1, 0)).kernel ?? NaN;
+      for (let round = 0; round < 7; round++) {
+        const q = await kernelMs(quantizeKernel, cases[0][2]);
+        ratioRounds.range.push((await kernelMs(rangeKernel, cases[2][2])) / q);
+        ratioRounds.dequantize.push((await kernelMs(dequantizeKernel, cases[1][2])) / q);
+      }
+    }
   }
 
   const mb = (n: number) => (n * 4) / 1e6;
@@ -187,9 +198,10 @@ async function main(): Promise<void> {
     verdict('CPU dequantize + metrics / copy', 'dequantize', 0.3),
   ];
   if (hasGpu && at('quantize').gpuKernelMs) {
-    for (const k of ['range', 'dequantize']) {
-      const x = (at(k).gpuKernelMs ?? NaN) / at('quantize').gpuKernelMs!;
-      targets.push(`GPU ${k} kernel time / quantize kernel time: ${x.toFixed(2)} (target <= 1.5) ${x <= 1.5 ? 'met' : 'NOT met'}`);
+    for (const k of ['range', 'dequantize'] as const) {
+      const x = median(ratioRounds[k]);
+      const spread = `${Math.min(...ratioRounds[k]).toFixed(2)}-${Math.max(...ratioRounds[k]).toFixed(2)}`;
+      targets.push(`GPU ${k} kernel time / quantize kernel time: ${x.toFixed(2)} (median of ${ratioRounds[k].length} interleaved rounds, ${spread}; target <= 1.5) ${x <= 1.5 ? 'met' : 'NOT met'}`);
     }
   }
   const ttable = targets.map((t) => `- ${t}\n`).join('');

@@ -135,6 +135,23 @@ fn workgroup_task(r: Reduction, local_wg: u32) -> Task {
   return Task(true, g, kb, ke, local_wg);
 }
 
+// Lane variant (groups of 65..4096 elements): `lanes` threads per group, 256 / lanes groups per
+// workgroup; lane l of a group visits its elements k0 + l, k0 + l + lanes, ... Must match
+// lanesFor in src/kernels/reduction.ts: the next power of two >= ceil(len / 32), in [2, 128].
+fn lanes_for(r: Reduction) -> u32 {
+  let want = (r.k1 - r.k0 + 31u) / 32u;
+  var lanes = 2u;
+  while (lanes < want && lanes < 128u) { lanes = lanes * 2u; }
+  return lanes;
+}
+
+fn lane_task(r: Reduction, local_wg: u32, lid: u32, lanes: u32) -> Task {
+  let gl = local_wg * (256u / lanes) + lid / lanes;
+  let g = r.g0 + gl;
+  if (gl >= r.ngroups) { return Task(false, g, 0u, 0u, gl); }
+  return Task(true, g, r.k0, reduction_end(r, g, r.k1), gl);
+}
+
 fn thread_task(r: Reduction, local_wg: u32, lid: u32) -> Task {
   let gl = local_wg * 256u + lid;
   let g = r.g0 + gl;

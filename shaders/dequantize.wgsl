@@ -45,6 +45,8 @@ struct Deq {
   bits: u32,
   signed: u32,
   param_base: u32,
+  // log2(codes per u32 word): shifts, not integer division (scalarized on CPU-based adapters).
+  per_shift: u32,
   // The statistics groups are the quantization groups (the task's group is the element's).
   same_groups: bool,
 }
@@ -55,14 +57,13 @@ fn load_deq(s: u32, r: Reduction) -> Deq {
   let q_inner = seg_word(s, 21u);
   let same = q_mode == 0u && r.mode == 0u && q_dim == r.dim && q_inner == r.inner;
   return Deq(seg_word(s, 14u), seg_word(s, 15u), seg_word(s, 16u), seg_word(s, 17u), seg_word(s, 18u), q_mode, q_dim, q_inner,
-             seg_word(s, 22u), seg_word(s, 23u), seg_word(s, 24u), seg_word(s, 25u), same);
+             seg_word(s, 22u), seg_word(s, 23u), seg_word(s, 24u), seg_word(s, 25u), countTrailingZeros(32u / seg_word(s, 23u)), same);
 }
 
 fn dequantize_at(d: Deq, g: u32, idx: u32) -> f32 {
-  let per = 32u / d.bits;
   let ci = idx - d.code_elem_base;
-  let word = codes[d.code_base + ci / per];
-  let raw = (word >> ((ci % per) * d.bits)) & ((1u << d.bits) - 1u);
+  let word = codes[d.code_base + (ci >> d.per_shift)];
+  let raw = (word >> ((ci & ((1u << d.per_shift) - 1u)) * d.bits)) & ((1u << d.bits) - 1u);
   var q = i32(raw);
   if (d.signed != 0u) { q = bitcast<i32>(raw << (32u - d.bits)) >> (32u - d.bits); }
   var qg = 0u;
@@ -153,6 +154,44 @@ fn dequantize_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
     if (lid < stride) { wg_stats[lid] = stats_merge(wg_stats[lid], wg_stats[lid + stride]); }
   }
   if (lid == 0u) { write_partial(seg_word(s, 13u) + t.part * PART_WORDS, wg_stats[0], norm); }
+}
+
+var<workgroup> wg_lanes: u32;
+
+// Lane variant: `lanes` threads per group, each group's trees log2(lanes) deep.
+@compute @workgroup_size(256)
+fn dequantize_lane_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let w = linear_workgroup(wg);
+  if (w >= dispatch_info.workgroup_count) { return; }
+  let s = find_segment(w);
+  let r = load_reduction(s);
+  if (lid == 0u) { wg_lanes = lanes_for(r); }
+  let lanes = workgroupUniformLoad(&wg_lanes);
+  let t = lane_task(r, w - seg_word(s, 0u), lid, lanes);
+  let lane = lid % lanes;
+  let head = lid - lane;
+  let d = load_deq(s, r);
+  var mag = 0u;
+  for (var k = t.k_begin + lane; k < t.k_end; k += lanes) {
+    mag = max(mag, magnitude(d, r, t.g, k));
+  }
+  wg_mag[lid] = mag;
+  for (var stride = lanes >> 1u; stride > 0u; stride >>= 1u) {
+    workgroupBarrier();
+    if (lane < stride) { wg_mag[lid] = max(wg_mag[lid], wg_mag[lid + stride]); }
+  }
+  workgroupBarrier();
+  let norm = norm_for(wg_mag[head]);
+  var a = Stats(0.0, 0.0, 0.0, 0.0, 0u, 0u);
+  for (var k = t.k_begin + lane; k < t.k_end; k += lanes) {
+    a = visit(d, r, t.g, k, a, norm);
+  }
+  wg_stats[lid] = a;
+  for (var stride = lanes >> 1u; stride > 0u; stride >>= 1u) {
+    workgroupBarrier();
+    if (lane < stride) { wg_stats[lid] = stats_merge(wg_stats[lid], wg_stats[lid + stride]); }
+  }
+  if (lane == 0u && t.valid) { write_partial(seg_word(s, 13u) + t.part * PART_WORDS, wg_stats[lid], norm); }
 }
 
 @compute @workgroup_size(256)

@@ -172,7 +172,7 @@ function pieces(job: DequantizeJob, maxWords: number): Piece[] {
   const sv = statsView(job);
   const per = 32 / job.bits;
   // Code words are read from a per-piece copy starting on a whole word; budget the f32 streams.
-  const slices = reductionSlices(sv, maxWords - per, per);
+  const slices = reductionSlices(sv, maxWords - per, per, { lanes: true });
   plans.set(job, { qv, sv, slices });
   const params = new Uint32Array(2 * qv.groups);
   const scaleBits = new Uint32Array(job.params.scale.buffer, job.params.scale.byteOffset, qv.groups);
@@ -193,7 +193,7 @@ function pieces(job: DequantizeJob, maxWords: number): Piece[] {
     ];
     if (hasOrig) uploads.push({ stream: 'orig', at: 0, data: job.original!.subarray(s.elemStart, s.elemStart + s.elemCount) as unknown as Uint32Array });
     return {
-      entryPoint: s.threadVariant ? 'dequantize_small_groups' : 'dequantize_groups',
+      entryPoint: s.threadVariant ? 'dequantize_small_groups' : s.lanes ? 'dequantize_lane_groups' : 'dequantize_groups',
       workgroups: s.workgroups,
       words: {
         orig: hasOrig ? s.elemCount : 0,
@@ -238,7 +238,7 @@ function finish(job: DequantizeJob, regions: PieceRegions[]): DequantizeResult {
 export const dequantizeKernel: KernelDescriptor<DequantizeJob, DequantizeResult> = {
   name: 'dequantize',
   shader: 'dequantize',
-  entryPoints: ['dequantize_groups', 'dequantize_small_groups'],
+  entryPoints: ['dequantize_groups', 'dequantize_lane_groups', 'dequantize_small_groups'],
   streams: [
     { name: 'orig', role: 'in' },
     { name: 'codes', role: 'in' },

@@ -159,10 +159,10 @@ const plans = new WeakMap<RangeJob, RangePlan>();
 
 function pieces(job: RangeJob, maxWords: number): Piece[] {
   const view = groupView(job.shape, job.granularity);
-  const slices = reductionSlices(view, maxWords);
+  const slices = reductionSlices(view, maxWords, 8, { lanes: true });
   plans.set(job, { view, slices });
   return slices.map((s) => ({
-    entryPoint: s.threadVariant ? 'range_small_groups' : 'range_groups',
+    entryPoint: s.threadVariant ? 'range_small_groups' : s.lanes ? 'range_lane_groups' : 'range_groups',
     workgroups: s.workgroups,
     words: { src: s.elemCount, partials: s.partials * PART_WORDS },
     uploads: [{ stream: 'src', at: 0, data: job.data.subarray(s.elemStart, s.elemStart + s.elemCount) }],
@@ -201,7 +201,7 @@ function finish(job: RangeJob, regions: PieceRegions[]): RangeResult {
 export const rangeKernel: KernelDescriptor<RangeJob, RangeResult> = {
   name: 'range',
   shader: 'range',
-  entryPoints: ['range_groups', 'range_small_groups'],
+  entryPoints: ['range_groups', 'range_lane_groups', 'range_small_groups'],
   streams: [
     { name: 'src', role: 'in' },
     { name: 'partials', role: 'out' },

@@ -8,6 +8,14 @@ export interface Tolerance {
   rel: number;
 }
 
+/**
+ * Dequantize statistics are f32 sums of values scaled by a power of two near 1 / (the group's
+ * largest magnitude): an error smaller than ~2^-63 of that magnitude squares below f32's normal
+ * range and is lost (a group mixing 1e30 and 1e-7 values). Beyond this SQNR the GPU and the f64
+ * reference both only have to report the error as negligible.
+ */
+export const SQNR_RESOLVED_DB = 300;
+
 export const tolerances = {
   // f32 tree sums of up to 4096 values, merged in f64: ~1e-6 relative per partial.
   'range.mean': { abs: 1e-6, rel: 1e-4 },

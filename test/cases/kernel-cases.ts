@@ -34,7 +34,9 @@ export interface KernelSuite<J = unknown, R = unknown> {
 
 const KINDS: DataKind[] = ['random', 'zeros', 'constant', 'special', 'denormal', 'wide'];
 
-const SHAPES: number[][] = [[0], [1], [7], [1027], [16, 3, 3, 3], [33, 65], [5, 7, 9]];
+// [70, 130], [6, 300], [3, 4096]: reduced by lanes of threads (8, 16, 128 per group; 70 groups leave
+// the last workgroup part empty); [2, 4097]: one workgroup per group.
+const SHAPES: number[][] = [[0], [1], [7], [1027], [16, 3, 3, 3], [33, 65], [5, 7, 9], [70, 130], [6, 300], [3, 4096], [2, 4097]];
 
 function granularities(shape: number[]): Granularity[] {
   const out: Granularity[] = [{ kind: 'tensor' }];
