@@ -155,7 +155,7 @@ describe('modelpress compress --prune', () => {
 
   it('--help names the passes and which of them read --calibration', () => {
     const r = run(['compress', '--help']);
-    expect(r.stdout).toMatch(/prune +--prune \/ --prune-macs; reads --calibration to score channels \(energy\) and to re-fit/);
+    expect(r.stdout).toMatch(/prune +--prune \/ --prune-macs; reads --calibration to score channels \(energy, obs\) and to re-fit/);
     expect(r.stdout).toMatch(/--calibration alone \(no other pass named\) keeps its old meaning: static W8A8/);
   });
 });
