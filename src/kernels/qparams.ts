@@ -19,6 +19,8 @@ export interface QuantScheme {
    * add u8 x s8 products pairwise in 16 bits (VPMADDUBSW), which saturates with full-range weights.
    */
   reduceRange?: boolean;
+  /** Codes from a grid of this many bits, stored in `bits` (3-bit weights stored as INT4). */
+  gridBits?: number;
   granularity: Granularity;
 }
 
@@ -49,8 +51,26 @@ function safeScale(s: number): number {
  * Scale and zero point per group from per-group min / max (finite values only; a group without
  * finite values has min = max = NaN and gets scale 1, zero point at the real zero).
  */
+/**
+ * Codes of a `gridBits`-bit grid (fewer levels than the storage type holds: 3-bit weights stored
+ * as INT4, or the 7-bit range of reduce-range stored as INT8).
+ */
+export function gridRange(gridBits: number, signed: boolean, narrow = false): { qmin: number; qmax: number } {
+  if (!Number.isInteger(gridBits) || gridBits < 2 || gridBits > 8) throw new InvalidArgumentError(`grid bits must be an integer in [2, 8], got ${gridBits}`, { bits: gridBits });
+  const levels = 1 << gridBits;
+  if (signed) return { qmin: -levels / 2 + (narrow ? 1 : 0), qmax: levels / 2 - 1 };
+  return { qmin: 0, qmax: levels - 1 - (narrow ? 1 : 0) };
+}
+
+/** The code range a scheme quantizes to (its grid, within the storage type's range). */
+export function schemeRange(scheme: Pick<QuantScheme, 'bits' | 'signed' | 'narrow' | 'reduceRange' | 'gridBits'>): { qmin: number; qmax: number } {
+  if (scheme.gridBits !== undefined && scheme.gridBits < scheme.bits) return gridRange(scheme.gridBits, scheme.signed, scheme.narrow);
+  if (scheme.reduceRange && scheme.bits === 8) return gridRange(7, scheme.signed);
+  return codeRange(scheme.bits, scheme.signed, scheme.narrow);
+}
+
 export function computeQuantParams(min: ArrayLike<number>, max: ArrayLike<number>, scheme: QuantScheme): QuantParams {
-  const { qmin, qmax } = scheme.reduceRange && scheme.bits === 8 ? (scheme.signed ? { qmin: -64, qmax: 63 } : { qmin: 0, qmax: 127 }) : codeRange(scheme.bits, scheme.signed, scheme.narrow);
+  const { qmin, qmax } = schemeRange(scheme);
   const n = min.length;
   const scale = new Float32Array(n);
   const inverse = new Float32Array(n);

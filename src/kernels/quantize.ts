@@ -6,7 +6,7 @@
 import { InvalidArgumentError } from '../errors.ts';
 import { flushDenormalBits, bitsToF32, f32Bits, isFiniteBits, roundHalfEven } from './numerics.ts';
 import { groupOf, groupView, elementCount, MODE_CHANNEL, type Granularity } from './layout.ts';
-import { codeRange, type Bits, type QuantParams } from './qparams.ts';
+import { schemeRange, type Bits, type QuantParams } from './qparams.ts';
 import { WORKGROUP_SIZE, type KernelDescriptor, type Piece, type PieceRegions } from './kernel.ts';
 import { wasmFor } from '../cpu/wasm-kernels.ts';
 import { dequantizeKernel, errorStatsFromSums, type ErrorStats } from './dequantize.ts';
@@ -18,6 +18,8 @@ export interface QuantizeJob {
   bits: Bits;
   signed: boolean;
   narrow?: boolean;
+  /** Codes clamped to a grid of this many bits (3-bit weights stored as 4-bit codes). */
+  gridBits?: number;
   params: QuantParams;
   /**
    * Also return the round-trip error of the codes against `data`, per tensor (what the dequantize
@@ -70,7 +72,7 @@ function validate(job: QuantizeJob): void {
         `${job.granularity.kind} granularity on shape [${job.shape.join(', ')}] needs ${view.groups}`,
     );
   }
-  const { qmin, qmax } = codeRange(job.bits, job.signed, job.narrow);
+  const { qmin, qmax } = schemeRange(job);
   for (let g = 0; g < zeroPoint.length; g++) {
     if (zeroPoint[g] < qmin || zeroPoint[g] > qmax) {
       throw new InvalidArgumentError(`zero point ${zeroPoint[g]} of group ${g} is outside the code range [${qmin}, ${qmax}]`, { group: g });
@@ -80,7 +82,7 @@ function validate(job: QuantizeJob): void {
 
 function cpu(job: QuantizeJob): QuantizeResult {
   const view = groupView(job.shape, job.granularity);
-  const { qmin, qmax } = codeRange(job.bits, job.signed, job.narrow);
+  const { qmin, qmax } = schemeRange(job);
   const { inverse, zeroPoint } = job.params;
   const n = job.data.length;
   const codes = new Uint8Array(codeBytes(n, job.bits));
@@ -144,7 +146,7 @@ function quantizeChannels8(
 
 function pieces(job: QuantizeJob, maxWords: number): Piece[] {
   const view = groupView(job.shape, job.granularity);
-  const { qmin, qmax } = codeRange(job.bits, job.signed, job.narrow);
+  const { qmin, qmax } = schemeRange(job);
   const per = 32 / job.bits;
   const params = new Uint32Array(2 * view.groups);
   const zp = new Uint32Array(job.params.zeroPoint.buffer, job.params.zeroPoint.byteOffset, view.groups);

@@ -8,7 +8,10 @@ import { createRequire } from 'node:module';
 import { z } from 'zod';
 import { RecipeError } from '../errors.ts';
 
-export const WEIGHT_TYPES = ['int8', 'uint8', 'int4', 'uint4', 'fp16'] as const;
+/** int3 / uint3: codes on a 3-bit grid (8 levels), stored as INT4 / UINT4 (ONNX has no 3-bit type). */
+export const WEIGHT_TYPES = ['int8', 'uint8', 'int4', 'uint4', 'int3', 'uint3', 'fp16'] as const;
+/** Weight types of 4 bits or fewer (block-wise by default, promoted to int8 first by the gate). */
+export const LOW_BIT_WEIGHTS: ReadonlySet<string> = new Set(['int4', 'uint4', 'int3', 'uint3']);
 export const GRANULARITIES = ['tensor', 'channel', 'block'] as const;
 export const FORMATS = ['folded', 'qdq', 'matmulnbits'] as const;
 /** Where the model will run: picks the weight format (and, for static W8A8, activation symmetry). */
@@ -191,7 +194,7 @@ export function parseRecipe(input: unknown, source = 'recipe'): Recipe {
   const target = r.target ?? DEFAULT_TARGET;
   const global: WeightConfig = {
     weights: r.weights ?? DEFAULT_CONFIG.weights,
-    granularity: r.granularity ?? (r.weights === 'int4' || r.weights === 'uint4' ? 'block' : DEFAULT_CONFIG.granularity),
+    granularity: r.granularity ?? (r.weights && LOW_BIT_WEIGHTS.has(r.weights) ? 'block' : DEFAULT_CONFIG.granularity),
     blockSize: r.blockSize ?? DEFAULT_CONFIG.blockSize,
     symmetric: r.symmetric ?? DEFAULT_CONFIG.symmetric,
     format: r.format ?? defaultFormat(target),

@@ -72,6 +72,19 @@ export function quantizeCases(): NamedJob<QuantizeJob>[] {
       });
     }
   }
+  // 3-bit grids in 4-bit codes: codes clamp to the grid (asymmetric zero points can round the top
+  // value to 7.5), never to the storage type's range.
+  for (const [signed, symmetric] of [[false, false], [true, false], [true, true]] as const) {
+    for (const shape of [[33, 65], [1027]]) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const granularity: Granularity = shape.length > 1 ? { kind: 'channel', axis: 0 } : { kind: 'tensor' };
+      const data = makeData(n, 'random', seed++);
+      const r = rangeKernel.cpu({ data, shape, granularity });
+      const scheme = { bits: 4 as const, gridBits: 3, signed, symmetric };
+      const params = computeQuantParams(r.min, r.max, { ...scheme, granularity });
+      out.push({ name: `random [${shape}] ${gName(granularity)} ${signed ? 'int' : 'uint'}3 in 4 ${symmetric ? 'sym' : 'asym'}`, job: { data, shape, granularity, ...scheme, params } });
+    }
+  }
   // Exact ties (x * inv lands on k + 0.5): round half to even must hold on every backend.
   for (const bits of [8, 4] as const) {
     const data = makeData(999, 'ties', 77);

@@ -12,7 +12,7 @@ import type { NodeMsg } from '../../onnx/proto.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
 import { gramKernel, type GramJob } from '../../kernels/gram.ts';
 import { groupOf, groupView, type Granularity } from '../../kernels/layout.ts';
-import { codeRange, type Bits, type QuantParams } from '../../kernels/qparams.ts';
+import { schemeRange, type Bits, type QuantParams } from '../../kernels/qparams.ts';
 import { quantizeValue } from '../../kernels/quantize.ts';
 import { ortBatchedGram, ortGram, releaseOrtGram } from '../../cpu/ort-gram.ts';
 import { tensorDims } from '../../onnx/tensor.ts';
@@ -250,7 +250,7 @@ export class GptqRounder {
    * round-to-nearest quantizer then reproduces GPTQ's codes exactly. Returns false when the weight
    * is not an eligible layer.
    */
-  round(w: { name: string; data: Float32Array; shape: readonly number[]; granularity: Granularity; params: QuantParams; bits: Bits; signed: boolean }): boolean {
+  round(w: { name: string; data: Float32Array; shape: readonly number[]; granularity: Granularity; params: QuantParams; bits: Bits; gridBits?: number; signed: boolean }): boolean {
     const done = this.final.get(w.name);
     if (done) {
       if (done.length !== w.data.length) return false;
@@ -276,7 +276,8 @@ export class GptqRounder {
       return false;
     }
     const view = groupView(w.shape, w.granularity);
-    const { qmin, qmax } = codeRange(w.bits, w.signed);
+    // The grid's own range: a 3-bit grid stored in 4-bit codes must not borrow the spare codes.
+    const { qmin, qmax } = schemeRange({ bits: w.bits, gridBits: w.gridBits, signed: w.signed });
     const { scale, inverse, zeroPoint } = w.params;
     const grid = (value: number, r: number, c: number) => {
       const g = groupOf(view, flat(r, c));

@@ -6,7 +6,7 @@
  */
 import { DataError } from '../../errors.ts';
 import { OnnxModel } from '../../onnx/model.ts';
-import { configFor, type PartialWeightConfig, type Recipe } from '../../recipe/recipe.ts';
+import { configFor, LOW_BIT_WEIGHTS, type PartialWeightConfig, type Recipe } from '../../recipe/recipe.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
 import { evaluateModels, type EvalReport } from '../../eval/evaluate.ts';
 import type { CalibrationSource } from '../pass.ts';
@@ -59,7 +59,7 @@ export async function gatedWeightOnly(reference: OnnxModel, recipe: Recipe, o: W
   for (const [i, l] of layers.entries()) {
     const others = Object.fromEntries(names.filter((n) => n !== l.node.name).map((n) => [n, null]));
     const e = await evaluate((await build(others)).model);
-    alone.push({ node: l.node.name!, sqnrDb: lowest(e).sqnrDb, fourBit: l.bits === 'int4' || l.bits === 'uint4' });
+    alone.push({ node: l.node.name!, sqnrDb: lowest(e).sqnrDb, fourBit: LOW_BIT_WEIGHTS.has(l.bits) });
     o.onProgress?.('gate: layer sensitivity', i + 1, layers.length);
   }
   alone.sort((a, b) => a.sqnrDb - b.sqnrDb);

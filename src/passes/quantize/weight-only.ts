@@ -59,13 +59,16 @@ export interface WeightOnlyOptions {
    * Data-aware rounding (GPTQ): rewrites a weight's data to grid values under the params the
    * round-to-nearest path computed (from the original weight); false leaves the weight to RTN.
    */
-  rounder?: { round(w: { name: string; data: Float32Array; shape: readonly number[]; granularity: Granularity; params: QuantParams; bits: Bits; signed: boolean }): boolean };
+  rounder?: { round(w: { name: string; data: Float32Array; shape: readonly number[]; granularity: Granularity; params: QuantParams; bits: Bits; gridBits?: number; signed: boolean }): boolean };
 }
 
 interface IntPlan {
   target: Target;
   kind: 'folded' | 'qdq' | 'matmulnbits';
+  /** Storage bits (4 or 8). */
   bits: Bits;
+  /** The grid's bits: 3 for int3 / uint3 (stored as 4-bit codes), else `bits`. */
+  gridBits: number;
   signed: boolean;
   /** The values quantized: the weight as stored, or transposed and padded for MatMulNBits. */
   data: Float32Array;
@@ -93,21 +96,27 @@ function granularityText(g: Granularity): string {
  * reduction, then computeQuantParams), with the data in the layout the encoder quantizes; null for
  * weights it would not quantize to integers. Sequential GPTQ rounds ahead of the pass with it.
  */
-export function rtnPlan(model: OnnxModel, t: Target, data: Float32Array): { data: Float32Array; shape: number[]; granularity: Granularity; params: QuantParams; bits: Bits; signed: boolean; kind: string } | null {
+export function rtnPlan(model: OnnxModel, t: Target, data: Float32Array): { data: Float32Array; shape: number[]; granularity: Granularity; params: QuantParams; bits: Bits; gridBits: number; signed: boolean; kind: string } | null {
   const p = planTarget(model, t, data);
   if (typeof p === 'string') return null;
   const r = rangeKernel.cpu({ data: p.data, shape: p.shape, granularity: p.granularity, moments: false });
   if (r.nanCount.some((x) => x > 0) || r.infCount.some((x) => x > 0)) return null;
-  const params = computeQuantParams(r.min, r.max, { bits: p.bits, signed: p.signed, symmetric: t.config.symmetric, granularity: p.granularity });
-  return { data: p.data, shape: [...p.shape], granularity: p.granularity, params, bits: p.bits, signed: p.signed, kind: p.kind };
+  const params = computeQuantParams(r.min, r.max, { bits: p.bits, gridBits: p.gridBits, signed: p.signed, symmetric: t.config.symmetric, granularity: p.granularity });
+  return { data: p.data, shape: [...p.shape], granularity: p.granularity, params, bits: p.bits, gridBits: p.gridBits, signed: p.signed, kind: p.kind };
+}
+
+/** The ONNX integer type a weight type is stored as (3-bit grids in 4-bit types). */
+function storageType(weights: string): IntType {
+  return weights === 'int3' ? 'int4' : weights === 'uint3' ? 'uint4' : (weights as IntType);
 }
 
 /** Decides how one weight is stored, or why it cannot be. `data` null: plan only (inspect). */
 function planTarget(model: OnnxModel, t: Target, data: Float32Array | null): IntPlan | string {
-  const c = t.config as WeightConfig & { weights: IntType };
+  const c = t.config as WeightConfig & { weights: IntType | 'int3' | 'uint3' };
   const target = t.deployment;
-  const bits: Bits = c.weights === 'int4' || c.weights === 'uint4' ? 4 : 8;
-  const signed = c.weights === 'int8' || c.weights === 'int4';
+  const bits: Bits = c.weights === 'int8' || c.weights === 'uint8' ? 8 : 4;
+  const gridBits = c.weights === 'int3' || c.weights === 'uint3' ? 3 : bits;
+  const signed = c.weights === 'int8' || c.weights === 'int4' || c.weights === 'int3';
   const rank = t.shape.length;
   if (c.format === 'matmulnbits') {
     const why = matMulNBitsRefusal(model, t);
@@ -121,7 +130,7 @@ function planTarget(model: OnnxModel, t: Target, data: Float32Array | null): Int
     if (data && transposed) for (let n = 0; n < N; n++) tr.set(data.subarray(n * K, (n + 1) * K), n * kpad);
     else if (data) for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) tr[n * kpad + k] = data[k * N + n];
     return {
-      target: t, kind: 'matmulnbits', bits: 4, signed: false, data: tr, shape: [N, kpad], logical: [K, N],
+      target: t, kind: 'matmulnbits', bits: 4, gridBits: 4, signed: false, data: tr, shape: [N, kpad], logical: [K, N],
       granularity: { kind: 'block', axis: 1, blockSize: bs }, domain: 'com.microsoft',
       describe: `${c.weights} block ${bs} ${c.symmetric ? 'symmetric' : 'asymmetric'}, MatMulNBits`,
       why: 'format matmulnbits: ONNX Runtime\'s 4-bit GEMM keeps the weight 4-bit in memory at run time',
@@ -135,7 +144,7 @@ function planTarget(model: OnnxModel, t: Target, data: Float32Array | null): Int
     const axis = rank === 2 ? 1 - t.axis : rank - 2;
     granularity = { kind: 'block', axis, blockSize: c.blockSize };
   }
-  const scheme = `${c.weights} ${granularityText(granularity)} ${c.symmetric ? 'symmetric' : 'asymmetric'}`;
+  const scheme = `${c.weights}${gridBits < bits ? ` (in ${signed ? 'INT4' : 'UINT4'})` : ''} ${granularityText(granularity)} ${c.symmetric ? 'symmetric' : 'asymmetric'}`;
   let fallback = '';
   const elements = t.shape.reduce((a, b) => a * b, 1);
   const values = data ?? new Float32Array(0);
@@ -143,7 +152,7 @@ function planTarget(model: OnnxModel, t: Target, data: Float32Array | null): Int
     if (elements * 4 <= FOLD_LIMIT_BYTES) {
       const decode = bits === 4 && fourBitDecode(model) === 'unpack' ? ', nibbles unpacked (opset < 21 has no INT4 Cast)' : '';
       return {
-        target: t, kind: 'folded', bits, signed, data: values, shape: t.shape, granularity, domain: '',
+        target: t, kind: 'folded', bits, gridBits, signed, data: values, shape: t.shape, granularity, domain: '',
         describe: `${scheme}, folded (Cast->Mul)${decode}`,
         why: `target ${target}: ONNX Runtime constant-folds the Cast/Mul chain into a float weight at load, so inference runs at float speed`,
       };
@@ -161,7 +170,7 @@ function planTarget(model: OnnxModel, t: Target, data: Float32Array | null): Int
     domain = 'com.microsoft';
   }
   return {
-    target: t, kind: 'qdq', bits, signed, data: values, shape: t.shape, granularity, domain,
+    target: t, kind: 'qdq', bits, gridBits, signed, data: values, shape: t.shape, granularity, domain,
     describe: `${scheme}, ${domain ? 'com.microsoft.' : ''}DequantizeLinear`,
     why: fallback
       ? `format folded${fallback}`
@@ -290,7 +299,7 @@ export async function compressWeights(model: OnnxModel, opts: WeightOnlyOptions)
         skipped.push({ name: p.target.weight.name, opType: p.target.opType, shape: p.target.shape, reason: `holds ${nan} NaN / ${inf} Inf values (onNonFinite: skip)` });
         return;
       }
-      const params = computeQuantParams(r.min, r.max, { bits: p.bits, signed: p.signed, symmetric: p.target.config.symmetric, granularity: p.granularity, reduceRange: opts.reduceRange });
+      const params = computeQuantParams(r.min, r.max, { bits: p.bits, gridBits: p.gridBits, signed: p.signed, symmetric: p.target.config.symmetric, granularity: p.granularity, reduceRange: opts.reduceRange });
       if (opts.reduceRange && p.bits === 8) p.describe = p.describe.replace(/^(u?int8)/, '$1 (7-bit range)');
       ok.push({ plan: p, params });
     });
@@ -298,7 +307,7 @@ export async function compressWeights(model: OnnxModel, opts: WeightOnlyOptions)
     const originals = new Map<number, Float32Array>();
     ok.forEach(({ plan: p, params }, i) => {
       const original = opts.rounder ? Float32Array.from(p.data) : null;
-      if (original && opts.rounder!.round({ name: p.target.weight.name, data: p.data, shape: p.shape, granularity: p.granularity, params, bits: p.bits, signed: p.signed })) {
+      if (original && opts.rounder!.round({ name: p.target.weight.name, data: p.data, shape: p.shape, granularity: p.granularity, params, bits: p.bits, gridBits: p.gridBits, signed: p.signed })) {
         originals.set(i, original);
         p.describe += ', GPTQ';
       }
@@ -307,7 +316,7 @@ export async function compressWeights(model: OnnxModel, opts: WeightOnlyOptions)
     // data); a GPU, and GPTQ-rounded weights, run the dequantize kernel against the original.
     const onCpu = scheduler.info.active === 'cpu';
     const quantized = await scheduler.run(quantizeKernel, ok.map(({ plan: p, params }, i) => ({
-      data: p.data, shape: p.shape, granularity: p.granularity, bits: p.bits, signed: p.signed, params, errorStats: onCpu && !originals.has(i),
+      data: p.data, shape: p.shape, granularity: p.granularity, bits: p.bits, gridBits: p.gridBits, signed: p.signed, params, errorStats: onCpu && !originals.has(i),
     })));
     const separate = ok.map((_, i) => i).filter((i) => !onCpu || originals.has(i));
     const measured = await scheduler.run(dequantizeKernel, separate.map((i) => {
@@ -317,7 +326,7 @@ export async function compressWeights(model: OnnxModel, opts: WeightOnlyOptions)
     const errors = ok.map((_, i) => (separate.includes(i) ? measured[separate.indexOf(i)].tensor! : quantized[i].error!));
     ok.forEach(({ plan: p, params }, i) => {
       const w: EncodedWeight = {
-        name: p.target.weight.name, type: p.target.config.weights as IntType, bits: p.bits, shape: p.shape, granularity: p.granularity, params, codes: quantized[i].codes,
+        name: p.target.weight.name, type: storageType(p.target.config.weights), bits: p.bits, shape: p.shape, granularity: p.granularity, params, codes: quantized[i].codes,
       };
       const after = p.kind === 'matmulnbits' ? encodeMatMulNBits(model, w, p.target.nodes, p.logical!, p.target.config.symmetric)
         : p.kind === 'folded' ? encodeFolded(model, w).bytes : encodeQdq(model, w, p.domain);
