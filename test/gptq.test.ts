@@ -234,3 +234,45 @@ describe('int3 weights (a 3-bit grid stored as INT4)', () => {
     expect(() => parseRecipe({ weights: 'int3', format: 'matmulnbits' })).toThrow(/format 'matmulnbits' needs weights int4 or uint4, got 'int3'/);
   });
 });
+
+describe('GPTQ under static W8A8', () => {
+  it('--activations uint8 --weight-method gptq: the int8 QDQ weights are GPTQ-rounded, the output closer to float than with RTN', async () => {
+    const model = 'test/assets/fashion-cnn.onnx';
+    const DATA = 'test/assets/fashion-mnist';
+    const run = async (method: 'rtn' | 'gptq') => {
+      const out = join(dir, `cnn-w8a8-${method}.onnx`);
+      const r = await compressModel(model, out, {
+        scheduler: cpu, force: true, calibration: { data: `${DATA}/train-images-idx3-ubyte.gz`, samples: 256, seed: 1 },
+        passes: [{ pass: 'quantize', options: { mode: 'static-w8a8', recipe: parseRecipe({}), weightMethod: method, static: { activations: 'uint8', reduceRange: true } } }],
+      });
+      return { r, e: await evaluateModels(out, model, { data: DATA, latencyRuns: 0 }), out };
+    };
+    const rtn = await run('rtn');
+    const g = await run('gptq');
+    const sqnr = (x: typeof rtn) => x.e.outputs[0].sqnrDb;
+    console.log(`Fashion CNN static W8A8 (reduce-range): output SQNR RTN ${sqnr(rtn).toFixed(1)} dB, GPTQ ${sqnr(g).toFixed(1)} dB; top-1 ${rtn.e.accuracy!.model.toFixed(2)} / ${g.e.accuracy!.model.toFixed(2)}`);
+    const report = g.r.passes[0].report as QuantizeReport;
+    expect(report.gptq!.length).toBe(4);
+    expect(g.r.tensors.every((t) => t.scheme.endsWith('GPTQ'))).toBe(true);
+    expect(rtn.r.tensors.some((t) => t.scheme.endsWith('GPTQ'))).toBe(false);
+    // Both are static W8A8: integer convolutions in the graph.
+    for (const x of [rtn, g]) expect(OnnxModel.read(x.out).msg.graph!.node.filter((n) => n.opType === 'QuantizeLinear').length).toBeGreaterThan(2);
+    expect(sqnr(g)).toBeGreaterThan(sqnr(rtn));
+    expect(Math.abs(g.e.accuracy!.dropPoints)).toBeLessThanOrEqual(0.5);
+  }, 120_000);
+});
+
+describe('planning GPTQ with static W8A8 (compress flags)', () => {
+  const base = { calibration: 'test/assets/fashion-mnist/train-images-idx3-ubyte.gz', activations: 'uint8', weightMethod: 'gptq', target: 'ort-cpu' } as const;
+  it('--activations uint8 --weight-method gptq plans one static W8A8 quantize pass with GPTQ', async () => {
+    const { planCompress } = await import('../src/cli/compress-plan.ts');
+    const plan = await planCompress({ ...base, actOrder: true }, 'test/assets/fashion-cnn.onnx', false);
+    expect(plan.staticMode).toBe(true);
+    expect(plan.passes).toHaveLength(1);
+    expect(plan.passes[0]).toMatchObject({ pass: 'quantize', options: { mode: 'static-w8a8', weightMethod: 'gptq', actOrder: true } });
+  });
+  it('refuses --sequential with static W8A8, naming the flag', async () => {
+    const { planCompress } = await import('../src/cli/compress-plan.ts');
+    await expect(planCompress({ ...base, sequential: true }, 'test/assets/fashion-cnn.onnx', false)).rejects.toThrow(/--sequential with static W8A8 is not supported yet/);
+  });
+});

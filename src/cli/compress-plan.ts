@@ -280,7 +280,7 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
   if (correcting && !o.calibration) throw new RecipeError('--recover bias needs --calibration data (the layer output means it corrects come from it; unlabelled samples are enough)');
   if (correcting && dynamic) throw new RecipeError('--recover bias corrects weight-only or static W8A8 output; --activations dynamic is not supported');
   if (weightMethod === 'gptq' && !o.calibration) throw new RecipeError('--weight-method gptq needs --calibration data (unlabelled samples are enough)');
-  if (weightMethod === 'gptq' && staticMode) throw new RecipeError('--weight-method gptq rounds weight-only weights; static W8A8 (--activations int8|uint8) is not combined with it yet');
+  if (staticMode && (o.sequential ?? fileQuantize?.sequential) && weightMethod === 'gptq') throw new RecipeError('--sequential with static W8A8 is not supported yet: GPTQ rounds the int8 weights from the float model\'s layer inputs');
   if (dynamic) {
     if (o.calibration && !prune) throw new RecipeError('--activations dynamic quantizes activations at run time and takes no --calibration data; drop one of them');
     if (o.target !== 'ort-cpu') throw new RecipeError(`--activations dynamic runs in ONNX Runtime (DynamicQuantizeLinear + MatMulInteger): it needs --target ort-cpu, got ${o.target}`);
@@ -309,12 +309,18 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
   if (wantsQuantize) {
     const quantizeExclusions = o.exclude?.length ? resolveExclusions(readModel(), o.exclude, '--exclude') : { ops: [], nodes: [], covered: [] };
     if (staticMode) {
-      const fileKeys = fileQuantize ? Object.keys(fileQuantize).filter((k) => k !== 'activations' && k !== 'biasCorrection' && k !== 'reduceRange') : [];
+      const fileKeys = fileQuantize ? Object.keys(fileQuantize).filter((k) => !['activations', 'biasCorrection', 'reduceRange', 'weightMethod', 'actOrder'].includes(k)) : [];
       checkStaticFlags(o, fileKeys.length > 0);
       if (o.reduceRange === undefined && fileQuantize?.reduceRange) o.reduceRange = true;
       if (!o.activations && fileQuantize?.activations && fileQuantize.activations !== 'dynamic') o.activations = fileQuantize.activations;
       const { calibrationData: _d, preprocess: _p, samples: _s, seed: _seed, ...rest } = staticOptionsFrom(o);
-      passes.push({ pass: 'quantize', options: { mode: 'static-w8a8', recipe: recipes.parseRecipe({}), biasCorrection: biasCorrection ?? 'off', static: { ...rest, floatNodes: quantizeExclusions.covered } } });
+      passes.push({
+        pass: 'quantize',
+        options: {
+          mode: 'static-w8a8', recipe: recipes.parseRecipe({}), biasCorrection: biasCorrection ?? 'off', static: { ...rest, floatNodes: quantizeExclusions.covered },
+          weightMethod: weightMethod ?? 'rtn', actOrder: Boolean(o.actOrder ?? fileQuantize?.actOrder),
+        },
+      });
     } else {
       // Flags become a recipe (validated like a file); with --recipe, flags override the file's global config.
       const flags: RecipeInput = {};

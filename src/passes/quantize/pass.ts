@@ -26,7 +26,7 @@ export interface QuantizePassOptions {
   recipe: Recipe;
   /** Dynamic: 7-bit weights for x86 without VNNI. */
   reduceRange?: boolean;
-  /** Weight-only / dynamic: round-to-nearest (default) or GPTQ (needs calibration data). */
+  /** Round-to-nearest (default) or GPTQ (needs calibration data): weight-only, dynamic and static W8A8's int8 weights. */
   weightMethod?: 'rtn' | 'gptq';
   /** GPTQ: quantize inputs in order of decreasing Hessian diagonal. */
   actOrder?: boolean;
@@ -69,7 +69,7 @@ async function runQuantize(ctx: PassContext, o: QuantizePassOptions): Promise<Pa
     const { staticPipeline } = await import('./static-pipeline.ts');
     const c = ctx.calibration;
     const sp = await staticPipeline(model, {
-      ...o.static, biasCorrection: o.biasCorrection ?? 'off', scheduler, calibrationData: c.data, preprocess: c.preprocess, samples: c.samples, seed: c.seed,
+      ...o.static, biasCorrection: o.biasCorrection ?? 'off', weightMethod: o.weightMethod, actOrder: o.actOrder, scheduler, calibrationData: c.data, preprocess: c.preprocess, samples: c.samples, seed: c.seed,
       onProgress: (stage, d, t) => ctx.onProgress?.(stage, d, t),
     }, ctx.inputPath);
     return {
@@ -77,6 +77,7 @@ async function runQuantize(ctx: PassContext, o: QuantizePassOptions): Promise<Pa
       report: {
         mode: o.mode, activations: sp.result.activations, calibration: { ...sp.result.calibration, biases: sp.result.biases },
         evaluation: sp.evaluation, sensitivity: sp.sensitivity, gate: sp.gate, biasCorrection: sp.biasCorrection,
+        ...(sp.gptq ? { gptq: sp.gptq.layers, gptqTiming: sp.gptq.timing } : {}),
       },
     };
   }

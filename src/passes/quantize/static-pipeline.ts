@@ -10,6 +10,7 @@ import { collectActivationStats, modelInput, type CollectResult } from '../../ca
 import { evaluateModels, type BaselineCache, type EvalReport, type ModelRef } from '../../eval/evaluate.ts';
 import { activationTensors, quantizableNodes, quantizeStatic, type StaticOptions, type StaticResult } from './static.ts';
 import { correctBiases, type BiasCorrectionReport } from './bias-correction.ts';
+import type { GptqLayerReport, GptqRounder, GptqTiming } from './gptq.ts';
 
 /** The layers whose output means bias correction restores. */
 const LAYER_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
@@ -32,6 +33,12 @@ export interface StaticPipelineOptions
    */
   minCosine?: number;
   minSqnrDb?: number;
+  /**
+   * GPTQ for the int8 weights: each layer's rounding error spread by the inverse Hessian of its
+   * float inputs on the calibration data (the same samples range calibration reads).
+   */
+  weightMethod?: 'rtn' | 'gptq';
+  actOrder?: boolean;
   /** Empirical bias correction of the quantized layers (default off here; the CLI's default is auto). */
   biasCorrection?: 'auto' | 'on' | 'off';
   onProgress?: (stage: string, done: number, total: number) => void;
@@ -108,6 +115,8 @@ export interface StaticPipelineResult {
   sensitivity: SensitivityEntry[] | null;
   gate: GateReport | null;
   biasCorrection: BiasCorrectionReport | null;
+  /** GPTQ's per-layer objectives (RTN vs GPTQ) and timing, with weightMethod gptq. */
+  gptq: { layers: GptqLayerReport[]; timing: GptqTiming } | null;
 }
 
 async function calibrateOnce(model: OnnxModel, o: StaticPipelineOptions): Promise<CollectResult> {
@@ -119,14 +128,24 @@ async function calibrateOnce(model: OnnxModel, o: StaticPipelineOptions): Promis
 }
 
 /** A copy of `model` (never modified) quantized with the given node choice. */
-async function quantizedCopy(model: OnnxModel, o: StaticPipelineOptions, calib: CollectResult, nodes: { floatNodes?: Set<string>; onlyNodes?: Set<string> }): Promise<{ model: OnnxModel; result: StaticResult }> {
+async function quantizedCopy(model: OnnxModel, o: StaticPipelineOptions, calib: CollectResult, nodes: { floatNodes?: Set<string>; onlyNodes?: Set<string> }, rounder?: GptqRounder): Promise<{ model: OnnxModel; result: StaticResult }> {
   const copy = OnnxModel.fromBytes(model.toBytes(), model.baseDir, model.sourcePath ?? '<in-memory model>');
   const dataset = await openDataset(o.calibrationData, modelInput(copy), o.preprocess);
   const result = await quantizeStatic(copy, {
     dataset, calibration: calib, method: o.method, percentile: o.percentile, activations: o.activations,
-    symmetricActivations: o.symmetricActivations, reduceRange: o.reduceRange, scheduler: o.scheduler, ...nodes,
+    symmetricActivations: o.symmetricActivations, reduceRange: o.reduceRange, scheduler: o.scheduler, rounder, ...nodes,
   });
   return { model: copy, result };
+}
+
+/** GPTQ's Hessians for every quantizable layer's weight, from the float model's inputs. */
+async function collectRounder(model: OnnxModel, o: StaticPipelineOptions): Promise<GptqRounder> {
+  const { GptqRounder: Rounder } = await import('./gptq.ts');
+  const weights = quantizableNodes(model).map((n) => n.input[1]).filter((w): w is string => Boolean(w) && model.graph.weights.has(w));
+  return Rounder.collect(model, weights, {
+    calibration: { data: o.calibrationData, preprocess: o.preprocess, samples: o.samples, seed: o.seed }, scheduler: o.scheduler, actOrder: o.actOrder,
+    onProgress: (stage, d, t) => o.onProgress?.(stage, d, t),
+  });
 }
 
 const asModel = (m: OnnxModel | string) => (typeof m === 'string' ? OnnxModel.read(m) : m);
@@ -136,7 +155,7 @@ const evalOn = (j: JudgeSet) => ({ data: j.data, preprocess: j.preprocess, indic
  * Accuracy drop with one layer quantized at a time, most damaging first. `baseline` is what the
  * drop is measured against (the original model when earlier passes changed `model`).
  */
-export async function sensitivityAnalysis(input: OnnxModel | string, o: StaticPipelineOptions, calib?: CollectResult, baseline?: ModelRef, judge?: JudgeSet): Promise<SensitivityEntry[]> {
+export async function sensitivityAnalysis(input: OnnxModel | string, o: StaticPipelineOptions, calib?: CollectResult, baseline?: ModelRef, judge?: JudgeSet, rounder?: GptqRounder): Promise<SensitivityEntry[]> {
   const model = asModel(input);
   const c = calib ?? (await calibrateOnce(model, o));
   const on = judge ?? (await judgeSet(model, o));
@@ -145,7 +164,7 @@ export async function sensitivityAnalysis(input: OnnxModel | string, o: StaticPi
   for (const [i, n] of nodes.entries()) {
     let one: OnnxModel;
     try {
-      one = (await quantizedCopy(model, o, c, { onlyNodes: new Set([n.name!]) })).model;
+      one = (await quantizedCopy(model, o, c, { onlyNodes: new Set([n.name!]) }, rounder)).model;
     } catch (err) {
       if (err instanceof ModelpressError) continue; // nothing to quantize for this node alone
       throw err;
@@ -167,10 +186,11 @@ export async function staticPipeline(input: OnnxModel, o: StaticPipelineOptions,
   if (o.maxDrop !== undefined && !o.evalData) throw new DataError('--max-drop needs labelled evaluation data (--eval-data)');
   const base = baseline ?? input;
   const calib = await calibrateOnce(input, o);
+  const rounder = o.weightMethod === 'gptq' ? await collectRounder(input, o) : undefined;
   let biasReport: BiasCorrectionReport | null = null;
   // Each candidate is bias-corrected before it is judged: the gate sees the model it would keep.
   const candidate = async (floatNodes: Set<string>) => {
-    const q = await quantizedCopy(input, o, calib, { floatNodes });
+    const q = await quantizedCopy(input, o, calib, { floatNodes }, rounder);
     if ((o.biasCorrection ?? 'off') === 'off') return q;
     const layers = q.result.quantizedNodes.filter((n) => LAYER_OPS.has(input.msg.graph!.node.find((x) => x.name === n)?.opType ?? ''));
     const corrected = await correctBiases(input, q.model, layers, {
@@ -182,7 +202,7 @@ export async function staticPipeline(input: OnnxModel, o: StaticPipelineOptions,
   };
   let current = await candidate(new Set(o.floatNodes ?? []));
   const done = (evaluation: EvalReport | null, sensitivity: SensitivityEntry[] | null, gate: GateReport | null): StaticPipelineResult =>
-    ({ result: current.result, model: current.model, evaluation, sensitivity, gate, biasCorrection: biasReport });
+    ({ result: current.result, model: current.model, evaluation, sensitivity, gate, biasCorrection: biasReport, gptq: rounder ? { layers: rounder.reports, timing: rounder.timing } : null });
   const labelFree = o.minCosine !== undefined || o.minSqnrDb !== undefined;
   if (!o.evalData && !labelFree) return done(null, null, null);
   const judge = await judgeSet(input, o);
@@ -196,7 +216,7 @@ export async function staticPipeline(input: OnnxModel, o: StaticPipelineOptions,
   });
   const meets = (e: EvalReport) => meetsBounds(e, o);
   if (meets(evaluation)) return done(evaluation, null, gate(true, [], 1));
-  const ranking = await sensitivityAnalysis(input, o, calib, base, judge);
+  const ranking = await sensitivityAnalysis(input, o, calib, base, judge, rounder);
   const floatNodes = new Set<string>(o.floatNodes ?? []);
   let attempts = 1;
   for (const entry of ranking) {

@@ -21,7 +21,7 @@ import type { Dataset } from '../../data/dataset.ts';
 import { collectActivationStats, type CollectResult } from '../../calibrate/calibrate.ts';
 import { clipRanges, type CalibMethod, type ClipRange } from '../../calibrate/methods.ts';
 import type { TensorStats } from '../../calibrate/stats.ts';
-import { compressWeights, type TensorReport } from './weight-only.ts';
+import { compressWeights, type TensorReport, type WeightOnlyOptions } from './weight-only.ts';
 import type { Skip } from './targets.ts';
 
 export const QDQ_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'Add', 'Mul', 'Concat', 'MaxPool', 'AveragePool', 'GlobalAveragePool']);
@@ -47,6 +47,8 @@ export interface StaticOptions {
   scheduler: Scheduler;
   /** Statistics from an earlier calibration of the same model (sensitivity runs reuse them). */
   calibration?: CollectResult;
+  /** GPTQ rounding of the int8 weights (collected once per pipeline; candidates reuse its results). */
+  rounder?: WeightOnlyOptions['rounder'];
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -199,6 +201,7 @@ export async function quantizeStatic(model: OnnxModel, opts: StaticOptions): Pro
     recipe: parseRecipe({ weights: 'int8', granularity: 'channel', symmetric: true, format: 'qdq', minElements: 0, nodes: nodesOverride }),
     scheduler: opts.scheduler,
     reduceRange: opts.reduceRange,
+    rounder: opts.rounder,
   });
 
   const activations: ActivationReport[] = [];
