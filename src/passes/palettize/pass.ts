@@ -122,7 +122,9 @@ async function sensitivities(ctx: PassContext, targets: Target[], layouts: Palet
     if (!m) return;
     const flat = new Float64Array(m.rows * m.cols);
     for (let r = 0; r < m.rows; r++) {
-      for (let c = 0; c < m.cols; c++) flat[m.flat(r, c)] = m.depthwise ? m.h[r * m.cols * m.cols + c * m.cols + c] : m.h[c * m.cols + c];
+      // Grouped convolutions: the diagonal of the row's group block.
+      const block = Math.floor(r / (m.rows / m.groups)) * m.cols * m.cols;
+      for (let c = 0; c < m.cols; c++) flat[m.flat(r, c)] = m.h[block + c * m.cols + c];
     }
     rounder.release(t.weight.name);
     // A tiny floor: weights on dead inputs (diagonal 0) still count a little in the palette.

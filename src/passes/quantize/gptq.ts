@@ -3,8 +3,9 @@
  * layer's inputs is accumulated over calibration samples run through ONNX Runtime (im2col rows of
  * 2-D convolutions at sampled positions, Gemm / MatMul rows), then each weight is rounded column by
  * column with linalg/gptq.ts on the grid the round-to-nearest path would use (same scales and zero
- * points), so the output format is unchanged. Eligible: Conv (group 1 or depthwise, 2-D), Gemm,
- * MatMul with a 2-D constant weight used by one node; the others stay round-to-nearest.
+ * points), so the output format is unchanged. Eligible: Conv (2-D; grouped and depthwise ones get
+ * a Hessian per group), Gemm, MatMul with a 2-D constant weight used by one node; the others stay
+ * round-to-nearest.
  */
 import * as ort from 'onnxruntime-node';
 import { DataError } from '../../errors.ts';
@@ -54,8 +55,11 @@ interface Layer {
   g: Geometry;
   /** Weight [K, N] (MatMul, Gemm without transB): inputs are rows of the tensor. */
   inputsFirst: boolean;
-  /** Depthwise conv: one kh·kw Hessian per channel (g.k = kh·kw, g.m = channels). */
-  depthwise: boolean;
+  /**
+   * Convolution groups: each group's M/G filters read only its C/G input channels, so it has a
+   * Hessian of its own (G blocks of g.k × g.k, g.k = C/G·kh·kw). Depthwise: G = M, g.k = kh·kw.
+   */
+  groups: number;
 }
 
 /** Layers whose weight GPTQ can round: one consumer, a 2-D input feature view. */
@@ -65,15 +69,14 @@ function eligible(model: OnnxModel, weights: readonly string[]): Map<string, Lay
     const uses = model.graph.uses(weight);
     if (uses.length !== 1 || uses[0].index !== 1) continue;
     const node = uses[0].node;
-    const group = attrInt(node, 'group', 1);
+    const group = node.opType === 'Conv' ? attrInt(node, 'group', 1) : 1;
     const wDims = model.graph.weights.get(weight) ? tensorDims(model.graph.weights.get(weight)!.tensor) : [];
-    const depthwise = node.opType === 'Conv' && group > 1 && wDims.length === 4 && wDims[0] === group && wDims[1] === 1;
-    if (node.opType === 'Conv' && group !== 1 && !depthwise) continue;
+    if (group > 1 && !(wDims.length === 4 && wDims[0] % group === 0)) continue;
     if (node.opType === 'Gemm' && attrInt(node, 'transA', 0) !== 0) continue;
     if (!['Conv', 'Gemm', 'MatMul'].includes(node.opType ?? '')) continue;
     const g = layerGeometry(node, model);
     if (typeof g === 'string') continue;
-    out.set(weight, { weight, node, g: { ...g, bias: false }, depthwise, inputsFirst: node.opType === 'MatMul' || (node.opType === 'Gemm' && attrInt(node, 'transB', 0) === 0) });
+    out.set(weight, { weight, node, g: { ...g, bias: false }, groups: group, inputsFirst: node.opType === 'MatMul' || (node.opType === 'Gemm' && attrInt(node, 'transB', 0) === 0) });
   }
   return out;
 }
@@ -112,7 +115,7 @@ export class GptqRounder {
     let cur: Layer[] = [];
     let bytes = 0;
     for (const l of layers.values()) {
-      const b = 8 * l.g.k * l.g.k * (l.depthwise ? l.g.m : 1);
+      const b = 8 * l.g.k * l.g.k * l.groups;
       if (cur.length && bytes + b > 2 ** 29) { chunks.push(cur); cur = []; bytes = 0; }
       cur.push(l);
       bytes += b;
@@ -123,7 +126,7 @@ export class GptqRounder {
     const waves = sequential ? layerWaves(model, [...layers.values()].sort((a, b) => order.get(a.node)! - order.get(b.node)!)) : chunks;
     const total = waves.length * indices.length;
     const accumulate = async (source: OnnxModel, chunk: Layer[]) => {
-      for (const l of chunk) hessians.set(l.weight, new Float64Array(l.g.k * l.g.k * (l.depthwise ? l.g.m : 1)));
+      for (const l of chunk) hessians.set(l.weight, new Float64Array(l.g.k * l.g.k * l.groups));
       const reads = chunk.map((l) => l.node.input[0]);
       const session = await sessionWithOutputs(source, reads);
       try {
@@ -141,28 +144,29 @@ export class GptqRounder {
             const conv = l.g.op === 'Conv';
             const outDims = conv ? convOutDims(l, x) : [];
             const pos = idx.map((s, n) => (conv ? positionsFor(k, s, positions, outDims[2] * outDims[3], o.calibration.seed ?? 1) : null));
-            // Depthwise: im2col rows over every channel, then one Gram per channel's kh·kw block.
-            const width = l.depthwise ? l.g.m * l.g.k : l.g.k;
+            // Grouped (depthwise too): im2col rows over every channel, then one Gram per group's block.
+            const width = l.groups * l.g.k;
             const perImage = conv ? 0 : (x.data as Float32Array).length / Number(x.dims[0]) / width;
             const rows = pos.reduce((t, p) => t + (p ? p.length : perImage), 0);
             const X = new Float32Array(rows * width);
             let at = 0;
             idx.forEach((_, n) => { at = inputRows({ ...l.g, k: width }, x, n, pos[n], outDims, X, at); });
-            if (!l.depthwise) {
+            if (l.groups === 1) {
               jobs.push({ a: X, rows, fa: l.g.k });
               owners.push({ weight: l.weight, offset: 0 });
               continue;
             }
             const kk = l.g.k;
-            const perChannel = new Float32Array(l.g.m * rows * kk);
-            for (let r = 0; r < rows; r++) for (let c = 0; c < l.g.m; c++) perChannel.set(X.subarray(r * width + c * kk, r * width + (c + 1) * kk), (c * rows + r) * kk);
+            const G = l.groups;
+            const perGroup = new Float32Array(G * rows * kk);
+            for (let r = 0; r < rows; r++) for (let c = 0; c < G; c++) perGroup.set(X.subarray(r * width + c * kk, r * width + (c + 1) * kk), (c * rows + r) * kk);
             if (o.scheduler.info.active === 'gpu') {
-              for (let c = 0; c < l.g.m; c++) {
-                jobs.push({ a: perChannel.subarray(c * rows * kk, (c + 1) * rows * kk), rows, fa: kk });
+              for (let c = 0; c < G; c++) {
+                jobs.push({ a: perGroup.subarray(c * rows * kk, (c + 1) * rows * kk), rows, fa: kk });
                 owners.push({ weight: l.weight, offset: c * kk * kk });
               }
             } else {
-              const g = await ortBatchedGram(perChannel, l.g.m, rows, kk);
+              const g = await ortBatchedGram(perGroup, G, rows, kk);
               const h = hessians.get(l.weight)!;
               for (let q = 0; q < h.length; q++) h[q] += g[q];
             }
@@ -227,9 +231,10 @@ export class GptqRounder {
   /**
    * The collected Gram matrix of `weight`'s layer inputs and how the weight maps onto it: element
    * (row r = output, column c = input feature) sits at flat index `flat(r, c)` of the weight tensor.
-   * Depthwise layers hold one cols x cols block per row. Null when the layer was not collected.
+   * Grouped convolutions hold one cols x cols block per group of rows / groups rows (depthwise: per
+   * row). Null when the layer was not collected.
    */
-  layerMatrix(weight: string): { h: Float64Array; rows: number; cols: number; depthwise: boolean; flat: (r: number, c: number) => number } | null {
+  layerMatrix(weight: string): { h: Float64Array; rows: number; cols: number; groups: number; flat: (r: number, c: number) => number } | null {
     const layer = this.layers.get(weight);
     const h = this.hessians.get(weight);
     const dims = this.dims.get(weight);
@@ -237,7 +242,7 @@ export class GptqRounder {
     const cols = layer.g.k;
     const rows = dims.reduce((a, b) => a * b, 1) / cols;
     const flat = layer.inputsFirst ? (r: number, c: number) => c * rows + r : (r: number, c: number) => r * cols + c;
-    return { h, rows, cols, depthwise: layer.depthwise, flat };
+    return { h, rows, cols, groups: layer.groups, flat };
   }
 
   /** Frees a layer's Gram matrix once its user is done with it. */
@@ -267,7 +272,7 @@ export class GptqRounder {
     if (w.shape.length === dims.length && w.shape.every((d, i) => d === dims[i])) {
       rows = w.data.length / cols;
       flat = layer.inputsFirst ? (r, c) => c * rows + r : (r, c) => r * cols + c;
-    } else if (!layer.depthwise && w.shape.length === 2 && w.shape[1] >= cols && w.shape[0] * cols === dims.reduce((a, b) => a * b, 1)) {
+    } else if (layer.groups === 1 && w.shape.length === 2 && w.shape[1] >= cols && w.shape[0] * cols === dims.reduce((a, b) => a * b, 1)) {
       // MatMulNBits stores the weight transposed, [N, K padded to the block]: pads stay zero.
       rows = w.shape[0];
       const stride = w.shape[1];
@@ -284,21 +289,24 @@ export class GptqRounder {
       const q = quantizeValue(value, inverse[g], zeroPoint[g], qmin, qmax);
       return Math.fround((q - zeroPoint[g]) * scale[g]);
     };
-    if (layer.depthwise) {
-      // Each channel's filter sees only its own input channel: a GPTQ sweep per channel.
+    if (layer.groups > 1) {
+      // Each group's filters see only its own input channels: a GPTQ sweep per group (depthwise:
+      // per channel). Conv weights are [M, C/G, kh, kw]: group g holds rows g·M/G .. (g+1)·M/G.
       let objRtn = 0;
       let objGptq = 0;
       let damping = 0;
-      for (let r = 0; r < rows; r++) {
-        const hc = h.subarray(r * cols * cols, (r + 1) * cols * cols);
-        const W = Float64Array.from(w.data.subarray(r * cols, (r + 1) * cols));
-        const res = gptq({ w: W, rows: 1, cols, h: hc, grid: (v, _r, c) => grid(v, r, c), damping: this.o.damping, actOrder: this.o.actOrder });
+      const per = rows / layer.groups;
+      for (let gi = 0; gi < layer.groups; gi++) {
+        const hc = h.subarray(gi * cols * cols, (gi + 1) * cols * cols);
+        const r0 = gi * per;
+        const W = Float64Array.from(w.data.subarray(r0 * cols, (r0 + per) * cols));
+        const res = gptq({ w: W, rows: per, cols, h: hc, grid: (v, r, c) => grid(v, r0 + r, c), damping: this.o.damping, actOrder: this.o.actOrder });
         this.timing.solveMs += res.timeMs.solve;
         this.timing.sweepMs += res.timeMs.sweep;
-        objRtn += layerObjective(W, Float64Array.from(W, (v, c) => grid(v, r, c)), hc, 1, cols);
-        objGptq += layerObjective(W, res.q, hc, 1, cols);
+        objRtn += layerObjective(W, Float64Array.from(W, (v, i) => grid(v, r0 + Math.floor(i / cols), i % cols)), hc, per, cols);
+        objGptq += layerObjective(W, res.q, hc, per, cols);
         damping = Math.max(damping, res.damping);
-        for (let c = 0; c < cols; c++) w.data[r * cols + c] = res.q[c];
+        w.data.set(Float32Array.from(res.q), r0 * cols);
       }
       this.reports.push({ weight: w.name, objectiveRtn: objRtn, objectiveGptq: objGptq, damping });
       this.hessians.delete(w.name);

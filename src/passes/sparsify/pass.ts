@@ -122,13 +122,14 @@ async function runSparsify(ctx: PassContext, o: SparsifyPassOptions): Promise<Pa
       const i = index.get(name)!;
       const w = weights[i];
       const m = rounder.layerMatrix(name);
-      if (!m || (m.depthwise && spec.nm)) {
-        results[i].fallback = m ? 'depthwise convolution under N:M (magnitude)' : 'no 2-D input view for this layer (magnitude)';
+      const depthwise = m !== null && m.groups > 1 && m.groups === m.rows;
+      if (!m || (depthwise && spec.nm) || (m.groups > 1 && !depthwise)) {
+        results[i].fallback = !m ? 'no 2-D input view for this layer (magnitude)' : depthwise ? 'depthwise convolution under N:M (magnitude)' : 'grouped convolution (magnitude)';
         return null;
       }
       const t = targets[i];
       const positions = t.opType === 'Conv' ? t.shape.slice(2).reduce((a, b) => a * b, 1) : 1;
-      const r = m.depthwise ? sparseGptDepthwise(w, m, fractions[i], masks[i]) : sparseGptLayer(w, m, spec, fractions[i], masks[i], positions);
+      const r = depthwise ? sparseGptDepthwise(w, m, fractions[i], masks[i]) : sparseGptLayer(w, m, spec, fractions[i], masks[i], positions);
       results[i] = { ...r, fallback: null, method: 'sparsegpt' };
       rounder.release(name);
       ctx.onProgress?.('sparsifying: SparseGPT', ++done, weights.length);
