@@ -277,8 +277,14 @@ describe('planning GPTQ with static W8A8 (compress flags)', () => {
   });
 });
 
-describe('grouped convolutions', () => {
-  it('a group-2 convolution gets one Hessian per group: GPTQ lowers the output error ONNX Runtime measures on the calibration inputs', async () => {
+describe('grouped and transposed convolutions', () => {
+  /**
+   * One-layer models over inputs with correlated channels. Every output position is sampled (at
+   * most 64 per image), so GPTQ's layer objective ‖(W − Ŵ)X‖² summed over the calibration set must
+   * equal the squared output error ONNX Runtime measures — an exact check of the feature rows —
+   * and GPTQ must lower it against round-to-nearest.
+   */
+  async function oneLayer(name: string, C: number, H: number, build: (b: import('../src/onnx/builder.ts').GraphBuilder, input: string, n: () => number) => number[]) {
     const { GraphBuilder } = await import('../src/onnx/builder.ts');
     const { encodeModel } = await import('../src/onnx/proto.ts');
     const { encodeNpyFloat32 } = await import('../src/data/npy.ts');
@@ -286,9 +292,7 @@ describe('grouped convolutions', () => {
     const ort = await import('onnxruntime-node');
     const r = seededRandom(11);
     const n = () => r() * 2 - 1;
-    // 8 input channels in 2 groups of 4, 6 filters (3 per group), 3x3; inputs with correlated channels.
-    const C = 8, M = 6, H = 10, N = 64;
-    const w = Float32Array.from({ length: M * (C / 2) * 9 }, n);
+    const N = 48;
     const mix = Float32Array.from({ length: 3 * C }, n);
     const x = new Float32Array(N * C * H * H);
     for (let s = 0; s < N; s++) {
@@ -297,14 +301,13 @@ describe('grouped convolutions', () => {
         for (let c = 0; c < C; c++) x[(s * C + c) * H * H + p] = Math.max(0, z[0] * mix[c] + z[1] * mix[C + c] + z[2] * mix[2 * C + c]);
       }
     }
-    const b = new GraphBuilder('grouped');
-    const input = b.input('x', ['batch', C, H, H]);
-    b.node('Conv', [input, b.init('w', [M, C / 2, 3, 3], w)], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], group: 2 }, { outputs: ['y'], name: 'gconv' });
-    b.output('y', ['batch', M, H, H]);
-    const model = join(dir, 'grouped.onnx');
-    const data = join(dir, 'grouped.npy');
+    const b = new GraphBuilder(name);
+    const outDims = build(b, b.input('x', ['batch', C, H, H]), n);
+    const model = join(dir, `${name}.onnx`);
+    const data = join(dir, `${name}.npy`);
     writeFileSync(model, encodeModel(b.build(13)));
     writeFileSync(data, encodeNpyFloat32([N, C, H, H], x));
+    expect(outDims[0] * outDims[1]).toBeLessThanOrEqual(64);
     const outputs = async (path: string) => {
       const s = await ort.InferenceSession.create(path);
       const y = (await s.run({ x: new ort.Tensor('float32', x, [N, C, H, H]) })).y.data as Float32Array;
@@ -313,9 +316,9 @@ describe('grouped convolutions', () => {
     };
     const ref = await outputs(model);
     const error = async (method: 'rtn' | 'gptq') => {
-      const out = join(dir, `grouped-${method}.onnx`);
+      const out = join(dir, `${name}-${method}.onnx`);
       const rep = await compressModel(model, out, {
-        scheduler: cpu, force: true, calibration: method === 'gptq' ? { data, samples: N, seed: 1 } : undefined,
+        scheduler: cpu, force: true, calibration: { data, samples: N, seed: 1 },
         passes: [{ pass: 'quantize', options: { mode: 'weight-only', recipe: parseRecipe({ weights: 'int4', granularity: 'channel', minElements: 0 }), weightMethod: method } }],
       });
       const y = await outputs(out);
@@ -325,10 +328,29 @@ describe('grouped convolutions', () => {
     };
     const rtn = await error('rtn');
     const g = await error('gptq');
-    console.log(`group-2 conv int4: output squared error RTN ${rtn.e.toFixed(2)}, GPTQ ${g.e.toFixed(2)}`);
-    const report = g.rep.passes[0].report as QuantizeReport;
-    expect(report.gptq!.map((l) => l.weight)).toEqual(['w']);
+    const layer = (g.rep.passes[0].report as QuantizeReport).gptq!;
+    console.log(`${name} int4: output squared error RTN ${rtn.e.toFixed(3)} (objective ${layer[0].objectiveRtn.toFixed(3)}), GPTQ ${g.e.toFixed(3)} (objective ${layer[0].objectiveGptq.toFixed(3)})`);
+    expect(layer.map((l) => l.weight)).toEqual(['w']);
     expect(g.rep.tensors[0].scheme).toMatch(/GPTQ$/);
+    expect(Math.abs(layer[0].objectiveRtn / rtn.e - 1)).toBeLessThan(1e-3);
+    expect(Math.abs(layer[0].objectiveGptq / g.e - 1)).toBeLessThan(1e-3);
     expect(g.e).toBeLessThan(0.8 * rtn.e);
+  }
+
+  it('a group-2 convolution gets one Hessian per group', async () => {
+    await oneLayer('grouped', 8, 8, (b, input, n) => {
+      b.node('Conv', [input, b.init('w', [6, 4, 3, 3], Float32Array.from({ length: 6 * 4 * 9 }, n))], { kernel_shape: [3, 3], pads: [1, 1, 1, 1], group: 2 }, { outputs: ['y'], name: 'gconv' });
+      b.output('y', ['batch', 6, 8, 8]);
+      return [8, 8];
+    });
+  }, 60_000);
+
+  it('a ConvTranspose (stride 2, pads, output padding): rows are the col2im of its input', async () => {
+    // 4x4 input -> (4 - 1) * 2 - 2 + 3 + 1 + 1 = 8 x 8 output; weight [C_in 6, C_out 5, 3, 3].
+    await oneLayer('transposed', 6, 4, (b, input, n) => {
+      b.node('ConvTranspose', [input, b.init('w', [6, 5, 3, 3], Float32Array.from({ length: 6 * 5 * 9 }, n))], { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], output_padding: [1, 1] }, { outputs: ['y'], name: 'deconv' });
+      b.output('y', ['batch', 5, 8, 8]);
+      return [8, 8];
+    });
   }, 60_000);
 });

@@ -24,7 +24,7 @@ import type { Target } from './targets.ts';
 import { openDataset, seededSample } from '../../data/dataset.ts';
 import { modelInput } from '../../calibrate/calibrate.ts';
 import { sessionWithOutputs } from '../../eval/session.ts';
-import { attrInt } from '../../analysis/shapes.ts';
+import { attrInt, ints } from '../../analysis/shapes.ts';
 import { gptq, layerObjective } from '../../linalg/gptq.ts';
 import { inputRows, layerGeometry, layerWaves, positionsFor, type Geometry } from '../layer-rows.ts';
 import type { CalibrationSource } from '../pass.ts';
@@ -60,6 +60,70 @@ interface Layer {
    * Hessian of its own (G blocks of g.k × g.k, g.k = C/G·kh·kw). Depthwise: G = M, g.k = kh·kw.
    */
   groups: number;
+  /**
+   * ConvTranspose (group 1): W is [C_in, C_out, kh, kw]; row = output channel, features (c_in, i, j)
+   * read x[c_in, (oh + top − i·dh) / sh, …] where that divides (else 0), the col2im of the input.
+   */
+  transposed?: { outputPadding: number[] };
+}
+
+/** Where element (row r, feature c) of a layer's weight sits in the tensor, for `rows` rows. */
+function flatOf(layer: Layer, rows: number): (r: number, c: number) => number {
+  const cols = layer.g.k;
+  if (layer.transposed) {
+    const kk = layer.g.conv!.kh * layer.g.conv!.kw;
+    return (r, c) => Math.floor(c / kk) * rows * kk + r * kk + (c % kk);
+  }
+  return layer.inputsFirst ? (r, c) => c * rows + r : (r, c) => r * cols + c;
+}
+
+/** A ConvTranspose the row builder handles (2-D, group 1, explicit pads), as a geometry; else null. */
+function transposedGeometry(node: NodeMsg, wDims: number[]): { g: Geometry; outputPadding: number[] } | null {
+  if (wDims.length !== 4 || attrInt(node, 'group', 1) !== 1) return null;
+  if (node.attribute.some((a) => a.name === 'output_shape')) return null;
+  const autoPad = node.attribute.find((a) => a.name === 'auto_pad');
+  if (autoPad?.s && new TextDecoder().decode(autoPad.s) !== 'NOTSET') return null;
+  const strides = ints(node, 'strides') ?? [1, 1];
+  const dil = ints(node, 'dilations') ?? [1, 1];
+  return {
+    g: { op: 'Conv', k: wDims[0] * wDims[2] * wDims[3], m: wDims[1], bias: false, conv: { kh: wDims[2], kw: wDims[3], sh: strides[0], sw: strides[1], dh: dil[0], dw: dil[1], pads: ints(node, 'pads') ?? [0, 0, 0, 0], autoPad: 'NOTSET' } },
+    outputPadding: ints(node, 'output_padding') ?? [0, 0],
+  };
+}
+
+/** Output dims of a ConvTranspose from its input (explicit pads, no output_shape). */
+function transposedOutDims(l: Layer, x: ort.Tensor): number[] {
+  const [n, , H, W] = x.dims as number[];
+  const c = l.g.conv!;
+  const op = l.transposed!.outputPadding;
+  return [n, l.g.m, (H - 1) * c.sh - c.pads[0] - c.pads[2] + c.dh * (c.kh - 1) + op[0] + 1, (W - 1) * c.sw - c.pads[1] - c.pads[3] + c.dw * (c.kw - 1) + op[1] + 1];
+}
+
+/** Feature rows of a ConvTranspose at the given output positions of image n (features c_in-major, then i, j). */
+function transposedRows(l: Layer, x: ort.Tensor, n: number, positions: number[], outDims: readonly number[], into: Float32Array, at: number): number {
+  const [, C, H, W] = x.dims as number[];
+  const c = l.g.conv!;
+  const OW = outDims[3];
+  const data = x.data as Float32Array;
+  for (const p of positions) {
+    const oh = Math.floor(p / OW);
+    const ow = p % OW;
+    let f = at * l.g.k;
+    for (let ch = 0; ch < C; ch++) {
+      const plane = (n * C + ch) * H * W;
+      for (let i = 0; i < c.kh; i++) {
+        const th = oh + c.pads[0] - i * c.dh;
+        const ih = th / c.sh;
+        for (let j = 0; j < c.kw; j++) {
+          const tw = ow + c.pads[1] - j * c.dw;
+          const iw = tw / c.sw;
+          into[f++] = th >= 0 && tw >= 0 && Number.isInteger(ih) && Number.isInteger(iw) && ih < H && iw < W ? data[plane + ih * W + iw] : 0;
+        }
+      }
+    }
+    at++;
+  }
+  return at;
 }
 
 /** Layers whose weight GPTQ can round: one consumer, a 2-D input feature view. */
@@ -73,6 +137,11 @@ function eligible(model: OnnxModel, weights: readonly string[]): Map<string, Lay
     const wDims = model.graph.weights.get(weight) ? tensorDims(model.graph.weights.get(weight)!.tensor) : [];
     if (group > 1 && !(wDims.length === 4 && wDims[0] % group === 0)) continue;
     if (node.opType === 'Gemm' && attrInt(node, 'transA', 0) !== 0) continue;
+    if (node.opType === 'ConvTranspose') {
+      const t = transposedGeometry(node, wDims);
+      if (t) out.set(weight, { weight, node, g: t.g, groups: 1, inputsFirst: false, transposed: { outputPadding: t.outputPadding } });
+      continue;
+    }
     if (!['Conv', 'Gemm', 'MatMul'].includes(node.opType ?? '')) continue;
     const g = layerGeometry(node, model);
     if (typeof g === 'string') continue;
@@ -142,7 +211,7 @@ export class GptqRounder {
           for (const [k, l] of chunk.entries()) {
             const x = out[reads[k]];
             const conv = l.g.op === 'Conv';
-            const outDims = conv ? convOutDims(l, x) : [];
+            const outDims = l.transposed ? transposedOutDims(l, x) : conv ? convOutDims(l, x) : [];
             const pos = idx.map((s, n) => (conv ? positionsFor(k, s, positions, outDims[2] * outDims[3], o.calibration.seed ?? 1) : null));
             // Grouped (depthwise too): im2col rows over every channel, then one Gram per group's block.
             const width = l.groups * l.g.k;
@@ -150,7 +219,7 @@ export class GptqRounder {
             const rows = pos.reduce((t, p) => t + (p ? p.length : perImage), 0);
             const X = new Float32Array(rows * width);
             let at = 0;
-            idx.forEach((_, n) => { at = inputRows({ ...l.g, k: width }, x, n, pos[n], outDims, X, at); });
+            idx.forEach((_, n) => { at = l.transposed ? transposedRows(l, x, n, pos[n]!, outDims, X, at) : inputRows({ ...l.g, k: width }, x, n, pos[n], outDims, X, at); });
             if (l.groups === 1) {
               jobs.push({ a: X, rows, fa: l.g.k });
               owners.push({ weight: l.weight, offset: 0 });
@@ -241,7 +310,7 @@ export class GptqRounder {
     if (!layer || !h || !dims) return null;
     const cols = layer.g.k;
     const rows = dims.reduce((a, b) => a * b, 1) / cols;
-    const flat = layer.inputsFirst ? (r: number, c: number) => c * rows + r : (r: number, c: number) => r * cols + c;
+    const flat = flatOf(layer, rows);
     return { h, rows, cols, groups: layer.groups, flat };
   }
 
@@ -271,7 +340,7 @@ export class GptqRounder {
     let flat: (r: number, c: number) => number;
     if (w.shape.length === dims.length && w.shape.every((d, i) => d === dims[i])) {
       rows = w.data.length / cols;
-      flat = layer.inputsFirst ? (r, c) => c * rows + r : (r, c) => r * cols + c;
+      flat = flatOf(layer, rows);
     } else if (layer.groups === 1 && w.shape.length === 2 && w.shape[1] >= cols && w.shape[0] * cols === dims.reduce((a, b) => a * b, 1)) {
       // MatMulNBits stores the weight transposed, [N, K padded to the block]: pads stay zero.
       rows = w.shape[0];

@@ -128,7 +128,7 @@ async function runSparsify(ctx: PassContext, o: SparsifyPassOptions): Promise<Pa
         return null;
       }
       const t = targets[i];
-      const positions = t.opType === 'Conv' ? t.shape.slice(2).reduce((a, b) => a * b, 1) : 1;
+      const positions = t.opType === 'Conv' || t.opType === 'ConvTranspose' ? t.shape.slice(2).reduce((a, b) => a * b, 1) : 1;
       const r = depthwise ? sparseGptDepthwise(w, m, fractions[i], masks[i]) : sparseGptLayer(w, m, spec, fractions[i], masks[i], positions);
       results[i] = { ...r, fallback: null, method: 'sparsegpt' };
       rounder.release(name);
