@@ -292,7 +292,7 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
     if (v === undefined) continue;
     if (!o.calibration) throw new RecipeError(`${flag} needs --calibration data (the outputs are judged on calibration samples)`);
     if (dynamic) throw new RecipeError(`${flag} applies to static W8A8 and weight-only quantization, not --activations dynamic`);
-    if (!staticMode && weightMethod === 'gptq') throw new RecipeError(`${flag} with --weight-method gptq is not supported yet (the weight-only gate re-quantizes layers with round-to-nearest)`);
+    if (!staticMode && weightMethod === 'gptq' && (o.sequential ?? fileQuantize?.sequential)) throw new RecipeError(`${flag} with --sequential GPTQ is not supported (the gate re-quantizes layers at other widths than the sequential pass rounded); drop --sequential`);
   }
   if (o.minCosine !== undefined && !(Number(o.minCosine) > -1 && Number(o.minCosine) <= 1)) throw new RecipeError(`--min-cosine ${o.minCosine}: a cosine between -1 and 1 (e.g. 0.99)`);
   if (staticMode && !o.calibration) throw new RecipeError(`--activations ${o.activations ?? fileQuantize?.activations} needs --calibration data (static W8A8 computes activation ranges from it), or use --activations dynamic`);

@@ -38,6 +38,11 @@ export interface GptqOptions {
   positions?: number;
   actOrder?: boolean;
   damping?: number;
+  /**
+   * Keep the Hessians after rounding and remember each result by weight and grid: for callers
+   * that quantize the same weights several times at different widths (the weight-only gate).
+   */
+  reuse?: boolean;
   onProgress?: (stage: string, done: number, total: number) => void;
 }
 
@@ -325,7 +330,8 @@ export class GptqRounder {
    * is not an eligible layer.
    */
   round(w: { name: string; data: Float32Array; shape: readonly number[]; granularity: Granularity; params: QuantParams; bits: Bits; gridBits?: number; signed: boolean }): boolean {
-    const done = this.final.get(w.name);
+    const key = this.o.reuse ? gridKey(w) : null;
+    const done = this.final.get(w.name) ?? (key ? this.memo.get(key) : undefined);
     if (done) {
       if (done.length !== w.data.length) return false;
       w.data.set(done);
@@ -378,8 +384,7 @@ export class GptqRounder {
         w.data.set(Float32Array.from(res.q), r0 * cols);
       }
       this.reports.push({ weight: w.name, objectiveRtn: objRtn, objectiveGptq: objGptq, damping });
-      this.hessians.delete(w.name);
-      return true;
+      return this.rounded(w, key);
     }
     const W = new Float64Array(rows * cols);
     for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) W[r * cols + c] = w.data[flat(r, c)];
@@ -390,9 +395,26 @@ export class GptqRounder {
     for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) rtn[r * cols + c] = grid(W[r * cols + c], r, c);
     this.reports.push({ weight: w.name, objectiveRtn: layerObjective(W, rtn, h, rows, cols), objectiveGptq: layerObjective(W, res.q, h, rows, cols), damping: res.damping });
     for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) w.data[flat(r, c)] = res.q[r * cols + c];
-    this.hessians.delete(w.name);
+    return this.rounded(w, key);
+  }
+
+  private readonly memo = new Map<string, Float32Array>();
+
+  /** After rounding: the Hessian is freed, or (reuse) kept and the result remembered. */
+  private rounded(w: { name: string; data: Float32Array }, key: string | null): true {
+    if (key) this.memo.set(key, Float32Array.from(w.data));
+    else this.hessians.delete(w.name);
     return true;
   }
+}
+
+/** A weight's name and grid (type, granularity, scales, zero points): equal keys round equally. */
+function gridKey(w: { name: string; granularity: Granularity; params: QuantParams; bits: Bits; gridBits?: number; signed: boolean }): string {
+  let h = 0;
+  const { scale, zeroPoint } = w.params;
+  const bits = new Uint32Array(scale.buffer, scale.byteOffset, scale.length);
+  for (let i = 0; i < scale.length; i++) h = (Math.imul(h, 31) + bits[i] + Math.imul(zeroPoint[i], 0x9e3779b1)) | 0;
+  return `${w.name}|${w.bits}|${w.gridBits ?? w.bits}|${w.signed}|${JSON.stringify(w.granularity)}|${scale.length}|${h}`;
 }
 
 /** Output dims of a convolution for sampling positions (from its input shape and attributes). */

@@ -93,7 +93,6 @@ async function runQuantize(ctx: PassContext, o: QuantizePassOptions): Promise<Pa
   }
   const correct = (o.biasCorrection ?? 'off') !== 'off';
   const gated = o.mode === 'weight-only' && o.gate && (o.gate.minCosine !== undefined || o.gate.minSqnrDb !== undefined);
-  if (gated && o.weightMethod === 'gptq') throw new DataError('the weight-only gate (--min-cosine / --min-sqnr) works with round-to-nearest; with --weight-method gptq it is not supported yet');
   if (gated && !ctx.calibration) throw new DataError('the weight-only gate (--min-cosine / --min-sqnr) needs --calibration data to judge the outputs on');
   if (correct && o.mode === 'dynamic') throw new DataError('bias correction applies to weight-only and static W8A8 quantization, not dynamic');
   if (correct && !ctx.calibration) throw new DataError('bias correction (--recover bias) needs --calibration data');
@@ -101,7 +100,9 @@ async function runQuantize(ctx: PassContext, o: QuantizePassOptions): Promise<Pa
   if (o.weightMethod === 'gptq') {
     if (!ctx.calibration) throw new DataError('--weight-method gptq needs --calibration data (the layer inputs it minimizes the error on)');
     const targets = findTargets(model.graph, o.recipe).targets.filter((t) => t.config.weights !== 'fp16');
-    rounder = await GptqRounder.collect(model, targets.map((t) => t.weight.name), { calibration: ctx.calibration, scheduler, actOrder: o.actOrder, onProgress: ctx.onProgress },
+    // The gate quantizes the weights once per candidate, some at 8 bits: Hessians are kept.
+    if (gated && o.sequential) throw new DataError('the weight-only gate (--min-cosine / --min-sqnr) with --sequential GPTQ is not supported: the gate re-quantizes layers at other widths than the sequential pass rounded');
+    rounder = await GptqRounder.collect(model, targets.map((t) => t.weight.name), { calibration: ctx.calibration, scheduler, actOrder: o.actOrder, reuse: gated, onProgress: ctx.onProgress },
       o.sequential ? { targets } : undefined);
   }
   // The float model, kept for bias correction's reference means and the gate.
@@ -109,7 +110,7 @@ async function runQuantize(ctx: PassContext, o: QuantizePassOptions): Promise<Pa
   let weightGate: WeightGateReport | undefined;
   let gatedModel: OnnxModel | null = null;
   const w = gated
-    ? await gatedWeightOnly(reference!, o.recipe, { calibration: ctx.calibration!, scheduler, minCosine: o.gate!.minCosine, minSqnrDb: o.gate!.minSqnrDb, onProgress: ctx.onProgress }).then((g) => {
+    ? await gatedWeightOnly(reference!, o.recipe, { calibration: ctx.calibration!, scheduler, rounder, minCosine: o.gate!.minCosine, minSqnrDb: o.gate!.minSqnrDb, onProgress: ctx.onProgress }).then((g) => {
       weightGate = g.gate;
       gatedModel = g.model;
       return g.result;

@@ -10,12 +10,14 @@ import { configFor, LOW_BIT_WEIGHTS, type PartialWeightConfig, type Recipe } fro
 import type { Scheduler } from '../../scheduler/scheduler.ts';
 import { evaluateModels, type EvalReport } from '../../eval/evaluate.ts';
 import type { CalibrationSource } from '../pass.ts';
-import { compressWeights, type WeightOnlyResult } from './weight-only.ts';
+import { compressWeights, type WeightOnlyOptions, type WeightOnlyResult } from './weight-only.ts';
 import { findTargets } from './targets.ts';
 import { judgeSet, lowest, meetsBounds, type GateReport } from './static-pipeline.ts';
 
 export interface WeightGateOptions {
   calibration: CalibrationSource;
+  /** GPTQ rounding for every candidate (collected with `reuse`: each weight and width rounds once). */
+  rounder?: WeightOnlyOptions['rounder'];
   minCosine?: number;
   minSqnrDb?: number;
   scheduler: Scheduler;
@@ -38,7 +40,7 @@ export async function gatedWeightOnly(reference: OnnxModel, recipe: Recipe, o: W
   const evaluate = (m: OnnxModel) => evaluateModels(m, reference, { data: judge.data, preprocess: judge.preprocess, indices: judge.indices, latencyRuns: 0, baselineCache: judge.cache });
   const build = async (nodes: Record<string, PartialWeightConfig | null>) => {
     const copy = OnnxModel.fromBytes(reference.toBytes(), reference.baseDir, reference.sourcePath ?? '<gated model>');
-    const result = await compressWeights(copy, { recipe: { ...recipe, nodes: { ...recipe.nodes, ...nodes } }, scheduler: o.scheduler });
+    const result = await compressWeights(copy, { recipe: { ...recipe, nodes: { ...recipe.nodes, ...nodes } }, scheduler: o.scheduler, rounder: o.rounder });
     return { model: copy, result };
   };
   const meets = (e: EvalReport) => meetsBounds(e, o);
