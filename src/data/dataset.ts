@@ -5,7 +5,6 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import sharp from 'sharp';
 import { DataError } from '../errors.ts';
 import { loadIdxDataset } from './idx.ts';
 import { readNpyFile } from './npy.ts';
@@ -146,6 +145,8 @@ function imageDataset(dir: string, files: string[], input: { name: string; dims:
     description: `${dir} (${files.length} images, ${channels} ${layout} ${h}x${w}${pre.letterbox ? ' letterboxed' : ''})`,
     count: files.length, sampleDims, labels,
     load: async (indices) => {
+      // sharp (libvips) loads only when images are read: IDX / .npy data never pays for it.
+      const { default: sharp } = await import('sharp');
       const out = new Float32Array(indices.length * per);
       for (let k = 0; k < indices.length; k++) {
         const file = join(dir, files[indices[k]]);

@@ -6,7 +6,7 @@
 import { RecipeError } from '../errors.ts';
 import { OnnxModel } from '../onnx/model.ts';
 import type { PassContext } from './pass.ts';
-import { correctBiases, type BiasCorrectionReport } from './quantize/bias-correction.ts';
+import type { BiasCorrectionReport } from './quantize/bias-correction.ts';
 
 export type BiasAfter = 'off' | 'on' | 'auto';
 
@@ -19,5 +19,7 @@ export function referenceFor(ctx: PassContext, mode: BiasAfter | undefined, pass
 
 export async function correctAfter(ctx: PassContext, reference: OnnxModel, model: OnnxModel, weights: readonly string[], mode: 'on' | 'auto'): Promise<{ model: OnnxModel; report: BiasCorrectionReport }> {
   const nodes = weights.flatMap((w) => reference.graph.uses(w).filter((u) => u.index === 1).map((u) => u.node.name ?? '')).filter(Boolean);
+  // Loaded on demand: it runs ONNX Runtime.
+  const { correctBiases } = await import('./quantize/bias-correction.ts');
   return correctBiases(reference, model, nodes, { calibration: ctx.calibration!, mode, allowAdd: true, onProgress: ctx.onProgress });
 }

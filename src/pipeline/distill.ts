@@ -11,7 +11,7 @@ import type { Logger } from '../log.ts';
 import type { Preprocess } from '../data/dataset.ts';
 import { findHead, findHeadDecoded } from '../passes/distill/head.ts';
 import { distillHead, headToRows, type DistillOptions, type DistillReport } from '../passes/distill/fit.ts';
-import { writeHead } from '../passes/distill/pass.ts';
+import { writeHead } from '../passes/distill/run.ts';
 import { checkOutputPath } from './compress.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
 import { jsonNumbers } from '../json.ts';

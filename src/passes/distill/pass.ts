@@ -2,20 +2,11 @@
  * The distill pass (`--recover kd`): after pruning and quantization, the model's head is re-fitted
  * to the input model's logits on calibration data (fit.ts). The teacher is the input model. A
  * weight-only quantized head is decoded, fitted in float and encoded again the way the quantize
- * pass encoded it.
+ * pass encoded it (run.ts, loaded when the pass runs).
  */
-import { DataError } from '../../errors.ts';
-import { OnnxModel } from '../../onnx/model.ts';
-import type { NodeMsg } from '../../onnx/proto.ts';
-import { tensorDims } from '../../onnx/tensor.ts';
-import { replaceDecodedWeight, replaceFloatWeight } from '../../onnx/model-edits.ts';
-import { shiftBias } from '../../onnx/bias.ts';
 import type { Recipe } from '../../recipe/recipe.ts';
-import { compressWeights } from '../quantize/weight-only.ts';
-import type { PassContext, PassDescriptor, PassOutcome } from '../pass.ts';
-import { findHead, findHeadDecoded, type Head } from './head.ts';
-import { distillHead, headToRows, rowsToHead, type DistillOptions, type DistillReport, type FittedHead } from './fit.ts';
-import { evaluateConstant } from '../../eval/constant.ts';
+import type { PassDescriptor } from '../pass.ts';
+import type { DistillOptions, DistillReport } from './fit.ts';
 
 export interface DistillPassOptions extends Omit<DistillOptions, 'data' | 'preprocess' | 'scheduler' | 'onProgress' | 'samples' | 'seed'> {
   /** The graph output whose head is fitted (default: the first float output that has one). */
@@ -26,76 +17,10 @@ export interface DistillPassOptions extends Omit<DistillOptions, 'data' | 'prepr
   samples?: number;
 }
 
-/** Why a head cannot be fitted and written back, or null. */
-function unsupported(model: OnnxModel, head: Head, requantize: Recipe | undefined): string | null {
-  const g = model.graph;
-  if (head.node.opType === 'MatMulNBits') return `the head '${head.node.name}' is a MatMulNBits (4-bit MatMul); distilling it is not supported yet`;
-  const producer = g.producers.get(head.features);
-  if (producer?.opType === 'DequantizeLinear' && !g.weights.has(producer.input[0])) return `the head '${head.node.name}' reads quantized activations (static W8A8); distilling a static W8A8 head is not supported yet`;
-  if (head.bias.kind === 'input' && !g.weights.has(head.bias.name)) return `the head's bias '${head.bias.name}' is not a float constant`;
-  if (!g.weights.has(head.weight) && !requantize) return `the head weight '${head.weight}' is quantized and no quantize pass says how to encode it again`;
-  return null;
-}
-
-function currentBias(model: OnnxModel, head: Head): Float32Array {
-  if (head.bias.kind === 'none') return new Float32Array(head.classes);
-  return Float32Array.from(model.tensorFloat32(model.graph.weights.get(head.bias.name)!.tensor));
-}
-
-/** Writes the fitted head into `model` (re-encoding a quantized weight); returns whether it was re-encoded. */
-export async function writeHead(ctx: Pick<PassContext, 'scheduler'>, model: OnnxModel, head: Head, weight: Float32Array, bias: Float32Array, requantize?: Recipe): Promise<boolean> {
-  const node = model.msg.graph!.node.find((n) => n === head.node || (n.name && n.name === head.node.name)) as NodeMsg | undefined;
-  if (!node) throw new DataError(`distillation: the head node${head.node.name ? ` '${head.node.name}'` : ''} is not in the model it is written to (nodes without names cannot be matched)`);
-  const dims = head.layout === 'conv' ? [head.classes, head.features_, 1, 1] : head.layout === 'fc' ? [head.features_, head.classes] : [head.classes, head.features_];
-  const w = rowsToHead(head, weight);
-  const encoded = !model.graph.weights.has(head.weight);
-  if (!replaceDecodedWeight(model, head.weight, dims, w)) throw new DataError(`distillation: the head weight '${head.weight}' is computed in a way that cannot be replaced`);
-  if (head.bias.kind === 'add') {
-    replaceFloatWeight(model, head.bias.name, tensorDims(model.graph.weights.get(head.bias.name)!.tensor), bias);
-  } else {
-    const old = currentBias(model, head);
-    const why = shiftBias(model, node, Float32Array.from(bias, (v, c) => v - old[c]), { allowAdd: true });
-    if (why) throw new DataError(`distillation: the head's bias cannot be written: ${why}`);
-  }
-  model.reindex();
-  if (encoded && requantize) {
-    const others = Object.fromEntries(model.msg.graph!.node.filter((n) => n !== node && n.name).map((n) => [n.name!, null]));
-    await compressWeights(model, { recipe: { ...requantize, nodes: { ...others, ...(node.name && requantize.nodes[node.name] !== undefined ? { [node.name]: requantize.nodes[node.name] } : {}) } }, scheduler: ctx.scheduler });
-  }
-  return encoded;
-}
-
-async function runDistill(ctx: PassContext, o: DistillPassOptions): Promise<PassOutcome<DistillReport & { requantized: boolean }>> {
-  if (!ctx.calibration) throw new DataError('--recover kd needs --calibration data (the inputs the teacher\'s logits are read on)');
-  const { head, decoded } = await findHeadDecoded(ctx.model, o.output);
-  if (typeof head === 'string') throw new DataError(`--recover kd: no head to distill: ${head}`);
-  const why = unsupported(ctx.model, head, o.requantize);
-  if (why) throw new DataError(`--recover kd: ${why}`);
-  const teacher = OnnxModel.read(ctx.inputPath);
-  const th = findHead(teacher, head.output);
-  if (typeof th === 'string') throw new DataError(`--recover kd: the input model has no head behind '${head.output}': ${th}`);
-  if (th.classes !== head.classes) throw new DataError(`--recover kd: the teacher's head has ${th.classes} classes, the student's ${head.classes}`);
-  const stored = ctx.model.graph.weights.get(head.weight);
-  const start = { weight: headToRows(head, stored ? ctx.model.tensorFloat32(stored.tensor) : decoded!), bias: currentBias(ctx.model, head) };
-  const c = ctx.calibration;
-  // A quantized head is judged as it will be stored: encoded again and decoded.
-  const effective = stored ? undefined : async (f: FittedHead): Promise<FittedHead> => {
-    const copy = OnnxModel.fromBytes(ctx.model.toBytes(), ctx.model.baseDir, '<distilled head>');
-    await writeHead(ctx, copy, head, f.weight, f.bias, o.requantize);
-    const decodedNow = await evaluateConstant(copy, head.weight);
-    return { weight: decodedNow ? headToRows(head, decodedNow.data) : f.weight, bias: f.bias };
-  };
-  const { fitted, report } = await distillHead(ctx.model, teacher, head, th.logits, start, {
-    ...o, data: c.data, preprocess: c.preprocess, samples: o.samples ?? c.samples ?? 1024, seed: c.seed, scheduler: ctx.scheduler, onProgress: ctx.onProgress, effective,
-  });
-  const requantized = report.kept ? await writeHead(ctx, ctx.model, head, fitted.weight, fitted.bias, o.requantize) : false;
-  return { report: { ...report, requantized }, usedCalibration: true };
-}
-
 export const distillPassDescriptor: PassDescriptor<DistillPassOptions, DistillReport & { requantized: boolean }> = {
   name: 'distill',
   rank: 40,
   summary: 'knowledge distillation of the head: re-fitted to the input model\'s logits (KL, + CE with labels) with Adam on fixed features',
   calibrationUse: 'the inputs on which the student\'s features and the teacher\'s logits are read (--recover kd)',
-  run: runDistill,
+  run: async (ctx, o) => (await import('./run.ts')).runDistill(ctx, o),
 };

@@ -10,7 +10,6 @@ import type { OnnxModel } from '../../onnx/model.ts';
 import { floatWeightTargets, type Skip, type Target } from '../quantize/targets.ts';
 import type { TensorReport } from '../quantize/weight-only.ts';
 import type { PassContext, PassDescriptor, PassOutcome } from '../pass.ts';
-import { GptqRounder } from '../quantize/gptq.ts';
 import { FOLD_LIMIT_BYTES } from '../quantize/weight-encodings.ts';
 import { newPaletteTiming, palettizeWeights, validateConfig, type PaletteConfig, type PaletteInput, type PaletteTiming } from './palettize.ts';
 import { encodePalette, storedIndexBits, type PaletteLayout } from './encode.ts';
@@ -115,6 +114,7 @@ function toRows<T extends Float32Array | Float64Array>(data: T, shape: number[],
 }
 
 async function sensitivities(ctx: PassContext, targets: Target[], layouts: PaletteLayout[]): Promise<Map<string, Float64Array>> {
+  const { GptqRounder } = await import('../quantize/gptq.ts');
   const rounder = await GptqRounder.collect(ctx.model, targets.map((t) => t.weight.name), { calibration: ctx.calibration!, scheduler: ctx.scheduler, onProgress: ctx.onProgress });
   const out = new Map<string, Float64Array>();
   targets.forEach((t, i) => {

@@ -1,8 +1,8 @@
 /** The prune pass as the pipeline runs it: pruning, then recovery from calibration data. */
 import { RecipeError } from '../../errors.ts';
 import type { PassContext, PassDescriptor, PassOutcome } from '../pass.ts';
-import { prunePass, type PruneOptions, type PruneReport } from './prune.ts';
-import { recoverPruned, type RecoverMethod, type RecoveryReport } from './recover.ts';
+import type { PruneOptions, PruneReport } from './prune.ts';
+import type { RecoverMethod, RecoveryReport } from './recover.ts';
 
 export interface PrunePassOptions extends PruneOptions {
   /** Default: lsq with calibration data, none without. */
@@ -18,6 +18,8 @@ async function runPrune(ctx: PassContext, o: PrunePassOptions): Promise<PassOutc
   if (recover !== 'none' && !ctx.calibration) throw new RecipeError(`--recover ${recover} needs --calibration data (unlabelled samples are enough)`);
   const original = ctx.model.toBytes();
   ctx.onProgress?.('pruning', 0, 1);
+  // Loaded on demand: pruning and recovery run ONNX Runtime.
+  const [{ prunePass }, { recoverPruned }] = await Promise.all([import('./prune.ts'), import('./recover.ts')]);
   const { report, targets } = await prunePass(ctx.model, ctx.scheduler, o, ctx.calibration, (d, t) => ctx.onProgress?.('pruning: group sensitivity', d, t));
   ctx.onProgress?.('pruning', 1, 1);
   const recovery = recover === 'none' ? null

@@ -11,11 +11,11 @@ import type { Skip } from './targets.ts';
 import type { GateReport, SensitivityEntry, StaticPipelineOptions } from './static-pipeline.ts';
 import type { ActivationReport } from './static.ts';
 import type { EvalReport } from '../../eval/evaluate.ts';
-import { GptqRounder, type GptqLayerReport, type GptqTiming } from './gptq.ts';
+import type { GptqLayerReport, GptqRounder, GptqTiming } from './gptq.ts';
 import { findTargets } from './targets.ts';
 import type { BiasCorrectionReport } from './bias-correction.ts';
 import { correctAfter } from '../bias-after.ts';
-import { gatedWeightOnly, type WeightGateReport } from './weight-gate.ts';
+import type { WeightGateReport } from './weight-gate.ts';
 import { OnnxModel } from '../../onnx/model.ts';
 
 export type QuantizeMode = 'weight-only' | 'dynamic' | 'static-w8a8';
@@ -102,7 +102,8 @@ async function runQuantize(ctx: PassContext, o: QuantizePassOptions): Promise<Pa
     const targets = findTargets(model.graph, o.recipe).targets.filter((t) => t.config.weights !== 'fp16');
     // The gate quantizes the weights once per candidate, some at 8 bits: Hessians are kept.
     if (gated && o.sequential) throw new DataError('the weight-only gate (--min-cosine / --min-sqnr) with --sequential GPTQ is not supported: the gate re-quantizes layers at other widths than the sequential pass rounded');
-    rounder = await GptqRounder.collect(model, targets.map((t) => t.weight.name), { calibration: ctx.calibration, scheduler, actOrder: o.actOrder, reuse: gated, onProgress: ctx.onProgress },
+    const { GptqRounder: Rounder } = await import('./gptq.ts');
+    rounder = await Rounder.collect(model, targets.map((t) => t.weight.name), { calibration: ctx.calibration, scheduler, actOrder: o.actOrder, reuse: gated, onProgress: ctx.onProgress },
       o.sequential ? { targets } : undefined);
   }
   // The float model, kept for bias correction's reference means and the gate.
@@ -110,7 +111,7 @@ async function runQuantize(ctx: PassContext, o: QuantizePassOptions): Promise<Pa
   let weightGate: WeightGateReport | undefined;
   let gatedModel: OnnxModel | null = null;
   const w = gated
-    ? await gatedWeightOnly(reference!, o.recipe, { calibration: ctx.calibration!, scheduler, rounder, minCosine: o.gate!.minCosine, minSqnrDb: o.gate!.minSqnrDb, onProgress: ctx.onProgress }).then((g) => {
+    ? await (await import('./weight-gate.ts')).gatedWeightOnly(reference!, o.recipe, { calibration: ctx.calibration!, scheduler, rounder, minCosine: o.gate!.minCosine, minSqnrDb: o.gate!.minSqnrDb, onProgress: ctx.onProgress }).then((g) => {
       weightGate = g.gate;
       gatedModel = g.model;
       return g.result;

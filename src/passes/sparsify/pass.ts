@@ -11,7 +11,7 @@ import { numberAttr } from '../../onnx/attributes.ts';
 import { floatWeightTargets, type Target } from '../quantize/targets.ts';
 import type { TensorReport } from '../quantize/weight-only.ts';
 import type { PassContext, PassDescriptor, PassOutcome } from '../pass.ts';
-import { GptqRounder } from '../quantize/gptq.ts';
+import type { GptqRounder } from '../quantize/gptq.ts';
 import { layerFractions, magnitudeMasks, sparseGptDepthwise, sparseGptLayer, type SparseWeight, type SparsitySpec } from './sparsify.ts';
 import { compactBytes, encodeBitmask, encodeSparseInitializer, type SparseFormat } from './encode.ts';
 import { MAX_M } from '../../kernels/sparsity.ts';
@@ -136,7 +136,8 @@ async function runSparsify(ctx: PassContext, o: SparsifyPassOptions): Promise<Pa
       return r.data;
     };
     const sequential = o.sequential ?? false;
-    const rounder = await GptqRounder.collect(model, weights.map((w) => w.name), { calibration: ctx.calibration!, scheduler: ctx.scheduler, onProgress: ctx.onProgress }, sequential ? { transform: prune } : undefined);
+    const { GptqRounder: Rounder } = await import('../quantize/gptq.ts');
+    const rounder = await Rounder.collect(model, weights.map((w) => w.name), { calibration: ctx.calibration!, scheduler: ctx.scheduler, onProgress: ctx.onProgress }, sequential ? { transform: prune } : undefined);
     if (!sequential) for (const w of weights) prune(w.name, rounder);
     for (const r of results) if (r.method === 'magnitude' && !r.fallback) r.fallback = 'no 2-D input view for this layer (magnitude)';
   }
