@@ -21,7 +21,7 @@ describe('modelpress CLI', () => {
     expect(existsSync(bin)).toBe(true);
   });
 
-  it('--help and info --backend cpu load none of the heavy packages (start-up stays at Node\'s own)', () => {
+  it('--help, info --backend cpu and weight-only compress load none of the heavy packages (start-up stays at Node\'s own)', () => {
     // A module-resolution hook reports every heavy package a command pulls in.
     const dir = mkdtempSync(join(tmpdir(), 'modelpress-startup-'));
     const hooks = join(dir, 'hooks.mjs');
@@ -32,6 +32,14 @@ describe('modelpress CLI', () => {
       const r = spawnSync(process.execPath, ['--import', reg, bin, ...args], { encoding: 'utf8', timeout: 60_000 });
       expect(r.status, args.join(' ')).toBe(0);
       expect(r.stderr.split('\n').filter((l) => l.startsWith('LOADED')), args.join(' ')).toEqual([]);
+    }
+    // Weight-only compression (int8, int4, palettes, magnitude sparsity) runs no model: neither
+    // ONNX Runtime nor sharp loads (protobufjs does: it reads and writes the model).
+    for (const flags of [['--weights', 'int4'], ['--palettize', '4', '--sparsity', '0.5']]) {
+      const out = join(dir, 'light.onnx');
+      const c = spawnSync(process.execPath, ['--import', reg, bin, 'compress', 'examples/mnist-cnn.onnx', '-o', out, '--backend', 'cpu', '-q', '--force', ...flags], { encoding: 'utf8', timeout: 60_000 });
+      expect(c.status, c.stderr).toBe(0);
+      expect(c.stderr.split('\n').filter((l) => /LOADED .*(onnxruntime|sharp|webgpu)/.test(l)), flags.join(' ')).toEqual([]);
     }
     // The probe works: a command that needs ONNX Runtime shows it.
     const b = spawnSync(process.execPath, ['--import', reg, bin, 'bench', 'examples/mnist-cnn.onnx', '--runs', '1', '--warmup', '0', '-q'], { encoding: 'utf8', timeout: 60_000 });
