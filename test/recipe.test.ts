@@ -36,7 +36,7 @@ describe('recipe errors name the key path and the allowed values', () => {
   const cases: Array<[string, unknown, string]> = [
     ['unknown top-level key', { weight: 'int8' }, "recipe: unknown key 'weight'"],
     ['unknown key in an override', { opTypes: { Conv: { bits: 4 } } }, "recipe: opTypes.Conv: unknown key 'bits'"],
-    ['bad weight type', { weights: 'int3' }, 'recipe: weights: "int3" is not allowed (allowed: int8, uint8, int4, uint4, fp16)'],
+    ['bad weight type', { weights: 'int2' }, 'recipe: weights: "int2" is not allowed (allowed: int8, uint8, int4, uint4, int3, uint3, fp16)'],
     ['bad granularity in a node override', { nodes: { fc1: { granularity: 'row' } } }, 'recipe: nodes.fc1.granularity: "row" is not allowed (allowed: tensor, channel, block)'],
     ['block size not a power of two', { blockSize: 48 }, 'recipe: blockSize: must be a power of two (16, 32, 64, 128 or 256)'],
     ['block size too small', { blockSize: 8 }, 'recipe: blockSize:'],

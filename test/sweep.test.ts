@@ -28,7 +28,7 @@ describe('sweep recipes', () => {
   });
   it('refuses unknown flags, bad choices and flags the sweep sets, naming the recipe', () => {
     expect(() => parseRecipeFlags({ name: 'r1', flags: { weigths: 'int8' } })).toThrow(/recipe 'r1': unknown compress flag 'weigths'; recipe keys are compress's long flags in camelCase: .*weights/);
-    expect(() => parseRecipeFlags({ name: 'r2', flags: { weights: 'int9' } })).toThrow(/recipe 'r2': option '--weights <type>' argument 'int9' is invalid\. Allowed choices are int8, uint8, int4, uint4, fp16/);
+    expect(() => parseRecipeFlags({ name: 'r2', flags: { weights: 'int9' } })).toThrow(/recipe 'r2': option '--weights <type>' argument 'int9' is invalid\. Allowed choices are int8, uint8, int4, uint4, int3, uint3, fp16/);
     expect(() => parseRecipeFlags({ name: 'r3', flags: { output: 'x.onnx' } })).toThrow(/recipe 'r3': 'output' is set by the sweep itself/);
   });
   it('a grid expands to every combination, named by its settings', () => {
