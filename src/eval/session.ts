@@ -9,6 +9,7 @@ import * as ort from 'onnxruntime-node';
 import type { OnnxModel } from '../onnx/model.ts';
 import { create, type NodeMsg, type ValueInfoMsg } from '../onnx/proto.ts';
 import { DataType } from '../onnx/dtypes.ts';
+import type { Dataset } from '../data/dataset.ts';
 
 export async function sessionFromBytes(model: OnnxModel, bytes: Uint8Array, opts: ort.InferenceSession.SessionOptions = {}): Promise<ort.InferenceSession> {
   const external = model.msg.graph!.initializer.some((t) => t.dataLocation === 1);
@@ -50,4 +51,29 @@ export async function sessionWithOutputs(model: OnnxModel, names: readonly strin
   const existing = new Set(model.msg.graph!.output.map((o) => o.name));
   const added = [...new Set(names)].filter((n) => !existing.has(n)).map(floatOutput);
   return sessionFromBytes(model, bytesWithExtras(model, [], added), opts);
+}
+
+/**
+ * Runs the calibration samples `indices` of `ds` through a session exposing `names`, batch by batch
+ * (the model's own batch size when its batch dim is fixed — whole batches only — else `batch`),
+ * and hands each batch's outputs to `visit`; the session is released after.
+ */
+export async function forEachBatch(
+  model: OnnxModel, names: readonly string[],
+  source: { ds: Pick<Dataset, 'load' | 'sampleDims'>; input: { name: string; batch: number | null }; indices: readonly number[]; batch?: number },
+  visit: (out: ort.InferenceSession.ReturnType, idx: number[]) => Promise<void> | void,
+): Promise<void> {
+  const { ds, input, indices } = source;
+  const batch = input.batch ?? source.batch ?? 16;
+  const session = await sessionWithOutputs(model, names);
+  try {
+    for (let i = 0; i < indices.length; i += batch) {
+      const idx = indices.slice(i, i + batch);
+      if (input.batch !== null && idx.length !== input.batch) break;
+      const out = await session.run({ [input.name]: new ort.Tensor('float32', await ds.load(idx), [idx.length, ...ds.sampleDims]) });
+      await visit(out, idx);
+    }
+  } finally {
+    await session.release();
+  }
 }

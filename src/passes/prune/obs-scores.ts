@@ -10,7 +10,6 @@
  * lsq` exploits. Consumers beyond `maxFeatures` (the least-squares limit recovery uses too) or that
  * recovery does not refit are scored by what bias correction leaves: Var(x_c) · ‖W[:, c]‖².
  */
-import * as ort from 'onnxruntime-node';
 import type { OnnxModel } from '../../onnx/model.ts';
 import { tensorDims } from '../../onnx/tensor.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
@@ -22,7 +21,7 @@ import { choleskyInPlace } from '../../linalg/cholesky.ts';
 import { inverseUpperFactor } from '../../linalg/obs.ts';
 import { openDataset, seededSample } from '../../data/dataset.ts';
 import { modelInput } from '../../calibrate/calibrate.ts';
-import { sessionWithOutputs } from '../../eval/session.ts';
+import { forEachBatch } from '../../eval/session.ts';
 import { inputRows, layerGeometry, positionsFor, type Geometry } from '../layer-rows.ts';
 import { currentSolution } from './recover.ts';
 import type { CalibrationSource } from '../pass.ts';
@@ -137,13 +136,8 @@ export async function obsScores(model: OnnxModel, cg: ChannelGraph, scheduler: S
   // As many samples as recovery fits on: fully connected layers get one row per image.
   const indices = seededSample(ds.count, o.samples ?? calibration.samples ?? 256, seed);
   const reads = [...new Set([...exact.flatMap((e) => [e.slice.node.input[0], e.slice.node.output[0]]), ...approx.map((a) => a.slice.value)])];
-  const session = await sessionWithOutputs(model, reads);
-  const batch = input.batch ?? 16;
   try {
-    for (let i = 0; i < indices.length; i += batch) {
-      const idx = indices.slice(i, i + batch);
-      if (input.batch !== null && idx.length !== input.batch) break;
-      const out = await session.run({ [input.name]: new ort.Tensor('float32', await ds.load(idx), [idx.length, ...ds.sampleDims]) });
+    await forEachBatch(model, reads, { ds, input, indices }, async (out, idx) => {
       const jobs: GramJob[] = [];
       const sinks: Exact[] = [];
       exact.forEach((e, t) => {
@@ -166,22 +160,20 @@ export async function obsScores(model: OnnxModel, cg: ChannelGraph, scheduler: S
         const h = sinks[j].h;
         for (let q = 0; q < h.length; q++) h[q] += r.gram[q];
       });
-      if (approx.length) {
-        const rj: RangeJob[] = approx.map((a) => ({ data: out[a.slice.value].data as Float32Array, shape: out[a.slice.value].dims as number[], granularity: { kind: 'channel', axis: cg.labels.get(a.slice.value)!.axis } }));
-        const rr = await scheduler.run(rangeKernel, rj);
-        approx.forEach((a, k) => {
-          const { mean, variance, count } = rr[k];
-          if (!a.sum.length) { a.sum = new Float64Array(mean.length); a.sumSq = new Float64Array(mean.length); }
-          for (let c = 0; c < mean.length; c++) {
-            a.sum[c] += mean[c] * count[c];
-            a.sumSq[c] += (variance[c] + mean[c] ** 2) * count[c];
-          }
-          a.n += count[0] ?? 0;
-        });
-      }
-    }
+      if (!approx.length) return;
+      const rj: RangeJob[] = approx.map((a) => ({ data: out[a.slice.value].data as Float32Array, shape: out[a.slice.value].dims as number[], granularity: { kind: 'channel', axis: cg.labels.get(a.slice.value)!.axis } }));
+      const rr = await scheduler.run(rangeKernel, rj);
+      approx.forEach((a, k) => {
+        const { mean, variance, count } = rr[k];
+        if (!a.sum.length) { a.sum = new Float64Array(mean.length); a.sumSq = new Float64Array(mean.length); }
+        for (let c = 0; c < mean.length; c++) {
+          a.sum[c] += mean[c] * count[c];
+          a.sumSq[c] += (variance[c] + mean[c] ** 2) * count[c];
+        }
+        a.n += count[0] ?? 0;
+      });
+    });
   } finally {
-    await session.release();
     if (scheduler.info.active !== 'gpu') await releaseOrtGram();
   }
 

@@ -10,11 +10,10 @@ import type { Scheduler } from '../../scheduler/scheduler.ts';
 import { channelScoresKernel, type ChannelCriterion, type ChannelScoresJob } from '../../kernels/channel-scores.ts';
 import type { ChannelGraph } from '../../analysis/channel-groups.ts';
 import { axisFirst, type DenseTensor } from './tensor-slice.ts';
-import * as ort from 'onnxruntime-node';
 import { rangeKernel, type RangeJob } from '../../kernels/range.ts';
 import { openDataset, seededSample } from '../../data/dataset.ts';
 import { modelInput } from '../../calibrate/calibrate.ts';
-import { sessionWithOutputs } from '../../eval/session.ts';
+import { forEachBatch } from '../../eval/session.ts';
 import type { CalibrationSource } from '../pass.ts';
 
 export function readDense(model: OnnxModel, name: string): DenseTensor {
@@ -78,25 +77,16 @@ export async function energyScores(model: OnnxModel, cg: ChannelGraph, scheduler
   const ds = await openDataset(calibration.data, input, calibration.preprocess);
   const indices = seededSample(ds.count, Math.min(samples, calibration.samples ?? samples), calibration.seed ?? 1);
   const energy = new Map<string, { sum: Float64Array; n: number }>();
-  const session = await sessionWithOutputs(model, values);
-  const batch = input.batch ?? 16;
-  try {
-    for (let i = 0; i < indices.length; i += batch) {
-      const idx = indices.slice(i, i + batch);
-      if (input.batch !== null && idx.length !== input.batch) break;
-      const out = await session.run({ [input.name]: new ort.Tensor('float32', await ds.load(idx), [idx.length, ...ds.sampleDims]) });
-      const jobs: RangeJob[] = values.map((v) => ({ data: out[v].data as Float32Array, shape: out[v].dims as number[], granularity: { kind: 'channel', axis: cg.labels.get(v)!.axis } }));
-      const r = await scheduler.run(rangeKernel, jobs);
-      values.forEach((v, k) => {
-        const e = energy.get(v) ?? { sum: new Float64Array(r[k].mean.length), n: 0 };
-        for (let c = 0; c < e.sum.length; c++) e.sum[c] += (r[k].variance[c] + r[k].mean[c] ** 2) * r[k].count[c];
-        e.n += r[k].count[0] ?? 0;
-        energy.set(v, e);
-      });
-    }
-  } finally {
-    await session.release();
-  }
+  await forEachBatch(model, values, { ds, input, indices }, async (out) => {
+    const jobs: RangeJob[] = values.map((v) => ({ data: out[v].data as Float32Array, shape: out[v].dims as number[], granularity: { kind: 'channel', axis: cg.labels.get(v)!.axis } }));
+    const r = await scheduler.run(rangeKernel, jobs);
+    values.forEach((v, k) => {
+      const e = energy.get(v) ?? { sum: new Float64Array(r[k].mean.length), n: 0 };
+      for (let c = 0; c < e.sum.length; c++) e.sum[c] += (r[k].variance[c] + r[k].mean[c] ** 2) * r[k].count[c];
+      e.n += r[k].count[0] ?? 0;
+      energy.set(v, e);
+    });
+  });
   const score = new Float64Array(cg.producerOf.length);
   const jobs: ChannelScoresJob[] = [];
   for (const s of consumers) {
