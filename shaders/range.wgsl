@@ -121,8 +121,6 @@ fn range_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
   }
 }
 
-var<workgroup> wg_lanes: u32;
-
 // Lane variant: `lanes` threads per group, each group's tree log2(lanes) deep.
 @compute @workgroup_size(256)
 fn range_lane_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -130,40 +128,37 @@ fn range_lane_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
   if (w >= dispatch_info.workgroup_count) { return; }
   let s = find_segment(w);
   let r = load_reduction(s);
-  if (lid == 0u) { wg_lanes = lanes_for(r); }
-  let lanes = workgroupUniformLoad(&wg_lanes);
-  let t = lane_task(r, w - seg_word(s, 0u), lid, lanes);
-  let lane = lid % lanes;
-  let head = lid - lane;
+  let ls = lane_setup(r, w - seg_word(s, 0u), lid);
+  let t = ls.t;
   let pivot = pivot_of(r, t);
   var a = acc_empty();
-  for (var k = t.k_begin + lane; k < t.k_end; k += lanes) {
+  for (var k = t.k_begin + ls.lane; k < t.k_end; k += ls.lanes) {
     a = acc_add(a, src[reduction_index(r, t.g, k)]);
   }
   wg_acc[lid] = a;
-  for (var stride = lanes >> 1u; stride > 0u; stride >>= 1u) {
+  for (var stride = ls.lanes >> 1u; stride > 0u; stride >>= 1u) {
     workgroupBarrier();
-    if (lane < stride) { wg_acc[lid] = acc_merge(wg_acc[lid], wg_acc[lid + stride]); }
+    if (ls.lane < stride) { wg_acc[lid] = acc_merge(wg_acc[lid], wg_acc[lid + stride]); }
   }
   workgroupBarrier();
-  let total = wg_acc[head];
+  let total = wg_acc[ls.head];
   if (seg_word(s, 14u) == 0u) {
-    if (lane == 0u && t.valid) { write_partial(seg_word(s, 13u) + t.part * PART_WORDS, total, pivot, 1.0); }
+    if (ls.lane == 0u && t.valid) { write_partial(seg_word(s, 13u) + t.part * PART_WORDS, total, pivot, 1.0); }
     return;
   }
   let norm = norm_for(total.amax);
   var m = acc_empty();
-  for (var k = t.k_begin + lane; k < t.k_end; k += lanes) {
+  for (var k = t.k_begin + ls.lane; k < t.k_end; k += ls.lanes) {
     m = acc_sums(m, src[reduction_index(r, t.g, k)], pivot * norm, norm);
   }
   // Every lane has read its group's total before the slots are reused.
   workgroupBarrier();
   wg_acc[lid] = m;
-  for (var stride = lanes >> 1u; stride > 0u; stride >>= 1u) {
+  for (var stride = ls.lanes >> 1u; stride > 0u; stride >>= 1u) {
     workgroupBarrier();
-    if (lane < stride) { wg_acc[lid] = acc_merge(wg_acc[lid], wg_acc[lid + stride]); }
+    if (ls.lane < stride) { wg_acc[lid] = acc_merge(wg_acc[lid], wg_acc[lid + stride]); }
   }
-  if (lane == 0u && t.valid) {
+  if (ls.lane == 0u && t.valid) {
     var out = total;
     out.sum = wg_acc[lid].sum;
     out.sq = wg_acc[lid].sq;
