@@ -67,6 +67,19 @@ describe('exact 1-D k-means', () => {
     }
   });
 
+  it('matches brute force where optimal splits tie (equally spaced, equally weighted points: the Knuth bound must not skip a tied optimum)', () => {
+    const r = seededRandom(6);
+    for (let trial = 0; trial < 40; trial++) {
+      const n = 2 + Math.floor(r() * 9);
+      const k = 2 + Math.floor(r() * 4);
+      const values = Float64Array.from({ length: n }, (_, i) => i);
+      const weights = Float64Array.from(values, () => (trial % 2 ? 1 : 1 + Math.floor(r() * 3)));
+      const p = kmeans1d({ values, weights }, k);
+      expect(p.cost).toBeCloseTo(bruteForce(values, weights, k), 9);
+      expect(partitionCost({ values, weights }, p.starts)).toBeCloseTo(p.cost, 9);
+    }
+  });
+
   it('worker threads solve the same programs as this thread (the compiled worker from dist/)', async (ctx) => {
     if (!workerScript()) return ctx.skip('dist/src/passes/palettize/dp-worker.js is not built (npm test builds it first)');
     const r = seededRandom(9);
