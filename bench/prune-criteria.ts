@@ -1,7 +1,8 @@
 /**
  * Channel criteria side by side on the trained Fashion-MNIST models, with `--recover lsq`:
  * energy vs obs (the error least squares cannot recover), 30 % and 50 % fewer MACs.
- * `npm run bench:prune-criteria [-- out.md]` (CRITERIA, RECOVER, MODELS select what runs).
+ * `npm run bench:prune-criteria [-- out.md]` (CRITERIA, RECOVER, MODELS select what runs; ALLOC=sensitivity
+ * uses the measured-error allocation instead of the threshold).
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -38,7 +39,7 @@ for (const f of models) {
         const path = join(benchTmp, `crit-${f}-${target}-${recover}-${criterion}.onnx`);
         const t0 = performance.now();
         await compressModel(src, path, {
-          scheduler, force: true, passes: [{ pass: 'prune', options: { macs: target, recover, criterion, round: seg ? 4 : undefined } }],
+          scheduler, force: true, passes: [{ pass: 'prune', options: { macs: target, recover, criterion, round: seg ? 4 : undefined, ...(process.env.ALLOC ? { allocation: process.env.ALLOC as 'sensitivity' } : {}) } }],
           calibration: { data: TRAIN, samples: 512, seed: 1 },
         });
         const s = (performance.now() - t0) / 1000;
