@@ -9,9 +9,10 @@ import { computeQuantParams } from '../src/kernels/qparams.ts';
 import type { Granularity } from '../src/kernels/layout.ts';
 import { cpuEngine, setCpuEngine, wasmFor } from '../src/cpu/wasm-kernels.ts';
 import { comparators } from './cases/compare.ts';
-import { dequantizeCases, histogramCases, quantizeCases, rangeCases, type NamedJob } from './cases/kernel-cases.ts';
+import { dequantizeCases, histogramCases, paletteCases, quantizeCases, rangeCases, type NamedJob } from './cases/kernel-cases.ts';
 import { histogramKernel } from '../src/kernels/histogram.ts';
 import { makeData, type DataKind } from './cases/random.ts';
+import { paletteKernel, paletteReference, type PaletteJob } from '../src/kernels/palette.ts';
 
 const initial = cpuEngine();
 afterAll(() => setCpuEngine(initial, { minElements: 256 }));
@@ -165,6 +166,37 @@ describe('inputs resident in the engine memory (read there by the passes) are pr
       expect(comparators.quantize(quantizeKernel.cpu(job), want)).toBeNull();
       expect(engine.calls.quantize8).toBe(before);
     });
+  });
+});
+
+describe('palette keys in WebAssembly', () => {
+  // Keys bit-identical to the per-weight definition (paletteKey; boundary search for the
+  // assignment): generated cases, and gaussian weights scaled into the half-subnormal range, the
+  // normal range and overflow, with specials, denormals and exact ties mixed in.
+  it('histogram and assignment equal the per-weight definition, groups and ragged tails included', () => {
+    const jobs: PaletteJob[] = paletteCases().map((c) => c.job);
+    let seed = 40;
+    for (const n of [1, 7, 4099, 30_011]) {
+      for (const kind of ['random', 'special', 'denormal', 'wide', 'ties'] as DataKind[]) {
+        const data = makeData(n, kind, seed++);
+        for (const mult of [2 ** -20, 1, 8, 2 ** 14, 2 ** 40]) {
+          const groupLength = Math.max(1, Math.ceil(n / 3));
+          jobs.push({ kind: 'histogram', data, groupLength, mult });
+          const groups = Math.ceil(n / groupLength);
+          const boundaries = new Uint32Array(groups * 15);
+          for (let g = 0; g < groups; g++) for (let b = 0; b < 15; b++) boundaries[g * 15 + b] = 4096 * (b + 1) + ((g * 977 + b * 131) % 2000);
+          jobs.push({ kind: 'assign', data, groupLength, mult, boundaries, perGroup: 15 });
+        }
+      }
+    }
+    setCpuEngine('wasm', { minElements: 0 });
+    const before = wasmFor(16)!.calls.palette;
+    for (const job of jobs) {
+      const got = paletteKernel.cpu(job);
+      const want = paletteReference(job);
+      expect(Array.from(got.counts ?? got.indices!), `${job.kind} n=${job.data.length} mult=${job.mult}`).toEqual(Array.from(want.counts ?? want.indices!));
+    }
+    expect(wasmFor(16)!.calls.palette - before).toBe(jobs.filter((j) => j.data.length > 0).length);
   });
 });
 

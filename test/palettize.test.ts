@@ -23,7 +23,7 @@ import { summarizeEncodings } from '../src/analysis/encodings.ts';
 import { replaceFloatWeight } from '../src/onnx/model-edits.ts';
 import { gpuScheduler } from './helpers/gpu.ts';
 import { paletteCases } from './cases/kernel-cases.ts';
-import { paletteKernel, paletteReference } from '../src/kernels/palette.ts';
+import { cpuTypeScript, paletteKernel, paletteReference } from '../src/kernels/palette.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'modelpress-pal-'));
 const cpu = await Scheduler.create({ backend: 'cpu' });
@@ -196,11 +196,10 @@ describe('palettization numerics', () => {
     }
   });
 
-  it('the fast CPU path (integer keys, per-key tables) equals the per-weight definition on every kernel case', () => {
+  it('the fast CPU paths (TypeScript integer keys; WebAssembly) equal the per-weight definition on every kernel case', () => {
     for (const c of paletteCases()) {
-      const fast = paletteKernel.cpu(c.job);
       const slow = paletteReference(c.job);
-      expect(Array.from(fast.counts ?? fast.indices!), c.name).toEqual(Array.from(slow.counts ?? slow.indices!));
+      for (const fast of [cpuTypeScript(c.job), paletteKernel.cpu(c.job)]) expect(Array.from(fast.counts ?? fast.indices!), c.name).toEqual(Array.from(slow.counts ?? slow.indices!));
     }
   });
 

@@ -501,3 +501,71 @@ export function quantize8StatsRuns(src: usize, dst: usize, start: i32, end: i32,
     i = runEnd;
   }
 }
+
+// ---- palette keys: f32 -> x 2^shift (exponent add; flush / saturate) -> fp16 (half to even) -> ---
+// order-preserving 16-bit key, as src/kernels/palette.ts paletteKeys computes them one by one.
+// Four lanes at once and no branches: the half-subnormal range (many small weights) is rounded in
+// float, |x'| * 2^24 by f32x4.nearest (round half to even, exact: x' is exact and < 2^-14).
+
+@inline function paletteKeys4(b: v128, shift: v128): v128 {
+  const mant = v128.and(b, i32x4.splat(MANT));
+  const e = i32x4.shr_u(v128.and(b, i32x4.splat(0x7fffffff)), 23);
+  const es = i32x4.add(e, shift);
+  const he = i32x4.sub(es, i32x4.splat(112));
+  // Normal halves: exponent and mantissa, + 1 when the dropped 13 bits round up (ties to even).
+  let hn = v128.or(i32x4.shl(he, 10), i32x4.shr_u(mant, 13));
+  hn = i32x4.add(hn, i32x4.shr_u(i32x4.add(i32x4.add(v128.and(mant, i32x4.splat(0x1fff)), v128.and(hn, i32x4.splat(1))), i32x4.splat(0xfff)), 13));
+  // Subnormal halves: the scaled magnitude (valid for 1 <= es <= 254) times 2^24, rounded.
+  const scaled = v128.or(i32x4.shl(es, 23), mant);
+  const hs = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(scaled, f32x4.splat(16777216.0))));
+  const inf = i32x4.splat(0x7c00);
+  let h = v128.bitselect(hs, hn, i32x4.le_s(he, i32x4.splat(0)));
+  h = v128.bitselect(inf, h, i32x4.ge_s(he, i32x4.splat(31)));
+  h = v128.bitselect(inf, h, i32x4.ge_s(es, i32x4.splat(0xff)));
+  h = v128.bitselect(i32x4.splat(0), h, i32x4.le_s(es, i32x4.splat(0)));
+  // Non-finite inputs: NaN -> 0x7e00, +-Inf -> 0x7c00; zeros and flushed denormals -> 0.
+  const nan = v128.bitselect(i32x4.splat(0x7e00), inf, i32x4.ne(mant, i32x4.splat(0)));
+  h = v128.bitselect(nan, h, i32x4.eq(e, i32x4.splat(0xff)));
+  h = v128.bitselect(i32x4.splat(0), h, i32x4.eq(e, i32x4.splat(0)));
+  // Key: 0x8000 + h for a positive value, its 16-bit complement for a negative one.
+  return v128.xor(i32x4.add(h, i32x4.splat(0x8000)), v128.and(i32x4.shr_s(b, 31), i32x4.splat(0xffff)));
+}
+
+@inline function paletteKey1(b: u32, shift: i32): u32 {
+  return <u32>i32x4.extract_lane(paletteKeys4(i32x4.splat(<i32>b), i32x4.splat(shift)), 0);
+}
+
+/** Adds the keys of n f32 values to counts (65 536 u32). */
+export function paletteHistogram(src: usize, n: i32, shift: i32, counts: usize): void {
+  const vs = i32x4.splat(shift);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const k = paletteKeys4(v128.load(src + (<usize>i << 2)), vs);
+    const p0 = counts + (<usize>i32x4.extract_lane(k, 0) << 2);
+    store<u32>(p0, load<u32>(p0) + 1);
+    const p1 = counts + (<usize>i32x4.extract_lane(k, 1) << 2);
+    store<u32>(p1, load<u32>(p1) + 1);
+    const p2 = counts + (<usize>i32x4.extract_lane(k, 2) << 2);
+    store<u32>(p2, load<u32>(p2) + 1);
+    const p3 = counts + (<usize>i32x4.extract_lane(k, 3) << 2);
+    store<u32>(p3, load<u32>(p3) + 1);
+  }
+  for (; i < n; i++) {
+    const p = counts + (<usize>paletteKey1(load<u32>(src + (<usize>i << 2)), shift) << 2);
+    store<u32>(p, load<u32>(p) + 1);
+  }
+}
+
+/** dst[i] = table[key of src[i]] for n f32 values (table: 65 536 cluster indices). */
+export function paletteAssign(src: usize, dst: usize, n: i32, shift: i32, table: usize): void {
+  const vs = i32x4.splat(shift);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const k = paletteKeys4(v128.load(src + (<usize>i << 2)), vs);
+    store<u8>(dst + <usize>i, load<u8>(table + <usize>i32x4.extract_lane(k, 0)));
+    store<u8>(dst + <usize>i + 1, load<u8>(table + <usize>i32x4.extract_lane(k, 1)));
+    store<u8>(dst + <usize>i + 2, load<u8>(table + <usize>i32x4.extract_lane(k, 2)));
+    store<u8>(dst + <usize>i + 3, load<u8>(table + <usize>i32x4.extract_lane(k, 3)));
+  }
+  for (; i < n; i++) store<u8>(dst + <usize>i, load<u8>(table + <usize>paletteKey1(load<u32>(src + (<usize>i << 2)), shift)));
+}

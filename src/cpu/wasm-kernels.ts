@@ -27,6 +27,8 @@ interface Exports {
   dequantStats8(codes: number, orig: number, n: number, scale: number, zp: number, signed: number, out: number): void;
   dequantStats8Lanes(codes: number, orig: number, n: number, scalePtr: number, zpPtr: number, signed: number, out: number): void;
   histogram(src: number, n: number, lo: number, hi: number, scale: number, bins: number, slots: number): void;
+  paletteHistogram(src: number, n: number, shift: number, counts: number): void;
+  paletteAssign(src: number, dst: number, n: number, shift: number, table: number): void;
   quantize8Runs(src: number, dst: number, start: number, end: number, inner: number, dim: number, invPtr: number, zpPtr: number, qmin: number, qmax: number): void;
   rangeRuns(src: number, start: number, end: number, inner: number, dim: number, out: number): void;
   dequantStats8Runs(codes: number, orig: number, start: number, end: number, inner: number, dim: number, scalePtr: number, zpPtr: number, signed: number,
@@ -106,7 +108,7 @@ export class WasmKernels {
   /** Every buffer object views were made from: a view over one of them is resident. */
   private readonly buffers = new WeakSet<object>();
   /** Tensors each entry point processed (tests check the fast engine really ran). */
-  readonly calls = { quantize8: 0, range: 0, dequantStats8: 0, histogram: 0, quantize8Stats: 0 };
+  readonly calls = { quantize8: 0, range: 0, dequantStats8: 0, histogram: 0, quantize8Stats: 0, palette: 0 };
   /** Inputs processed in place (resident) rather than copied in. */
   resident = 0;
 
@@ -338,6 +340,45 @@ export class WasmKernels {
       this.blocks(h.data, (start, end, src) => this.x.histogram(src + start * 4, end - start, h.lo, h.hi, h.scale, h.bins, slotsAt));
       h.slots.set(new Uint32Array(this.buffer(), slotsAt, h.slots.length));
       this.calls.histogram++;
+      return true;
+    }) ?? false;
+  }
+
+  /**
+   * Palette keys of each group's weights (groups of `groupLength`, scaled by 2^shift) counted into
+   * its 65 536-word region of `counts`, the same keys as palette.ts's paletteKeys.
+   */
+  paletteHistogram(data: Float32Array, groupLength: number, shift: number, counts: Uint32Array): boolean {
+    return this.attempt(() => {
+      const keys = 65536;
+      const at = this.scratch(keys * 4);
+      // Views are made afresh after every call that may grow the memory (growth detaches them).
+      for (let g0 = 0, base = 0; g0 < data.length; g0 += groupLength, base += keys) {
+        new Uint32Array(this.buffer(), at, keys).fill(0);
+        this.blocks(data.subarray(g0, Math.min(data.length, g0 + groupLength)), (start, end, src) => this.x.paletteHistogram(src + start * 4, end - start, shift, at));
+        counts.set(new Uint32Array(this.buffer(), at, keys), base);
+      }
+      this.calls.palette++;
+      return true;
+    }) ?? false;
+  }
+
+  /** indices[i] = the group's table[key of data[i]] (one 65 536-entry table per group, concatenated). */
+  paletteAssign(data: Float32Array, groupLength: number, shift: number, tables: (group: number, into: Uint8Array) => void, indices: Uint8Array): boolean {
+    return this.attempt(() => {
+      const tableAt = this.scratch(65536);
+      const dstAt = this.scratch(Math.min(BLOCK, data.length));
+      for (let g0 = 0, g = 0; g0 < data.length; g0 += groupLength, g++) {
+        tables(g, new Uint8Array(this.buffer(), tableAt, 65536));
+        this.blocks(data.subarray(g0, Math.min(data.length, g0 + groupLength)), (start, end, src) => {
+          for (let i = start; i < end; i += BLOCK) {
+            const len = Math.min(BLOCK, end - i);
+            this.x.paletteAssign(src + i * 4, dstAt, len, shift, tableAt);
+            indices.set(new Uint8Array(this.buffer(), dstAt, len), g0 + i);
+          }
+        });
+      }
+      this.calls.palette++;
       return true;
     }) ?? false;
   }

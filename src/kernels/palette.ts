@@ -15,6 +15,7 @@ import { f32Bits, flushDenormalBits, isFiniteBits, bitsToF32 } from './numerics.
 import { floatToHalf, halfToFloat } from '../onnx/float16.ts';
 import { UnsliceableError } from './layout.ts';
 import { WORKGROUP_SIZE, type KernelDescriptor, type Piece, type PieceRegions } from './kernel.ts';
+import { wasmFor } from '../cpu/wasm-kernels.ts';
 
 export const PALETTE_KEYS = 65536;
 const PER_THREAD = 16;
@@ -152,6 +153,22 @@ function keyTable(boundaries: Uint32Array, base: number, nb: number, into: Uint8
 const CHUNK = 1 << 16;
 
 function cpu(job: PaletteJob): PaletteResult {
+  const { data, groupLength, mult } = job;
+  // The WebAssembly engine (four keys at a time, branch-free) when it is loaded; else TypeScript.
+  const wasm = wasmFor(data.length);
+  const shift = Math.round(Math.log2(mult));
+  if (job.kind === 'histogram') {
+    const counts = new Uint32Array(groupCount(job) * PALETTE_KEYS);
+    if (wasm?.paletteHistogram(data, groupLength, shift, counts)) return { counts };
+  } else {
+    const indices = new Uint8Array(data.length);
+    if (wasm?.paletteAssign(data, groupLength, shift, (g, into) => keyTable(job.boundaries, g * job.perGroup, job.perGroup, into), indices)) return { indices };
+  }
+  return cpuTypeScript(job);
+}
+
+/** The TypeScript CPU path (integer keys, per-key tables): what the WebAssembly one is tested against. */
+export function cpuTypeScript(job: PaletteJob): PaletteResult {
   const { data, groupLength, mult } = job;
   const keys = new Uint16Array(Math.min(CHUNK, Math.max(1, groupLength)));
   if (job.kind === 'histogram') {

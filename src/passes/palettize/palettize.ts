@@ -176,6 +176,42 @@ function planGroup(g: GroupPoints, part: Solved | null, k: number, mult: number)
 
 const i2l = (i: number, zp: number, step: number) => (i - zp) * step;
 
+/** Decodes row by row into `decoded` (table[group][index] × the row's scale, in f32) and measures it against `x`, in one pass. */
+function decodeWithMetrics(x: Float32Array, indices: Uint8Array, table: Float32Array | Int8Array, k: number, rows: number, inner: number, rowsPerGroup: number,
+  rowScale: Float32Array | undefined, decoded: Float32Array): { sqnrDb: number; cosine: number; mse: number; maxAbsError: number } {
+  let emax = 0;
+  let e2 = 0;
+  let x2 = 0;
+  let h2 = 0;
+  let xh = 0;
+  for (let r = 0; r < rows; r++) {
+    const base = Math.floor(r / rowsPerGroup) * k;
+    const scale = rowScale ? rowScale[r] : 1;
+    const j1 = (r + 1) * inner;
+    for (let j = r * inner; j < j1; j++) {
+      const h = rowScale ? Math.fround(table[base + indices[j]] * scale) : table[base + indices[j]];
+      decoded[j] = h;
+      const v = x[j];
+      const d = v - h;
+      e2 += d * d;
+      const a = d < 0 ? -d : d;
+      if (a > emax) emax = a;
+      x2 += v * v;
+      h2 += h * h;
+      xh += v * h;
+    }
+  }
+  return metricsFrom(e2, emax, x2, h2, xh, x.length);
+}
+
+function metricsFrom(e2: number, emax: number, x2: number, h2: number, xh: number, n: number): { sqnrDb: number; cosine: number; mse: number; maxAbsError: number } {
+  const denom = Math.sqrt(x2 * h2);
+  return {
+    sqnrDb: e2 === 0 ? Infinity : x2 === 0 ? -Infinity : 10 * Math.log10(x2 / e2), cosine: denom === 0 ? (x2 === 0 && h2 === 0 ? 1 : 0) : xh / denom,
+    mse: n ? e2 / n : 0, maxAbsError: emax,
+  };
+}
+
 export function weightMetrics(x: Float32Array, h: Float32Array): { sqnrDb: number; cosine: number; mse: number; maxAbsError: number } {
   let emax = 0;
   let e2 = 0;
@@ -190,11 +226,7 @@ export function weightMetrics(x: Float32Array, h: Float32Array): { sqnrDb: numbe
     h2 += h[i] * h[i];
     xh += x[i] * h[i];
   }
-  const denom = Math.sqrt(x2 * h2);
-  return {
-    sqnrDb: e2 === 0 ? Infinity : x2 === 0 ? -Infinity : 10 * Math.log10(x2 / e2), cosine: denom === 0 ? (x2 === 0 && h2 === 0 ? 1 : 0) : xh / denom,
-    mse: x.length ? e2 / x.length : 0, maxAbsError: emax,
-  };
+  return metricsFrom(e2, emax, x2, h2, xh, x.length);
 }
 
 export function validateConfig(cfg: PaletteConfig, where = 'palettize'): void {
@@ -386,17 +418,9 @@ export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: Pal
       zeroCluster: plans[i].some((g, gi) => g.zeroCluster >= 0 && lut[gi * kk + g.zeroCluster] === 0),
       sqnrDb: 0, cosine: 0, mse: 0, maxAbsError: 0,
     };
-    // What the graph decodes to, row by row: table[group][index], times the row's scale in f32.
-    const table = lutInt8 ?? lut;
-    const decoded = result.decoded;
-    for (let r = 0; r < t.rows; r++) {
-      const base = Math.floor(r / p.rowsPerGroup) * kk;
-      const scale = rowScale ? rowScale[r] : 1;
-      const j1 = (r + 1) * t.inner;
-      if (rowScale) for (let j = r * t.inner; j < j1; j++) decoded[j] = Math.fround(table[base + indices[j]] * scale);
-      else for (let j = r * t.inner; j < j1; j++) decoded[j] = table[base + indices[j]];
-    }
-    Object.assign(result, weightMetrics(t.data, result.decoded));
+    // What the graph decodes to, row by row: table[group][index], times the row's scale in f32;
+    // the error metrics against the original in the same pass.
+    Object.assign(result, decodeWithMetrics(t.data, indices, lutInt8 ?? lut, kk, t.rows, t.inner, p.rowsPerGroup, rowScale, result.decoded));
     return result;
   });
   lap('finishMs');
