@@ -33,6 +33,22 @@ interface Table {
   mean: (a: number, b: number) => number;
 }
 
+/** Cost and weighted mean of the cluster of points a..b from the centred prefix sums. */
+function prefixCosts(P0: Float64Array, P1: Float64Array, P2: Float64Array, shift: number, values: Float64Array): Pick<Table, 'clusterCost' | 'mean'> {
+  const clusterCost = (a: number, b: number) => {
+    const w = P0[b + 1] - P0[a];
+    if (w <= 0) return 0;
+    const s = P1[b + 1] - P1[a];
+    const c = P2[b + 1] - P2[a] - (s * s) / w;
+    return c > 0 ? c : 0;
+  };
+  const mean = (a: number, b: number) => {
+    const w = P0[b + 1] - P0[a];
+    return w > 0 ? (P1[b + 1] - P1[a]) / w + shift : (values[a] + values[b]) / 2;
+  };
+  return { clusterCost, mean };
+}
+
 function table(p: Points, k: number): Table {
   const n = p.values.length;
   let w0 = 0;
@@ -52,17 +68,9 @@ function table(p: Points, k: number): Table {
     P1[i + 1] = P1[i] + w * v;
     P2[i + 1] = P2[i] + w * v * v;
   }
-  const clusterCost = (a: number, b: number) => {
-    const w = P0[b + 1] - P0[a];
-    if (w <= 0) return 0;
-    const s = P1[b + 1] - P1[a];
-    const c = P2[b + 1] - P2[a] - (s * s) / w;
-    return c > 0 ? c : 0;
-  };
-  const mean = (a: number, b: number) => {
-    const w = P0[b + 1] - P0[a];
-    return w > 0 ? (P1[b + 1] - P1[a]) / w + shift : (p.values[a] + p.values[b]) / 2;
-  };
+  // Made in another function: variables a closure captures are read from a context object on
+  // every access, and the hot loop below reads P0..P2 (measured: 25 000 points, k = 16, 72 -> 40 ms).
+  const { clusterCost, mean } = prefixCosts(P0, P1, P2, shift, p.values);
   const layers = Math.min(k, n);
   const total = new Float64Array(layers);
   const back: Array<Uint16Array | Int32Array> = [];
@@ -73,6 +81,7 @@ function table(p: Points, k: number): Table {
   let cur = new Float64Array(n);
   // Explicit stack of (lo, hi, optLo, optHi) ranges; depth <= log2(n) + 1, four ints each.
   const stack = new Int32Array(4 * 2 * (Math.ceil(Math.log2(n + 1)) + 2));
+
   for (let j = 1; j < layers; j++) {
     const bj = n <= 65536 ? new Uint16Array(n) : new Int32Array(n);
     cur.fill(Infinity);
