@@ -2,6 +2,8 @@
 import { describe, expect, it, afterAll } from 'vitest';
 import { percentileThreshold, clipRanges } from '../src/calibrate/methods.ts';
 import { TensorStats, addBatch, HALF_BINS } from '../src/calibrate/stats.ts';
+import { HistogramHelper } from '../src/calibrate/histogram-helper.ts';
+import { seededRandom } from '../src/random.ts';
 import { pickThreshold, scoreCandidate, thresholdSearchKernel, type ThresholdSearchJob } from '../src/kernels/threshold-search.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { thresholdCases } from './cases/kernel-cases.ts';
@@ -103,6 +105,39 @@ describe('streaming statistics', () => {
     }
   });
 });
+
+describe('statistics on two cores (a helper thread counts half of each batch)', () => {
+  it('the same stats as one thread, growth and re-counts included; the activations come back intact', async (ctx) => {
+    const helper = HistogramHelper.start(2);
+    if (!helper) return ctx.skip('dist/src/calibrate/histogram-worker.js is not built (npm test builds it first)');
+    try {
+      const r = seededRandom(21);
+      // Six tensors, 1.5 M elements a batch (the helper takes batches from 1 M); the second batch outgrows the ranges.
+      const batches = [1, 3].map((scale) => Array.from({ length: 6 }, (_, t) => Float32Array.from({ length: 100_000 + 60_000 * t }, () => (r() - 0.5) * scale * (t + 1) + (r() < 1e-4 ? NaN : 0))));
+      const one = batches[0].map(() => new TensorStats());
+      const two = batches[0].map(() => new TensorStats());
+      for (const b of batches) {
+        const given = b.map((a) => Float32Array.from(a));
+        await addBatch(cpu, one, b);
+        await countUsedHelper(() => addBatch(cpu, two, given, helper), given, b);
+      }
+      one.forEach((s, t) => {
+        expect([two[t].min, two[t].max, two[t].limit, two[t].count, two[t].nonFinite], `tensor ${t}`).toEqual([s.min, s.max, s.limit, s.count, s.nonFinite]);
+        expect(Array.from(two[t].hist!.counts), `tensor ${t}`).toEqual(Array.from(s.hist!.counts));
+      });
+    } finally {
+      await helper.close();
+    }
+  });
+});
+
+/** Runs `add`, then checks that some arrays went to the helper (new views) and all came back equal. */
+async function countUsedHelper(add: () => Promise<void>, given: Float32Array[], originals: Float32Array[]): Promise<void> {
+  const before = given.slice();
+  await add();
+  expect(given.some((a, i) => a !== before[i])).toBe(true);
+  given.forEach((a, i) => expect(Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.byteLength), Buffer.from(originals[i].buffer))).toBe(0));
+}
 
 describe('threshold search: GPU and CPU choose the same thresholds', () => {
   it('on every generated histogram', async (ctx) => {

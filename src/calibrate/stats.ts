@@ -5,7 +5,8 @@
  */
 import type { Scheduler } from '../scheduler/scheduler.ts';
 import { rangeKernel } from '../kernels/range.ts';
-import { emptyHistogram, histogramKernel, type HistogramResult } from '../kernels/histogram.ts';
+import { emptyHistogram, type HistogramJob, type HistogramResult } from '../kernels/histogram.ts';
+import { countHistograms, type HistogramHelper } from './histogram-helper.ts';
 
 /** Bins of the |x| histogram (the signed state has twice as many). */
 export const HALF_BINS = 2048;
@@ -80,7 +81,7 @@ export class TensorStats {
  * for the first time gets a range pass first, and one whose values outgrow its range is re-counted
  * after the range doubles.
  */
-export async function addBatch(scheduler: Scheduler, stats: TensorStats[], batch: Float32Array[]): Promise<void> {
+export async function addBatch(scheduler: Scheduler, stats: TensorStats[], batch: Float32Array[], helper: HistogramHelper | null = null): Promise<void> {
   const fresh = stats.map((s, i) => (s.hist ? -1 : i)).filter((i) => i >= 0);
   if (fresh.length) {
     const ranges = await scheduler.run(rangeKernel, fresh.map((i) => ({ data: batch[i], shape: [batch[i].length], granularity: { kind: 'tensor' as const }, moments: false })));
@@ -88,9 +89,10 @@ export async function addBatch(scheduler: Scheduler, stats: TensorStats[], batch
   }
   let todo = stats.map((_, i) => i);
   while (todo.length) {
-    const hists = await scheduler.run(histogramKernel, todo.map((i) => ({
-      data: batch[i], lo: -stats[i].limit, hi: stats[i].limit, bins: 2 * HALF_BINS, initial: stats[i].hist!,
-    })));
+    const jobs: HistogramJob[] = todo.map((i) => ({ data: batch[i], lo: -stats[i].limit, hi: stats[i].limit, bins: 2 * HALF_BINS, initial: stats[i].hist! }));
+    const hists = await countHistograms(scheduler, jobs, helper);
+    // Arrays counted on the helper thread come back as new views.
+    todo.forEach((i, k) => (batch[i] = jobs[k].data));
     const again: number[] = [];
     hists.forEach((h, k) => {
       const s = stats[todo[k]];
