@@ -152,24 +152,6 @@ fn lane_task(r: Reduction, local_wg: u32, lid: u32, lanes: u32) -> Task {
   return Task(true, g, r.k0, reduction_end(r, g, r.k1), gl);
 }
 
-var<workgroup> wg_lanes: u32;
-
-// A lane-variant invocation: its task, the lanes per group (uniform across the workgroup, so
-// barrier loops may run to it), its lane in the group and the group's first invocation.
-struct LaneSetup {
-  t: Task,
-  lanes: u32,
-  lane: u32,
-  head: u32,
-}
-
-fn lane_setup(r: Reduction, local_wg: u32, lid: u32) -> LaneSetup {
-  if (lid == 0u) { wg_lanes = lanes_for(r); }
-  let lanes = workgroupUniformLoad(&wg_lanes);
-  let lane = lid % lanes;
-  return LaneSetup(lane_task(r, local_wg, lid, lanes), lanes, lane, lid - lane);
-}
-
 fn thread_task(r: Reduction, local_wg: u32, lid: u32) -> Task {
   let gl = local_wg * 256u + lid;
   let g = r.g0 + gl;

@@ -156,6 +156,8 @@ fn dequantize_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
   if (lid == 0u) { write_partial(seg_word(s, 13u) + t.part * PART_WORDS, wg_stats[0], norm); }
 }
 
+var<workgroup> wg_lanes: u32;
+
 // Lane variant: `lanes` threads per group, each group's trees log2(lanes) deep.
 @compute @workgroup_size(256)
 fn dequantize_lane_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -163,30 +165,34 @@ fn dequantize_lane_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_i
   if (w >= dispatch_info.workgroup_count) { return; }
   let s = find_segment(w);
   let r = load_reduction(s);
-  let ls = lane_setup(r, w - seg_word(s, 0u), lid);
-  let t = ls.t;
+  // The lane count through workgroupUniformLoad: uniform, so the barrier loops may run to it.
+  if (lid == 0u) { wg_lanes = lanes_for(r); }
+  let lanes = workgroupUniformLoad(&wg_lanes);
+  let t = lane_task(r, w - seg_word(s, 0u), lid, lanes);
+  let lane = lid % lanes;
+  let head = lid - lane;
   let d = load_deq(s, r);
   var mag = 0u;
-  for (var k = t.k_begin + ls.lane; k < t.k_end; k += ls.lanes) {
+  for (var k = t.k_begin + lane; k < t.k_end; k += lanes) {
     mag = max(mag, magnitude(d, r, t.g, k));
   }
   wg_mag[lid] = mag;
-  for (var stride = ls.lanes >> 1u; stride > 0u; stride >>= 1u) {
+  for (var stride = lanes >> 1u; stride > 0u; stride >>= 1u) {
     workgroupBarrier();
-    if (ls.lane < stride) { wg_mag[lid] = max(wg_mag[lid], wg_mag[lid + stride]); }
+    if (lane < stride) { wg_mag[lid] = max(wg_mag[lid], wg_mag[lid + stride]); }
   }
   workgroupBarrier();
-  let norm = norm_for(wg_mag[ls.head]);
+  let norm = norm_for(wg_mag[head]);
   var a = Stats(0.0, 0.0, 0.0, 0.0, 0u, 0u);
-  for (var k = t.k_begin + ls.lane; k < t.k_end; k += ls.lanes) {
+  for (var k = t.k_begin + lane; k < t.k_end; k += lanes) {
     a = visit(d, r, t.g, k, a, norm);
   }
   wg_stats[lid] = a;
-  for (var stride = ls.lanes >> 1u; stride > 0u; stride >>= 1u) {
+  for (var stride = lanes >> 1u; stride > 0u; stride >>= 1u) {
     workgroupBarrier();
-    if (ls.lane < stride) { wg_stats[lid] = stats_merge(wg_stats[lid], wg_stats[lid + stride]); }
+    if (lane < stride) { wg_stats[lid] = stats_merge(wg_stats[lid], wg_stats[lid + stride]); }
   }
-  if (ls.lane == 0u && t.valid) { write_partial(seg_word(s, 13u) + t.part * PART_WORDS, wg_stats[lid], norm); }
+  if (lane == 0u && t.valid) { write_partial(seg_word(s, 13u) + t.part * PART_WORDS, wg_stats[lid], norm); }
 }
 
 @compute @workgroup_size(256)

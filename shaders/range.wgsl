@@ -121,6 +121,8 @@ fn range_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
   }
 }
 
+var<workgroup> wg_lanes: u32;
+
 // Lane variant: `lanes` threads per group, each group's tree log2(lanes) deep.
 @compute @workgroup_size(256)
 fn range_lane_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -128,37 +130,41 @@ fn range_lane_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
   if (w >= dispatch_info.workgroup_count) { return; }
   let s = find_segment(w);
   let r = load_reduction(s);
-  let ls = lane_setup(r, w - seg_word(s, 0u), lid);
-  let t = ls.t;
+  // The lane count through workgroupUniformLoad: uniform, so the barrier loops may run to it.
+  if (lid == 0u) { wg_lanes = lanes_for(r); }
+  let lanes = workgroupUniformLoad(&wg_lanes);
+  let t = lane_task(r, w - seg_word(s, 0u), lid, lanes);
+  let lane = lid % lanes;
+  let head = lid - lane;
   let pivot = pivot_of(r, t);
   var a = acc_empty();
-  for (var k = t.k_begin + ls.lane; k < t.k_end; k += ls.lanes) {
+  for (var k = t.k_begin + lane; k < t.k_end; k += lanes) {
     a = acc_add(a, src[reduction_index(r, t.g, k)]);
   }
   wg_acc[lid] = a;
-  for (var stride = ls.lanes >> 1u; stride > 0u; stride >>= 1u) {
+  for (var stride = lanes >> 1u; stride > 0u; stride >>= 1u) {
     workgroupBarrier();
-    if (ls.lane < stride) { wg_acc[lid] = acc_merge(wg_acc[lid], wg_acc[lid + stride]); }
+    if (lane < stride) { wg_acc[lid] = acc_merge(wg_acc[lid], wg_acc[lid + stride]); }
   }
   workgroupBarrier();
-  let total = wg_acc[ls.head];
+  let total = wg_acc[head];
   if (seg_word(s, 14u) == 0u) {
-    if (ls.lane == 0u && t.valid) { write_partial(seg_word(s, 13u) + t.part * PART_WORDS, total, pivot, 1.0); }
+    if (lane == 0u && t.valid) { write_partial(seg_word(s, 13u) + t.part * PART_WORDS, total, pivot, 1.0); }
     return;
   }
   let norm = norm_for(total.amax);
   var m = acc_empty();
-  for (var k = t.k_begin + ls.lane; k < t.k_end; k += ls.lanes) {
+  for (var k = t.k_begin + lane; k < t.k_end; k += lanes) {
     m = acc_sums(m, src[reduction_index(r, t.g, k)], pivot * norm, norm);
   }
   // Every lane has read its group's total before the slots are reused.
   workgroupBarrier();
   wg_acc[lid] = m;
-  for (var stride = ls.lanes >> 1u; stride > 0u; stride >>= 1u) {
+  for (var stride = lanes >> 1u; stride > 0u; stride >>= 1u) {
     workgroupBarrier();
-    if (ls.lane < stride) { wg_acc[lid] = acc_merge(wg_acc[lid], wg_acc[lid + stride]); }
+    if (lane < stride) { wg_acc[lid] = acc_merge(wg_acc[lid], wg_acc[lid + stride]); }
   }
-  if (ls.lane == 0u && t.valid) {
+  if (lane == 0u && t.valid) {
     var out = total;
     out.sum = wg_acc[lid].sum;
     out.sq = wg_acc[lid].sq;

@@ -278,8 +278,12 @@ export function kernelSuites(): KernelSuite[] {
 
 /** Runs a suite's cases in one pass on `scheduler`; returns one line per case that differs from the CPU reference. */
 export async function runSuite(suite: KernelSuite, scheduler: Scheduler): Promise<string[]> {
+  scheduler.resetStats();
   const got = await scheduler.run(suite.kernel, suite.cases.map((c) => c.job));
   const problems: string[] = [];
+  // A GPU pass that failed (a shader that does not compile, a device error) is redone on the CPU
+  // and would match the reference trivially: on a GPU scheduler, any such fallback is a failure.
+  if (scheduler.info.active === 'gpu') for (const f of scheduler.stats.fallbacks) problems.push(`${suite.name}: the GPU pass fell back to the CPU: ${f.reason}`);
   suite.cases.forEach((c, i) => {
     const want = suite.kernel.cpu(c.job);
     const diff = comparators[suite.name](got[i], want);
