@@ -16,32 +16,37 @@ import type { Scheduler } from '../scheduler/scheduler.ts';
 const MIN_ELEMENTS = 1 << 20;
 
 export class HistogramHelper {
-  private constructor(private readonly worker: Worker) {}
+  /** Started on the first batch large enough to share (small models never pay for a thread). */
+  private worker: Worker | null = null;
+  private constructor(private readonly script: string) {}
 
   /** A helper when there is a second core and the compiled worker (dist/), else null. */
   static start(threads = defaultThreads()): HistogramHelper | null {
     const script = join(packageRoot(), 'dist', 'src', 'calibrate', 'histogram-worker.js');
-    if (threads < 2 || !existsSync(script)) return null;
-    const worker = new Worker(script);
-    worker.unref();
-    return new HistogramHelper(worker);
+    return threads >= 2 && existsSync(script) ? new HistogramHelper(script) : null;
   }
 
   /** Counts `jobs` on the worker; their arrays come back as new views (the old ones are detached). */
   run(jobs: HistogramJob[]): Promise<{ results: HistogramResult[]; data: Float32Array[] }> {
+    if (!this.worker) {
+      this.worker = new Worker(this.script);
+      this.worker.unref();
+    }
+    const worker = this.worker;
     return new Promise((resolve, reject) => {
       const onError = (err: Error) => reject(err);
-      this.worker.once('error', onError);
-      this.worker.once('message', (m: { results: HistogramResult[]; data: Float32Array[] }) => {
-        this.worker.off('error', onError);
+      worker.once('error', onError);
+      worker.once('message', (m: { results: HistogramResult[]; data: Float32Array[] }) => {
+        worker.off('error', onError);
         resolve(m);
       });
-      this.worker.postMessage(jobs, jobs.map((j) => j.data.buffer as ArrayBuffer));
+      worker.postMessage(jobs, jobs.map((j) => j.data.buffer as ArrayBuffer));
     });
   }
 
   async close(): Promise<void> {
-    await this.worker.terminate();
+    await this.worker?.terminate();
+    this.worker = null;
   }
 }
 
