@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { packageRoot } from '../package-root.ts';
-import { defaultThreads } from '../passes/palettize/dp-pool.ts';
+import { defaultThreads } from '../threads.ts';
 import { histogramKernel, type HistogramJob, type HistogramResult } from '../kernels/histogram.ts';
 import type { Scheduler } from '../scheduler/scheduler.ts';
 

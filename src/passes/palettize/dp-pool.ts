@@ -4,10 +4,10 @@
  * every problem wherever it runs, so results do not depend on the thread count.
  */
 import { existsSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { packageRoot } from '../../package-root.ts';
+import { defaultThreads } from '../../threads.ts';
 import { solvePartition, type PartitionProblem, type Solved } from './kmeans1d.ts';
 
 export interface PoolOptions {
@@ -25,11 +25,6 @@ export interface PoolOptions {
 export function workerScript(): string | null {
   const path = join(packageRoot(), 'dist', 'src', 'passes', 'palettize', 'dp-worker.js');
   return existsSync(path) ? path : null;
-}
-
-export function defaultThreads(): number {
-  const env = Number(process.env.MODELPRESS_THREADS);
-  return Number.isInteger(env) && env >= 1 ? env : availableParallelism();
 }
 
 export async function solvePartitions(problems: readonly PartitionProblem[], o: PoolOptions = {}): Promise<{ solved: Solved[]; threads: number }> {

@@ -24,6 +24,7 @@ import { modelInput } from '../../calibrate/calibrate.ts';
 import { forEachBatch } from '../../eval/session.ts';
 import { inputRows, layerGeometry, positionsFor, type Geometry } from '../layer-rows.ts';
 import { currentSolution } from './recover.ts';
+import { columnNorms } from './scores.ts';
 import type { CalibrationSource } from '../pass.ts';
 
 export interface ObsScoreOptions {
@@ -211,24 +212,18 @@ export async function obsScores(model: OnnxModel, cg: ChannelGraph, scheduler: S
     consumers.push({ node: name, features: F, method: u ? 'obs' : 'centred-energy' });
   }
   // Centred energy: what bias correction leaves of a removed channel, Var(x_c)·‖W[:, c]‖².
-  for (const a of approx) {
+  const norms = await columnNorms(model, approx.map((a) => a.slice), scheduler);
+  approx.forEach((a, k) => {
     const s = a.slice;
     const ids = cg.labels.get(s.value)!.ids;
-    const t = model.graph.weights.get(s.node.input[s.input])!;
-    const W = model.tensorFloat32(t.tensor);
-    const dims = tensorDims(t.tensor);
-    const l2 = new Float64Array(dims[s.axis]);
-    const outer = dims.slice(0, s.axis).reduce((p, d) => p * d, 1);
-    const inner = dims.slice(s.axis + 1).reduce((p, d) => p * d, 1);
-    for (let q = 0; q < outer; q++) for (let c = 0; c < dims[s.axis]; c++) for (let k = 0; k < inner; k++) l2[c] += W[(q * dims[s.axis] + c) * inner + k] ** 2;
+    const l2 = norms[k];
     for (let c = 0; c < ids.length && c < l2.length; c++) {
       if (ids[c] < 0 || !a.n) continue;
       const mean = a.sum[c] / a.n;
-      score[cg.root(ids[c])] += Math.max(0, a.sumSq[c] / a.n - mean * mean) * l2[c];
+      score[cg.root(ids[c])] += Math.max(0, a.sumSq[c] / a.n - mean * mean) * l2[c] * l2[c];
     }
     consumers.push({ node: s.node.name || s.node.output[0], features: 0, method: 'centred-energy' });
-  }
-  const byRoot = new Float64Array(score.length);
-  for (let id = 0; id < score.length; id++) byRoot[cg.root(id)] += score[id];
-  return { scores: byRoot, consumers };
+  });
+  // Every cost was added at its channel's root already.
+  return { scores: score, consumers };
 }

@@ -8,7 +8,7 @@ import type { OnnxModel } from '../../onnx/model.ts';
 import { tensorDims } from '../../onnx/tensor.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
 import { channelScoresKernel, type ChannelCriterion, type ChannelScoresJob } from '../../kernels/channel-scores.ts';
-import type { ChannelGraph } from '../../analysis/channel-groups.ts';
+import type { ChannelGraph, WeightSlice } from '../../analysis/channel-groups.ts';
 import { axisFirst, type DenseTensor } from './tensor-slice.ts';
 import { rangeKernel, type RangeJob } from '../../kernels/range.ts';
 import { openDataset, seededSample } from '../../data/dataset.ts';
@@ -64,6 +64,15 @@ export async function groupScores(model: OnnxModel, cg: ChannelGraph, scheduler:
   return byRoot;
 }
 
+/** Each consumer slice's column L2 norms (the weight's values along the slice axis), by the channel_scores kernel. */
+export async function columnNorms(model: OnnxModel, slices: readonly WeightSlice[], scheduler: Scheduler): Promise<Float32Array[]> {
+  const jobs: ChannelScoresJob[] = slices.map((s) => {
+    const t = readDense(model, s.node.input[s.input]);
+    return { weights: axisFirst(t, s.axis), shape: [t.dims[s.axis], t.data.length / t.dims[s.axis]], criteria: ['l2'] };
+  });
+  return (await scheduler.run(channelScoresKernel, jobs)).map((r) => r.l2!);
+}
+
 /**
  * Data-aware importance: the output energy a channel feeds its consumers, E[x_c²] · ‖W[:, c]‖²
  * summed over the consumers' columns — what removing the channel takes from their outputs (to first
@@ -88,16 +97,11 @@ export async function energyScores(model: OnnxModel, cg: ChannelGraph, scheduler
     });
   });
   const score = new Float64Array(cg.producerOf.length);
-  const jobs: ChannelScoresJob[] = [];
-  for (const s of consumers) {
-    const t = readDense(model, s.node.input[s.input]);
-    jobs.push({ weights: axisFirst(t, s.axis), shape: [t.dims[s.axis], t.data.length / t.dims[s.axis]], criteria: ['l2'] });
-  }
-  const norms = await scheduler.run(channelScoresKernel, jobs);
+  const norms = await columnNorms(model, consumers, scheduler);
   consumers.forEach((s, j) => {
     const ids = cg.labels.get(s.value)!.ids;
     const e = energy.get(s.value)!;
-    const l2 = norms[j].l2!;
+    const l2 = norms[j];
     for (let c = 0; c < ids.length; c++) if (ids[c] >= 0) score[ids[c]] += (e.n ? e.sum[c] / e.n : 0) * l2[c] * l2[c];
   });
   const byRoot = new Float64Array(score.length);
