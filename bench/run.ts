@@ -3,6 +3,11 @@
  * from timestamp queries), on the CPU path, against a Float32Array.prototype.set copy of the same
  * input bytes; plus scheduler overhead for 1000 tensors of 4 K elements. Prints a table and writes
  * bench/results/<date>-<device>.md. Options: --sizes 1M,16M,64M  --out <file>  --no-write
+ * --cpu-max 64M (time the CPU paths only up to this size: the TypeScript reference takes seconds per
+ * rep beyond it)  --peak-gbps <n> (the card's memory bandwidth: kernel traffic is then reported as
+ * a fraction of it; on a real GPU the reductions should be bandwidth-bound)  --repeats <n> (kernel
+ * time from each dispatch recorded n times back to back in one timed pass: a real GPU left idle
+ * between runs wakes at low clocks, which a single sub-millisecond dispatch measures instead).
  */
 import { cpus, totalmem, platform, release } from 'node:os';
 import { setCpuEngine } from '../src/cpu/wasm-kernels.ts';
@@ -28,6 +33,22 @@ const opt = (name: string) => {
 };
 const parseSize = (s: string) => Math.round(parseFloat(s) * (s.endsWith('M') ? 1 << 20 : s.endsWith('K') ? 1 << 10 : 1));
 const sizes = (opt('--sizes') ?? '1M,16M,64M').split(',').map(parseSize);
+const cpuMax = opt('--cpu-max') ? parseSize(opt('--cpu-max')!) : Infinity;
+const peakGbps = opt('--peak-gbps') ? Number(opt('--peak-gbps')) : null;
+const repeats = Math.max(1, Number(opt('--repeats') ?? 1));
+/**
+ * Bytes each kernel must move per element (reads + writes of the per-element arrays; per-group
+ * outputs are negligible): what "bandwidth-bound" is judged against.
+ */
+const BYTES_PER_ELEMENT: Record<string, number> = {
+  'quantize int8 per-channel': 4 + 1,
+  'dequantize int8 + error stats': 1 + 4,
+  'range per-channel (min/max/absmax)': 4,
+  'range + mean/variance': 4,
+  'histogram 2048 bins': 4,
+  'channel L1/L2 norms': 4,
+  'distillation loss [N, 1024]': 4 + 4,
+};
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -49,9 +70,9 @@ interface Row {
   elements: number;
   gpuMs: number | null;
   gpuKernelMs: number | null;
-  cpuMs: number;
+  cpuMs: number | null;
   /** The TypeScript reference engine (MODELPRESS_CPU_ENGINE=js). */
-  cpuJsMs: number;
+  cpuJsMs: number | null;
   /** The WebAssembly engine with the input already in its memory (how passes read weights). */
   cpuResidentMs: number | null;
   copyMs: number;
@@ -89,6 +110,8 @@ async function main(): Promise<void> {
   const log = createLogger('warn');
   const cpu = await Scheduler.create({ backend: 'cpu' });
   const gpu = await Scheduler.create({ backend: 'auto', allowSoftwareAdapter: true, cpuThreshold: 0, logger: log });
+  // Kernel-only times (results unused, so accumulating kernels may repeat).
+  const gpuTimed = repeats > 1 ? await Scheduler.create({ backend: 'auto', allowSoftwareAdapter: true, cpuThreshold: 0, logger: log, timingRepeats: repeats }) : gpu;
   const hasGpu = gpu.info.active === 'gpu';
   const adapter = gpu.info.adapter;
   const device = adapter ? `${adapter.description || adapter.vendor}${adapter.software ? ' (software)' : ''}` : 'no GPU';
@@ -147,25 +170,27 @@ async function main(): Promise<void> {
     const copy = copyMs(data, Math.max(reps, 5));
     for (const [name, kernel, job] of cases) {
       const g = hasGpu ? await timeRuns(gpu, kernel, [job], reps) : null;
-      const c = await timeRuns(cpu, kernel, [job], Math.min(reps, 3));
+      const gk = hasGpu && repeats > 1 ? await timeRuns(gpuTimed, kernel, [job], reps) : g;
+      const timeCpu = n <= cpuMax;
+      const c = timeCpu ? await timeRuns(cpu, kernel, [job], Math.min(reps, 3)) : null;
       setCpuEngine('js');
-      const cj = await timeRuns(cpu, kernel, [job], Math.min(reps, 2));
+      const cj = timeCpu ? await timeRuns(cpu, kernel, [job], Math.min(reps, 2)) : null;
       setCpuEngine('wasm');
       // The same job with its f32 input resident in the engine's memory.
       const key = 'data' in (job as object) ? 'data' : 'original' in (job as object) ? 'original' : null;
-      const cr = key && kernel !== distillLossKernel && kernel !== channelScoresKernel
+      const cr = timeCpu && key && kernel !== distillLossKernel && kernel !== channelScoresKernel
         ? await cpu.withHostArrays(4 * n, async (alloc) => {
           const resident = alloc(n);
           resident.set((job as Record<string, Float32Array>)[key]);
           return timeRuns(cpu, kernel, [{ ...(job as object), [key]: resident }], Math.min(reps, 3));
         })
         : null;
-      const row = { kernel: name, elements: n, gpuMs: g?.wall ?? null, gpuKernelMs: g?.kernel ?? null, cpuMs: c.wall, cpuJsMs: cj.wall, cpuResidentMs: cr?.wall ?? null, copyMs: copy };
+      const row = { kernel: name, elements: n, gpuMs: g?.wall ?? null, gpuKernelMs: gk?.kernel ?? null, cpuMs: c?.wall ?? null, cpuJsMs: cj?.wall ?? null, cpuResidentMs: cr?.wall ?? null, copyMs: copy };
       rows.push(row);
-      console.error(`  ${name} @ ${n}: gpu ${row.gpuMs?.toFixed(1) ?? '-'} ms (kernel ${row.gpuKernelMs?.toFixed(1) ?? '-'}), cpu ${row.cpuMs.toFixed(1)} ms, copy ${copy.toFixed(2)} ms`);
+      console.error(`  ${name} @ ${n}: gpu ${row.gpuMs?.toFixed(1) ?? '-'} ms (kernel ${row.gpuKernelMs?.toFixed(3) ?? '-'}), cpu ${row.cpuMs?.toFixed(1) ?? '-'} ms, copy ${copy.toFixed(2)} ms`);
     }
     if (hasGpu && n === Math.max(...sizes)) {
-      const kernelMs = async (k: KernelDescriptor<any, any>, job: unknown) => (await timeRuns(gpu, k, [job], 1, 0)).kernel ?? NaN;
+      const kernelMs = async (k: KernelDescriptor<any, any>, job: unknown) => (await timeRuns(gpuTimed, k, [job], 1, 0)).kernel ?? NaN;
       for (let round = 0; round < 7; round++) {
         const q = await kernelMs(quantizeKernel, cases[0][2]);
         ratioRounds.range.push((await kernelMs(rangeKernel, cases[2][2])) / q);
@@ -176,32 +201,46 @@ async function main(): Promise<void> {
 
   const mb = (n: number) => (n * 4) / 1e6;
   const gbps = (n: number, ms: number | null) => (ms ? (mb(n) / ms).toFixed(2) : '-');
+  const ms = (x: number | null, digits = 1) => (x === null ? '-' : x.toFixed(digits));
+  /** Kernel traffic (reads + writes) in GB/s, from the GPU kernel time. */
+  const traffic = (r: Row) => (r.gpuKernelMs ? (r.elements * BYTES_PER_ELEMENT[r.kernel]) / 1e6 / r.gpuKernelMs : null);
   const table = formatTable(
-    ['kernel', 'elements', 'GPU e2e ms', 'GPU e2e GB/s', 'GPU kernel ms', 'GPU kernel GB/s', 'CPU ms', 'CPU GB/s', 'CPU resident ms', 'CPU (TS ref) ms', 'copy GB/s', 'CPU/copy', 'resident/copy', 'GPU e2e vs CPU'],
+    ['kernel', 'elements', 'GPU e2e ms', 'GPU e2e GB/s', 'GPU kernel ms', 'GPU kernel GB/s', 'GPU traffic GB/s', ...(peakGbps ? ['of peak'] : []), 'CPU ms', 'CPU GB/s', 'CPU resident ms', 'CPU (TS ref) ms', 'copy GB/s', 'CPU/copy', 'resident/copy', 'GPU e2e vs CPU'],
     rows.map((r) => [
-      r.kernel, `${(r.elements / (1 << 20)).toFixed(0)}M`, r.gpuMs?.toFixed(1) ?? '-', gbps(r.elements, r.gpuMs), r.gpuKernelMs?.toFixed(1) ?? '-',
-      gbps(r.elements, r.gpuKernelMs), r.cpuMs.toFixed(1), gbps(r.elements, r.cpuMs), r.cpuResidentMs?.toFixed(1) ?? '-', r.cpuJsMs.toFixed(1), gbps(r.elements, r.copyMs),
-      (r.copyMs / r.cpuMs).toFixed(3), r.cpuResidentMs ? (r.copyMs / r.cpuResidentMs).toFixed(3) : '-', r.gpuMs ? `${(r.cpuMs / r.gpuMs).toFixed(2)}x` : '-',
+      r.kernel, `${(r.elements / (1 << 20)).toFixed(0)}M`, ms(r.gpuMs), gbps(r.elements, r.gpuMs), ms(r.gpuKernelMs, r.gpuKernelMs !== null && r.gpuKernelMs < 1 ? 3 : 1),
+      gbps(r.elements, r.gpuKernelMs), traffic(r) === null ? '-' : traffic(r)!.toFixed(traffic(r)! < 10 ? 2 : 0), ...(peakGbps ? [traffic(r) ? `${((100 * traffic(r)!) / peakGbps).toFixed(0)} %` : '-'] : []),
+      ms(r.cpuMs), r.cpuMs ? gbps(r.elements, r.cpuMs) : '-', ms(r.cpuResidentMs), ms(r.cpuJsMs), gbps(r.elements, r.copyMs),
+      r.cpuMs ? (r.copyMs / r.cpuMs).toFixed(3) : '-', r.cpuResidentMs ? (r.copyMs / r.cpuResidentMs).toFixed(3) : '-', r.gpuMs && r.cpuMs ? `${(r.cpuMs / r.gpuMs).toFixed(2)}x` : '-',
     ]),
   );
-  // Issue targets, judged at the largest size measured (memory-bound, not cache-resident).
+  // Issue targets, judged at the largest size measured (memory-bound, not cache-resident); the CPU
+  // ones at the largest size the CPU paths were timed at.
   const big = Math.max(...rows.map((r) => r.elements));
-  const at = (k: string) => rows.find((r) => r.elements === big && r.kernel.startsWith(k))!;
+  const bigCpu = Math.max(...rows.filter((r) => r.cpuMs !== null).map((r) => r.elements));
+  const at = (k: string, size = big) => rows.find((r) => r.elements === size && r.kernel.startsWith(k))!;
   // Judged on the resident input: that is how the passes run (weights are read from disk into
   // the engine's memory); the copied-in figure is shown beside it.
-  const ratio = (k: string) => at(k).copyMs / (at(k).cpuResidentMs ?? at(k).cpuMs);
-  const copied = (k: string) => (at(k).copyMs / at(k).cpuMs).toFixed(2);
+  const ratio = (k: string) => at(k, bigCpu).copyMs / (at(k, bigCpu).cpuResidentMs ?? at(k, bigCpu).cpuMs!);
+  const copied = (k: string) => (at(k, bigCpu).copyMs / at(k, bigCpu).cpuMs!).toFixed(2);
   const verdict = (what: string, k: string, want: number) => `${what}: ${ratio(k).toFixed(2)} resident, ${copied(k)} copied in (target >= ${want}) ${ratio(k) >= want ? 'met' : 'NOT met'}`;
-  const targets = [
-    verdict('CPU quantize / copy', 'quantize', 0.5),
-    verdict('CPU range / copy', 'range', 0.5),
-    verdict('CPU dequantize + metrics / copy', 'dequantize', 0.3),
-  ];
+  const targets = Number.isFinite(bigCpu)
+    ? [
+      verdict('CPU quantize / copy', 'quantize', 0.5),
+      verdict('CPU range / copy', 'range', 0.5),
+      verdict('CPU dequantize + metrics / copy', 'dequantize', 0.3),
+    ]
+    : ['CPU paths not timed (--cpu-max below every size)'];
   if (hasGpu && at('quantize').gpuKernelMs) {
     for (const k of ['range', 'dequantize'] as const) {
       const x = median(ratioRounds[k]);
       const spread = `${Math.min(...ratioRounds[k]).toFixed(2)}-${Math.max(...ratioRounds[k]).toFixed(2)}`;
       targets.push(`GPU ${k} kernel time / quantize kernel time: ${x.toFixed(2)} (median of ${ratioRounds[k].length} interleaved rounds, ${spread}; target <= 1.5) ${x <= 1.5 ? 'met' : 'NOT met'}`);
+    }
+    if (peakGbps) {
+      for (const k of ['quantize', 'dequantize', 'range per-channel'] as const) {
+        const t = traffic(at(k))!;
+        targets.push(`GPU ${k} kernel traffic: ${t.toFixed(0)} GB/s = ${((100 * t) / peakGbps).toFixed(0)} % of ${peakGbps} GB/s (target >= 70 %) ${t >= 0.7 * peakGbps ? 'met' : 'NOT met'}`);
+      }
     }
   }
   const ttable = targets.map((t) => `- ${t}\n`).join('');
@@ -218,8 +257,9 @@ async function main(): Promise<void> {
     `- GPU: ${device}${gpu.info.timestamps ? ', timestamp queries' : ', no timestamp queries'}`,
   ].join('\n');
   const md = `# modelpress bench — ${date} — ${hasGpu ? device : 'CPU only'}\n\n${machine}\n\n` +
-    'Throughput counts the f32 input bytes (4 per element). "copy" is `Float32Array.prototype.set` of the same bytes into a pre-touched array, in the same run. ' +
-    'Medians; the first run of each kernel (pipeline compilation, pool warm-up) is left out. "CPU" is the WebAssembly SIMD engine; "CPU (TS ref)" the TypeScript reference it is tested against.\n\n```\n' + table + '```\n\n## Targets\n\n' + ttable + '\n## Scheduler overhead\n\n```\n' + otable + '```\n\n' +
+    'Throughput counts the f32 input bytes (4 per element); "GPU traffic" counts every per-element byte the kernel reads and writes (quantize 4 + 1, dequantize 1 + 4, range 4, distillation 8)' + (peakGbps ? `, "of peak" divides it by ${peakGbps} GB/s` : '') + '. ' +
+    '"copy" is `Float32Array.prototype.set` of the same bytes into a pre-touched array, in the same run. ' +
+    (repeats > 1 ? `"GPU kernel ms" is the timed pass with each dispatch recorded ${repeats} times back to back, divided by ${repeats}. ` : '') + 'Medians; the first run of each kernel (pipeline compilation, pool warm-up) is left out. "CPU" is the WebAssembly SIMD engine; "CPU (TS ref)" the TypeScript reference it is tested against.\n\n```\n' + table + '```\n\n## Targets\n\n' + ttable + '\n## Scheduler overhead\n\n```\n' + otable + '```\n\n' +
     '<details><summary>raw</summary>\n\n```json\n' + JSON.stringify({ rows, overhead: overheadData }, null, 2) + '\n```\n</details>\n';
   if (!args.includes('--no-write')) {
     const out = opt('--out') ?? join(packageRoot(), 'bench', 'results', `${date}-${slug}.md`);
@@ -227,6 +267,7 @@ async function main(): Promise<void> {
     writeFileSync(out, md);
     console.error(`wrote ${out}`);
   }
+  if (gpuTimed !== gpu) gpuTimed.dispose();
   gpu.dispose();
   cpu.dispose();
 }

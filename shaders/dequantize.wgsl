@@ -60,17 +60,31 @@ fn load_deq(s: u32, r: Reduction) -> Deq {
              seg_word(s, 22u), seg_word(s, 23u), seg_word(s, 24u), seg_word(s, 25u), countTrailingZeros(32u / seg_word(s, 23u)), same);
 }
 
-fn dequantize_at(d: Deq, g: u32, idx: u32) -> f32 {
-  let ci = idx - d.code_elem_base;
-  let word = codes[d.code_base + (ci >> d.per_shift)];
-  let raw = (word >> ((ci & ((1u << d.per_shift) - 1u)) * d.bits)) & ((1u << d.bits) - 1u);
+// One element's inputs, loaded before any arithmetic so a thread can keep several loads in flight.
+struct Loaded {
+  idx: u32,
+  code_word: u32,
+  orig_bits: u32,
+}
+
+fn load_element(d: Deq, r: Reduction, g: u32, k: u32) -> Loaded {
+  let idx = task_element(r, g, k);
+  let word = codes[d.code_base + ((idx - d.code_elem_base) >> d.per_shift)];
+  var xb = 0u;
+  if (d.has_orig != 0u) { xb = orig[r.src_base + idx - r.elem_start]; }
+  return Loaded(idx, word, xb);
+}
+
+fn dequantize_loaded(d: Deq, g: u32, l: Loaded) -> f32 {
+  let ci = l.idx - d.code_elem_base;
+  let raw = (l.code_word >> ((ci & ((1u << d.per_shift) - 1u)) * d.bits)) & ((1u << d.bits) - 1u);
   var q = i32(raw);
   if (d.signed != 0u) { q = bitcast<i32>(raw << (32u - d.bits)) >> (32u - d.bits); }
   var qg = 0u;
   if (d.same_groups) {
     qg = g;
   } else if (!(d.q_mode == 0u && d.q_dim == 1u)) {
-    qg = group_of(d.q_mode, d.q_dim, d.q_inner, d.q_blk, idx);
+    qg = group_of(d.q_mode, d.q_dim, d.q_inner, d.q_blk, l.idx);
   }
   let pb = d.param_base + 2u * qg;
   let scale = bitcast<f32>(qparams[pb]);
@@ -79,22 +93,20 @@ fn dequantize_at(d: Deq, g: u32, idx: u32) -> f32 {
 }
 
 // First sweep: the largest magnitude among finite originals and their dequantized values.
-fn magnitude(d: Deq, r: Reduction, g: u32, k: u32) -> u32 {
+fn magnitude(d: Deq, g: u32, l: Loaded) -> u32 {
   if (d.has_orig == 0u) { return 0u; }
-  let idx = task_element(r, g, k);
-  let xb = flush_denormal_bits(orig[r.src_base + idx - r.elem_start]);
+  let xb = flush_denormal_bits(l.orig_bits);
   if (!is_finite_bits(xb)) { return 0u; }
-  let hb = bitcast<u32>(dequantize_at(d, g, idx)) & 0x7fffffffu;
+  let hb = bitcast<u32>(dequantize_loaded(d, g, l)) & 0x7fffffffu;
   return max(xb & 0x7fffffffu, hb);
 }
 
-fn visit(d: Deq, r: Reduction, g: u32, k: u32, a: Stats, norm: f32) -> Stats {
-  let idx = task_element(r, g, k);
-  let local = idx - r.elem_start;
-  let xh = dequantize_at(d, g, idx);
+fn visit(d: Deq, r: Reduction, g: u32, l: Loaded, a: Stats, norm: f32) -> Stats {
+  let local = l.idx - r.elem_start;
+  let xh = dequantize_loaded(d, g, l);
   if (d.write_values != 0u) { values[d.values_base + local] = xh; }
   if (d.has_orig == 0u) { return a; }
-  let xb = flush_denormal_bits(orig[r.src_base + local]);
+  let xb = flush_denormal_bits(l.orig_bits);
   var out = a;
   if (!is_finite_bits(xb)) {
     out.bad += 1u;
@@ -111,6 +123,32 @@ fn visit(d: Deq, r: Reduction, g: u32, k: u32, a: Stats, norm: f32) -> Stats {
   out.xh += xn * hn;
   out.emax = max(out.emax, bitcast<u32>(e) & 0x7fffffffu);
   return out;
+}
+
+// A task's elements k0, k0 + step, ... (step = threads on the task): the two sweeps, two loads
+// in flight per thread, folded in element order (the order the CPU reference uses).
+fn sweep_magnitude(d: Deq, r: Reduction, g: u32, k0: u32, k_end: u32, step: u32) -> u32 {
+  var mag = 0u;
+  var k = k0;
+  for (; k + step < k_end; k += 2u * step) {
+    let l0 = load_element(d, r, g, k);
+    let l1 = load_element(d, r, g, k + step);
+    mag = max(mag, max(magnitude(d, g, l0), magnitude(d, g, l1)));
+  }
+  for (; k < k_end; k += step) { mag = max(mag, magnitude(d, g, load_element(d, r, g, k))); }
+  return mag;
+}
+
+fn sweep_stats(d: Deq, r: Reduction, g: u32, k0: u32, k_end: u32, step: u32, norm: f32) -> Stats {
+  var a = Stats(0.0, 0.0, 0.0, 0.0, 0u, 0u);
+  var k = k0;
+  for (; k + step < k_end; k += 2u * step) {
+    let l0 = load_element(d, r, g, k);
+    let l1 = load_element(d, r, g, k + step);
+    a = visit(d, r, g, l1, visit(d, r, g, l0, a, norm), norm);
+  }
+  for (; k < k_end; k += step) { a = visit(d, r, g, load_element(d, r, g, k), a, norm); }
+  return a;
 }
 
 fn write_partial(base: u32, a: Stats, norm: f32) {
@@ -134,21 +172,13 @@ fn dequantize_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
   let r = load_reduction(s);
   let t = workgroup_task(r, w - seg_word(s, 0u));
   let d = load_deq(s, r);
-  var mag = 0u;
-  for (var k = t.k_begin + lid; k < t.k_end; k += 256u) {
-    mag = max(mag, magnitude(d, r, t.g, k));
-  }
-  wg_mag[lid] = mag;
+  wg_mag[lid] = sweep_magnitude(d, r, t.g, t.k_begin + lid, t.k_end, 256u);
   for (var stride = 128u; stride > 0u; stride >>= 1u) {
     workgroupBarrier();
     if (lid < stride) { wg_mag[lid] = max(wg_mag[lid], wg_mag[lid + stride]); }
   }
   let norm = norm_for(workgroupUniformLoad(&wg_mag[0]));
-  var a = Stats(0.0, 0.0, 0.0, 0.0, 0u, 0u);
-  for (var k = t.k_begin + lid; k < t.k_end; k += 256u) {
-    a = visit(d, r, t.g, k, a, norm);
-  }
-  wg_stats[lid] = a;
+  wg_stats[lid] = sweep_stats(d, r, t.g, t.k_begin + lid, t.k_end, 256u, norm);
   for (var stride = 128u; stride > 0u; stride >>= 1u) {
     workgroupBarrier();
     if (lid < stride) { wg_stats[lid] = stats_merge(wg_stats[lid], wg_stats[lid + stride]); }
@@ -172,22 +202,14 @@ fn dequantize_lane_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_i
   let lane = lid % lanes;
   let head = lid - lane;
   let d = load_deq(s, r);
-  var mag = 0u;
-  for (var k = t.k_begin + lane; k < t.k_end; k += lanes) {
-    mag = max(mag, magnitude(d, r, t.g, k));
-  }
-  wg_mag[lid] = mag;
+  wg_mag[lid] = sweep_magnitude(d, r, t.g, t.k_begin + lane, t.k_end, lanes);
   for (var stride = lanes >> 1u; stride > 0u; stride >>= 1u) {
     workgroupBarrier();
     if (lane < stride) { wg_mag[lid] = max(wg_mag[lid], wg_mag[lid + stride]); }
   }
   workgroupBarrier();
   let norm = norm_for(wg_mag[head]);
-  var a = Stats(0.0, 0.0, 0.0, 0.0, 0u, 0u);
-  for (var k = t.k_begin + lane; k < t.k_end; k += lanes) {
-    a = visit(d, r, t.g, k, a, norm);
-  }
-  wg_stats[lid] = a;
+  wg_stats[lid] = sweep_stats(d, r, t.g, t.k_begin + lane, t.k_end, lanes, norm);
   for (var stride = lanes >> 1u; stride > 0u; stride >>= 1u) {
     workgroupBarrier();
     if (lane < stride) { wg_stats[lid] = stats_merge(wg_stats[lid], wg_stats[lid + stride]); }
@@ -204,14 +226,7 @@ fn dequantize_small_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_
   let t = thread_task(r, w - seg_word(s, 0u), lid);
   if (!t.valid) { return; }
   let d = load_deq(s, r);
-  var mag = 0u;
-  for (var k = t.k_begin; k < t.k_end; k++) {
-    mag = max(mag, magnitude(d, r, t.g, k));
-  }
-  let norm = norm_for(mag);
-  var a = Stats(0.0, 0.0, 0.0, 0.0, 0u, 0u);
-  for (var k = t.k_begin; k < t.k_end; k++) {
-    a = visit(d, r, t.g, k, a, norm);
-  }
+  let norm = norm_for(sweep_magnitude(d, r, t.g, t.k_begin, t.k_end, 1u));
+  let a = sweep_stats(d, r, t.g, t.k_begin, t.k_end, 1u, norm);
   write_partial(seg_word(s, 13u) + t.part * PART_WORDS, a, norm);
 }

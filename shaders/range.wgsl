@@ -90,7 +90,15 @@ fn range_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
   let t = workgroup_task(r, w - seg_word(s, 0u));
   let pivot = pivot_of(r, t);
   var a = acc_empty();
-  for (var k = t.k_begin + lid; k < t.k_end; k += 256u) {
+  var k = t.k_begin + lid;
+  for (; k + 768u < t.k_end; k += 1024u) {
+    let x0 = src[reduction_index(r, t.g, k)];
+    let x1 = src[reduction_index(r, t.g, k + 256u)];
+    let x2 = src[reduction_index(r, t.g, k + 512u)];
+    let x3 = src[reduction_index(r, t.g, k + 768u)];
+    a = acc_add(acc_add(acc_add(acc_add(a, x0), x1), x2), x3);
+  }
+  for (; k < t.k_end; k += 256u) {
     a = acc_add(a, src[reduction_index(r, t.g, k)]);
   }
   wg_acc[lid] = a;
@@ -105,8 +113,16 @@ fn range_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
   }
   let norm = norm_for(total.amax);
   var m = acc_empty();
-  for (var k = t.k_begin + lid; k < t.k_end; k += 256u) {
-    m = acc_sums(m, src[reduction_index(r, t.g, k)], pivot * norm, norm);
+  var j = t.k_begin + lid;
+  for (; j + 768u < t.k_end; j += 1024u) {
+    let x0 = src[reduction_index(r, t.g, j)];
+    let x1 = src[reduction_index(r, t.g, j + 256u)];
+    let x2 = src[reduction_index(r, t.g, j + 512u)];
+    let x3 = src[reduction_index(r, t.g, j + 768u)];
+    m = acc_sums(acc_sums(acc_sums(acc_sums(m, x0, pivot * norm, norm), x1, pivot * norm, norm), x2, pivot * norm, norm), x3, pivot * norm, norm);
+  }
+  for (; j < t.k_end; j += 256u) {
+    m = acc_sums(m, src[reduction_index(r, t.g, j)], pivot * norm, norm);
   }
   wg_acc[lid] = m;
   for (var stride = 128u; stride > 0u; stride >>= 1u) {
@@ -138,7 +154,17 @@ fn range_lane_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
   let head = lid - lane;
   let pivot = pivot_of(r, t);
   var a = acc_empty();
-  for (var k = t.k_begin + lane; k < t.k_end; k += lanes) {
+  // Four independent loads in flight per thread before they are folded in (same order as one at
+  // a time): a real GPU's memory needs many outstanding requests to reach its bandwidth.
+  var k = t.k_begin + lane;
+  for (; k + 3u * lanes < t.k_end; k += 4u * lanes) {
+    let x0 = src[reduction_index(r, t.g, k)];
+    let x1 = src[reduction_index(r, t.g, k + lanes)];
+    let x2 = src[reduction_index(r, t.g, k + 2u * lanes)];
+    let x3 = src[reduction_index(r, t.g, k + 3u * lanes)];
+    a = acc_add(acc_add(acc_add(acc_add(a, x0), x1), x2), x3);
+  }
+  for (; k < t.k_end; k += lanes) {
     a = acc_add(a, src[reduction_index(r, t.g, k)]);
   }
   wg_acc[lid] = a;
@@ -154,8 +180,16 @@ fn range_lane_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
   }
   let norm = norm_for(total.amax);
   var m = acc_empty();
-  for (var k = t.k_begin + lane; k < t.k_end; k += lanes) {
-    m = acc_sums(m, src[reduction_index(r, t.g, k)], pivot * norm, norm);
+  var j = t.k_begin + lane;
+  for (; j + 3u * lanes < t.k_end; j += 4u * lanes) {
+    let x0 = src[reduction_index(r, t.g, j)];
+    let x1 = src[reduction_index(r, t.g, j + lanes)];
+    let x2 = src[reduction_index(r, t.g, j + 2u * lanes)];
+    let x3 = src[reduction_index(r, t.g, j + 3u * lanes)];
+    m = acc_sums(acc_sums(acc_sums(acc_sums(m, x0, pivot * norm, norm), x1, pivot * norm, norm), x2, pivot * norm, norm), x3, pivot * norm, norm);
+  }
+  for (; j < t.k_end; j += lanes) {
+    m = acc_sums(m, src[reduction_index(r, t.g, j)], pivot * norm, norm);
   }
   // Every lane has read its group's total before the slots are reused.
   workgroupBarrier();
