@@ -53,6 +53,21 @@ describe('multi-tensor apply on the GPU', () => {
     }
   });
 
+  it('timingRepeats records each dispatch that many times: quantize (idempotent) gives the same codes', async (ctx) => {
+    if (!gpu.scheduler) return ctx.skip(gpu.reason);
+    const repeated = await Scheduler.create({ backend: 'gpu', timingRepeats: 3 });
+    try {
+      const jobs = smallJobs(4, 4096);
+      const out = await repeated.run(quantizeKernel, jobs);
+      jobs.forEach((j, i) => expect(Buffer.from(out[i].codes).equals(Buffer.from(quantizeKernel.cpu(j).codes))).toBe(true));
+      // Three dispatches recorded per planned one; the stats still count the planned dispatches.
+      expect(repeated.stats.dispatches).toBe(1);
+      if (repeated.info.timestamps) expect(repeated.stats.kernels.quantize.gpuKernelMs).toBeGreaterThan(0);
+    } finally {
+      repeated.dispose();
+    }
+  });
+
   it('an injected GPU failure mid-plan is redone on the CPU with identical output, and reported', async (ctx) => {
     if (!gpu.scheduler) return ctx.skip(gpu.reason);
     const lines: string[] = [];
