@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { choleskyInPlace, solveSpd } from '../src/linalg/cholesky.ts';
+import { choleskyBlocked, gemmSub, lowerInverseBlocked } from '../src/linalg/blocked.ts';
 import { gramKernel } from '../src/kernels/gram.ts';
 import { seededRandom } from '../src/random.ts';
 
@@ -109,6 +110,81 @@ describe('gram on the CPU path through ONNX Runtime (MLAS)', () => {
       for (const x of want) scale = Math.max(scale, Math.abs(x));
       const t = tolerances['gram.values'];
       for (let i = 0; i < want.length; i++) expect(Math.abs(got[i] - want[i])).toBeLessThanOrEqual(t.abs * scale + t.rel * Math.abs(want[i]));
+    }
+  });
+});
+
+describe('blocked f64 factorizations (the GPTQ / SparseGPT Hessians)', () => {
+  function spd(n: number, seed: number): Float64Array {
+    const x = randomMatrix(n, n + 5, seed);
+    const h = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let k = 0; k < n + 5; k++) s += x[i * (n + 5) + k] * x[j * (n + 5) + k];
+        h[i * n + j] = s;
+      }
+      h[i * n + i] += 0.1;
+    }
+    return h;
+  }
+
+  it('C −= A·B matches a triple loop on odd shapes, offsets and strides', () => {
+    const r = seededRandom(5);
+    for (const [m, n, k] of [[1, 1, 1], [3, 5, 2], [4, 4, 4], [9, 7, 13], [17, 6, 1]]) {
+      const lda = k + 3;
+      const ldb = n + 2;
+      const ldc = n + 1;
+      const a = Float64Array.from({ length: 2 + m * lda }, () => r() - 0.5);
+      const b = Float64Array.from({ length: 1 + k * ldb }, () => r() - 0.5);
+      const c = Float64Array.from({ length: 3 + m * ldc }, () => r() - 0.5);
+      const want = Float64Array.from(c);
+      for (let i = 0; i < m; i++) {
+        for (let j = 0; j < n; j++) {
+          let s = 0;
+          for (let p = 0; p < k; p++) s += a[2 + i * lda + p] * b[1 + p * ldb + j];
+          want[3 + i * ldc + j] -= s;
+        }
+      }
+      gemmSub(c, 3, ldc, a, 2, lda, b, 1, ldb, m, n, k);
+      for (let q = 0; q < c.length; q++) expect(c[q]).toBeCloseTo(want[q], 12);
+    }
+  });
+
+  it('Cholesky and the triangular inverse agree with the unblocked loops to f64 rounding (sizes around the 64-column panels)', () => {
+    for (const n of [1, 3, 63, 64, 65, 130, 200]) {
+      const h = spd(n, n);
+      const ref = Float64Array.from(h);
+      expect(choleskyInPlace(ref, n)).toBe(true);
+      const l = Float64Array.from(h);
+      expect(choleskyBlocked(l, n)).toBe(true);
+      let worst = 0;
+      let scale = 0;
+      for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) {
+        worst = Math.max(worst, Math.abs(l[i * n + j] - ref[i * n + j]));
+        scale = Math.max(scale, Math.abs(ref[i * n + j]));
+      }
+      expect(worst / scale).toBeLessThan(1e-12);
+      // L · L⁻¹ = I.
+      const x = lowerInverseBlocked(l, n);
+      let off = 0;
+      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
+        if (j > i) expect(x[i * n + j]).toBe(0);
+        let s = 0;
+        for (let k = j; k <= i; k++) s += l[i * n + k] * x[k * n + j];
+        off = Math.max(off, Math.abs(s - (i === j ? 1 : 0)));
+      }
+      expect(off).toBeLessThan(1e-10);
+    }
+  });
+
+  it('reports a matrix that is not positive definite, in the first panel or a later one', () => {
+    for (const bad of [5, 100]) {
+      const n = 130;
+      const h = spd(n, 9);
+      h[bad * n + bad] = -1;
+      expect(choleskyBlocked(Float64Array.from(h), n)).toBe(false);
+      expect(choleskyInPlace(Float64Array.from(h), n)).toBe(false);
     }
   });
 });

@@ -5,6 +5,7 @@
  * of rank-deficient activations still solves. Zero-diagonal ("dead") features get the damping alone as pivot.
  */
 import { InvalidArgumentError } from '../errors.ts';
+import { choleskyBlocked } from './blocked.ts';
 
 export interface SolveOptions {
   /** Initial damping as a fraction of mean(diag A) (default 0.01). */
@@ -63,7 +64,7 @@ export function solveSpd(A: Float64Array, B: Float64Array, n: number, m: number,
     const lambda = damping * meanDiag;
     // A dead feature's pivot is λ alone: with a prior its solution is the prior, without one 0.
     for (let i = 0; i < n; i++) L[i * n + i] = A[i * n + i] === 0 ? (lambda > 0 ? lambda : 1) : L[i * n + i] + lambda;
-    if (!choleskyInPlace(L, n)) continue;
+    if (!choleskyBlocked(L, n)) continue;
     const x = Float64Array.from(B);
     if (o.prior) for (let k = 0; k < x.length; k++) x[k] += lambda * o.prior[k];
     // L Y = B (forward), then Lᵀ X = Y (back), all m columns at once.

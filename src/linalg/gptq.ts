@@ -7,6 +7,7 @@
  * CPU; the quantization grid is the caller's (scales fixed beforehand: "static groups").
  */
 import { obsSweep, prepareLayer } from './obs.ts';
+import { gemmSub } from './blocked.ts';
 
 export interface GptqInput {
   /** Row-major [rows, cols]. */
@@ -49,18 +50,19 @@ export function gptq(input: GptqInput): GptqResult {
   return { q: out, damping: layer.damping, dead: layer.dead, timeMs: { solve: tSweep - tSolve, sweep: performance.now() - tSweep } };
 }
 
-/** The layer objective ‖(W − Ŵ) X‖² = Σ_rows dᵀ H d, d = W − Ŵ per row. */
+/** The layer objective ‖(W − Ŵ) X‖² = Σ_rows dᵀ H d, d = W − Ŵ per row (D·H by the blocked kernel). */
 export function layerObjective(w: Float64Array, q: Float64Array, h: Float64Array, rows: number, cols: number): number {
+  const d = new Float64Array(rows * cols);
+  for (let k = 0; k < d.length; k++) d[k] = w[k] - q[k];
+  // −D·H, in slabs of rows so the product stays small.
+  const slab = Math.max(1, Math.min(rows, Math.floor((1 << 22) / Math.max(1, cols))));
+  const t = new Float64Array(slab * cols);
   let total = 0;
-  const d = new Float64Array(cols);
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) d[c] = w[r * cols + c] - q[r * cols + c];
-    for (let i = 0; i < cols; i++) {
-      if (d[i] === 0) continue;
-      let s = 0;
-      for (let j = 0; j < cols; j++) s += h[i * cols + j] * d[j];
-      total += d[i] * s;
-    }
+  for (let r0 = 0; r0 < rows; r0 += slab) {
+    const m = Math.min(slab, rows - r0);
+    t.fill(0, 0, m * cols);
+    gemmSub(t, 0, cols, d, r0 * cols, cols, h, 0, cols, m, cols, cols);
+    for (let k = 0; k < m * cols; k++) total -= d[r0 * cols + k] * t[k];
   }
   return total;
 }

@@ -5,33 +5,18 @@
  * the upper Cholesky factor U of H⁻¹ — within a block at once, to later blocks lazily (block 128).
  */
 import { InvalidArgumentError } from '../errors.ts';
-import { choleskyInPlace } from './cholesky.ts';
+import { choleskyBlocked, gemmSub, lowerInverseBlocked } from './blocked.ts';
 
 /**
  * Upper Cholesky factor U of H⁻¹ (H⁻¹ = Uᵀ U), or null if H is not positive definite. With P the
  * reversal permutation, chol(P H P) = L gives H = V Vᵀ with V = P L P upper triangular, so
- * U = V⁻¹: one Cholesky and one triangular inverse, both walking rows (≈ n³/2 multiply-adds).
+ * U = V⁻¹ = P L⁻¹ P: one Cholesky and one triangular inverse (≈ n³/3 multiply-adds, blocked).
+ * P M P of a row-major matrix is its flat array reversed.
  */
 export function inverseUpperFactor(h: Float64Array, n: number): Float64Array | null {
-  const l = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) l[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
-  if (!choleskyInPlace(l, n)) return null;
-  const u = new Float64Array(n * n);
-  const acc = new Float64Array(n);
-  for (let i = n - 1; i >= 0; i--) {
-    const li = (n - 1 - i) * n;
-    const vii = l[li + (n - 1 - i)];
-    acc.fill(0, i + 1);
-    for (let k = i + 1; k < n; k++) {
-      const vik = l[li + (n - 1 - k)];
-      if (vik === 0) continue;
-      const uk = k * n;
-      for (let j = k; j < n; j++) acc[j] += vik * u[uk + j];
-    }
-    u[i * n + i] = 1 / vii;
-    for (let j = i + 1; j < n; j++) u[i * n + j] = -acc[j] / vii;
-  }
-  return u;
+  const l = Float64Array.from(h).reverse();
+  if (!choleskyBlocked(l, n)) return null;
+  return lowerInverseBlocked(l, n).reverse();
 }
 
 export interface ObsLayer {
@@ -110,16 +95,8 @@ export function obsSweep(layer: ObsLayer, rows: number, cols: number, choose: (x
         for (let j = i + 1; j < b1; j++) w[row + j] -= e * u[ui + j];
       }
     }
-    // Lazy update of every later column with the block's errors.
-    for (let r = 0; r < rows; r++) {
-      const row = r * cols;
-      for (let i = b0; i < b1; i++) {
-        const e = err[r * blockSize + (i - b0)];
-        if (e === 0) continue;
-        const ui = i * cols;
-        for (let j = b1; j < cols; j++) w[row + j] -= e * u[ui + j];
-      }
-    }
+    // Lazy update of every later column with the block's errors: W[:, b1:] −= E · U[b0:b1, b1:].
+    if (b1 < cols) gemmSub(w, b1, cols, err, 0, blockSize, u, b0 * cols + b1, cols, rows, cols - b1, b1 - b0);
   }
   return q;
 }
