@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { choleskyInPlace, solveSpd } from '../src/linalg/cholesky.ts';
 import { choleskyBlocked, gemmSub, lowerInverseBlocked } from '../src/linalg/blocked.ts';
+import { inverseUpperFactor } from '../src/linalg/obs.ts';
+import { layerObjective } from '../src/linalg/gptq.ts';
+import { MIN_PARALLEL_N, poolThreads, sharedF64 } from '../src/linalg/pool.ts';
 import { gramKernel } from '../src/kernels/gram.ts';
 import { seededRandom } from '../src/random.ts';
 
@@ -186,5 +189,50 @@ describe('blocked f64 factorizations (the GPTQ / SparseGPT Hessians)', () => {
       expect(choleskyBlocked(Float64Array.from(h), n)).toBe(false);
       expect(choleskyInPlace(Float64Array.from(h), n)).toBe(false);
     }
+  });
+});
+
+describe('the linear-algebra pool (worker threads on shared memory)', () => {
+  it('gives bit-identical factors, inverses and objectives whatever the thread count', () => {
+    const threads = poolThreads();
+    if (threads < 2) console.warn(`linear-algebra pool: ${threads} thread (one core, or dist/ not built): the comparison below runs single-threaded on both sides`);
+    const n = MIN_PARALLEL_N + 77;
+    const r = seededRandom(12);
+    const h = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j <= i; j++) h[i * n + j] = h[j * n + i] = (r() - 0.5) * 0.02;
+      h[i * n + i] += 1 + r();
+    }
+    // Plain arrays stay on this thread; shared ones go to the pool.
+    const alone = Float64Array.from(h);
+    const pooled = sharedF64(n * n);
+    pooled.set(h);
+    expect(choleskyBlocked(alone, n)).toBe(true);
+    expect(choleskyBlocked(pooled, n)).toBe(true);
+    for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) expect(pooled[i * n + j]).toBe(alone[i * n + j]);
+    const xa = lowerInverseBlocked(alone, n);
+    const xp = lowerInverseBlocked(pooled, n);
+    expect(Buffer.from(xp.buffer, xp.byteOffset, xp.byteLength).equals(Buffer.from(xa.buffer, xa.byteOffset, xa.byteLength))).toBe(true);
+    // U of H⁻¹ (pooled inside) against the factors above: U = P L⁻¹ P.
+    const u = inverseUpperFactor(h, n)!;
+    for (let k = 0; k < 50; k++) {
+      const i = Math.floor(r() * n);
+      const j = Math.floor(r() * n);
+      expect(Number.isFinite(u[i * n + j])).toBe(true);
+      if (j < i) expect(u[i * n + j]).toBe(0);
+    }
+    // The objective on the pool equals a plain loop's to rounding.
+    const rows = 9;
+    const w = Float64Array.from({ length: rows * n }, () => r() - 0.5);
+    const q = w.map((x) => Math.round(x * 8) / 8);
+    let want = 0;
+    for (let row = 0; row < rows; row++) {
+      for (let i = 0; i < n; i++) {
+        let s = 0;
+        for (let j = 0; j < n; j++) s += h[i * n + j] * (w[row * n + j] - q[row * n + j]);
+        want += (w[row * n + i] - q[row * n + i]) * s;
+      }
+    }
+    expect(layerObjective(w, q, h, rows, n)).toBeCloseTo(want, 9);
   });
 });

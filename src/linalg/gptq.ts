@@ -7,7 +7,8 @@
  * CPU; the quantization grid is the caller's (scales fixed beforehand: "static groups").
  */
 import { obsSweep, prepareLayer } from './obs.ts';
-import { gemmSub } from './blocked.ts';
+import { OP } from './pool-steps.ts';
+import { isShared, MIN_PARALLEL_N, sharedF64, withThreads } from './pool.ts';
 
 export interface GptqInput {
   /** Row-major [rows, cols]. */
@@ -50,19 +51,25 @@ export function gptq(input: GptqInput): GptqResult {
   return { q: out, damping: layer.damping, dead: layer.dead, timeMs: { solve: tSweep - tSolve, sweep: performance.now() - tSweep } };
 }
 
-/** The layer objective ‖(W − Ŵ) X‖² = Σ_rows dᵀ H d, d = W − Ŵ per row (D·H by the blocked kernel). */
+/** The layer objective ‖(W − Ŵ) X‖² = Σ_rows dᵀ H d, d = W − Ŵ per row (D·H by the blocked kernel, on the pool's threads when large). */
 export function layerObjective(w: Float64Array, q: Float64Array, h: Float64Array, rows: number, cols: number): number {
-  const d = new Float64Array(rows * cols);
+  const big = cols >= MIN_PARALLEL_N;
+  const alloc = (n: number) => (big ? sharedF64(n) : new Float64Array(n));
+  const d = alloc(rows * cols);
   for (let k = 0; k < d.length; k++) d[k] = w[k] - q[k];
+  const hs = big && !isShared(h) ? alloc(cols * cols) : h;
+  if (hs !== h) hs.set(h);
   // −D·H, in slabs of rows so the product stays small.
   const slab = Math.max(1, Math.min(rows, Math.floor((1 << 22) / Math.max(1, cols))));
-  const t = new Float64Array(slab * cols);
-  let total = 0;
-  for (let r0 = 0; r0 < rows; r0 += slab) {
-    const m = Math.min(slab, rows - r0);
-    t.fill(0, 0, m * cols);
-    gemmSub(t, 0, cols, d, r0 * cols, cols, h, 0, cols, m, cols, cols);
-    for (let k = 0; k < m * cols; k++) total -= d[r0 * cols + k] * t[k];
-  }
-  return total;
+  const t = alloc(slab * cols);
+  return withThreads([t, d, hs], cols, (step) => {
+    let total = 0;
+    for (let r0 = 0; r0 < rows; r0 += slab) {
+      const m = Math.min(slab, rows - r0);
+      t.fill(0, 0, m * cols);
+      step(OP.GEMM_ROWS, [0, 0, cols, 1, r0 * cols, cols, 2, 0, cols, m, cols, cols]);
+      for (let k = 0; k < m * cols; k++) total -= d[r0 * cols + k] * t[k];
+    }
+    return total;
+  });
 }

@@ -5,7 +5,9 @@
  * the upper Cholesky factor U of H⁻¹ — within a block at once, to later blocks lazily (block 128).
  */
 import { InvalidArgumentError } from '../errors.ts';
-import { choleskyBlocked, gemmSub, lowerInverseBlocked } from './blocked.ts';
+import { choleskyBlocked, lowerInverseBlocked } from './blocked.ts';
+import { OP } from './pool-steps.ts';
+import { isShared, MIN_PARALLEL_N, sharedF64, withThreads } from './pool.ts';
 
 /**
  * Upper Cholesky factor U of H⁻¹ (H⁻¹ = Uᵀ U), or null if H is not positive definite. With P the
@@ -14,7 +16,10 @@ import { choleskyBlocked, gemmSub, lowerInverseBlocked } from './blocked.ts';
  * P M P of a row-major matrix is its flat array reversed.
  */
 export function inverseUpperFactor(h: Float64Array, n: number): Float64Array | null {
-  const l = Float64Array.from(h).reverse();
+  // Shared memory: large factorizations run on the linear-algebra pool's threads.
+  const l = n >= MIN_PARALLEL_N ? sharedF64(n * n) : new Float64Array(n * n);
+  l.set(h);
+  l.reverse();
   if (!choleskyBlocked(l, n)) return null;
   return lowerInverseBlocked(l, n).reverse();
 }
@@ -38,7 +43,8 @@ export function prepareLayer(what: string, w0: Float64Array, h0: Float64Array, r
   if (h0.length !== cols * cols) throw new InvalidArgumentError(`${what}: H has ${h0.length} entries, ${cols} inputs need ${cols * cols}`);
   const h = new Float64Array(cols * cols);
   for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) h[i * cols + j] = h0[perm[i] * cols + perm[j]];
-  const w = new Float64Array(rows * cols);
+  // Shared memory for large layers: the sweep's updates run on the linear-algebra pool's threads.
+  const w = cols >= MIN_PARALLEL_N ? sharedF64(rows * cols) : new Float64Array(rows * cols);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) w[r * cols + c] = w0[r * cols + perm[c]];
   let dead = 0;
   let mean = 0;
@@ -75,7 +81,18 @@ export interface SweepHooks {
 export function obsSweep(layer: ObsLayer, rows: number, cols: number, choose: (x: number, r: number, i: number) => number, hooks: SweepHooks = {}, blockSize = 128): Float64Array {
   const { w, u } = layer;
   const q = new Float64Array(rows * cols);
-  const err = new Float64Array(rows * blockSize);
+  const err = isShared(w) ? sharedF64(rows * blockSize) : new Float64Array(rows * blockSize);
+  // The lazy updates W[:, b1:] −= E · U[b0:b1, b1:], the rows of W split between the threads.
+  return withThreads([w, err, u], rows >= 16 ? cols : 0, (step) =>
+    sweepBlocks(layer, rows, cols, choose, hooks, blockSize, q, err, (b0, b1) =>
+      step(OP.GEMM_ROWS, [0, b1, cols, 1, 0, blockSize, 2, b0 * cols + b1, cols, rows, cols - b1, b1 - b0])));
+}
+
+function sweepBlocks(
+  layer: ObsLayer, rows: number, cols: number, choose: (x: number, r: number, i: number) => number, hooks: SweepHooks, blockSize: number,
+  q: Float64Array, err: Float64Array, lazyUpdate: (b0: number, b1: number) => void,
+): Float64Array {
+  const { w, u } = layer;
   for (let b0 = 0; b0 < cols; b0 += blockSize) {
     const b1 = Math.min(cols, b0 + blockSize);
     hooks.block?.(b0, b1);
@@ -96,7 +113,7 @@ export function obsSweep(layer: ObsLayer, rows: number, cols: number, choose: (x
       }
     }
     // Lazy update of every later column with the block's errors: W[:, b1:] −= E · U[b0:b1, b1:].
-    if (b1 < cols) gemmSub(w, b1, cols, err, 0, blockSize, u, b0 * cols + b1, cols, rows, cols - b1, b1 - b0);
+    if (b1 < cols) lazyUpdate(b0, b1);
   }
   return q;
 }

@@ -1,0 +1,97 @@
+/**
+ * The blocked f64 kernels spread over worker threads. The caller's API stays synchronous: this
+ * thread posts a step, takes its own share, and waits for the others with Atomics.wait (allowed
+ * on Node's main thread). Operands live in SharedArrayBuffers (`sharedF64`); a session binds them
+ * once (one postMessage), then each step costs two atomic wake-ups. Without a second core, the
+ * compiled worker (dist/) or shared operands, everything runs on this thread with the same code,
+ * so the results do not depend on the thread count: each output tile is computed by one thread,
+ * in the same order.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { packageRoot } from '../package-root.ts';
+import { defaultThreads } from '../threads.ts';
+import { runStep, CTL, OP, type Bound } from './pool-steps.ts';
+
+/** A Float64Array in shared memory (other threads can work on it). */
+export function sharedF64(length: number): Float64Array {
+  return new Float64Array(new SharedArrayBuffer(8 * Math.max(1, length)), 0, length);
+}
+
+export const isShared = (a: Float64Array) => a.buffer instanceof SharedArrayBuffer;
+
+/** Operands smaller than this run on one thread: a step's wake-ups cost more than the work. */
+export const MIN_PARALLEL_N = 384;
+
+class Pool {
+  private readonly ctl = new Int32Array(new SharedArrayBuffer(4 * CTL.WORDS));
+  private readonly workers: Worker[] = [];
+  private bound: Bound | null = null;
+
+  constructor(script: string, readonly threads: number) {
+    for (let i = 1; i < threads; i++) {
+      const w = new Worker(script, { workerData: { ctl: this.ctl, index: i, threads } });
+      w.unref();
+      this.workers.push(w);
+    }
+  }
+
+  /** Runs `fn` with `arrays` visible to every thread as slots 0, 1, …; `step` runs one step everywhere. */
+  session<T>(arrays: Float64Array[], fn: (step: (op: number, params: number[]) => void) => T): T {
+    const ctl = this.ctl;
+    Atomics.store(ctl, CTL.READY, 0);
+    for (const w of this.workers) w.postMessage({ arrays });
+    // Every worker has its views before the first step.
+    for (let r = Atomics.load(ctl, CTL.READY); r < this.workers.length; r = Atomics.load(ctl, CTL.READY)) Atomics.wait(ctl, CTL.READY, r, 10_000);
+    this.bound = { arrays, scratch: new Float64Array(64 * 64) };
+    const step = (op: number, params: number[]) => {
+      for (let i = 0; i < params.length; i++) ctl[CTL.PARAMS + i] = params[i];
+      ctl[CTL.OP] = op;
+      Atomics.store(ctl, CTL.DONE, 0);
+      Atomics.add(ctl, CTL.GEN, 1);
+      Atomics.notify(ctl, CTL.GEN);
+      runStep(this.bound!, ctl, 0, this.threads);
+      for (let d = Atomics.load(ctl, CTL.DONE); d < this.workers.length; d = Atomics.load(ctl, CTL.DONE)) Atomics.wait(ctl, CTL.DONE, d, 10_000);
+    };
+    try {
+      return fn(step);
+    } finally {
+      step(OP.RELEASE, []);
+      this.bound = null;
+    }
+  }
+}
+
+let pool: Pool | null | undefined;
+
+/** The process's pool (started on first use), or null when only this thread can work. */
+function getPool(): Pool | null {
+  if (pool !== undefined) return pool;
+  const threads = defaultThreads();
+  const script = join(packageRoot(), 'dist', 'src', 'linalg', 'pool-worker.js');
+  pool = threads >= 2 && existsSync(script) ? new Pool(script, threads) : null;
+  return pool;
+}
+
+/** Threads the pool works with (1 when the work stays on this thread). */
+export function poolThreads(): number {
+  return getPool()?.threads ?? 1;
+}
+
+/**
+ * Runs `fn` with a `step(op, params)` that executes a pool step on every thread over `arrays`
+ * (slot order), or on this thread alone when there is no pool, the operands are small, or not
+ * all of them are shared.
+ */
+export function withThreads<T>(arrays: Float64Array[], n: number, fn: (step: (op: number, params: number[]) => void) => T): T {
+  const p = n >= MIN_PARALLEL_N && arrays.every(isShared) ? getPool() : null;
+  if (p) return p.session(arrays, fn);
+  const ctl = new Int32Array(CTL.WORDS);
+  const bound: Bound = { arrays, scratch: new Float64Array(64 * 64) };
+  return fn((op, params) => {
+    for (let i = 0; i < params.length; i++) ctl[CTL.PARAMS + i] = params[i];
+    ctl[CTL.OP] = op;
+    runStep(bound, ctl, 0, 1);
+  });
+}
