@@ -51,14 +51,26 @@ export function gptq(input: GptqInput): GptqResult {
   return { q: out, damping: layer.damping, dead: layer.dead, timeMs: { solve: tSweep - tSolve, sweep: performance.now() - tSweep } };
 }
 
+/** H in shared memory, one copy per H however many objectives are taken of it (RTN and GPTQ, per row group). */
+const sharedCopies = new WeakMap<Float64Array, Float64Array>();
+function sharedCopy(h: Float64Array): Float64Array {
+  if (isShared(h)) return h;
+  let c = sharedCopies.get(h);
+  if (!c) {
+    c = sharedF64(h.length);
+    c.set(h);
+    sharedCopies.set(h, c);
+  }
+  return c;
+}
+
 /** The layer objective ‖(W − Ŵ) X‖² = Σ_rows dᵀ H d, d = W − Ŵ per row (D·H by the blocked kernel, on the pool's threads when large). */
 export function layerObjective(w: Float64Array, q: Float64Array, h: Float64Array, rows: number, cols: number): number {
   const big = cols >= MIN_PARALLEL_N;
   const alloc = (n: number) => (big ? sharedF64(n) : new Float64Array(n));
   const d = alloc(rows * cols);
   for (let k = 0; k < d.length; k++) d[k] = w[k] - q[k];
-  const hs = big && !isShared(h) ? alloc(cols * cols) : h;
-  if (hs !== h) hs.set(h);
+  const hs = big ? sharedCopy(h) : h;
   // −D·H, in slabs of rows so the product stays small.
   const slab = Math.max(1, Math.min(rows, Math.floor((1 << 22) / Math.max(1, cols))));
   const t = alloc(slab * cols);

@@ -19,9 +19,14 @@ export function inverseUpperFactor(h: Float64Array, n: number): Float64Array | n
   // Shared memory: large factorizations run on the linear-algebra pool's threads.
   const l = n >= MIN_PARALLEL_N ? sharedF64(n * n) : new Float64Array(n * n);
   l.set(h);
-  l.reverse();
-  if (!choleskyBlocked(l, n)) return null;
-  return lowerInverseBlocked(l, n).reverse();
+  return inverseUpperFactorInPlace(l, n);
+}
+
+/** inverseUpperFactor overwriting `h` (a scratch copy the caller gives up): one n×n buffer fewer. */
+export function inverseUpperFactorInPlace(h: Float64Array, n: number): Float64Array | null {
+  h.reverse();
+  if (!choleskyBlocked(h, n)) return null;
+  return lowerInverseBlocked(h, n).reverse();
 }
 
 export interface ObsLayer {
@@ -58,10 +63,11 @@ export function prepareLayer(what: string, w0: Float64Array, h0: Float64Array, r
   }
   let damping = damping0;
   let u: Float64Array | null = null;
+  const hd = cols >= MIN_PARALLEL_N ? sharedF64(cols * cols) : new Float64Array(cols * cols);
   for (let attempt = 0; attempt < 8 && !u; attempt++, damping *= 10) {
-    const hd = Float64Array.from(h);
+    hd.set(h);
     for (let i = 0; i < cols; i++) hd[i * cols + i] += damping * mean;
-    u = inverseUpperFactor(hd, cols);
+    u = inverseUpperFactorInPlace(hd, cols);
   }
   if (!u) throw new InvalidArgumentError(`${what}: the Hessian of ${cols} inputs is not positive definite even with damping ${damping / 10} x mean(diag)`);
   return { w, u, damping: damping / 10, dead };
