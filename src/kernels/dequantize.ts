@@ -214,12 +214,14 @@ function pieces(job: DequantizeJob, maxWords: number): Piece[] {
 function finish(job: DequantizeJob, regions: PieceRegions[]): DequantizeResult {
   const { sv, slices } = plans.get(job)!;
   const wantValues = job.values !== false;
-  const values = wantValues ? new Float32Array(sv.elements) : null;
+  // One slice covering the tensor: its read-back array (a fresh copy, owned here) is the result.
+  const whole = wantValues && slices.length === 1 && regions[0] && slices[0].elemStart === 0 && slices[0].elemCount === sv.elements;
+  const values = whole ? new Float32Array(regions[0].values.buffer, regions[0].values.byteOffset, sv.elements) : wantValues ? new Float32Array(sv.elements) : null;
   const channels = Array.from({ length: sv.groups }, zeroSums);
   slices.forEach((s, i) => {
     const r = regions[i];
     if (!r) return;
-    if (values) values.set(new Float32Array(r.values.buffer, r.values.byteOffset, s.elemCount), s.elemStart);
+    if (values && !whole) values.set(new Float32Array(r.values.buffer, r.values.byteOffset, s.elemCount), s.elemStart);
     if (!job.original) return;
     forEachPartial(sv, s, (g, elements, part) => {
       const o = part * PART_WORDS;

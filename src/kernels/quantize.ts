@@ -176,7 +176,15 @@ function pieces(job: QuantizeJob, maxWords: number): Piece[] {
 }
 
 function finish(job: QuantizeJob, regions: PieceRegions[]): QuantizeResult {
-  const codes = new Uint8Array(codeBytes(job.data.length, job.bits));
+  const length = codeBytes(job.data.length, job.bits);
+  // One piece: its read-back array (a fresh copy, owned here) already holds the codes; a second
+  // copy into a new array would double the page faults of a large result.
+  const only = regions.length === 1 ? regions[0].codes : null;
+  if (only && only.byteLength >= length) {
+    const codes = new Uint8Array(only.buffer, only.byteOffset, length);
+    return job.errorStats ? { codes, error: roundTripError(job, codes) } : { codes };
+  }
+  const codes = new Uint8Array(length);
   let at = 0;
   for (const r of regions) {
     const bytes = new Uint8Array(r.codes.buffer, r.codes.byteOffset, Math.min(r.codes.byteLength, codes.length - at));
