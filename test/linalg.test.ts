@@ -4,7 +4,7 @@ import { choleskyBlocked, gemmSub, lowerInverseBlocked } from '../src/linalg/blo
 import { inverseUpperFactor } from '../src/linalg/obs.ts';
 import { layerObjective } from '../src/linalg/gptq.ts';
 import { MIN_PARALLEL_N, poolThreads, sharedF64 } from '../src/linalg/pool.ts';
-import { gramKernel } from '../src/kernels/gram.ts';
+import { gramChunkRows, gramKernel } from '../src/kernels/gram.ts';
 import { seededRandom } from '../src/random.ts';
 
 function randomMatrix(rows: number, cols: number, seed: number): Float32Array {
@@ -234,5 +234,17 @@ describe('the linear-algebra pool (worker threads on shared memory)', () => {
       }
     }
     expect(layerObjective(w, q, h, rows, n)).toBeCloseTo(want, 9);
+  });
+});
+
+describe('gram chunking on the GPU', () => {
+  it('lengthens chunks when the result has enough tiles, so few partial blocks are read back', () => {
+    // ResNet-18 layer4 (4608 inputs, 288² tiles): 8192 rows in one chunk instead of 16.
+    expect(gramChunkRows(8192, 288 * 288)).toBe(8192);
+    // A 16-input layer (one tile): 512-row chunks, for parallelism.
+    expect(gramChunkRows(8192, 1)).toBe(512);
+    // In between: 1024 / 64 tiles = 16 chunks.
+    expect(gramChunkRows(12000, 64)).toBe(750);
+    expect(gramChunkRows(100, 64)).toBe(512);
   });
 });

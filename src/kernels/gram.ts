@@ -1,7 +1,7 @@
 /**
  * gram: G = Aᵀ B for activation matrices A [rows, fa] and B [rows, fb] (B absent: the Gram matrix
  * Aᵀ A). The linear algebra of data-aware methods — layer-wise least squares after pruning, GPTQ,
- * SparseGPT — starts here. GPU: f32 sums over chunks of GRAM_CHUNK rows, added in f64 on the host;
+ * SparseGPT — starts here. GPU: compensated f32 sums over chunks of ≥ GRAM_CHUNK rows, added in f64 on the host;
  * CPU reference: f64 throughout. Float results: see tolerances.ts.
  */
 import { InvalidArgumentError } from '../errors.ts';
@@ -23,8 +23,21 @@ export interface GramResult {
   gram: Float64Array;
 }
 
-/** Rows one workgroup sums in f32 before the host's f64 sum. */
+/** Fewest rows one workgroup sums (compensated, in f32) before the host's f64 sum. */
 export const GRAM_CHUNK = 512;
+
+/** Workgroups a piece should keep busy: chunks are lengthened while tiles × chunks stays above it. */
+const BUSY_WORKGROUPS = 1024;
+
+/**
+ * Rows per chunk for a piece of `rows` rows: 512, or longer when the result has enough tiles to
+ * keep the GPU busy — every chunk is one fa × fb block read back (a 4608-input GPTQ layer read back
+ * 16 blocks of 85 MB per 8192 rows with 512-row chunks; now one or two).
+ */
+export function gramChunkRows(rows: number, tiles: number): number {
+  const chunksWanted = Math.max(1, Math.ceil(BUSY_WORKGROUPS / tiles));
+  return Math.max(GRAM_CHUNK, Math.ceil(rows / chunksWanted));
+}
 
 const fbOf = (job: GramJob) => (job.b ? job.fb ?? 0 : job.fa);
 
@@ -85,16 +98,17 @@ function pieces(job: GramJob, maxWords: number): Piece[] {
   if (job.rows === 0 || fa === 0 || fb === 0) return out;
   if (fa * fb > maxWords) throw new UnsliceableError(`gram: a ${fa}x${fb} result does not fit one binding window of ${maxWords} words`);
   const perRow = fa + (job.b ? fb : 0);
+  const tilesA = Math.ceil(fa / 16);
+  const tilesB = Math.ceil(fb / 16);
   // Rows per piece: inputs within the window, and partials (one fa x fb block per chunk) too.
   const byInput = Math.floor(maxWords / perRow);
   const byPartials = Math.floor(maxWords / (fa * fb)) * GRAM_CHUNK;
   const step = Math.max(1, Math.min(byInput, byPartials));
   if (byInput < 1) throw new UnsliceableError(`gram: one row (${perRow} words) does not fit one binding window of ${maxWords} words`);
-  const tilesA = Math.ceil(fa / 16);
-  const tilesB = Math.ceil(fb / 16);
   for (let row = 0; row < job.rows; row += step) {
     const rows = Math.min(step, job.rows - row);
-    const chunks = Math.ceil(rows / GRAM_CHUNK);
+    const chunkRows = gramChunkRows(rows, tilesA * tilesB);
+    const chunks = Math.ceil(rows / chunkRows);
     slices.push({ row, rows, chunks });
     const uploads = [{ stream: 'a', at: 0, data: job.a.subarray(row * fa, (row + rows) * fa) }];
     if (job.b) uploads.push({ stream: 'b', at: 0, data: job.b.subarray(row * fb, (row + rows) * fb) });
@@ -103,7 +117,7 @@ function pieces(job: GramJob, maxWords: number): Piece[] {
       workgroups: chunks * tilesA * tilesB,
       words: { a: rows * fa, b: job.b ? rows * fb : 0, partials: chunks * fa * fb },
       uploads,
-      record: (o) => [o.a, o.b, rows, fa, fb, tilesA, tilesB, o.partials, GRAM_CHUNK, job.b ? 0 : 1],
+      record: (o) => [o.a, o.b, rows, fa, fb, tilesA, tilesB, o.partials, chunkRows, job.b ? 0 : 1],
     });
   }
   return out;

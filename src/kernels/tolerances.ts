@@ -35,8 +35,9 @@ export const tolerances = {
   'distill_loss.grad': { abs: 1e-6, rel: 1e-3 },
   // KL sums thousands of p*log(p/q) terms in f32; only a shortlist is used (pickThreshold re-scores it in f64).
   'threshold_search.score': { abs: 1e-5, rel: 5e-3 },
-  // f32 sums of up to GRAM_CHUNK (512) products per partial, added in f64; measured against the
-  // matrix's largest magnitude (cross terms may cancel to near zero).
+  // f32 partials over chunks of 512 rows or more (16-product steps summed plainly, steps
+  // compensated), added in f64; measured against the matrix's largest magnitude (cross terms may
+  // cancel to near zero).
   'gram.values': { abs: 2e-5, rel: 1e-4 },
 } as const satisfies Record<string, Tolerance>;
 

@@ -210,6 +210,8 @@ function gramCases(): NamedJob<GramJob>[] {
   for (const [rows, fa] of [[1, 1], [7, 3], [33, 17], [GRAM_CHUNK + 5, 16], [2 * GRAM_CHUNK + 1, 37], [64, 0], [0, 5]] as const) {
     for (const kind of ['random', 'relu'] as const) out.push({ name: `gram ${rows}x${fa} ${kind}`, job: { a: mat(rows, fa, kind), rows, fa } });
   }
+  // Enough tiles that chunks grow past 512 rows (gramChunkRows): 12000 rows in 16 chunks of 750.
+  out.push({ name: 'gram 12000x120 relu, long chunks', job: { a: mat(12000, 120, 'relu'), rows: 12000, fa: 120 } });
   out.push({ name: 'gram zeros', job: { a: mat(100, 9, 'zeros'), rows: 100, fa: 9 } });
   out.push({ name: 'gram wide values', job: { a: mat(300, 12, 'wide'), rows: 300, fa: 12 } });
   for (const [rows, fa, fb] of [[5, 3, 4], [600, 19, 33], [17, 1, 40]] as const) {
