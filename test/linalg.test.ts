@@ -3,7 +3,7 @@ import { choleskyInPlace, solveSpd } from '../src/linalg/cholesky.ts';
 import { choleskyBlocked, gemmSub, lowerInverseBlocked } from '../src/linalg/blocked.ts';
 import { inverseUpperFactor } from '../src/linalg/obs.ts';
 import { layerObjective } from '../src/linalg/gptq.ts';
-import { MIN_PARALLEL_N, poolThreads, sharedF64 } from '../src/linalg/pool.ts';
+import { MIN_PARALLEL_N, poolThreads, releaseF64, sharedF64 } from '../src/linalg/pool.ts';
 import { gramChunkRows, gramKernel } from '../src/kernels/gram.ts';
 import { seededRandom } from '../src/random.ts';
 
@@ -193,6 +193,20 @@ describe('blocked f64 factorizations (the GPTQ / SparseGPT Hessians)', () => {
 });
 
 describe('the linear-algebra pool (worker threads on shared memory)', () => {
+  it('reuses released shared buffers, handed out zeroed; plain arrays are ignored', () => {
+    const a = sharedF64(1000);
+    a.fill(7);
+    const buffer = a.buffer;
+    releaseF64(a, new Float64Array(1000), null);
+    const b = sharedF64(1000);
+    expect(b.buffer).toBe(buffer);
+    expect(b.every((x) => x === 0)).toBe(true);
+    // A different size does not take it.
+    releaseF64(b);
+    expect(sharedF64(999).buffer).not.toBe(buffer);
+    expect(sharedF64(1000).buffer).toBe(buffer);
+  });
+
   it('gives bit-identical factors, inverses and objectives whatever the thread count', () => {
     const threads = poolThreads();
     if (threads < 2) console.warn(`linear-algebra pool: ${threads} thread (one core, or dist/ not built): the comparison below runs single-threaded on both sides`);

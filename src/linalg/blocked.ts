@@ -9,7 +9,7 @@
  */
 import { BLOCK } from './gemm.ts';
 import { OP } from './pool-steps.ts';
-import { isShared, sharedF64, withThreads } from './pool.ts';
+import { isShared, releaseF64, sharedF64, withThreads } from './pool.ts';
 
 export { gemmSub } from './gemm.ts';
 
@@ -20,6 +20,14 @@ export { gemmSub } from './gemm.ts';
 export function choleskyBlocked(a: Float64Array, n: number): boolean {
   // Panel transposed, [BLOCK × (n − e)]: the trailing update's B operand, read along rows.
   const bt = isShared(a) ? sharedF64(BLOCK * n) : new Float64Array(BLOCK * n);
+  try {
+    return factorPanels(a, bt, n);
+  } finally {
+    releaseF64(bt);
+  }
+}
+
+function factorPanels(a: Float64Array, bt: Float64Array, n: number): boolean {
   return withThreads([a, bt], n, (step) => {
     for (let kb = 0; kb < n; kb += BLOCK) {
       const e = Math.min(n, kb + BLOCK);

@@ -8,7 +8,7 @@
  */
 import { obsSweep, prepareLayer } from './obs.ts';
 import { OP } from './pool-steps.ts';
-import { isShared, MIN_PARALLEL_N, sharedF64, withThreads } from './pool.ts';
+import { isShared, MIN_PARALLEL_N, releaseF64, sharedF64, withThreads } from './pool.ts';
 
 export interface GptqInput {
   /** Row-major [rows, cols]. */
@@ -45,6 +45,8 @@ export function gptq(input: GptqInput): GptqResult {
   const layer = prepareLayer('gptq', input.w, input.h, rows, cols, perm, input.damping ?? 0.01);
   const tSweep = performance.now();
   const q = obsSweep(layer, rows, cols, (x, r, i) => input.grid(x, r, perm[i]), {}, input.blockSize ?? 128);
+  // The layer's working copies are this function's alone: their shared memory goes to the next layer.
+  releaseF64(layer.w, layer.u);
   // Back to the original column order.
   const out = new Float64Array(rows * cols);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[r * cols + perm[c]] = q[r * cols + c];
@@ -74,14 +76,18 @@ export function layerObjective(w: Float64Array, q: Float64Array, h: Float64Array
   // −D·H, in slabs of rows so the product stays small.
   const slab = Math.max(1, Math.min(rows, Math.floor((1 << 22) / Math.max(1, cols))));
   const t = alloc(slab * cols);
-  return withThreads([t, d, hs], cols, (step) => {
-    let total = 0;
-    for (let r0 = 0; r0 < rows; r0 += slab) {
-      const m = Math.min(slab, rows - r0);
-      t.fill(0, 0, m * cols);
-      step(OP.GEMM_ROWS, [0, 0, cols, 1, r0 * cols, cols, 2, 0, cols, m, cols, cols]);
-      for (let k = 0; k < m * cols; k++) total -= d[r0 * cols + k] * t[k];
-    }
-    return total;
-  });
+  try {
+    return withThreads([t, d, hs], cols, (step) => {
+      let total = 0;
+      for (let r0 = 0; r0 < rows; r0 += slab) {
+        const m = Math.min(slab, rows - r0);
+        t.fill(0, 0, m * cols);
+        step(OP.GEMM_ROWS, [0, 0, cols, 1, r0 * cols, cols, 2, 0, cols, m, cols, cols]);
+        for (let k = 0; k < m * cols; k++) total -= d[r0 * cols + k] * t[k];
+      }
+      return total;
+    });
+  } finally {
+    releaseF64(t, d);
+  }
 }

@@ -7,7 +7,7 @@
 import { InvalidArgumentError } from '../errors.ts';
 import { choleskyBlocked, lowerInverseBlocked } from './blocked.ts';
 import { OP } from './pool-steps.ts';
-import { isShared, MIN_PARALLEL_N, sharedF64, withThreads } from './pool.ts';
+import { isShared, MIN_PARALLEL_N, releaseF64, sharedF64, withThreads } from './pool.ts';
 
 /**
  * Upper Cholesky factor U of H⁻¹ (H⁻¹ = Uᵀ U), or null if H is not positive definite. With P the
@@ -69,6 +69,7 @@ export function prepareLayer(what: string, w0: Float64Array, h0: Float64Array, r
     for (let i = 0; i < cols; i++) hd[i * cols + i] += damping * mean;
     u = inverseUpperFactorInPlace(hd, cols);
   }
+  releaseF64(hd);
   if (!u) throw new InvalidArgumentError(`${what}: the Hessian of ${cols} inputs is not positive definite even with damping ${damping / 10} x mean(diag)`);
   return { w, u, damping: damping / 10, dead };
 }
@@ -89,9 +90,13 @@ export function obsSweep(layer: ObsLayer, rows: number, cols: number, choose: (x
   const q = new Float64Array(rows * cols);
   const err = isShared(w) ? sharedF64(rows * blockSize) : new Float64Array(rows * blockSize);
   // The lazy updates W[:, b1:] −= E · U[b0:b1, b1:], the rows of W split between the threads.
-  return withThreads([w, err, u], rows >= 16 ? cols : 0, (step) =>
-    sweepBlocks(layer, rows, cols, choose, hooks, blockSize, q, err, (b0, b1) =>
-      step(OP.GEMM_ROWS, [0, b1, cols, 1, 0, blockSize, 2, b0 * cols + b1, cols, rows, cols - b1, b1 - b0])));
+  try {
+    return withThreads([w, err, u], rows >= 16 ? cols : 0, (step) =>
+      sweepBlocks(layer, rows, cols, choose, hooks, blockSize, q, err, (b0, b1) =>
+        step(OP.GEMM_ROWS, [0, b1, cols, 1, 0, blockSize, 2, b0 * cols + b1, cols, rows, cols - b1, b1 - b0])));
+  } finally {
+    releaseF64(err);
+  }
 }
 
 function sweepBlocks(
