@@ -66,6 +66,19 @@ fn pivot_of(r: Reduction, t: Task) -> f32 {
   return bitcast<f32>(b);
 }
 
+// Elements k, k + step, k + 2·step, k + 3·step of group g: four independent loads in flight per
+// thread (a real GPU's memory needs many outstanding requests to reach its bandwidth).
+fn load4(r: Reduction, g: u32, k: u32, step: u32) -> vec4<u32> {
+  return vec4<u32>(src[reduction_index(r, g, k)], src[reduction_index(r, g, k + step)],
+                   src[reduction_index(r, g, k + 2u * step)], src[reduction_index(r, g, k + 3u * step)]);
+}
+
+fn acc_add4(a: Acc, x: vec4<u32>) -> Acc { return acc_add(acc_add(acc_add(acc_add(a, x.x), x.y), x.z), x.w); }
+
+fn acc_sums4(a: Acc, x: vec4<u32>, pivot_n: f32, norm: f32) -> Acc {
+  return acc_sums(acc_sums(acc_sums(acc_sums(a, x.x, pivot_n, norm), x.y, pivot_n, norm), x.z, pivot_n, norm), x.w, pivot_n, norm);
+}
+
 fn write_partial(base: u32, a: Acc, pivot: f32, norm: f32) {
   partials[base + 0u] = a.kmin;
   partials[base + 1u] = a.kmax;
@@ -92,11 +105,7 @@ fn range_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
   var a = acc_empty();
   var k = t.k_begin + lid;
   for (; k + 768u < t.k_end; k += 1024u) {
-    let x0 = src[reduction_index(r, t.g, k)];
-    let x1 = src[reduction_index(r, t.g, k + 256u)];
-    let x2 = src[reduction_index(r, t.g, k + 512u)];
-    let x3 = src[reduction_index(r, t.g, k + 768u)];
-    a = acc_add(acc_add(acc_add(acc_add(a, x0), x1), x2), x3);
+    a = acc_add4(a, load4(r, t.g, k, 256u));
   }
   for (; k < t.k_end; k += 256u) {
     a = acc_add(a, src[reduction_index(r, t.g, k)]);
@@ -115,11 +124,7 @@ fn range_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
   var m = acc_empty();
   var j = t.k_begin + lid;
   for (; j + 768u < t.k_end; j += 1024u) {
-    let x0 = src[reduction_index(r, t.g, j)];
-    let x1 = src[reduction_index(r, t.g, j + 256u)];
-    let x2 = src[reduction_index(r, t.g, j + 512u)];
-    let x3 = src[reduction_index(r, t.g, j + 768u)];
-    m = acc_sums(acc_sums(acc_sums(acc_sums(m, x0, pivot * norm, norm), x1, pivot * norm, norm), x2, pivot * norm, norm), x3, pivot * norm, norm);
+    m = acc_sums4(m, load4(r, t.g, j, 256u), pivot * norm, norm);
   }
   for (; j < t.k_end; j += 256u) {
     m = acc_sums(m, src[reduction_index(r, t.g, j)], pivot * norm, norm);
@@ -154,15 +159,10 @@ fn range_lane_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
   let head = lid - lane;
   let pivot = pivot_of(r, t);
   var a = acc_empty();
-  // Four independent loads in flight per thread before they are folded in (same order as one at
-  // a time): a real GPU's memory needs many outstanding requests to reach its bandwidth.
+  // Folded in element order, as one load at a time would (load4).
   var k = t.k_begin + lane;
   for (; k + 3u * lanes < t.k_end; k += 4u * lanes) {
-    let x0 = src[reduction_index(r, t.g, k)];
-    let x1 = src[reduction_index(r, t.g, k + lanes)];
-    let x2 = src[reduction_index(r, t.g, k + 2u * lanes)];
-    let x3 = src[reduction_index(r, t.g, k + 3u * lanes)];
-    a = acc_add(acc_add(acc_add(acc_add(a, x0), x1), x2), x3);
+    a = acc_add4(a, load4(r, t.g, k, lanes));
   }
   for (; k < t.k_end; k += lanes) {
     a = acc_add(a, src[reduction_index(r, t.g, k)]);
@@ -182,11 +182,7 @@ fn range_lane_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
   var m = acc_empty();
   var j = t.k_begin + lane;
   for (; j + 3u * lanes < t.k_end; j += 4u * lanes) {
-    let x0 = src[reduction_index(r, t.g, j)];
-    let x1 = src[reduction_index(r, t.g, j + lanes)];
-    let x2 = src[reduction_index(r, t.g, j + 2u * lanes)];
-    let x3 = src[reduction_index(r, t.g, j + 3u * lanes)];
-    m = acc_sums(acc_sums(acc_sums(acc_sums(m, x0, pivot * norm, norm), x1, pivot * norm, norm), x2, pivot * norm, norm), x3, pivot * norm, norm);
+    m = acc_sums4(m, load4(r, t.g, j, lanes), pivot * norm, norm);
   }
   for (; j < t.k_end; j += lanes) {
     m = acc_sums(m, src[reduction_index(r, t.g, j)], pivot * norm, norm);

@@ -14,6 +14,29 @@ import { isShared, releaseF64, sharedF64, withThreads } from './pool.ts';
 export { gemmSub } from './gemm.ts';
 
 /**
+ * Left-looking Cholesky of the diagonal block [from, to) of `a` (row-major n×n), columns before
+ * `from` already subtracted (the blocked factorization's panels); false on a non-positive pivot.
+ */
+export function choleskyDiagonalBlock(a: Float64Array, n: number, from: number, to: number): boolean {
+  for (let j = from; j < to; j++) {
+    const rj = j * n;
+    let d = a[rj + j];
+    for (let k = from; k < j; k++) d -= a[rj + k] * a[rj + k];
+    if (!(d > 0) || !Number.isFinite(d)) return false;
+    const ljj = Math.sqrt(d);
+    a[rj + j] = ljj;
+    const inv = 1 / ljj;
+    for (let i = j + 1; i < to; i++) {
+      const ri = i * n;
+      let s = a[ri + j];
+      for (let k = from; k < j; k++) s -= a[ri + k] * a[rj + k];
+      a[ri + j] = s * inv;
+    }
+  }
+  return true;
+}
+
+/**
  * In-place lower Cholesky factor of `a` (row-major n×n, lower triangle read); false on a
  * non-positive pivot. The strict upper triangle is left unspecified (partly overwritten).
  */
@@ -32,21 +55,7 @@ function factorPanels(a: Float64Array, bt: Float64Array, n: number): boolean {
     for (let kb = 0; kb < n; kb += BLOCK) {
       const e = Math.min(n, kb + BLOCK);
       // Diagonal block: left-looking within the block (earlier blocks already subtracted).
-      for (let j = kb; j < e; j++) {
-        const rj = j * n;
-        let d = a[rj + j];
-        for (let p = kb; p < j; p++) d -= a[rj + p] * a[rj + p];
-        if (!(d > 0) || !Number.isFinite(d)) return false;
-        const ljj = Math.sqrt(d);
-        a[rj + j] = ljj;
-        const inv = 1 / ljj;
-        for (let i = j + 1; i < e; i++) {
-          const ri = i * n;
-          let s = a[ri + j];
-          for (let p = kb; p < j; p++) s -= a[ri + p] * a[rj + p];
-          a[ri + j] = s * inv;
-        }
-      }
+      if (!choleskyDiagonalBlock(a, n, kb, e)) return false;
       if (e === n) break;
       // Panel below, L21 = A21 · L11⁻ᵀ row by row, and its transpose for the update.
       step(OP.CHOL_PANEL, [n, kb, e]);

@@ -5,7 +5,7 @@
  * of rank-deficient activations still solves. Zero-diagonal ("dead") features get the damping alone as pivot.
  */
 import { InvalidArgumentError } from '../errors.ts';
-import { choleskyBlocked } from './blocked.ts';
+import { choleskyBlocked, choleskyDiagonalBlock } from './blocked.ts';
 
 export interface SolveOptions {
   /** Initial damping as a fraction of mean(diag A) (default 0.01). */
@@ -27,22 +27,7 @@ export interface SolveResult {
 
 /** In-place lower Cholesky factor of `a` (row-major n×n); returns false on a non-positive pivot. */
 export function choleskyInPlace(a: Float64Array, n: number): boolean {
-  for (let j = 0; j < n; j++) {
-    const rj = j * n;
-    let d = a[rj + j];
-    for (let k = 0; k < j; k++) d -= a[rj + k] * a[rj + k];
-    if (!(d > 0) || !Number.isFinite(d)) return false;
-    const ljj = Math.sqrt(d);
-    a[rj + j] = ljj;
-    const inv = 1 / ljj;
-    for (let i = j + 1; i < n; i++) {
-      const ri = i * n;
-      let s = a[ri + j];
-      for (let k = 0; k < j; k++) s -= a[ri + k] * a[rj + k];
-      a[ri + j] = s * inv;
-    }
-  }
-  return true;
+  return choleskyDiagonalBlock(a, n, 0, n);
 }
 
 /** Solves (A + λI) X = B (+ λ·prior) for X, A symmetric positive semi-definite (row-major n×n), B row-major n×m. */
