@@ -14,7 +14,8 @@ export type ErrorCode =
   | 'INVALID_RECIPE'
   | 'OUTPUT_CONFLICT'
   | 'INVALID_DATA'
-  | 'NON_FINITE_WEIGHT';
+  | 'NON_FINITE_WEIGHT'
+  | 'WORKER_FAILURE';
 
 export class ModelpressError extends Error {
   readonly code: ErrorCode;
@@ -98,4 +99,12 @@ export class DataError extends ModelpressError {
 export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
+}
+
+/** A worker thread of the linear-algebra pool failed or stopped answering mid-computation. */
+export class WorkerFailureError extends ModelpressError {
+  constructor(message: string) {
+    super('WORKER_FAILURE', `${message} (MODELPRESS_THREADS=1 runs everything on one thread)`);
+    this.name = 'WorkerFailureError';
+  }
 }

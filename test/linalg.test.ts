@@ -3,7 +3,9 @@ import { choleskyInPlace, solveSpd } from '../src/linalg/cholesky.ts';
 import { choleskyBlocked, gemmSub, lowerInverseBlocked } from '../src/linalg/blocked.ts';
 import { inverseUpperFactor } from '../src/linalg/obs.ts';
 import { layerObjective } from '../src/linalg/gptq.ts';
-import { MIN_PARALLEL_N, poolThreads, releaseF64, sharedF64 } from '../src/linalg/pool.ts';
+import { MIN_PARALLEL_N, poolThreads, releaseF64, sharedF64, withThreads } from '../src/linalg/pool.ts';
+import { OP } from '../src/linalg/pool-steps.ts';
+import { WorkerFailureError } from '../src/errors.ts';
 import { gramChunkRows, gramKernel } from '../src/kernels/gram.ts';
 import { seededRandom } from '../src/random.ts';
 
@@ -260,5 +262,27 @@ describe('gram chunking on the GPU', () => {
     // In between: 1024 / 64 tiles = 16 chunks.
     expect(gramChunkRows(12000, 64)).toBe(750);
     expect(gramChunkRows(100, 64)).toBe(512);
+  });
+});
+
+// Last in this file: it leaves the process's pool broken (later calls run on one thread).
+describe('the linear-algebra pool when a worker fails', () => {
+  it('throws a typed error instead of hanging, and later work runs on this thread with the same results', (ctx) => {
+    if (poolThreads() < 2) return ctx.skip('one thread only: no worker to fail');
+    const a = sharedF64(MIN_PARALLEL_N * 4);
+    expect(() => withThreads([a], MIN_PARALLEL_N, (step) => step(OP.TEST_THROW, []))).toThrow(WorkerFailureError);
+    const n = MIN_PARALLEL_N + 5;
+    const r = seededRandom(4);
+    const h = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j <= i; j++) h[i * n + j] = h[j * n + i] = (r() - 0.5) * 0.02;
+      h[i * n + i] += 1;
+    }
+    const pooled = sharedF64(n * n);
+    pooled.set(h);
+    const plain = Float64Array.from(h);
+    expect(choleskyBlocked(pooled, n)).toBe(true);
+    expect(choleskyBlocked(plain, n)).toBe(true);
+    for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) expect(pooled[i * n + j]).toBe(plain[i * n + j]);
   });
 });

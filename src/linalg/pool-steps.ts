@@ -6,7 +6,7 @@
 import { BLOCK, gemmSub } from './gemm.ts';
 
 /** Layout of the shared control words. */
-export const CTL = { GEN: 0, DONE: 1, READY: 2, OP: 3, PARAMS: 4, WORDS: 20 } as const;
+export const CTL = { GEN: 0, DONE: 1, READY: 2, OP: 3, FAILED: 4, PARAMS: 5, WORDS: 21 } as const;
 
 export const OP = {
   /** Workers go back to their event loop (the session's arrays are let go). */
@@ -19,6 +19,8 @@ export const OP = {
   TRI_INV_ROW: 2,
   /** C −= A·B with the rows of C split; params slotC, cOff, ldc, slotA, aOff, lda, slotB, bOff, ldb, m, n, k. */
   GEMM_ROWS: 3,
+  /** Test hook: every thread but the calling one throws (the failure path of pool.ts). */
+  TEST_THROW: 99,
 } as const;
 
 export interface Bound {
@@ -95,6 +97,9 @@ export function runStep(b: Bound, ctl: Int32Array, index: number, threads: numbe
       gemmSub(b.arrays[p(0)], p(1) + r0 * ldc, ldc, b.arrays[p(3)], p(4) + r0 * lda, lda, b.arrays[p(6)], p(7), p(8), r1 - r0, p(10), p(11));
       return;
     }
+    case OP.TEST_THROW:
+      if (index !== 0) throw new Error('TEST_THROW: a planted failure');
+      return;
     default:
       return;
   }

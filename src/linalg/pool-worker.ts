@@ -13,7 +13,13 @@ parentPort!.on('message', (m: { arrays: Float64Array[] }) => {
     Atomics.wait(ctl, CTL.GEN, gen);
     gen = Atomics.load(ctl, CTL.GEN);
     const op = ctl[CTL.OP];
-    if (op !== OP.RELEASE) runStep(bound, ctl, index, threads);
+    try {
+      if (op !== OP.RELEASE) runStep(bound, ctl, index, threads);
+    } catch (err) {
+      // The calling thread sees the flag and throws; the step still counts as done, so nothing waits forever.
+      Atomics.store(ctl, CTL.FAILED, 1);
+      console.error(`modelpress linear-algebra worker ${index}:`, err);
+    }
     Atomics.add(ctl, CTL.DONE, 1);
     Atomics.notify(ctl, CTL.DONE);
     if (op === OP.RELEASE) break;

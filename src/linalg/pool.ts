@@ -13,6 +13,7 @@ import { Worker } from 'node:worker_threads';
 import { packageRoot } from '../package-root.ts';
 import { defaultThreads } from '../threads.ts';
 import { runStep, CTL, OP, type Bound } from './pool-steps.ts';
+import { WorkerFailureError } from '../errors.ts';
 
 /**
  * Shared buffers handed back by releaseF64, by byte length, for the next sharedF64 of that size:
@@ -58,6 +59,9 @@ export const isShared = (a: Float64Array) => a.buffer instanceof SharedArrayBuff
 /** Operands smaller than this run on one thread: a step's wake-ups cost more than the work. */
 export const MIN_PARALLEL_N = 384;
 
+/** No worker progress for this long means one is gone (a step takes well under a second). */
+const STALL_MS = 60_000;
+
 class Pool {
   private readonly ctl = new Int32Array(new SharedArrayBuffer(4 * CTL.WORDS));
   private readonly workers: Worker[] = [];
@@ -71,13 +75,34 @@ class Pool {
     }
   }
 
+  /** Waits until ctl[word] reaches `target`; throws if the workers stop making progress. */
+  private waitFor(word: number, target: number, what: string): void {
+    const ctl = this.ctl;
+    let seen = Atomics.load(ctl, word);
+    let since = performance.now();
+    while (seen < target) {
+      Atomics.wait(ctl, word, seen, 1000);
+      const now = Atomics.load(ctl, word);
+      if (now !== seen) {
+        seen = now;
+        since = performance.now();
+      } else if (performance.now() - since > STALL_MS) {
+        this.broken = true;
+        throw new WorkerFailureError(`linear-algebra pool: ${target - seen} of ${this.workers.length} worker threads stopped answering (${what})`);
+      }
+    }
+  }
+
+  broken = false;
+
   /** Runs `fn` with `arrays` visible to every thread as slots 0, 1, …; `step` runs one step everywhere. */
   session<T>(arrays: Float64Array[], fn: (step: (op: number, params: number[]) => void) => T): T {
     const ctl = this.ctl;
     Atomics.store(ctl, CTL.READY, 0);
+    Atomics.store(ctl, CTL.FAILED, 0);
     for (const w of this.workers) w.postMessage({ arrays });
     // Every worker has its views before the first step.
-    for (let r = Atomics.load(ctl, CTL.READY); r < this.workers.length; r = Atomics.load(ctl, CTL.READY)) Atomics.wait(ctl, CTL.READY, r, 10_000);
+    this.waitFor(CTL.READY, this.workers.length, 'starting');
     this.bound = { arrays, scratch: new Float64Array(64 * 64) };
     const step = (op: number, params: number[]) => {
       for (let i = 0; i < params.length; i++) ctl[CTL.PARAMS + i] = params[i];
@@ -86,12 +111,17 @@ class Pool {
       Atomics.add(ctl, CTL.GEN, 1);
       Atomics.notify(ctl, CTL.GEN);
       runStep(this.bound!, ctl, 0, this.threads);
-      for (let d = Atomics.load(ctl, CTL.DONE); d < this.workers.length; d = Atomics.load(ctl, CTL.DONE)) Atomics.wait(ctl, CTL.DONE, d, 10_000);
+      this.waitFor(CTL.DONE, this.workers.length, `step ${op}`);
+      if (Atomics.load(ctl, CTL.FAILED)) {
+        this.broken = true;
+        throw new WorkerFailureError(`linear-algebra pool: a worker thread failed in step ${op} (its error is printed above)`);
+      }
     };
     try {
       return fn(step);
     } finally {
-      step(OP.RELEASE, []);
+      // Workers go back to their event loops (not after a failure: the result is abandoned anyway).
+      if (!this.broken) step(OP.RELEASE, []);
       this.bound = null;
     }
   }
@@ -120,7 +150,8 @@ export function poolThreads(): number {
  */
 export function withThreads<T>(arrays: Float64Array[], n: number, fn: (step: (op: number, params: number[]) => void) => T): T {
   const p = n >= MIN_PARALLEL_N && arrays.every(isShared) ? getPool() : null;
-  if (p) return p.session(arrays, fn);
+  if (p?.broken) pool = null;
+  if (p && !p.broken) return p.session(arrays, fn);
   const ctl = new Int32Array(CTL.WORDS);
   const bound: Bound = { arrays, scratch: new Float64Array(64 * 64) };
   return fn((op, params) => {
