@@ -265,6 +265,25 @@ describe('gram chunking on the GPU', () => {
   });
 });
 
+describe('the linear-algebra pool, nested', () => {
+  it('work started inside a running session stays on this thread (its workers are busy) and is right', () => {
+    const n = MIN_PARALLEL_N + 3;
+    const r = seededRandom(8);
+    const h = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) {
+      for (let j = 0; j <= i; j++) h[i * n + j] = h[j * n + i] = (r() - 0.5) * 0.02;
+      h[i * n + i] += 1;
+    }
+    const pooled = sharedF64(n * n);
+    pooled.set(h);
+    const plain = Float64Array.from(h);
+    const outer = sharedF64(MIN_PARALLEL_N * 4);
+    expect(withThreads([outer], MIN_PARALLEL_N, () => choleskyBlocked(pooled, n))).toBe(true);
+    expect(choleskyBlocked(plain, n)).toBe(true);
+    for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) expect(pooled[i * n + j]).toBe(plain[i * n + j]);
+  });
+});
+
 // Last in this file: it leaves the process's pool broken (later calls run on one thread).
 describe('the linear-algebra pool when a worker fails', () => {
   it('throws a typed error instead of hanging, and later work runs on this thread with the same results', (ctx) => {

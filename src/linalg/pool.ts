@@ -95,6 +95,11 @@ class Pool {
 
   broken = false;
 
+  /** A session is running (its workers are not listening for another): nested work stays on this thread. */
+  get busy(): boolean {
+    return this.bound !== null;
+  }
+
   /** Runs `fn` with `arrays` visible to every thread as slots 0, 1, …; `step` runs one step everywhere. */
   session<T>(arrays: Float64Array[], fn: (step: (op: number, params: number[]) => void) => T): T {
     const ctl = this.ctl;
@@ -151,7 +156,7 @@ export function poolThreads(): number {
 export function withThreads<T>(arrays: Float64Array[], n: number, fn: (step: (op: number, params: number[]) => void) => T): T {
   const p = n >= MIN_PARALLEL_N && arrays.every(isShared) ? getPool() : null;
   if (p?.broken) pool = null;
-  if (p && !p.broken) return p.session(arrays, fn);
+  if (p && !p.broken && !p.busy) return p.session(arrays, fn);
   const ctl = new Int32Array(CTL.WORDS);
   const bound: Bound = { arrays, scratch: new Float64Array(64 * 64) };
   return fn((op, params) => {
