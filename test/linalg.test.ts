@@ -194,6 +194,16 @@ describe('blocked f64 factorizations (the GPTQ / SparseGPT Hessians)', () => {
   });
 });
 
+/** A symmetric, diagonally dominant (so positive-definite) n×n matrix: small random off-diagonals. */
+function dominantSpd(n: number, seed: number, r = seededRandom(seed)): Float64Array {
+  const h = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j <= i; j++) h[i * n + j] = h[j * n + i] = (r() - 0.5) * 0.02;
+    h[i * n + i] += 1 + r();
+  }
+  return h;
+}
+
 describe('the linear-algebra pool (worker threads on shared memory)', () => {
   it('reuses released shared buffers, handed out zeroed; plain arrays are ignored', () => {
     const a = sharedF64(1000);
@@ -214,11 +224,7 @@ describe('the linear-algebra pool (worker threads on shared memory)', () => {
     if (threads < 2) console.warn(`linear-algebra pool: ${threads} thread (one core, or dist/ not built): the comparison below runs single-threaded on both sides`);
     const n = MIN_PARALLEL_N + 77;
     const r = seededRandom(12);
-    const h = new Float64Array(n * n);
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j <= i; j++) h[i * n + j] = h[j * n + i] = (r() - 0.5) * 0.02;
-      h[i * n + i] += 1 + r();
-    }
+    const h = dominantSpd(n, 12, r);
     // Plain arrays stay on this thread; shared ones go to the pool.
     const alone = Float64Array.from(h);
     const pooled = sharedF64(n * n);
@@ -268,12 +274,7 @@ describe('gram chunking on the GPU', () => {
 describe('the linear-algebra pool, nested', () => {
   it('work started inside a running session stays on this thread (its workers are busy) and is right', () => {
     const n = MIN_PARALLEL_N + 3;
-    const r = seededRandom(8);
-    const h = new Float64Array(n * n);
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j <= i; j++) h[i * n + j] = h[j * n + i] = (r() - 0.5) * 0.02;
-      h[i * n + i] += 1;
-    }
+    const h = dominantSpd(n, 8);
     const pooled = sharedF64(n * n);
     pooled.set(h);
     const plain = Float64Array.from(h);
@@ -291,12 +292,7 @@ describe('the linear-algebra pool when a worker fails', () => {
     const a = sharedF64(MIN_PARALLEL_N * 4);
     expect(() => withThreads([a], MIN_PARALLEL_N, (step) => step(OP.TEST_THROW, []))).toThrow(WorkerFailureError);
     const n = MIN_PARALLEL_N + 5;
-    const r = seededRandom(4);
-    const h = new Float64Array(n * n);
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j <= i; j++) h[i * n + j] = h[j * n + i] = (r() - 0.5) * 0.02;
-      h[i * n + i] += 1;
-    }
+    const h = dominantSpd(n, 4);
     const pooled = sharedF64(n * n);
     pooled.set(h);
     const plain = Float64Array.from(h);
