@@ -13,6 +13,9 @@ import { computeQuantParams } from './kernels/qparams.ts';
 import { firstMismatch, tolerances } from './kernels/tolerances.ts';
 import type { Granularity } from './kernels/layout.ts';
 
+/** The bytes of a view (not of its whole buffer: a result may be a view into a larger read-back). */
+const bytesOf = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
 export interface SelfCheckRow {
   kernel: string;
   cases: number;
@@ -67,8 +70,8 @@ export async function selfCheck(s: Scheduler): Promise<SelfCheckRow[]> {
   const [ranges, rms] = await time(() => s.run(rangeKernel, rangeJobs));
   const rangeBad = rangeJobs.findIndex((j, i) => {
     const want = rangeKernel.cpu(j);
-    return !(bitsEqual(new Uint8Array(ranges[i].min.buffer), new Uint8Array(want.min.buffer)) &&
-      bitsEqual(new Uint8Array(ranges[i].absmax.buffer), new Uint8Array(want.absmax.buffer)) &&
+    return !(bitsEqual(bytesOf(ranges[i].min), bytesOf(want.min)) &&
+      bitsEqual(bytesOf(ranges[i].absmax), bytesOf(want.absmax)) &&
       firstMismatch(ranges[i].mean, want.mean, tolerances['range.mean']) < 0);
   });
   rows.push({ kernel: 'range', cases: rangeJobs.length, backend, ok: rangeBad < 0, detail: rangeBad < 0 ? 'min/max/absmax bit-identical' : `case ${rangeBad} differs`, ms: rms });
@@ -87,7 +90,7 @@ export async function selfCheck(s: Scheduler): Promise<SelfCheckRow[]> {
   const [deq, dms] = await time(() => s.run(dequantizeKernel, dJobs));
   const dBad = dJobs.findIndex((j, i) => {
     const want = dequantizeKernel.cpu(j);
-    return !bitsEqual(new Uint8Array(deq[i].values!.buffer), new Uint8Array(want.values!.buffer)) ||
+    return !bitsEqual(bytesOf(deq[i].values!), bytesOf(want.values!)) ||
       Math.abs(deq[i].tensor!.sqnrDb - want.tensor!.sqnrDb) > tolerances['dequantize.sqnrDb'].abs;
   });
   const worst = Math.min(...deq.map((d) => d.tensor!.sqnrDb));
@@ -95,7 +98,7 @@ export async function selfCheck(s: Scheduler): Promise<SelfCheckRow[]> {
 
   const hJobs = tensors.map((t) => ({ data: t.data, lo: -0.5, hi: 0.5, bins: 256 }));
   const [hist, hms] = await time(() => s.run(histogramKernel, hJobs));
-  const hBad = hJobs.findIndex((j, i) => !bitsEqual(new Uint8Array(hist[i].counts.buffer), new Uint8Array(histogramKernel.cpu(j).counts.buffer)));
+  const hBad = hJobs.findIndex((j, i) => !bitsEqual(bytesOf(hist[i].counts), bytesOf(histogramKernel.cpu(j).counts)));
   rows.push({ kernel: 'histogram', cases: hJobs.length, backend, ok: hBad < 0, detail: hBad < 0 ? 'counts bit-identical' : `case ${hBad} differs`, ms: hms });
 
   const sJobs = tensors.map((t) => ({ weights: t.data, shape: t.shape }));
