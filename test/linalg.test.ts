@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { choleskyInPlace, solveSpd } from '../src/linalg/cholesky.ts';
-import { choleskyBlocked, gemmSub, lowerInverseBlocked } from '../src/linalg/blocked.ts';
+import { choleskyBlocked, lowerInverseBlocked } from '../src/linalg/blocked.ts';
+import { gemmSub } from '../src/linalg/gemm.ts';
 import { inverseUpperFactor } from '../src/linalg/obs.ts';
 import { layerObjective } from '../src/linalg/gptq.ts';
 import { MIN_PARALLEL_N, poolThreads, releaseF64, sharedF64, withThreads } from '../src/linalg/pool.ts';

@@ -9,9 +9,7 @@
  */
 import { BLOCK } from './gemm.ts';
 import { OP } from './pool-steps.ts';
-import { isShared, releaseF64, sharedF64, withThreads } from './pool.ts';
-
-export { gemmSub } from './gemm.ts';
+import { f64Like, releaseF64, withThreads } from './pool.ts';
 
 /**
  * Left-looking Cholesky of the diagonal block [from, to) of `a` (row-major n×n), columns before
@@ -42,7 +40,7 @@ export function choleskyDiagonalBlock(a: Float64Array, n: number, from: number, 
  */
 export function choleskyBlocked(a: Float64Array, n: number): boolean {
   // Panel transposed, [BLOCK × (n − e)]: the trailing update's B operand, read along rows.
-  const bt = isShared(a) ? sharedF64(BLOCK * n) : new Float64Array(BLOCK * n);
+  const bt = f64Like(a, BLOCK * n);
   try {
     return factorPanels(a, bt, n);
   } finally {
@@ -71,7 +69,7 @@ function factorPanels(a: Float64Array, bt: Float64Array, n: number): boolean {
  * new array (upper triangle zero). Block rows top to bottom: X_ij = −X_ii · Σ_k L_ik X_kj.
  */
 export function lowerInverseBlocked(l: Float64Array, n: number): Float64Array {
-  const x = isShared(l) ? sharedF64(n * n) : new Float64Array(n * n);
+  const x = f64Like(l, n * n);
   // Diagonal blocks first: X_ii = L_ii⁻¹ by substitution.
   for (let ib = 0; ib < n; ib += BLOCK) {
     const ie = Math.min(n, ib + BLOCK);

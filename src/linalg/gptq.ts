@@ -9,7 +9,7 @@
 import { obsSweep, prepareLayer } from './obs.ts';
 import { OP } from './pool-steps.ts';
 import { BLOCK } from './gemm.ts';
-import { isShared, MIN_PARALLEL_N, releaseF64, sharedF64, withThreads } from './pool.ts';
+import { f64For, isShared, MIN_PARALLEL_N, releaseF64, sharedF64, withThreads } from './pool.ts';
 
 export interface GptqInput {
   /** Row-major [rows, cols]. */
@@ -73,14 +73,12 @@ function sharedCopy(h: Float64Array): Float64Array {
  * tile kernel (half the multiply-adds of D·H), on the pool's threads when large.
  */
 export function layerObjective(w: Float64Array, q: Float64Array, h: Float64Array, rows: number, cols: number): number {
-  const big = cols >= MIN_PARALLEL_N;
-  const alloc = (n: number) => (big ? sharedF64(n) : new Float64Array(n));
-  const d = alloc(rows * cols);
+  const d = f64For(rows * cols, cols);
   for (let k = 0; k < d.length; k++) d[k] = w[k] - q[k];
-  const hs = big ? sharedCopy(h) : h;
+  const hs = cols >= MIN_PARALLEL_N ? sharedCopy(h) : h;
   // Slabs of rows so the product stays small.
   const slab = Math.max(1, Math.min(rows, Math.floor((1 << 22) / Math.max(1, cols))));
-  const t = alloc(slab * cols);
+  const t = f64For(slab * cols, cols);
   try {
     return withThreads([t, d, hs], cols, (step) => {
       let total = 0;

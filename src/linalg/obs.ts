@@ -7,7 +7,7 @@
 import { InvalidArgumentError } from '../errors.ts';
 import { choleskyBlocked, lowerInverseBlocked } from './blocked.ts';
 import { OP } from './pool-steps.ts';
-import { isShared, MIN_PARALLEL_N, releaseF64, sharedF64, withThreads } from './pool.ts';
+import { f64For, f64Like, releaseF64, withThreads } from './pool.ts';
 
 /**
  * Upper Cholesky factor U of H⁻¹ (H⁻¹ = Uᵀ U), or null if H is not positive definite. With P the
@@ -17,7 +17,7 @@ import { isShared, MIN_PARALLEL_N, releaseF64, sharedF64, withThreads } from './
  */
 export function inverseUpperFactor(h: Float64Array, n: number): Float64Array | null {
   // Shared memory: large factorizations run on the linear-algebra pool's threads.
-  const l = n >= MIN_PARALLEL_N ? sharedF64(n * n) : new Float64Array(n * n);
+  const l = f64For(n * n, n);
   l.set(h);
   return inverseUpperFactorInPlace(l, n);
 }
@@ -49,7 +49,7 @@ export function prepareLayer(what: string, w0: Float64Array, h0: Float64Array, r
   const h = new Float64Array(cols * cols);
   for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) h[i * cols + j] = h0[perm[i] * cols + perm[j]];
   // Shared memory for large layers: the sweep's updates run on the linear-algebra pool's threads.
-  const w = cols >= MIN_PARALLEL_N ? sharedF64(rows * cols) : new Float64Array(rows * cols);
+  const w = f64For(rows * cols, cols);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) w[r * cols + c] = w0[r * cols + perm[c]];
   let dead = 0;
   let mean = 0;
@@ -63,7 +63,7 @@ export function prepareLayer(what: string, w0: Float64Array, h0: Float64Array, r
   }
   let damping = damping0;
   let u: Float64Array | null = null;
-  const hd = cols >= MIN_PARALLEL_N ? sharedF64(cols * cols) : new Float64Array(cols * cols);
+  const hd = f64For(cols * cols, cols);
   for (let attempt = 0; attempt < 8 && !u; attempt++, damping *= 10) {
     hd.set(h);
     for (let i = 0; i < cols; i++) hd[i * cols + i] += damping * mean;
@@ -88,7 +88,7 @@ export interface SweepHooks {
 export function obsSweep(layer: ObsLayer, rows: number, cols: number, choose: (x: number, r: number, i: number) => number, hooks: SweepHooks = {}, blockSize = 128): Float64Array {
   const { w, u } = layer;
   const q = new Float64Array(rows * cols);
-  const err = isShared(w) ? sharedF64(rows * blockSize) : new Float64Array(rows * blockSize);
+  const err = f64Like(w, rows * blockSize);
   // The lazy updates W[:, b1:] −= E · U[b0:b1, b1:], the rows of W split between the threads.
   try {
     return withThreads([w, err, u], rows >= 16 ? cols : 0, (step) =>

@@ -59,6 +59,16 @@ export const isShared = (a: Float64Array) => a.buffer instanceof SharedArrayBuff
 /** Operands smaller than this run on one thread: a step's wake-ups cost more than the work. */
 export const MIN_PARALLEL_N = 384;
 
+/** A zeroed working array for an n-sized problem: shared (pool-ready) from MIN_PARALLEL_N on, plain below. */
+export function f64For(length: number, n: number): Float64Array {
+  return n >= MIN_PARALLEL_N ? sharedF64(length) : new Float64Array(length);
+}
+
+/** A zeroed working array that goes where `like` goes: shared when it is. */
+export function f64Like(like: Float64Array, length: number): Float64Array {
+  return isShared(like) ? sharedF64(length) : new Float64Array(length);
+}
+
 /** No worker progress for this long means one is gone (a step takes well under a second). */
 const STALL_MS = 60_000;
 
@@ -66,6 +76,8 @@ class Pool {
   private readonly ctl = new Int32Array(new SharedArrayBuffer(4 * CTL.WORDS));
   private readonly workers: Worker[] = [];
   private bound: Bound | null = null;
+  /** A worker failed or stopped answering: the pool is not used again. */
+  broken = false;
 
   constructor(script: string, readonly threads: number) {
     for (let i = 1; i < threads; i++) {
@@ -92,8 +104,6 @@ class Pool {
       }
     }
   }
-
-  broken = false;
 
   /** A session is running (its workers are not listening for another): nested work stays on this thread. */
   get busy(): boolean {
