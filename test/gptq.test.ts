@@ -15,6 +15,9 @@ import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { summarizeEncodings } from '../src/analysis/encodings.ts';
 import { OnnxModel } from '../src/onnx/model.ts';
 import type { QuantizeReport } from '../src/passes/quantize/pass.ts';
+import { gptqSweepKernel, type GptqSweepJob } from '../src/kernels/gptq-sweep.ts';
+import { gptqPrepare } from '../src/linalg/gptq.ts';
+import { gpuScheduler } from './helpers/gpu.ts';
 
 const layer = correlatedLayer;
 
@@ -81,6 +84,63 @@ describe('GPTQ column sweep', () => {
     for (let r = 0; r < rows; r++) expect(res.q[r * cols + 3]).toBe(0);
     expect(res.q.every(Number.isFinite)).toBe(true);
     expect(() => gptq({ w, rows, cols: 19, h, grid: rowGrid(w, rows, cols) })).toThrow(/W has 120 entries/);
+  });
+});
+
+/** A gptq_sweep job for `gptq()`'s inputs and the rowGrid grid (int4, per row), act-order optional. */
+function sweepJob(w: Float64Array, h: Float64Array, rows: number, cols: number, actOrder = false): { job: GptqSweepJob; perm: number[] } {
+  const { layer, perm } = gptqPrepare({ w, rows, cols, h, actOrder });
+  const scale = Float32Array.from({ length: rows }, (_, r) => {
+    let m = 0;
+    for (let c = 0; c < cols; c++) m = Math.max(m, Math.abs(w[r * cols + c]));
+    return m / 7 || 1;
+  });
+  const job: GptqSweepJob = {
+    w: Float32Array.from(layer.w), u: Float32Array.from(layer.u), rows, cols,
+    group: Uint32Array.from({ length: rows * cols }, (_, k) => Math.floor(k / cols)),
+    inverse: scale.map((s) => 1 / s), scale, zeroPoint: new Int32Array(rows), qmin: -8, qmax: 7,
+  };
+  return { job, perm };
+}
+
+/** Grid values of a sweep's codes, original column order. */
+function sweptValues(job: GptqSweepJob, perm: number[], codes: Int32Array): Float64Array {
+  const q = new Float64Array(job.rows * job.cols);
+  for (let r = 0; r < job.rows; r++) for (let k = 0; k < job.cols; k++) q[r * job.cols + perm[k]] = Math.fround(codes[r * job.cols + k] * job.scale[r]);
+  return q;
+}
+
+describe('the gptq_sweep kernel (the f32 column sweep the GPU runs)', () => {
+  it.each([[8, 48, 400, 1, false], [16, 130, 600, 2, true], [4, 300, 900, 3, false]] as const)('rows %i, cols %i: objective within 1 percent of the f64 sweep, far below round-to-nearest', (rows, cols, samples, seed, actOrder) => {
+    const { w, h } = layer(rows, cols, samples, seed);
+    const f64 = gptq({ w, rows, cols, h, grid: rowGrid(w, rows, cols), actOrder });
+    const { job, perm } = sweepJob(w, h, rows, cols, actOrder);
+    const q = sweptValues(job, perm, gptqSweepKernel.cpu(job).codes);
+    const grid = rowGrid(w, rows, cols);
+    const rtn = Float64Array.from(w, (v, i) => grid(v, Math.floor(i / cols)));
+    const o = { rtn: layerObjective(w, rtn, h, rows, cols), f64: layerObjective(w, f64.q, h, rows, cols), f32: layerObjective(w, q, h, rows, cols) };
+    expect(Math.abs(o.f32 - o.f64) / o.f64).toBeLessThan(0.01);
+    expect(o.f32 / o.rtn).toBeLessThan(0.8);
+  });
+
+  it('one column: exactly round-to-nearest (half to even)', () => {
+    const { w, h } = layer(10, 1, 50, 4);
+    const { job } = sweepJob(w, h, 10, 1);
+    const codes = gptqSweepKernel.cpu(job).codes;
+    job.w.forEach((x, r) => {
+      const v = Math.fround(x * job.inverse[r]);
+      const even = Math.abs(v - Math.trunc(v)) === 0.5 ? 2 * Math.round(v / 2) : Math.round(v);
+      expect(codes[r]).toBe(Math.max(-8, Math.min(7, even)));
+    });
+  });
+
+  it('bad jobs are typed errors naming the field', () => {
+    const { w, h } = layer(3, 4, 20, 6);
+    const { job } = sweepJob(w, h, 3, 4);
+    expect(() => gptqSweepKernel.validate({ ...job, cols: 5 })).toThrow(/W has 12 elements/);
+    expect(() => gptqSweepKernel.validate({ ...job, group: job.group.map(() => 7) })).toThrow(/group 7 out of range/);
+    expect(() => gptqSweepKernel.validate({ ...job, u: job.u.map((v, i) => (i === 5 ? -1 : v)) })).toThrow(/U\[1\]\[1\] = -1/);
+    expect(() => gptqSweepKernel.validate({ ...job, w: job.w.map((v, i) => (i === 2 ? NaN : v)) })).toThrow(/weight 2 \(row 0, column 2\) is NaN/);
   });
 });
 
@@ -353,4 +413,42 @@ describe('grouped and transposed convolutions', () => {
       return [8, 8];
     });
   }, 60_000);
+});
+
+describe('--weight-method gptq on the GPU backend: the column sweep runs in the gptq_sweep kernel', () => {
+  it('trained Fashion CNN int4 per-channel and the inverted-residual model (depthwise: one job per channel): every sweep on the GPU, objectives within 1 % of the CPU path\'s', async (ctx) => {
+    const gpu = await gpuScheduler();
+    if (!gpu.scheduler) return ctx.skip(gpu.reason);
+    try {
+      for (const model of ['test/assets/fashion-cnn.onnx', 'test/assets/fashion-inverted-residual.onnx']) {
+        const run = async (scheduler: Scheduler, tag: string) => {
+          const out = join(dir, `gpu-sweep-${tag}.onnx`);
+          const r = await compressModel(model, out, {
+            scheduler, force: true, calibration: { data: 'test/assets/fashion-mnist/train-images-idx3-ubyte.gz', samples: 128, seed: 1 },
+            passes: [{ pass: 'quantize', options: { mode: 'weight-only', recipe: parseRecipe({ weights: 'int4', granularity: 'channel', minElements: 0 }), weightMethod: 'gptq' } }],
+          });
+          return { r, report: (r.passes[0].report as QuantizeReport).gptq!, out };
+        };
+        gpu.scheduler.resetStats();
+        const g = await run(gpu.scheduler, 'gpu');
+        expect(gpu.scheduler.stats.fallbacks).toEqual([]);
+        const c = await run(cpu, 'cpu');
+        expect(g.report.map((l) => l.weight)).toEqual(c.report.map((l) => l.weight));
+        expect(g.report.every((l) => l.sweep === 'gpu')).toBe(true);
+        expect(c.report.every((l) => l.sweep === 'cpu')).toBe(true);
+        g.report.forEach((l, i) => {
+          // Same grid; the Hessians differ only by the GPU Gram's f32 partials.
+          expect(Math.abs(l.objectiveRtn - c.report[i].objectiveRtn)).toBeLessThanOrEqual(1e-5 * c.report[i].objectiveRtn);
+          expect(l.objectiveGptq).toBeLessThanOrEqual(l.objectiveRtn * (1 + 1e-9));
+          expect(Math.abs(l.objectiveGptq - c.report[i].objectiveGptq)).toBeLessThanOrEqual(0.01 * c.report[i].objectiveGptq + 1e-9);
+        });
+        const e = await evaluateModels(g.out, model, { data: 'test/assets/fashion-mnist', latencyRuns: 0 });
+        const ec = await evaluateModels(c.out, model, { data: 'test/assets/fashion-mnist', latencyRuns: 0 });
+        console.log(`${model}: GPTQ int4 top-1 drop, GPU sweep ${e.accuracy!.dropPoints.toFixed(2)} vs CPU sweep ${ec.accuracy!.dropPoints.toFixed(2)}; objective GPU/CPU ${g.report.map((l, i) => (l.objectiveGptq / c.report[i].objectiveGptq).toFixed(4)).join(' ')}`);
+        expect(Math.abs(e.accuracy!.dropPoints - ec.accuracy!.dropPoints)).toBeLessThanOrEqual(0.3);
+      }
+    } finally {
+      gpu.scheduler.dispose();
+    }
+  }, 300_000);
 });

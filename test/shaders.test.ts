@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readdirSync } from 'node:fs';
 import { checkShader, loadShader, shadersDirectory } from '../src/kernels/shader-source.ts';
 import { kernels } from '../src/kernels/registry.ts';
+import { WORKGROUP_SIZE, type KernelDescriptor } from '../src/kernels/kernel.ts';
 import { ShaderMismatchError } from '../src/errors.ts';
 
 describe('WGSL sources and descriptors agree (reflected with wgsl_reflect)', () => {
@@ -10,7 +11,7 @@ describe('WGSL sources and descriptors agree (reflected with wgsl_reflect)', () 
     expect(() =>
       checkShader(shader, { entryPoints: k.entryPoints, streams: k.streams.map((s) => ({ name: s.name, access: s.role === 'in' ? 'read' : 'read_write' })) }),
     ).not.toThrow();
-    for (const ep of k.entryPoints) expect(shader.entryPoints.get(ep)).toBe(256);
+    for (const ep of k.entryPoints) expect(shader.entryPoints.get(ep)).toBe((k as KernelDescriptor<never, unknown>).workgroupSize ?? WORKGROUP_SIZE);
   });
 
   it('every shader file belongs to a kernel in the registry', () => {

@@ -40,6 +40,12 @@ export interface KernelDescriptor<Job, Result> {
   readonly streams: readonly StreamSpec[];
   /** Words per segment record, word 0 included. */
   readonly recordWords: number;
+  /**
+   * Threads per workgroup of every entry point (default WORKGROUP_SIZE, 256); checked against the
+   * WGSL. Smaller for kernels whose threads each run a long serial loop: more workgroups, more
+   * of a GPU's multiprocessors busy.
+   */
+  readonly workgroupSize?: number;
   /** Values for the WGSL's `override` constants. */
   readonly constants?: Readonly<Record<string, number>>;
   /** Throws InvalidArgumentError naming the problem. */

@@ -9,6 +9,7 @@ import { thresholdSearchKernel } from './threshold-search.ts';
 import { gramKernel } from './gram.ts';
 import { paletteKernel } from './palette.ts';
 import { sparsityKernel } from './sparsity.ts';
+import { gptqSweepKernel } from './gptq-sweep.ts';
 import type { KernelDescriptor } from './kernel.ts';
 
 export const kernels = {
@@ -22,6 +23,7 @@ export const kernels = {
   gram: gramKernel,
   palette: paletteKernel,
   sparsity: sparsityKernel,
+  gptq_sweep: gptqSweepKernel,
 } as const satisfies Record<string, KernelDescriptor<never, unknown>>;
 
 export type KernelName = keyof typeof kernels;

@@ -41,6 +41,14 @@ export const tolerances = {
   'gram.values': { abs: 2e-5, rel: 1e-4 },
 } as const satisfies Record<string, Tolerance>;
 
+/**
+ * gptq_sweep returns codes, but they come out of an f32 recurrence: a GPU that fuses w − e·u into
+ * one multiply-add rounds once where the reference rounds twice, and a weight on a rounding
+ * boundary can then take the neighbouring code (its row's later columns follow it). At most this
+ * fraction of codes may differ from the CPU reference, each by one step.
+ */
+export const GPTQ_SWEEP_CODES = { maxDifferingFraction: 0.002, maxStep: 1 } as const;
+
 export type ToleranceKey = keyof typeof tolerances;
 
 export function withinTolerance(got: number, want: number, t: Tolerance): boolean {

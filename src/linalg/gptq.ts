@@ -6,7 +6,7 @@
  * dead inputs (zero diagonal) set to zero, optional act-order (largest diag H first). f64 on the
  * CPU; the quantization grid is the caller's (scales fixed beforehand: "static groups").
  */
-import { obsSweep, prepareLayer } from './obs.ts';
+import { obsSweep, prepareLayer, type ObsLayer } from './obs.ts';
 import { OP } from './pool-steps.ts';
 import { BLOCK } from './gemm.ts';
 import { f64For, isShared, MIN_PARALLEL_N, releaseF64, sharedF64, withThreads } from './pool.ts';
@@ -39,11 +39,7 @@ export { inverseUpperFactor } from './obs.ts';
 
 export function gptq(input: GptqInput): GptqResult {
   const { rows, cols } = input;
-  // Column order: act-order sorts by decreasing diag(H).
-  const perm = Array.from({ length: cols }, (_, i) => i);
-  if (input.actOrder) perm.sort((a, b) => input.h[b * cols + b] - input.h[a * cols + a] || a - b);
-  const tSolve = performance.now();
-  const layer = prepareLayer('gptq', input.w, input.h, rows, cols, perm, input.damping ?? 0.01);
+  const { layer, perm, solveMs } = gptqPrepare(input);
   const tSweep = performance.now();
   const q = obsSweep(layer, rows, cols, (x, r, i) => input.grid(x, r, perm[i]), {}, input.blockSize ?? 128);
   // The layer's working copies are this function's alone: their shared memory goes to the next layer.
@@ -51,7 +47,21 @@ export function gptq(input: GptqInput): GptqResult {
   // Back to the original column order.
   const out = new Float64Array(rows * cols);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[r * cols + perm[c]] = q[r * cols + c];
-  return { q: out, damping: layer.damping, dead: layer.dead, timeMs: { solve: tSweep - tSolve, sweep: performance.now() - tSweep } };
+  return { q: out, damping: layer.damping, dead: layer.dead, timeMs: { solve: solveMs, sweep: performance.now() - tSweep } };
+}
+
+/**
+ * GPTQ's factorization without the sweep: the visiting order (act-order sorts by decreasing
+ * diag H), and W and the upper factor of the damped H⁻¹ in that order — what the GPU sweep
+ * (kernels/gptq-sweep.ts) starts from. The caller releases `layer.w` and `layer.u` (releaseF64).
+ */
+export function gptqPrepare(input: Omit<GptqInput, 'grid' | 'blockSize'>): { layer: ObsLayer; perm: number[]; solveMs: number } {
+  const { rows, cols } = input;
+  const perm = Array.from({ length: cols }, (_, i) => i);
+  if (input.actOrder) perm.sort((a, b) => input.h[b * cols + b] - input.h[a * cols + a] || a - b);
+  const t0 = performance.now();
+  const layer = prepareLayer('gptq', input.w, input.h, rows, cols, perm, input.damping ?? 0.01);
+  return { layer, perm, solveMs: performance.now() - t0 };
 }
 
 /** H in shared memory, one copy per H however many objectives are taken of it (RTN and GPTQ, per row group). */

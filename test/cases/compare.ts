@@ -1,5 +1,5 @@
 /** GPU-vs-reference comparisons: exact for integer outputs, tolerances.ts for floats. */
-import { firstMismatch, SQNR_RESOLVED_DB, tolerances, type ToleranceKey } from '../../src/kernels/tolerances.ts';
+import { firstMismatch, GPTQ_SWEEP_CODES, SQNR_RESOLVED_DB, tolerances, type ToleranceKey } from '../../src/kernels/tolerances.ts';
 import type { QuantizeResult } from '../../src/kernels/quantize.ts';
 import type { RangeResult } from '../../src/kernels/range.ts';
 import type { DequantizeResult, ErrorStats } from '../../src/kernels/dequantize.ts';
@@ -10,6 +10,7 @@ import type { KernelName } from '../../src/kernels/registry.ts';
 import type { GramResult } from '../../src/kernels/gram.ts';
 import type { PaletteResult } from '../../src/kernels/palette.ts';
 import type { SparsityResult } from '../../src/kernels/sparsity.ts';
+import type { GptqSweepResult } from '../../src/kernels/gptq-sweep.ts';
 import type { ThresholdSearchResult } from '../../src/kernels/threshold-search.ts';
 
 /** Same bits (NaN payloads and -0 included). */
@@ -75,7 +76,21 @@ function compareGram(g: GramResult, w: GramResult): string | null {
   return null;
 }
 
+/** GPTQ codes: identical, or (an FMA-fusing GPU) a bounded fraction one step apart. */
+function compareSweep(g: GptqSweepResult, w: GptqSweepResult): string | null {
+  if (g.codes.length !== w.codes.length) return `gptq_sweep: length ${g.codes.length} != ${w.codes.length}`;
+  let differ = 0;
+  for (let i = 0; i < w.codes.length; i++) {
+    const d = Math.abs(g.codes[i] - w.codes[i]);
+    if (d > GPTQ_SWEEP_CODES.maxStep) return `gptq_sweep.codes[${i}]: ${g.codes[i]} vs ${w.codes[i]} (more than ${GPTQ_SWEEP_CODES.maxStep} step apart)`;
+    if (d) differ++;
+  }
+  if (differ > GPTQ_SWEEP_CODES.maxDifferingFraction * w.codes.length) return `gptq_sweep.codes: ${differ} of ${w.codes.length} differ (at most ${GPTQ_SWEEP_CODES.maxDifferingFraction} allowed)`;
+  return null;
+}
+
 export const comparators: Record<KernelName, Comparator> = {
+  gptq_sweep: compareSweep,
   sparsity: (g: SparsityResult, w: SparsityResult) => exactInts('keep', g.keep, w.keep),
   palette: (g: PaletteResult, w: PaletteResult) =>
     (w.counts ? exactInts('counts', g.counts ?? [], w.counts) : null) ?? (w.indices ? exactInts('indices', g.indices ?? [], w.indices) : null),

@@ -20,6 +20,8 @@ import type { KernelName } from '../../src/kernels/registry.ts';
 import { sparsityKernel, type SparsityJob } from '../../src/kernels/sparsity.ts';
 import { paletteKernel, paletteKey, type PaletteJob } from '../../src/kernels/palette.ts';
 import type { Scheduler } from '../../src/scheduler/scheduler.ts';
+import { gptqSweepKernel, type GptqSweepJob } from '../../src/kernels/gptq-sweep.ts';
+import { inverseUpperFactor } from '../../src/linalg/obs.ts';
 
 export interface NamedJob<J> {
   name: string;
@@ -220,6 +222,69 @@ function gramCases(): NamedJob<GramJob>[] {
   return out;
 }
 
+/**
+ * GPTQ sweeps over real factorizations: H = XᵀX of random inputs (+1 % damping), U its inverse's
+ * upper factor (f64, rounded to f32). Grids per row (symmetric int4, asymmetric uint8, int3 in
+ * int4 codes) or per block of columns; odd sizes, a workgroup's edge, dead columns, zero rows.
+ */
+export function gptqSweepCases(): NamedJob<GptqSweepJob>[] {
+  const out: NamedJob<GptqSweepJob>[] = [];
+  let seed = 1700;
+  const make = (name: string, rows: number, cols: number, o: { grid: 'int4' | 'uint8' | 'int3'; block?: number; dead?: number; zeroRows?: boolean; magnitude?: number }) => {
+    const r = rng(seed++);
+    const n = Math.max(2 * cols, 8);
+    const x = Array.from({ length: n * cols }, () => r() * 2 - 1);
+    // Correlated inputs (each feature leans on the previous one) make the error spread matter.
+    for (let k = 0; k < n; k++) for (let c = 1; c < cols; c++) x[k * cols + c] += 0.6 * x[k * cols + c - 1];
+    if (o.dead !== undefined) for (let k = 0; k < n; k++) x[k * cols + o.dead] = 0;
+    const h = new Float64Array(cols * cols);
+    for (let k = 0; k < n; k++) for (let i = 0; i < cols; i++) for (let j = 0; j < cols; j++) h[i * cols + j] += x[k * cols + i] * x[k * cols + j];
+    let mean = 0;
+    for (let i = 0; i < cols; i++) mean += h[i * cols + i] / cols;
+    for (let i = 0; i < cols; i++) h[i * cols + i] += 0.01 * mean + (h[i * cols + i] === 0 ? 1 : 0);
+    const u = Float32Array.from(inverseUpperFactor(h, cols)!);
+    const mag = o.magnitude ?? 1;
+    const w = Float32Array.from({ length: rows * cols }, (_, k) => (o.zeroRows && Math.floor(k / cols) % 3 === 1) || k % cols === o.dead ? 0 : (r() * 2 - 1) * mag);
+    const blocks = o.block ? Math.ceil(cols / o.block) : 1;
+    const groups = rows * blocks;
+    const group = Uint32Array.from({ length: rows * cols }, (_, k) => Math.floor(k / cols) * blocks + (o.block ? Math.floor((k % cols) / o.block) : 0));
+    const [qmin, qmax] = o.grid === 'int4' ? [-8, 7] : o.grid === 'int3' ? [-4, 3] : [0, 255];
+    const scale = new Float32Array(groups);
+    const inverse = new Float32Array(groups);
+    const zeroPoint = new Int32Array(groups);
+    for (let g = 0; g < groups; g++) {
+      let lo = 0;
+      let hi = 0;
+      for (let k = 0; k < rows * cols; k++) if (group[k] === g) { lo = Math.min(lo, w[k]); hi = Math.max(hi, w[k]); }
+      if (o.grid === 'uint8') {
+        scale[g] = (hi - lo) / 255 || 1;
+        zeroPoint[g] = Math.round(-lo / scale[g]);
+      } else {
+        scale[g] = Math.max(-lo, hi) / qmax || 1;
+      }
+      inverse[g] = 1 / scale[g];
+    }
+    out.push({ name: `gptq sweep ${name} [${rows}, ${cols}] ${o.grid}${o.block ? ` block ${o.block}` : ''}`, job: { w, u, rows, cols, group, inverse, scale, zeroPoint, qmin, qmax } });
+  };
+  make('one column', 5, 1, { grid: 'int4' });
+  make('one row', 1, 9, { grid: 'int4' });
+  make('small', 3, 2, { grid: 'uint8' });
+  make('a workgroup and one', 65, 17, { grid: 'int4' });
+  make('conv-like', 64, 72, { grid: 'int4' });
+  make('asymmetric', 40, 33, { grid: 'uint8' });
+  make('int3 grid', 70, 40, { grid: 'int3' });
+  make('blocks', 20, 50, { grid: 'int4', block: 16 });
+  make('dead column', 12, 10, { grid: 'int4', dead: 4 });
+  make('zero rows', 30, 12, { grid: 'int4', zeroRows: true });
+  make('wide values', 9, 20, { grid: 'int4', magnitude: 1e3 });
+  make('tiny values', 9, 20, { grid: 'int4', magnitude: 1e-30 });
+  // Past a 64 KiB window: W split into row pieces (U fits), then U itself too large (CPU pass).
+  make('row pieces', 300, 100, { grid: 'int4' });
+  make('U past a small window', 8, 130, { grid: 'int4' });
+  out.push({ name: 'gptq sweep empty', job: { w: new Float32Array(0), u: new Float32Array(0), rows: 0, cols: 0, group: new Uint32Array(0), inverse: new Float32Array(0), scale: new Float32Array(0), zeroPoint: new Int32Array(0), qmin: -8, qmax: 7 } });
+  return out;
+}
+
 /** Sorted boundary keys for `groups` groups of `k` clusters, drawn from the data's own keys (some repeated). */
 function boundariesFor(data: Float32Array, groups: number, k: number, mult: number, seed: number): Uint32Array {
   const r = rng(seed);
@@ -275,6 +340,7 @@ export function kernelSuites(): KernelSuite[] {
     { name: 'gram', kernel: gramKernel, cases: gramCases() },
     { name: 'palette', kernel: paletteKernel, cases: paletteCases() },
     { name: 'sparsity', kernel: sparsityKernel, cases: sparsityCases() },
+    { name: 'gptq_sweep', kernel: gptqSweepKernel, cases: gptqSweepCases() },
   ] as KernelSuite[];
 }
 

@@ -25,7 +25,9 @@ import { openDataset, seededSample } from '../../data/dataset.ts';
 import { modelInput } from '../../calibrate/calibrate.ts';
 import { sessionWithOutputs } from '../../eval/session.ts';
 import { attrInt, ints } from '../../analysis/shapes.ts';
-import { gptq, layerObjective } from '../../linalg/gptq.ts';
+import { gptq, gptqPrepare, layerObjective } from '../../linalg/gptq.ts';
+import { releaseF64 } from '../../linalg/pool.ts';
+import { gptqSweepKernel, type GptqSweepJob } from '../../kernels/gptq-sweep.ts';
 import { inputRows, layerGeometry, layerWaves, positionsFor, type Geometry } from '../layer-rows.ts';
 import type { CalibrationSource } from '../pass.ts';
 
@@ -52,6 +54,8 @@ export interface GptqLayerReport {
   objectiveRtn: number;
   objectiveGptq: number;
   damping: number;
+  /** Where the column sweep ran: f64 on the CPU, or the f32 gptq_sweep kernel on the GPU. */
+  sweep: 'cpu' | 'gpu';
 }
 
 interface Layer {
@@ -281,7 +285,7 @@ export class GptqRounder {
           const t = targets.get(l.weight);
           // A copy: tensorFloat32 may return a view of the model's own bytes.
           const plan = t ? rtnPlan(model, t, Float32Array.from(model.tensorFloat32(model.graph.weights.get(l.weight)!.tensor))) : null;
-          if (!plan || plan.kind === 'matmulnbits' || !rounder.round({ name: l.weight, ...plan })) {
+          if (!plan || plan.kind === 'matmulnbits' || !(await rounder.round({ name: l.weight, ...plan }))) {
             hessians.delete(l.weight);
             continue;
           }
@@ -329,7 +333,7 @@ export class GptqRounder {
    * round-to-nearest quantizer then reproduces GPTQ's codes exactly. Returns false when the weight
    * is not an eligible layer.
    */
-  round(w: { name: string; data: Float32Array; shape: readonly number[]; granularity: Granularity; params: QuantParams; bits: Bits; gridBits?: number; signed: boolean }): boolean {
+  async round(w: { name: string; data: Float32Array; shape: readonly number[]; granularity: Granularity; params: QuantParams; bits: Bits; gridBits?: number; signed: boolean }): Promise<boolean> {
     const key = this.o.reuse ? gridKey(w) : null;
     const done = this.final.get(w.name) ?? (key ? this.memo.get(key) : undefined);
     if (done) {
@@ -359,43 +363,80 @@ export class GptqRounder {
     // The grid's own range: a 3-bit grid stored in 4-bit codes must not borrow the spare codes.
     const { qmin, qmax } = schemeRange({ bits: w.bits, gridBits: w.gridBits, signed: w.signed });
     const { scale, inverse, zeroPoint } = w.params;
+    const gridGroup = (r: number, c: number) => groupOf(view, flat(r, c));
     const grid = (value: number, r: number, c: number) => {
-      const g = groupOf(view, flat(r, c));
+      const g = gridGroup(r, c);
       const q = quantizeValue(value, inverse[g], zeroPoint[g], qmin, qmax);
       return Math.fround((q - zeroPoint[g]) * scale[g]);
     };
-    if (layer.groups > 1) {
-      // Each group's filters see only its own input channels: a GPTQ sweep per group (depthwise:
-      // per channel). Conv weights are [M, C/G, kh, kw]: group g holds rows g·M/G .. (g+1)·M/G.
-      let objRtn = 0;
-      let objGptq = 0;
-      let damping = 0;
-      const per = rows / layer.groups;
-      for (let gi = 0; gi < layer.groups; gi++) {
-        const hc = h.subarray(gi * cols * cols, (gi + 1) * cols * cols);
-        const r0 = gi * per;
-        const W = Float64Array.from(w.data.subarray(r0 * cols, (r0 + per) * cols));
-        const res = gptq({ w: W, rows: per, cols, h: hc, grid: (v, r, c) => grid(v, r0 + r, c), damping: this.o.damping, actOrder: this.o.actOrder });
+    // Each group's filters see only its own input channels: a GPTQ sweep per group (depthwise:
+    // per channel). Conv weights are [M, C/G, kh, kw]: group g holds rows g·M/G .. (g+1)·M/G.
+    const per = rows / layer.groups;
+    const parts = Array.from({ length: layer.groups }, (_, gi) => {
+      const r0 = gi * per;
+      const W = new Float64Array(per * cols);
+      for (let r = 0; r < per; r++) for (let c = 0; c < cols; c++) W[r * cols + c] = w.data[flat(r0 + r, c)];
+      return { r0, W, h: layer.groups > 1 ? h.subarray(gi * cols * cols, (gi + 1) * cols * cols) : h };
+    });
+    const gridOf = (r0: number) => (v: number, r: number, c: number) => grid(v, r0 + r, c);
+    const results = this.o.scheduler.info.active === 'gpu'
+      ? await this.sweepOnGpu(parts, per, cols, { gridGroup, params: w.params, qmin, qmax })
+      : parts.map((p) => {
+        const res = gptq({ w: p.W, rows: per, cols, h: p.h, grid: gridOf(p.r0), damping: this.o.damping, actOrder: this.o.actOrder });
         this.timing.solveMs += res.timeMs.solve;
         this.timing.sweepMs += res.timeMs.sweep;
-        objRtn += layerObjective(W, Float64Array.from(W, (v, i) => grid(v, r0 + Math.floor(i / cols), i % cols)), hc, per, cols);
-        objGptq += layerObjective(W, res.q, hc, per, cols);
-        damping = Math.max(damping, res.damping);
-        w.data.set(Float32Array.from(res.q), r0 * cols);
-      }
-      this.reports.push({ weight: w.name, objectiveRtn: objRtn, objectiveGptq: objGptq, damping });
-      return this.rounded(w, key);
-    }
-    const W = new Float64Array(rows * cols);
-    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) W[r * cols + c] = w.data[flat(r, c)];
-    const res = gptq({ w: W, rows, cols, h, grid, damping: this.o.damping, actOrder: this.o.actOrder });
-    this.timing.solveMs += res.timeMs.solve;
-    this.timing.sweepMs += res.timeMs.sweep;
-    const rtn = new Float64Array(rows * cols);
-    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) rtn[r * cols + c] = grid(W[r * cols + c], r, c);
-    this.reports.push({ weight: w.name, objectiveRtn: layerObjective(W, rtn, h, rows, cols), objectiveGptq: layerObjective(W, res.q, h, rows, cols), damping: res.damping });
-    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) w.data[flat(r, c)] = res.q[r * cols + c];
+        return res;
+      });
+    let objRtn = 0;
+    let objGptq = 0;
+    let damping = 0;
+    parts.forEach((p, i) => {
+      const g = gridOf(p.r0);
+      objRtn += layerObjective(p.W, Float64Array.from(p.W, (v, k) => g(v, Math.floor(k / cols), k % cols)), p.h, per, cols);
+      objGptq += layerObjective(p.W, results[i].q, p.h, per, cols);
+      damping = Math.max(damping, results[i].damping);
+      const q = results[i].q;
+      for (let r = 0; r < per; r++) for (let c = 0; c < cols; c++) w.data[flat(p.r0 + r, c)] = q[r * cols + c];
+    });
+    this.reports.push({ weight: w.name, objectiveRtn: objRtn, objectiveGptq: objGptq, damping, sweep: this.o.scheduler.info.active === 'gpu' ? 'gpu' : 'cpu' });
     return this.rounded(w, key);
+  }
+
+  /**
+   * The GPU route: each part factored on the CPU (f64, as gptq() does), every part's column sweep
+   * in one pass of the gptq_sweep kernel (f32; a grouped convolution's groups batched). Grid values
+   * in the original column order, as gptq() returns them.
+   */
+  private async sweepOnGpu(
+    parts: Array<{ r0: number; W: Float64Array; h: Float64Array }>, rows: number, cols: number,
+    grid: { gridGroup: (r: number, c: number) => number; params: QuantParams; qmin: number; qmax: number },
+  ): Promise<Array<{ q: Float64Array; damping: number }>> {
+    const { scale, inverse, zeroPoint } = grid.params;
+    const prepared = parts.map((p) => {
+      const { layer, perm, solveMs } = gptqPrepare({ w: p.W, rows, cols, h: p.h, damping: this.o.damping, actOrder: this.o.actOrder });
+      this.timing.solveMs += solveMs;
+      const job: GptqSweepJob = {
+        w: Float32Array.from(layer.w), u: Float32Array.from(layer.u), rows, cols,
+        group: Uint32Array.from({ length: rows * cols }, (_, k) => grid.gridGroup(p.r0 + Math.floor(k / cols), perm[k % cols])),
+        inverse, scale, zeroPoint, qmin: grid.qmin, qmax: grid.qmax,
+      };
+      releaseF64(layer.w, layer.u);
+      return { job, perm, damping: layer.damping };
+    });
+    const t0 = performance.now();
+    const swept = await this.o.scheduler.run(gptqSweepKernel, prepared.map((p) => p.job));
+    this.timing.sweepMs += performance.now() - t0;
+    return prepared.map((p, i) => {
+      const q = new Float64Array(rows * cols);
+      const codes = swept[i].codes;
+      for (let r = 0; r < rows; r++) {
+        for (let k = 0; k < cols; k++) {
+          const g = p.job.group[r * cols + k];
+          q[r * cols + p.perm[k]] = Math.fround((codes[r * cols + k] - zeroPoint[g]) * scale[g]);
+        }
+      }
+      return { q, damping: p.damping };
+    });
   }
 
   private readonly memo = new Map<string, Float32Array>();

@@ -59,7 +59,7 @@ export interface WeightOnlyOptions {
    * Data-aware rounding (GPTQ): rewrites a weight's data to grid values under the params the
    * round-to-nearest path computed (from the original weight); false leaves the weight to RTN.
    */
-  rounder?: { round(w: { name: string; data: Float32Array; shape: readonly number[]; granularity: Granularity; params: QuantParams; bits: Bits; gridBits?: number; signed: boolean }): boolean };
+  rounder?: { round(w: { name: string; data: Float32Array; shape: readonly number[]; granularity: Granularity; params: QuantParams; bits: Bits; gridBits?: number; signed: boolean }): Promise<boolean> };
 }
 
 interface IntPlan {
@@ -305,13 +305,13 @@ export async function compressWeights(model: OnnxModel, opts: WeightOnlyOptions)
     });
     // GPTQ rewrites the weight to its grid values; the original is kept for the error statistics.
     const originals = new Map<number, Float32Array>();
-    ok.forEach(({ plan: p, params }, i) => {
+    for (const [i, { plan: p, params }] of ok.entries()) {
       const original = opts.rounder ? Float32Array.from(p.data) : null;
-      if (original && opts.rounder!.round({ name: p.target.weight.name, data: p.data, shape: p.shape, granularity: p.granularity, params, bits: p.bits, gridBits: p.gridBits, signed: p.signed })) {
+      if (original && (await opts.rounder!.round({ name: p.target.weight.name, data: p.data, shape: p.shape, granularity: p.granularity, params, bits: p.bits, gridBits: p.gridBits, signed: p.signed }))) {
         originals.set(i, original);
         p.describe += ', GPTQ';
       }
-    });
+    }
     // On the CPU path the quantize pass also measures the round-trip error (one pass over the
     // data); a GPU, and GPTQ-rounded weights, run the dequantize kernel against the original.
     const onCpu = scheduler.info.active === 'cpu';
