@@ -7,6 +7,7 @@
 import * as ort from 'onnxruntime-node';
 import { OnnxModel } from '../src/onnx/model.ts';
 import { collectActivationStats, modelInput } from '../src/calibrate/calibrate.ts';
+import { DEFAULT_PERCENTILE } from '../src/calibrate/methods.ts';
 import { activationTensors } from '../src/passes/quantize/static.ts';
 import { openDataset, type Dataset } from '../src/data/dataset.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
@@ -56,7 +57,7 @@ if (method === 'plain') {
   process.stdout.write(JSON.stringify({ samples, wallMs: performance.now() - t0, ortMs, statsMs: 0, maxRssBytes: process.resourceUsage().maxRSS * 1024, batch: 1, mode: 'plain' }) + '\n');
 } else {
   const scheduler = await Scheduler.create({ backend: backend as 'gpu' | 'cpu', cpuThreshold: 0, logger: createLogger('error') });
-  const r = await collectActivationStats(model, activationTensors(model, {}), { dataset, samples, scheduler, rangesOnly: method === 'minmax' });
+  const r = await collectActivationStats(model, activationTensors(model, {}), { dataset, samples, scheduler, rangesOnly: method === 'minmax', percentile: method === 'percentile' ? DEFAULT_PERCENTILE : undefined });
   const wallMs = performance.now() - t0;
   process.stdout.write(JSON.stringify({ samples: r.samples, tensors: r.stats.size, wallMs, ortMs: r.ortMs, statsMs: r.statsMs, maxRssBytes: process.resourceUsage().maxRSS * 1024, batch: r.batch, mode: r.mode, submits: scheduler.stats.submits }) + '\n');
   scheduler.dispose();

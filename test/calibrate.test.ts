@@ -183,4 +183,39 @@ describe('calibration runs: batch from the activation budget, ranges reduced ins
       expect(reduced.stats.get(name)!.count, name).toBe(s.count);
     }
   });
+
+  it.each([99.99, 99, 90])('percentile %d from TopK in ONNX Runtime: the exact order statistic (every |x| sorted), within one bin below the histogram\'s answer', async (p) => {
+    const { percentileFromLargest, percentileThreshold } = await import('../src/calibrate/methods.ts');
+    const ort = await import('onnxruntime-node');
+    const { sessionWithOutputs } = await import('../src/eval/session.ts');
+    const { seededSample } = await import('../src/data/dataset.ts');
+    // Three batches of unequal size (budget: 24 samples per batch after the one-sample probe).
+    const o = { dataset, samples: 50, seed: 3, scheduler: cpu, activationBudgetBytes: 24 * 4 * (784 + 16 * 28 * 28 + 16 * 14 * 14 + 32 * 14 * 14 + 2 * 32 * 7 * 7 + 128 + 10) };
+    const top = await collectActivationStats(model, tensors, { ...o, percentile: p });
+    const hist = await collectActivationStats(model, tensors, o);
+    expect(top.mode).toBe('ort-topk');
+    expect(top.batch).toBe(24);
+    // The oracle: every activation of the same samples copied out and sorted.
+    const session = await sessionWithOutputs(model, [...top.stats.keys()]);
+    const all = new Map<string, number[]>([...top.stats.keys()].map((k) => [k, []]));
+    for (const i of seededSample(dataset.count, 50, 3)) {
+      const out = await session.run({ [modelInput(model).name]: new ort.Tensor('float32', await dataset.load([i]), [1, ...dataset.sampleDims]) });
+      for (const [k, v] of all) for (const x of out[k].data as Float32Array) v.push(Math.abs(x));
+    }
+    await session.release();
+    for (const [name, s] of top.stats) {
+      const sorted = all.get(name)!.sort((a, b) => a - b);
+      const want = sorted[Math.ceil((p / 100) * sorted.length) - 1];
+      const got = percentileFromLargest(s, p);
+      expect(s.count, name).toBe(sorted.length);
+      expect(got, name).toBe(want);
+      const h = hist.stats.get(name)!;
+      const edge = percentileThreshold(h.magnitudes(), h.binWidth(), p);
+      expect(edge, name).toBeGreaterThanOrEqual(got);
+      expect(edge - got, name).toBeLessThanOrEqual(h.binWidth());
+      expect([s.min, s.max], name).toEqual([h.min, h.max]);
+    }
+    // Kept for 99.99: asking a lower percentile of the same stats is refused, naming both.
+    if (p === 99.99) expect(() => percentileFromLargest(top.stats.values().next().value!, 99)).toThrow(/above the 99.99 percentile; the 99 percentile needs more/);
+  });
 });

@@ -75,7 +75,7 @@ describe('findHead', () => {
       b.output('y', [1, 2, 8, 8]);
       return b.build(13);
     })()), '.', 'resize'));
-    expect(lraspp).toMatch(/y: produced through Resize .*not a Gemm, MatMul or 1x1 Conv head/);
+    expect(lraspp).toMatch(/y: produced through Resize .*not a Gemm, MatMul, MatMulNBits or 1x1 Conv head/);
   });
 });
 
@@ -172,6 +172,60 @@ describe('the trained Fashion-MNIST residual CNN, pruned 50 % (top-1 on the 3000
     expect(b.totals.modelBytesAfter).toBe(a.totals.modelBytesAfter);
     const [ea, eb] = [await evaluateModels(rtn, RESIDUAL, { data: TEST, latencyRuns: 0 }), await evaluateModels(kd, RESIDUAL, { data: TEST, latencyRuns: 0 })];
     expect(eb.outputs[0].top1Agreement!).toBeGreaterThan(ea.outputs[0].top1Agreement!);
+  }, 120_000);
+});
+
+describe('MatMulNBits heads (int4, --format matmulnbits)', () => {
+  const recipe = parseRecipe({ weights: 'int4', granularity: 'block', blockSize: 32, format: 'matmulnbits', minElements: 0 });
+
+  it('the decoded weight is what ONNX Runtime multiplies by: a float Gemm holding it gives the same logits', async () => {
+    const { decodeMatMulNBits } = await import('../src/passes/quantize/weight-encodings.ts');
+    const { makeTensor, bytesOf } = await import('../src/onnx/tensor.ts');
+    const { DataType } = await import('../src/onnx/dtypes.ts');
+    const q = join(dir, 'residual-mnb.onnx');
+    await compressModel(RESIDUAL, q, { force: true, backend: 'cpu', passes: [{ pass: 'quantize', options: { mode: 'weight-only', recipe } }] });
+    const m = OnnxModel.read(q);
+    const node = m.msg.graph!.node.find((n) => n.opType === 'MatMulNBits')!;
+    const w = decodeMatMulNBits(m, node)!;
+    const K = Number(node.attribute.find((a) => a.name === 'K')!.i);
+    const N = Number(node.attribute.find((a) => a.name === 'N')!.i);
+    expect(w.length).toBe(K * N);
+    // The same node as a float Gemm (C = its bias) over the decoded weight.
+    const f = OnnxModel.read(q);
+    const fn = f.msg.graph!.node.find((n) => n.name === node.name)!;
+    f.msg.graph!.initializer.push(makeTensor('decoded_w', DataType.FLOAT, [K, N], bytesOf(w)));
+    const packed = new Set(fn.input.slice(1, 4));
+    f.msg.graph!.initializer = f.msg.graph!.initializer.filter((t) => !packed.has(t.name ?? ''));
+    fn.input = [fn.input[0], 'decoded_w', ...(fn.input[5] ? [fn.input[5]] : [])];
+    fn.opType = fn.input[2] ? 'Gemm' : 'MatMul';
+    fn.domain = '';
+    fn.attribute = [];
+    const fp = join(dir, 'residual-mnb-decoded.onnx');
+    writeFileSync(fp, f.toBytes());
+    const [a, b] = [await evaluateModels(q, RESIDUAL, { data: TEST, latencyRuns: 0, samples: 300 }), await evaluateModels(fp, RESIDUAL, { data: TEST, latencyRuns: 0, samples: 300 })];
+    expect(b.accuracy!.model).toBe(a.accuracy!.model);
+    expect(Math.abs(b.outputs[0].cosine - a.outputs[0].cosine)).toBeLessThan(1e-6);
+  }, 120_000);
+
+  it('--recover kd after MatMulNBits int4: the head is fitted, encoded again as MatMulNBits, same size, closer to float', async () => {
+    const rtn = join(dir, 'residual-mnb-rtn.onnx');
+    const kd = join(dir, 'residual-mnb-kd.onnx');
+    const a = await compressModel(RESIDUAL, rtn, { force: true, backend: 'cpu', passes: [{ pass: 'quantize', options: { mode: 'weight-only', recipe } }] });
+    const b = await compressModel(RESIDUAL, kd, {
+      force: true, backend: 'cpu', calibration: { data: TRAIN },
+      passes: [{ pass: 'quantize', options: { mode: 'weight-only', recipe } }, { pass: 'distill', options: { requantize: recipe } }],
+    });
+    const section = b.passes[1].report as { kept: boolean; requantized: boolean; before: { agreement: number }; after: { agreement: number } };
+    expect(section).toMatchObject({ kept: true, requantized: true });
+    const [ma, mb] = [OnnxModel.read(rtn), OnnxModel.read(kd)];
+    expect(summarizeEncodings(mb)).toEqual(summarizeEncodings(ma));
+    expect(summarizeEncodings(mb).matMulNBits).toBeGreaterThan(0);
+    expect(mb.msg.graph!.node.filter((n) => n.opType === 'MatMulNBits').map((n) => n.name)).toEqual(ma.msg.graph!.node.filter((n) => n.opType === 'MatMulNBits').map((n) => n.name));
+    // Same tensors; only the re-encoded initializers' names are longer.
+    expect(Math.abs(b.totals.modelBytesAfter - a.totals.modelBytesAfter)).toBeLessThan(100);
+    const [ea, eb] = [await evaluateModels(rtn, RESIDUAL, { data: TEST, latencyRuns: 0 }), await evaluateModels(kd, RESIDUAL, { data: TEST, latencyRuns: 0 })];
+    console.log(`residual CNN, MatMulNBits int4 block 32: top-1 RTN ${ea.accuracy!.model.toFixed(2)} %, + kd ${eb.accuracy!.model.toFixed(2)} % (float ${ea.accuracy!.baseline.toFixed(2)} %); agreement with float ${(100 * ea.outputs[0].top1Agreement!).toFixed(2)} -> ${(100 * eb.outputs[0].top1Agreement!).toFixed(2)} %; held-out agreement ${section.before.agreement.toFixed(2)} -> ${section.after.agreement.toFixed(2)} %`);
+    expect(eb.outputs[0].top1Agreement!).toBeGreaterThanOrEqual(ea.outputs[0].top1Agreement!);
   }, 120_000);
 });
 

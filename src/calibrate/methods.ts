@@ -11,6 +11,9 @@ import type { Scheduler } from '../scheduler/scheduler.ts';
 import { pickThreshold, thresholdSearchKernel, type ThresholdSearchJob } from '../kernels/threshold-search.ts';
 import type { TensorStats } from './stats.ts';
 
+/** The percentile method's default: clip |x| at its 99.99th percentile. */
+export const DEFAULT_PERCENTILE = 99.99;
+
 export const CALIB_METHODS = ['minmax', 'percentile', 'entropy', 'mse'] as const;
 export type CalibMethod = (typeof CALIB_METHODS)[number];
 
@@ -47,6 +50,19 @@ export function percentileThreshold(magnitudes: Uint32Array, width: number, p: n
   return magnitudes.length * width;
 }
 
+/**
+ * The exact percentile from the largest magnitudes (ONNX Runtime's TopK): the smallest |x| with at
+ * least p % of the values at or below it — the (m+1)-th largest, m = n − ceil(p/100 · n). The
+ * histogram's answer is the upper edge of the bin holding it.
+ */
+export function percentileFromLargest(s: TensorStats, p: number): number {
+  const top = s.top!;
+  if (!(p >= s.topPercentile)) throw new DataError(`calibration kept the magnitudes above the ${s.topPercentile} percentile; the ${p} percentile needs more (collect again with that percentile)`);
+  if (top.length === 0 || s.count === 0) return 0;
+  const m = s.count - Math.ceil((p / 100) * s.count);
+  return top[Math.min(m, top.length - 1)];
+}
+
 /** Levels of |x| the quantized codes resolve: int8 has 128 magnitudes; uint8 on x >= 0 has 256. */
 function levelsFor(s: TensorStats, signed: boolean, method: 'entropy' | 'mse'): number {
   const nonNegative = s.min >= 0;
@@ -61,9 +77,9 @@ export async function clipRanges(scheduler: Scheduler, stats: TensorStats[], opt
   }
   if (opts.method === 'minmax') return stats.map((s) => clamp(s, null));
   if (opts.method === 'percentile') {
-    const p = opts.percentile ?? 99.99;
+    const p = opts.percentile ?? DEFAULT_PERCENTILE;
     if (!(p > 0 && p <= 100)) throw new DataError(`percentile must be in (0, 100], got ${p}`);
-    return stats.map((s) => clamp(s, percentileThreshold(s.magnitudes(), s.binWidth(), p)));
+    return stats.map((s) => clamp(s, s.top ? percentileFromLargest(s, p) : percentileThreshold(s.magnitudes(), s.binWidth(), p)));
   }
   const method = opts.method;
   const jobs: ThresholdSearchJob[] = stats.map((s) => ({ counts: s.magnitudes(), binWidth: s.binWidth(), method, levels: levelsFor(s, opts.signed, method) }));

@@ -8,6 +8,16 @@ import { rangeKernel } from '../kernels/range.ts';
 import { emptyHistogram, type HistogramJob, type HistogramResult } from '../kernels/histogram.ts';
 import { countHistograms, type HistogramHelper } from './histogram-helper.ts';
 
+/** The `count` largest of two descending runs, descending. */
+export function mergeLargest(a: Float32Array | null, b: Float32Array, count: number): Float32Array {
+  if (!a) return b.length > count ? b.slice(0, count) : Float32Array.from(b);
+  const out = new Float32Array(Math.min(count, a.length + b.length));
+  let i = 0;
+  let j = 0;
+  for (let k = 0; k < out.length; k++) out[k] = j >= b.length || (i < a.length && a[i] >= b[j]) ? a[i++] : b[j++];
+  return out;
+}
+
 /** Bins of the |x| histogram (the signed state has twice as many). */
 export const HALF_BINS = 2048;
 
@@ -19,6 +29,18 @@ export class TensorStats {
   /** Signed histogram over [-limit, limit], 2 * HALF_BINS bins (0 is the middle edge). */
   hist: HistogramResult | null = null;
   limit = 0;
+  /**
+   * Percentile calibration reduced in ONNX Runtime: the largest finite magnitudes seen, largest
+   * first — enough of them for the `topPercentile` percentile of every value counted.
+   */
+  top: Float32Array | null = null;
+  topPercentile = NaN;
+
+  /** Merges a batch's largest magnitudes (descending), keeping the `keep` largest overall. */
+  addTop(batchTop: Float32Array, keep: number, percentile: number): void {
+    this.top = mergeLargest(this.top, batchTop, keep);
+    this.topPercentile = percentile;
+  }
 
   /**
    * Merges a batch's min / max computed elsewhere (ONNX Runtime's ReduceMin / ReduceMax): ranges

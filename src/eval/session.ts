@@ -7,7 +7,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { OnnxModel } from '../onnx/model.ts';
-import { create, type NodeMsg, type ValueInfoMsg } from '../onnx/proto.ts';
+import { create, type NodeMsg, type TensorProtoMsg, type ValueInfoMsg } from '../onnx/proto.ts';
 import { DataType } from '../onnx/dtypes.ts';
 import type { Dataset } from '../data/dataset.ts';
 
@@ -32,15 +32,24 @@ export function floatOutput(name: string): ValueInfoMsg {
   return create<ValueInfoMsg>('ValueInfoProto', { name, type: { tensorType: { elemType: DataType.FLOAT } } as never });
 }
 
-/** The model's bytes with extra nodes appended and extra graph outputs; the model itself is left as it was. */
-export function bytesWithExtras(model: OnnxModel, nodes: readonly NodeMsg[], outputs: readonly ValueInfoMsg[]): Uint8Array {
+/**
+ * The model's bytes with extra nodes appended and extra graph outputs (and, optionally, extra
+ * graph inputs and initializers); the model itself is left as it was.
+ */
+export function bytesWithExtras(model: OnnxModel, nodes: readonly NodeMsg[], outputs: readonly ValueInfoMsg[], extra: { inputs?: readonly ValueInfoMsg[]; initializers?: readonly TensorProtoMsg[] } = {}): Uint8Array {
   const g = model.msg.graph!;
   const originalNodes = g.node.slice();
+  const inputs = extra.inputs ?? [];
+  const inits = extra.initializers ?? [];
   g.node.push(...nodes);
   g.output.push(...outputs);
+  g.input.push(...inputs);
+  g.initializer.push(...inits);
   try {
     return model.toBytes();
   } finally {
+    g.initializer.splice(g.initializer.length - inits.length, inits.length);
+    g.input.splice(g.input.length - inputs.length, inputs.length);
     g.output.splice(g.output.length - outputs.length, outputs.length);
     g.node.splice(0, g.node.length, ...originalNodes);
   }

@@ -10,6 +10,7 @@ import { tensorDims } from '../../onnx/tensor.ts';
 import { DataType } from '../../onnx/dtypes.ts';
 import { attrInt, ints } from '../../analysis/shapes.ts';
 import { evaluateConstant } from '../../eval/constant.ts';
+import { decodeMatMulNBits } from '../quantize/weight-encodings.ts';
 
 /** Ops between the head and the output that keep each output channel separate. */
 const PASS_THROUGH = new Set(['Softmax', 'LogSoftmax', 'Sigmoid', 'Reshape', 'Transpose', 'Flatten', 'Identity', 'Squeeze', 'Unsqueeze', 'Relu', 'HardSigmoid']);
@@ -21,7 +22,7 @@ export interface Head {
   /** The head's input (the features) and its raw result (the logits). */
   features: string;
   logits: string;
-  /** Weight name (a value: an initializer, or the output of a decode chain when quantized). */
+  /** Weight name (a value: an initializer, the output of a decode chain when quantized, or MatMulNBits' packed B). */
   weight: string;
   /** [classes, features] rows per class, or [features, classes] (MatMul, Gemm without transB). */
   layout: 'cf' | 'fc' | 'conv';
@@ -35,13 +36,13 @@ export interface Head {
 
 /** The constant weight dims of `name`, decoded or not (a decode chain keeps the weight's name and shape). */
 function weightDims(model: OnnxModel, name: string, node: NodeMsg): number[] | null {
+  if (node.opType === 'MatMulNBits') return [attrInt(node, 'K', 0), attrInt(node, 'N', 0)];
   const w = model.graph.weights.get(name);
   if (w) return tensorDims(w.tensor);
   // A quantized weight: the decode chain's value keeps its name; its shape comes from the node.
   const vi = model.msg.graph!.valueInfo.find((v) => v.name === name);
   const d = vi?.type?.tensorType?.shape?.dim?.map((x) => Number(x.dimValue ?? 0));
   if (d?.length && d.every((x) => x > 0)) return d;
-  if (node.opType === 'MatMulNBits') return [attrInt(node, 'K', 0), attrInt(node, 'N', 0)];
   return null;
 }
 
@@ -51,7 +52,7 @@ function weightDims(model: OnnxModel, name: string, node: NodeMsg): number[] | n
  */
 export async function findHeadDecoded(model: OnnxModel, output?: string): Promise<{ head: Head | string; decoded: Float32Array | null }> {
   const first = findHead(model, output);
-  if (typeof first !== 'string') return { head: first, decoded: null };
+  if (typeof first !== 'string') return { head: first, decoded: first.node.opType === 'MatMulNBits' ? decodeMatMulNBits(model, first.node) : null };
   // Candidates: the weight input of every layer node whose weight is computed, not stored.
   const known = new Map<string, number[]>();
   const values = new Map<string, Float32Array>();
@@ -86,7 +87,7 @@ export function findHead(model: OnnxModel, output?: string, known?: ReadonlyMap<
         // MatMul + Add(constant [C]): the Add holds the bias.
         const k = p.input.findIndex((i) => g.weights.has(i));
         const prod = k >= 0 ? g.producers.get(p.input[1 - k]) : undefined;
-        if (k >= 0 && prod && (prod.opType === 'MatMul') && g.uses(p.input[1 - k]).length === 1) {
+        if (k >= 0 && prod && (prod.opType === 'MatMul' || prod.opType === 'MatMulNBits') && g.uses(p.input[1 - k]).length === 1) {
           addBias = { node: p, name: p.input[k] };
           path.push(op);
           value = p.input[1 - k];
@@ -95,8 +96,8 @@ export function findHead(model: OnnxModel, output?: string, known?: ReadonlyMap<
       }
       if (PASS_THROUGH.has(op)) { path.push(op); value = p.input[0]; continue; }
       const isConv1x1 = op === 'Conv' && attrInt(p, 'group', 1) === 1 && (ints(p, 'kernel_shape') ?? []).every((k) => k === 1);
-      if (op !== 'Gemm' && op !== 'MatMul' && !isConv1x1) {
-        reasons.push(`${o.name}: produced through ${op} (${p.name ?? ''}), not a Gemm, MatMul or 1x1 Conv head`);
+      if (op !== 'Gemm' && op !== 'MatMul' && op !== 'MatMulNBits' && !isConv1x1) {
+        reasons.push(`${o.name}: produced through ${op} (${p.name ?? ''}), not a Gemm, MatMul, MatMulNBits or 1x1 Conv head`);
         break;
       }
       if (op === 'Gemm' && attrInt(p, 'transA', 0) !== 0) { reasons.push(`${o.name}: Gemm with transA`); break; }
@@ -106,8 +107,10 @@ export function findHead(model: OnnxModel, output?: string, known?: ReadonlyMap<
       const layout = op === 'Conv' ? 'conv' : op === 'Gemm' && attrInt(p, 'transB', 0) === 1 ? 'cf' : 'fc';
       const classes = layout === 'fc' ? dims[1] : dims[0];
       const features = layout === 'fc' ? dims[0] : dims[1];
-      const bias: Head['bias'] = addBias ? { kind: 'add', ...addBias } : op !== 'MatMul' && p.input[2] ? { kind: 'input', name: p.input[2] } : { kind: 'none' };
-      if (op === 'MatMul' && addBias && tensorDims(g.weights.get(addBias.name)!.tensor).reduce((a, b) => a * b, 1) !== classes) { reasons.push(`${o.name}: the Add after the MatMul is not a per-class bias`); break; }
+      // MatMulNBits (A, B, scales, zero_points, g_idx, bias): its bias is input 5.
+      const biasInput = op === 'MatMulNBits' ? p.input[5] : op !== 'MatMul' ? p.input[2] : undefined;
+      const bias: Head['bias'] = addBias ? { kind: 'add', ...addBias } : biasInput ? { kind: 'input', name: biasInput } : { kind: 'none' };
+      if (op !== 'Gemm' && op !== 'Conv' && addBias && tensorDims(g.weights.get(addBias.name)!.tensor).reduce((a, b) => a * b, 1) !== classes) { reasons.push(`${o.name}: the Add after the MatMul is not a per-class bias`); break; }
       return { node: p, output: o.name ?? '', features: p.input[0], logits: addBias ? addBias.node.output[0] : p.output[0], weight: p.input[1], layout, classes, features_: features, bias, path: path.reverse() };
     }
   }

@@ -14,12 +14,21 @@ import type { PassContext, PassOutcome } from '../pass.ts';
 import { findHead, findHeadDecoded, type Head } from './head.ts';
 import { distillHead, headToRows, rowsToHead, type DistillReport, type FittedHead } from './fit.ts';
 import { evaluateConstant } from '../../eval/constant.ts';
+import { decodeMatMulNBits } from '../quantize/weight-encodings.ts';
+import { attrInt } from '../../analysis/shapes.ts';
+import { bytesOf, makeTensor } from '../../onnx/tensor.ts';
+import { DataType } from '../../onnx/dtypes.ts';
 import type { DistillPassOptions } from './pass.ts';
 
 /** Why a head cannot be fitted and written back, or null. */
 function unsupported(model: OnnxModel, head: Head, requantize: Recipe | undefined): string | null {
   const g = model.graph;
-  if (head.node.opType === 'MatMulNBits') return `the head '${head.node.name}' is a MatMulNBits (4-bit MatMul); distilling it is not supported yet`;
+  if (head.node.opType === 'MatMulNBits') {
+    if (!decodeMatMulNBits(model, head.node)) return `the head '${head.node.name}' is a MatMulNBits whose weight cannot be decoded (not 4-bit, g_idx, or computed inputs)`;
+    if (!requantize) return `the head '${head.node.name}' is a MatMulNBits (4-bit) and no quantize pass says how to encode it again`;
+    if (head.bias.kind === 'input' && !g.weights.has(head.bias.name)) return `the head's bias '${head.bias.name}' is not a float constant`;
+    return null;
+  }
   const producer = g.producers.get(head.features);
   if (producer?.opType === 'DequantizeLinear' && !g.weights.has(producer.input[0])) return `the head '${head.node.name}' reads quantized activations (static W8A8); distilling a static W8A8 head is not supported yet`;
   if (head.bias.kind === 'input' && !g.weights.has(head.bias.name)) return `the head's bias '${head.bias.name}' is not a float constant`;
@@ -38,7 +47,13 @@ export async function writeHead(ctx: Pick<PassContext, 'scheduler'>, model: Onnx
   if (!node) throw new DataError(`distillation: the head node${head.node.name ? ` '${head.node.name}'` : ''} is not in the model it is written to (nodes without names cannot be matched)`);
   const dims = head.layout === 'conv' ? [head.classes, head.features_, 1, 1] : head.layout === 'fc' ? [head.features_, head.classes] : [head.classes, head.features_];
   const w = rowsToHead(head, weight);
-  const encoded = !model.graph.weights.has(head.weight);
+  // A MatMulNBits head becomes its float layer again; the requantize recipe encodes it anew.
+  const packed = node.opType === 'MatMulNBits';
+  if (packed) {
+    matMulNBitsToFloat(model, node, w);
+    head = { ...head, node, weight: node.input[1] };
+  }
+  const encoded = packed || !model.graph.weights.has(head.weight);
   if (!replaceDecodedWeight(model, head.weight, dims, w)) throw new DataError(`distillation: the head weight '${head.weight}' is computed in a way that cannot be replaced`);
   if (head.bias.kind === 'add') {
     replaceFloatWeight(model, head.bias.name, tensorDims(model.graph.weights.get(head.bias.name)!.tensor), bias);
@@ -55,6 +70,37 @@ export async function writeHead(ctx: Pick<PassContext, 'scheduler'>, model: Onnx
   return encoded;
 }
 
+/**
+ * A MatMulNBits node back to the float layer it was encoded from, holding `w` [K, N]: a Gemm when
+ * it has a bias input (encodeMatMulNBits moves a Gemm's C there; its A is 2-D), a MatMul
+ * otherwise. Its packed weight, scales and zero points are dropped when nothing else reads them.
+ */
+function matMulNBitsToFloat(model: OnnxModel, node: NodeMsg, w: Float32Array): void {
+  const g = model.msg.graph!;
+  const K = attrInt(node, 'K', 0);
+  const N = attrInt(node, 'N', 0);
+  const old = node.input.slice(1, 4).filter(Boolean);
+  const name = model.graph.uniqueName(`${node.name || 'head'}_weight`);
+  g.initializer.push(makeTensor(name, DataType.FLOAT, [K, N], bytesOf(w)));
+  const bias = node.input[5];
+  node.input = bias ? [node.input[0], name, bias] : [node.input[0], name];
+  node.opType = bias ? 'Gemm' : 'MatMul';
+  node.domain = '';
+  node.attribute = [];
+  model.reindex();
+  const unused = new Set(old.filter((i) => model.graph.uses(i).length === 0));
+  g.initializer.splice(0, g.initializer.length, ...g.initializer.filter((t) => !unused.has(t.name ?? '')));
+  model.reindex();
+}
+
+/** The float weight a head really holds, decoded (a MatMulNBits' B, a decode chain) or stored. */
+async function heldWeight(model: OnnxModel, head: Head): Promise<Float32Array | null> {
+  const node = model.msg.graph!.node.find((n) => n.name && n.name === head.node.name);
+  if (!node) return null;
+  if (node.opType === 'MatMulNBits') return decodeMatMulNBits(model, node);
+  return (await evaluateConstant(model, node.input[1]))?.data ?? null;
+}
+
 export async function runDistill(ctx: PassContext, o: DistillPassOptions): Promise<PassOutcome<DistillReport & { requantized: boolean }>> {
   if (!ctx.calibration) throw new DataError('--recover kd needs --calibration data (the inputs the teacher\'s logits are read on)');
   const { head, decoded } = await findHeadDecoded(ctx.model, o.output);
@@ -65,15 +111,15 @@ export async function runDistill(ctx: PassContext, o: DistillPassOptions): Promi
   const th = findHead(teacher, head.output);
   if (typeof th === 'string') throw new DataError(`--recover kd: the input model has no head behind '${head.output}': ${th}`);
   if (th.classes !== head.classes) throw new DataError(`--recover kd: the teacher's head has ${th.classes} classes, the student's ${head.classes}`);
-  const stored = ctx.model.graph.weights.get(head.weight);
+  const stored = head.node.opType === 'MatMulNBits' ? undefined : ctx.model.graph.weights.get(head.weight);
   const start = { weight: headToRows(head, stored ? ctx.model.tensorFloat32(stored.tensor) : decoded!), bias: currentBias(ctx.model, head) };
   const c = ctx.calibration;
   // A quantized head is judged as it will be stored: encoded again and decoded.
   const effective = stored ? undefined : async (f: FittedHead): Promise<FittedHead> => {
     const copy = OnnxModel.fromBytes(ctx.model.toBytes(), ctx.model.baseDir, '<distilled head>');
     await writeHead(ctx, copy, head, f.weight, f.bias, o.requantize);
-    const decodedNow = await evaluateConstant(copy, head.weight);
-    return { weight: decodedNow ? headToRows(head, decodedNow.data) : f.weight, bias: f.bias };
+    const decodedNow = await heldWeight(copy, head);
+    return { weight: decodedNow ? headToRows(head, decodedNow) : f.weight, bias: f.bias };
   };
   const { fitted, report } = await distillHead(ctx.model, teacher, head, th.logits, start, {
     ...o, data: c.data, preprocess: c.preprocess, samples: o.samples ?? c.samples ?? 1024, seed: c.seed, scheduler: ctx.scheduler, onProgress: ctx.onProgress, effective,

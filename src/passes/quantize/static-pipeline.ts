@@ -7,6 +7,7 @@ import { DataError, ModelpressError } from '../../errors.ts';
 import { OnnxModel } from '../../onnx/model.ts';
 import { openDataset, seededSample, type Preprocess } from '../../data/dataset.ts';
 import { collectActivationStats, modelInput, type CollectResult } from '../../calibrate/calibrate.ts';
+import { DEFAULT_PERCENTILE } from '../../calibrate/methods.ts';
 import { evaluateModels, type BaselineCache, type EvalReport, type ModelRef } from '../../eval/evaluate.ts';
 import { activationTensors, quantizableNodes, quantizeStatic, type StaticOptions, type StaticResult } from './static.ts';
 import { correctBiases, type BiasCorrectionReport } from './bias-correction.ts';
@@ -123,6 +124,7 @@ async function calibrateOnce(model: OnnxModel, o: StaticPipelineOptions): Promis
   const dataset = await openDataset(o.calibrationData, modelInput(model), o.preprocess);
   return collectActivationStats(model, activationTensors(model, {}), {
     dataset, samples: o.samples ?? 256, seed: o.seed, scheduler: o.scheduler, rangesOnly: (o.method ?? 'percentile') === 'minmax',
+    percentile: (o.method ?? 'percentile') === 'percentile' ? (o.percentile ?? DEFAULT_PERCENTILE) : undefined,
     onProgress: (d, t) => o.onProgress?.('calibration samples', d, t),
   });
 }

@@ -19,7 +19,7 @@ import { roundHalfEven } from '../../kernels/numerics.ts';
 import { parseRecipe } from '../../recipe/recipe.ts';
 import type { Dataset } from '../../data/dataset.ts';
 import { collectActivationStats, type CollectResult } from '../../calibrate/calibrate.ts';
-import { clipRanges, type CalibMethod, type ClipRange } from '../../calibrate/methods.ts';
+import { clipRanges, DEFAULT_PERCENTILE, type CalibMethod, type ClipRange } from '../../calibrate/methods.ts';
 import type { TensorStats } from '../../calibrate/stats.ts';
 import { compressWeights, type TensorReport, type WeightOnlyOptions } from './weight-only.ts';
 import type { Skip } from './targets.ts';
@@ -183,6 +183,7 @@ export async function quantizeStatic(model: OnnxModel, opts: StaticOptions): Pro
   if (tensors.length === 0) throw new DataError('no activation to quantize: the model has no Conv, Gemm, MatMul, Add, Concat or pooling node left to quantize');
   const calib = opts.calibration ?? (await collectActivationStats(model, activationTensors(model, {}), {
     dataset: opts.dataset, samples: opts.samples ?? 256, seed: opts.seed, scheduler: opts.scheduler, onProgress: opts.onProgress, rangesOnly: method === 'minmax',
+    percentile: method === 'percentile' ? (opts.percentile ?? DEFAULT_PERCENTILE) : undefined,
   }));
   const chosen = tensors.filter((t) => calib.stats.has(t));
   const stats: TensorStats[] = chosen.map((t) => calib.stats.get(t)!);

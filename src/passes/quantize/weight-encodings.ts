@@ -15,6 +15,7 @@ import { DataType } from '../../onnx/dtypes.ts';
 import type { OnnxModel } from '../../onnx/model.ts';
 import { create, type AttributeMsg, type NodeMsg, type TensorProtoMsg } from '../../onnx/proto.ts';
 import { intAttr } from '../../onnx/attributes.ts';
+import { attrInt } from '../../analysis/shapes.ts';
 import { bytesOf, makeTensor } from '../../onnx/tensor.ts';
 import type { Bits, QuantParams } from '../../kernels/qparams.ts';
 import type { Granularity } from '../../kernels/layout.ts';
@@ -193,6 +194,43 @@ export function encodeMatMulNBits(model: OnnxModel, w: EncodedWeight, consumers:
   }
   g.replaceWeight(w.name, inits, []);
   return inits.reduce((s, t) => s + (t.rawData?.length ?? 0), 0);
+}
+
+/**
+ * The float weight [K, N] a MatMulNBits node (4 bits, as encodeMatMulNBits writes it) multiplies
+ * by: B [N, k_blocks, block/2] low nibble first, one scale per (n, block), zero points packed per
+ * row of N (absent: 8, ONNX Runtime's default). Null when its inputs are not initializers or it is
+ * not a 4-bit node without g_idx.
+ */
+export function decodeMatMulNBits(model: OnnxModel, node: NodeMsg): Float32Array | null {
+  const g = model.graph;
+  const K = attrInt(node, 'K', 0);
+  const N = attrInt(node, 'N', 0);
+  const bs = attrInt(node, 'block_size', 0);
+  if (attrInt(node, 'bits', 4) !== 4 || !(K > 0 && N > 0 && bs > 0) || node.input[4]) return null;
+  const b = g.weights.get(node.input[1]);
+  const sc = g.weights.get(node.input[2]);
+  const zpRef = node.input[3] ? g.weights.get(node.input[3]) : undefined;
+  if (!b || !sc || (node.input[3] && !zpRef)) return null;
+  const kb = Math.ceil(K / bs);
+  const codes = model.tensorBytes(b.tensor);
+  const scales = model.tensorFloat32(sc.tensor);
+  const zp = zpRef ? model.tensorBytes(zpRef.tensor) : null;
+  if (codes.length !== N * kb * (bs / 2) || scales.length !== N * kb) return null;
+  const per = Math.ceil(kb / 2);
+  const w = new Float32Array(K * N);
+  for (let n = 0; n < N; n++) {
+    for (let blk = 0; blk < kb; blk++) {
+      const z = zp ? (zp[n * per + (blk >> 1)] >> ((blk & 1) * 4)) & 0xf : 8;
+      const s = scales[n * kb + blk];
+      for (let j = 0; j < bs && blk * bs + j < K; j++) {
+        const byte = codes[(n * kb + blk) * (bs / 2) + (j >> 1)];
+        const q = (byte >> ((j & 1) * 4)) & 0xf;
+        w[(blk * bs + j) * N + n] = Math.fround((q - z) * s);
+      }
+    }
+  }
+  return w;
 }
 
 /** FLOAT16 initializer + Cast: folded at load like the `folded` chain. */
