@@ -276,7 +276,7 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
   // --calibration alone keeps meaning static W8A8 unless another consumer of the data is named.
   const staticMode = wantsQuantize && !dynamic && ((o.activations !== undefined || fileQuantize?.activations !== undefined)
     || ((ctx.calibrationAloneMeansStatic ?? true) && Boolean(o.calibration) && !prune && !weightPass && !kd && weightMethod === undefined && !((correcting || labelFreeGate) && weightOnlyFlags)));
-  if (kd && (staticMode || dynamic)) throw new RecipeError(`--recover kd re-fits a float or weight-only head; after ${dynamic ? '--activations dynamic' : 'static W8A8'} it is not supported yet`);
+  if (kd && dynamic) throw new RecipeError('--recover kd re-fits a float, weight-only or static W8A8 head; after --activations dynamic it is not supported yet');
   if (correcting && !o.calibration) throw new RecipeError('--recover bias needs --calibration data (the layer output means it corrects come from it; unlabelled samples are enough)');
   if (correcting && dynamic) throw new RecipeError('--recover bias corrects weight-only or static W8A8 output; --activations dynamic is not supported');
   if (weightMethod === 'gptq' && !o.calibration) throw new RecipeError('--weight-method gptq needs --calibration data (unlabelled samples are enough)');
@@ -354,6 +354,7 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
         learningRate: num(o.kdLr, '--kd-lr') ?? fileDistill?.learningRate,
         output: fileDistill?.output,
         requantize: q?.pass === 'quantize' && q.options.mode === 'weight-only' ? q.options.recipe : undefined,
+        staticW8A8: q?.pass === 'quantize' && q.options.mode === 'static-w8a8' ? { reduceRange: q.options.static?.reduceRange } : undefined,
       },
     });
   }

@@ -234,7 +234,9 @@ export async function compressModel(input: string, output: string, opts: Compres
       stats: scheduler.stats,
       timeMs: performance.now() - t0,
       ...(quantize && quantize.mode === 'static-w8a8' ? {
-        activations: quantize.activations, calibration: quantize.calibration, evaluation: quantize.evaluation, sensitivity: quantize.sensitivity, gate: quantize.gate,
+        activations: quantize.activations, calibration: quantize.calibration, sensitivity: quantize.sensitivity, gate: quantize.gate,
+        // The static pass evaluated its own output: stale once a later pass (distill) changed the model.
+        evaluation: list[list.length - 1].pass === 'quantize' ? quantize.evaluation : null,
       } : {}),
     };
     if (opts.reportPath) writeFileAtomic(opts.reportPath, JSON.stringify(report, jsonNumbers, 2) + '\n');

@@ -105,7 +105,8 @@ export function addCompressCommand(program: Command): void {
       });
       progress.stop();
       let evaluation = report.evaluation ?? null;
-      if (o.evalData && !staticMode) {
+      // Static W8A8 evaluates its own output; a later pass (distill) needs the written file evaluated.
+      if (o.evalData && (!staticMode || !evaluation)) {
         const { evaluateModels } = await import('../../eval/evaluate.ts');
         const ep = new ProgressReporter(!o.quiet && !o.json, 'samples');
         evaluation = await evaluateModels(o.output, input, { data: o.evalData, samples: int(o.samples, '--samples'), onProgress: (d, t) => ep.update(d, t, '') });

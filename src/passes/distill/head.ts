@@ -13,7 +13,8 @@ import { evaluateConstant } from '../../eval/constant.ts';
 import { decodeMatMulNBits } from '../quantize/weight-encodings.ts';
 
 /** Ops between the head and the output that keep each output channel separate. */
-const PASS_THROUGH = new Set(['Softmax', 'LogSoftmax', 'Sigmoid', 'Reshape', 'Transpose', 'Flatten', 'Identity', 'Squeeze', 'Unsqueeze', 'Relu', 'HardSigmoid']);
+// A QuantizeLinear → DequantizeLinear pair on the logits (static W8A8) is per tensor: passed too.
+const PASS_THROUGH = new Set(['Softmax', 'LogSoftmax', 'Sigmoid', 'Reshape', 'Transpose', 'Flatten', 'Identity', 'Squeeze', 'Unsqueeze', 'Relu', 'HardSigmoid', 'QuantizeLinear', 'DequantizeLinear']);
 
 export interface Head {
   node: NodeMsg;

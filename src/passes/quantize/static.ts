@@ -173,6 +173,28 @@ function quantizeBias(model: OnnxModel, node: NodeMsg, inputScale: number, domai
 }
 
 
+/**
+ * Encodes one layer again the way static W8A8 left it, once its weight and bias are float again
+ * (a re-fitted head): int8 per-channel symmetric QDQ weight (`reduceRange`: 7-bit codes), int32
+ * bias at input scale × weight scale. Its input must be the DequantizeLinear of a quantized
+ * activation (whose scale the bias uses).
+ */
+export async function requantizeStaticLayer(model: OnnxModel, node: NodeMsg, o: { scheduler: Scheduler; reduceRange?: boolean }): Promise<void> {
+  const dq = model.graph.producers.get(node.input[0]);
+  const scaleRef = dq?.opType === 'DequantizeLinear' ? model.graph.weights.get(dq.input[1]) : undefined;
+  if (!dq || !scaleRef) throw new DataError(`static W8A8: '${node.name}' does not read a dequantized activation; it cannot be encoded again`);
+  const inputScale = model.tensorFloat32(scaleRef.tensor)[0];
+  const others: Record<string, null> = {};
+  for (const n of model.msg.graph!.node) if (n.name && n !== node) others[n.name] = null;
+  await compressWeights(model, {
+    recipe: parseRecipe({ weights: 'int8', granularity: 'channel', symmetric: true, format: 'qdq', minElements: 0, nodes: others }),
+    scheduler: o.scheduler, reduceRange: o.reduceRange,
+  });
+  model.reindex();
+  if (BIASED.has(node.opType ?? '') && node.input[2]) quantizeBias(model, node, inputScale, dq.domain ?? '');
+  model.reindex();
+}
+
 export async function quantizeStatic(model: OnnxModel, opts: StaticOptions): Promise<StaticResult> {
   const method = opts.method ?? 'percentile';
   foldConstantIdentities(model);
