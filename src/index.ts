@@ -31,6 +31,7 @@ export type { DistillPassOptions } from './passes/distill/pass.ts';
 export { paletteKernel, type PaletteJob, type PaletteResult as PaletteKernelResult } from './kernels/palette.ts';
 export { sparsityKernel, type SparsityJob, type SparsityResult } from './kernels/sparsity.ts';
 export { gptqSweepKernel, type GptqSweepJob, type GptqSweepResult } from './kernels/gptq-sweep.ts';
+export { choleskyKernel, type CholeskyJob, type CholeskyResult } from './kernels/cholesky.ts';
 export { palettizeWeights, type PaletteConfig, type PaletteInput, type PaletteResult, type PaletteTiming } from './passes/palettize/palettize.ts';
 export { kmeans1d, kmeans1dWithZero, type Partition, type Points } from './passes/palettize/kmeans1d.ts';
 export type { PalettizePassOptions, PalettizeReport, PaletteTensorReport } from './passes/palettize/pass.ts';

@@ -60,7 +60,7 @@ describe('modelpress CLI', () => {
     expect(info.backend.requested).toBe('auto');
     expect(['gpu', 'cpu']).toContain(info.backend.active);
     expect(info.backend.reason.length).toBeGreaterThan(5);
-    expect(info.kernels).toEqual(['quantize', 'dequantize', 'range', 'histogram', 'channel_scores', 'distill_loss', 'threshold_search', 'gram', 'palette', 'sparsity', 'gptq_sweep']);
+    expect(info.kernels).toEqual(['quantize', 'dequantize', 'range', 'histogram', 'channel_scores', 'distill_loss', 'threshold_search', 'gram', 'palette', 'sparsity', 'gptq_sweep', 'cholesky']);
     if (requireGpu) {
       // An adapter is there; auto uses it unless it is a software rasterizer (then the CPU path, and
       // says so: without a GPU device node the software adapter is not even probed).

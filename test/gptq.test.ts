@@ -110,6 +110,38 @@ function sweptValues(job: GptqSweepJob, perm: number[], codes: Int32Array): Floa
   return q;
 }
 
+describe('the cholesky kernel (the f32 factorization the GPU runs)', () => {
+  it.each([[48, 1], [130, 2], [300, 3]])('n %i: reversed, it gives the upper factor of H⁻¹ the f64 path computes (to f32 accuracy), and L⁻¹ A L⁻ᵀ = I', async (n, seed) => {
+    const { choleskyKernel } = await import('../src/kernels/cholesky.ts');
+    const { h } = layer(2, n, 3 * n, seed);
+    let mean = 0;
+    for (let i = 0; i < n; i++) mean += h[i * n + i] / n;
+    for (let i = 0; i < n; i++) h[i * n + i] += 0.01 * mean;
+    const a = new Float32Array(n * n);
+    for (let k = 0; k < n * n; k++) a[n * n - 1 - k] = h[k];
+    const { inverse, failedPivot } = choleskyKernel.cpu({ a, n });
+    expect(failedPivot).toBe(-1);
+    const u = Float64Array.from(inverse!).reverse();
+    const want = inverseUpperFactor(h, n)!;
+    let scale = 0;
+    let worst = 0;
+    for (let k = 0; k < n * n; k++) scale = Math.max(scale, Math.abs(want[k]));
+    for (let k = 0; k < n * n; k++) worst = Math.max(worst, Math.abs(u[k] - want[k]));
+    expect(worst / scale).toBeLessThan(1e-3);
+    // X A Xᵀ = I for X = L⁻¹ (A the reversed, damped H), in f64 from the f32 X.
+    const x = inverse!;
+    let off = 0;
+    for (let i = 0; i < n; i += 7) {
+      for (let j = 0; j < n; j += 5) {
+        let sum = 0;
+        for (let p = 0; p <= i; p++) for (let q = 0; q <= j; q++) sum += x[i * n + p] * a[p * n + q] * x[j * n + q];
+        off = Math.max(off, Math.abs(sum - (i === j ? 1 : 0)));
+      }
+    }
+    expect(off).toBeLessThan(1e-3);
+  });
+});
+
 describe('the gptq_sweep kernel (the f32 column sweep the GPU runs)', () => {
   it.each([[8, 48, 400, 1, false], [16, 130, 600, 2, true], [4, 300, 900, 3, false]] as const)('rows %i, cols %i: objective within 1 percent of the f64 sweep, far below round-to-nearest', (rows, cols, samples, seed, actOrder) => {
     const { w, h } = layer(rows, cols, samples, seed);
@@ -448,6 +480,38 @@ describe('--weight-method gptq on the GPU backend: the column sweep runs in the 
         expect(Math.abs(e.accuracy!.dropPoints - ec.accuracy!.dropPoints)).toBeLessThanOrEqual(0.3);
       }
     } finally {
+      gpu.scheduler.dispose();
+    }
+  }, 300_000);
+
+  it('the factorization on the GPU too (cholesky kernel, forced for every layer of the trained CNN): objectives within 1 % of the CPU path\'s', async (ctx) => {
+    const gpu = await gpuScheduler();
+    if (!gpu.scheduler) return ctx.skip(gpu.reason);
+    const before = process.env.MODELPRESS_GPU_FACTOR_MIN_COLS;
+    process.env.MODELPRESS_GPU_FACTOR_MIN_COLS = '0';
+    try {
+      const model = 'test/assets/fashion-cnn.onnx';
+      const run = async (scheduler: Scheduler, tag: string) => {
+        const r = await compressModel(model, join(dir, `gpu-factor-${tag}.onnx`), {
+          scheduler, force: true, calibration: { data: 'test/assets/fashion-mnist/train-images-idx3-ubyte.gz', samples: 128, seed: 1 },
+          passes: [{ pass: 'quantize', options: { mode: 'weight-only', recipe: parseRecipe({ weights: 'int4', granularity: 'channel', minElements: 0 }), weightMethod: 'gptq' } }],
+        });
+        return (r.passes[0].report as QuantizeReport).gptq!;
+      };
+      gpu.scheduler.resetStats();
+      const g = await run(gpu.scheduler, 'gpu');
+      expect(gpu.scheduler.stats.fallbacks).toEqual([]);
+      expect(gpu.scheduler.stats.kernels.cholesky?.passes ?? 0).toBeGreaterThan(0);
+      expect(gpu.scheduler.stats.cpuPasses.filter((p) => p.kernel === 'cholesky')).toEqual([]);
+      const c = await run(cpu, 'cpu');
+      console.log(`fashion CNN, factor and sweep on the GPU: objective GPU/CPU ${g.map((l, i) => (l.objectiveGptq / c[i].objectiveGptq).toFixed(4)).join(' ')}`);
+      g.forEach((l, i) => {
+        expect(l.objectiveGptq).toBeLessThan(l.objectiveRtn);
+        expect(Math.abs(l.objectiveGptq - c[i].objectiveGptq)).toBeLessThanOrEqual(0.01 * c[i].objectiveGptq);
+      });
+    } finally {
+      if (before === undefined) delete process.env.MODELPRESS_GPU_FACTOR_MIN_COLS;
+      else process.env.MODELPRESS_GPU_FACTOR_MIN_COLS = before;
       gpu.scheduler.dispose();
     }
   }, 300_000);

@@ -10,6 +10,7 @@ import { gramKernel } from './gram.ts';
 import { paletteKernel } from './palette.ts';
 import { sparsityKernel } from './sparsity.ts';
 import { gptqSweepKernel } from './gptq-sweep.ts';
+import { choleskyKernel } from './cholesky.ts';
 import type { KernelDescriptor } from './kernel.ts';
 
 export const kernels = {
@@ -24,6 +25,7 @@ export const kernels = {
   palette: paletteKernel,
   sparsity: sparsityKernel,
   gptq_sweep: gptqSweepKernel,
+  cholesky: choleskyKernel,
 } as const satisfies Record<string, KernelDescriptor<never, unknown>>;
 
 export type KernelName = keyof typeof kernels;

@@ -44,6 +44,26 @@ export interface ObsLayer {
  * and H + λ·mean(diag H)·I factored, λ from `damping` raised tenfold until the factorization holds.
  */
 export function prepareLayer(what: string, w0: Float64Array, h0: Float64Array, rows: number, cols: number, perm: readonly number[], damping0 = 0.01): ObsLayer {
+  const { w, h, mean, dead } = permuteLayer(what, w0, h0, rows, cols, perm);
+  let damping = damping0;
+  let u: Float64Array | null = null;
+  const hd = f64For(cols * cols, cols);
+  for (let attempt = 0; attempt < 8 && !u; attempt++, damping *= 10) {
+    hd.set(h);
+    for (let i = 0; i < cols; i++) hd[i * cols + i] += damping * mean;
+    u = inverseUpperFactorInPlace(hd, cols);
+  }
+  releaseF64(hd);
+  if (!u) throw new InvalidArgumentError(`${what}: the Hessian of ${cols} inputs is not positive definite even with damping ${damping / 10} x mean(diag)`);
+  return { w, u, damping: damping / 10, dead };
+}
+
+/**
+ * prepareLayer's first half: W and H permuted to the visiting order, dead inputs set aside
+ * (diagonal 1, weights 0), and mean(diag H) for the damping — what a factorization elsewhere (the
+ * GPU's `cholesky` kernel) starts from.
+ */
+export function permuteLayer(what: string, w0: Float64Array, h0: Float64Array, rows: number, cols: number, perm: readonly number[]): { w: Float64Array; h: Float64Array; mean: number; dead: number } {
   if (w0.length !== rows * cols) throw new InvalidArgumentError(`${what}: W has ${w0.length} entries, [${rows}, ${cols}] needs ${rows * cols}`);
   if (h0.length !== cols * cols) throw new InvalidArgumentError(`${what}: H has ${h0.length} entries, ${cols} inputs need ${cols * cols}`);
   const h = new Float64Array(cols * cols);
@@ -61,17 +81,7 @@ export function prepareLayer(what: string, w0: Float64Array, h0: Float64Array, r
     }
     mean += h[i * cols + i] / cols;
   }
-  let damping = damping0;
-  let u: Float64Array | null = null;
-  const hd = f64For(cols * cols, cols);
-  for (let attempt = 0; attempt < 8 && !u; attempt++, damping *= 10) {
-    hd.set(h);
-    for (let i = 0; i < cols; i++) hd[i * cols + i] += damping * mean;
-    u = inverseUpperFactorInPlace(hd, cols);
-  }
-  releaseF64(hd);
-  if (!u) throw new InvalidArgumentError(`${what}: the Hessian of ${cols} inputs is not positive definite even with damping ${damping / 10} x mean(diag)`);
-  return { w, u, damping: damping / 10, dead };
+  return { w, h, mean, dead };
 }
 
 export interface SweepHooks {

@@ -11,6 +11,7 @@ import type { GramResult } from '../../src/kernels/gram.ts';
 import type { PaletteResult } from '../../src/kernels/palette.ts';
 import type { SparsityResult } from '../../src/kernels/sparsity.ts';
 import type { GptqSweepResult } from '../../src/kernels/gptq-sweep.ts';
+import type { CholeskyResult } from '../../src/kernels/cholesky.ts';
 import type { ThresholdSearchResult } from '../../src/kernels/threshold-search.ts';
 
 /** Same bits (NaN payloads and -0 included). */
@@ -89,7 +90,22 @@ function compareSweep(g: GptqSweepResult, w: GptqSweepResult): string | null {
   return null;
 }
 
+/** L⁻¹: the same failed pivot, or entries within tolerance of the inverse's largest magnitude. */
+function compareCholesky(g: CholeskyResult, w: CholeskyResult): string | null {
+  if (g.failedPivot !== w.failedPivot) return `cholesky: failed pivot ${g.failedPivot} vs ${w.failedPivot}`;
+  if (!w.inverse || !g.inverse) return w.inverse === g.inverse ? null : 'cholesky: inverse presence differs';
+  if (g.inverse.length !== w.inverse.length) return `cholesky: length ${g.inverse.length} != ${w.inverse.length}`;
+  let scale = 0;
+  for (const x of w.inverse) scale = Math.max(scale, Math.abs(x));
+  const t = tolerances['cholesky.inverse'];
+  for (let i = 0; i < w.inverse.length; i++) {
+    if (Math.abs(g.inverse[i] - w.inverse[i]) > t.abs * scale + t.rel * Math.abs(w.inverse[i])) return `cholesky.inverse[${i}]: ${g.inverse[i]} vs ${w.inverse[i]} (scale ${scale}, tolerance ${JSON.stringify(t)})`;
+  }
+  return null;
+}
+
 export const comparators: Record<KernelName, Comparator> = {
+  cholesky: compareCholesky,
   gptq_sweep: compareSweep,
   sparsity: (g: SparsityResult, w: SparsityResult) => exactInts('keep', g.keep, w.keep),
   palette: (g: PaletteResult, w: PaletteResult) =>

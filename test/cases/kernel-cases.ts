@@ -22,6 +22,7 @@ import { paletteKernel, paletteKey, type PaletteJob } from '../../src/kernels/pa
 import type { Scheduler } from '../../src/scheduler/scheduler.ts';
 import { gptqSweepKernel, type GptqSweepJob } from '../../src/kernels/gptq-sweep.ts';
 import { inverseUpperFactor } from '../../src/linalg/obs.ts';
+import { choleskyKernel, type CholeskyJob } from '../../src/kernels/cholesky.ts';
 
 export interface NamedJob<J> {
   name: string;
@@ -285,6 +286,39 @@ export function gptqSweepCases(): NamedJob<GptqSweepJob>[] {
   return out;
 }
 
+/**
+ * Cholesky inverses of Gram matrices of correlated inputs (+ damping, as GPTQ factors them): odd
+ * sizes around the workgroup's 256 threads, a diagonal matrix, one element, empty, and matrices
+ * whose pivots fail (indefinite, a zero pivot, negative first element).
+ */
+export function choleskyCases(): NamedJob<CholeskyJob>[] {
+  const out: NamedJob<CholeskyJob>[] = [];
+  let seed = 1900;
+  const gram = (n: number, damping = 0.01) => {
+    const r = rng(seed++);
+    const m = Math.max(2 * n, 8);
+    const x = Array.from({ length: m * n }, () => r() * 2 - 1);
+    for (let k = 0; k < m; k++) for (let c = 1; c < n; c++) x[k * n + c] += 0.5 * x[k * n + c - 1];
+    const a = new Float32Array(n * n);
+    const h = new Float64Array(n * n);
+    for (let k = 0; k < m; k++) for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) h[i * n + j] += x[k * n + i] * x[k * n + j];
+    let mean = 0;
+    for (let i = 0; i < n; i++) mean += h[i * n + i] / n;
+    for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) a[i * n + j] = a[j * n + i] = h[i * n + j] + (i === j ? damping * mean : 0);
+    return a;
+  };
+  for (const n of [1, 2, 5, 31, 64, 200, 257, 300]) out.push({ name: `cholesky gram ${n}`, job: { a: gram(n), n } });
+  out.push({ name: 'cholesky diagonal', job: { a: Float32Array.from({ length: 49 }, (_, k) => (k % 8 === 0 ? 1 + k : 0)), n: 7 } });
+  out.push({ name: 'cholesky empty', job: { a: new Float32Array(0), n: 0 } });
+  const indefinite = gram(20);
+  indefinite[12 * 20 + 12] = -5;
+  out.push({ name: 'cholesky indefinite (pivot 12 fails)', job: { a: indefinite, n: 20 } });
+  out.push({ name: 'cholesky negative first element', job: { a: Float32Array.of(-1, 0, 0, 1), n: 2 } });
+  const rankDeficient = new Float32Array(9).fill(1);
+  out.push({ name: 'cholesky rank-deficient (a zero pivot)', job: { a: rankDeficient, n: 3 } });
+  return out;
+}
+
 /** Sorted boundary keys for `groups` groups of `k` clusters, drawn from the data's own keys (some repeated). */
 function boundariesFor(data: Float32Array, groups: number, k: number, mult: number, seed: number): Uint32Array {
   const r = rng(seed);
@@ -341,6 +375,7 @@ export function kernelSuites(): KernelSuite[] {
     { name: 'palette', kernel: paletteKernel, cases: paletteCases() },
     { name: 'sparsity', kernel: sparsityKernel, cases: sparsityCases() },
     { name: 'gptq_sweep', kernel: gptqSweepKernel, cases: gptqSweepCases() },
+    { name: 'cholesky', kernel: choleskyKernel, cases: choleskyCases() },
   ] as KernelSuite[];
 }
 

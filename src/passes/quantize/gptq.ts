@@ -8,7 +8,7 @@
  * round-to-nearest.
  */
 import * as ort from 'onnxruntime-node';
-import { DataError } from '../../errors.ts';
+import { DataError, InvalidArgumentError } from '../../errors.ts';
 import type { NodeMsg } from '../../onnx/proto.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
 import { gramKernel, type GramJob } from '../../kernels/gram.ts';
@@ -28,6 +28,8 @@ import { attrInt, ints } from '../../analysis/shapes.ts';
 import { gptq, gptqPrepare, layerObjective } from '../../linalg/gptq.ts';
 import { releaseF64 } from '../../linalg/pool.ts';
 import { gptqSweepKernel, type GptqSweepJob } from '../../kernels/gptq-sweep.ts';
+import { choleskyKernel } from '../../kernels/cholesky.ts';
+import { permuteLayer, type ObsLayer } from '../../linalg/obs.ts';
 import { inputRows, layerGeometry, layerWaves, positionsFor, type Geometry } from '../layer-rows.ts';
 import type { CalibrationSource } from '../pass.ts';
 
@@ -46,7 +48,20 @@ export interface GptqOptions {
    */
   reuse?: boolean;
   onProgress?: (stage: string, done: number, total: number) => void;
+  /**
+   * With a GPU backend: factor layers of at least this many inputs on the GPU (f32 `cholesky`
+   * kernel) instead of in f64 on the CPU. Default: MODELPRESS_GPU_FACTOR_MIN_COLS when set, else
+   * GPU_FACTOR_MIN_COLS on a hardware adapter and never on a software one.
+   */
+  gpuFactorMinCols?: number;
 }
+
+/**
+ * Default size from which GPTQ factors on a hardware GPU: below it the CPU path's f64 factorization
+ * takes under ~0.1 s on two cores. Not measured against a GPU yet (no device lent when the kernel
+ * was written): the crossover is for the next session with one.
+ */
+export const GPU_FACTOR_MIN_COLS = 1024;
 
 export interface GptqLayerReport {
   weight: string;
@@ -412,9 +427,12 @@ export class GptqRounder {
     grid: { gridGroup: (r: number, c: number) => number; params: QuantParams; qmin: number; qmax: number },
   ): Promise<Array<{ q: Float64Array; damping: number }>> {
     const { scale, inverse, zeroPoint } = grid.params;
-    const prepared = parts.map((p) => {
-      const { layer, perm, solveMs } = gptqPrepare({ w: p.W, rows, cols, h: p.h, damping: this.o.damping, actOrder: this.o.actOrder });
-      this.timing.solveMs += solveMs;
+    const tSolve = performance.now();
+    const factored = cols >= this.gpuFactorMinCols() ? await this.factorOnGpu(parts, rows, cols) : null;
+    if (factored) this.timing.solveMs += performance.now() - tSolve;
+    const prepared = parts.map((p, i) => {
+      const { layer, perm, solveMs } = factored ? factored[i] : gptqPrepare({ w: p.W, rows, cols, h: p.h, damping: this.o.damping, actOrder: this.o.actOrder });
+      if (!factored) this.timing.solveMs += solveMs;
       const job: GptqSweepJob = {
         w: Float32Array.from(layer.w), u: Float32Array.from(layer.u), rows, cols,
         group: Uint32Array.from({ length: rows * cols }, (_, k) => grid.gridGroup(p.r0 + Math.floor(k / cols), perm[k % cols])),
@@ -436,6 +454,55 @@ export class GptqRounder {
         }
       }
       return { q, damping: p.damping };
+    });
+  }
+
+  /**
+   * Inputs from which a layer's factorization runs on the GPU (f32 `cholesky` kernel) when the
+   * sweep does: the option, else GPU_FACTOR_MIN_COLS on a hardware adapter and never on a software
+   * one (lavapipe factors far slower than the CPU path's threaded f64 code).
+   */
+  private gpuFactorMinCols(): number {
+    if (this.o.gpuFactorMinCols !== undefined) return this.o.gpuFactorMinCols;
+    // A knob for measuring the crossover on a device (benchmarks, tests): 0 = always, unset = policy.
+    const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.MODELPRESS_GPU_FACTOR_MIN_COLS;
+    if (env !== undefined && env !== '' && Number.isFinite(Number(env))) return Number(env);
+    return this.o.scheduler.info.adapter?.software === false ? GPU_FACTOR_MIN_COLS : Infinity;
+  }
+
+  /**
+   * GPTQ's factorization on the GPU: each part's H permuted (act-order), dead inputs set aside,
+   * damped, reversed and factored by the `cholesky` kernel (all parts in one pass); a part whose
+   * pivot fails is retried with ten times the damping, as on the CPU. U = the reversal of L⁻¹.
+   */
+  private async factorOnGpu(parts: Array<{ W: Float64Array; h: Float64Array }>, rows: number, cols: number): Promise<Array<{ layer: ObsLayer; perm: number[]; solveMs: number }>> {
+    const states = parts.map((p) => {
+      const perm = Array.from({ length: cols }, (_, i) => i);
+      if (this.o.actOrder) perm.sort((a, b) => p.h[b * cols + b] - p.h[a * cols + a] || a - b);
+      return { perm, ...permuteLayer('gptq', p.W, p.h, rows, cols, perm), damping: this.o.damping ?? 0.01, u: null as Float64Array | null };
+    });
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const todo = states.filter((st) => !st.u);
+      if (!todo.length) break;
+      const jobs = todo.map((st) => {
+        // P (H + λ·mean·I) P with P the reversal: a row-major matrix reversed end to end.
+        const a = new Float32Array(cols * cols);
+        for (let k = 0; k < cols * cols; k++) a[cols * cols - 1 - k] = st.h[k];
+        for (let i = 0; i < cols; i++) a[i * cols + i] += st.damping * st.mean;
+        return { a, n: cols };
+      });
+      const results = await this.o.scheduler.run(choleskyKernel, jobs);
+      todo.forEach((st, k) => {
+        const x = results[k].inverse;
+        if (!x) { st.damping *= 10; return; }
+        const u = new Float64Array(cols * cols);
+        for (let q = 0; q < cols * cols; q++) u[cols * cols - 1 - q] = x[q];
+        st.u = u;
+      });
+    }
+    return states.map((st) => {
+      if (!st.u) throw new InvalidArgumentError(`gptq: the Hessian of ${cols} inputs is not positive definite even with damping ${st.damping / 10} x mean(diag) (f32 on the GPU)`);
+      return { layer: { w: st.w, u: st.u, damping: st.damping, dead: st.dead }, perm: st.perm, solveMs: 0 };
     });
   }
 
