@@ -170,3 +170,23 @@ fn task_element(r: Reduction, g: u32, k: u32) -> u32 {
 fn reduction_index(r: Reduction, g: u32, k: u32) -> u32 {
   return r.src_base + task_element(r, g, k) - r.elem_start;
 }
+
+// One f32 (as bits) to its code: denormals flushed, NaN to the zero point, ±Inf and overflow to
+// the range ends, round half to even — QuantizeLinear's rule (quantize, gptq_sweep).
+fn quantize_one(xb_raw: u32, inv: f32, zp: i32, qmin: i32, qmax: i32) -> i32 {
+  let xb = flush_denormal_bits(xb_raw);
+  if (!is_finite_bits(xb)) {
+    if (is_nan_bits(xb)) { return clamp(zp, qmin, qmax); }
+    if ((xb & 0x80000000u) != 0u) { return qmin; }
+    return qmax;
+  }
+  let v = bitcast<f32>(xb) * inv;
+  let vb = bitcast<u32>(v);
+  if (!is_finite_bits(vb)) {
+    if ((vb & 0x80000000u) != 0u) { return qmin; }
+    return qmax;
+  }
+  // Clamping before rounding equals clamping after: the bounds are integers.
+  let c = clamp(v, f32(qmin - zp), f32(qmax - zp));
+  return i32(round(c)) + zp;
+}

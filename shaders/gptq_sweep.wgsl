@@ -16,18 +16,6 @@
 @group(0) @binding(4) var<storage, read> groups: array<u32>;
 @group(0) @binding(5) var<storage, read> params: array<u32>;
 
-// The quantize kernel's rounding of one value (see quantize.wgsl; weights here are finite).
-fn grid_code(xb: u32, inv: f32, zp: i32, qmin: i32, qmax: i32) -> i32 {
-  let v = bitcast<f32>(xb) * inv;
-  let vb = bitcast<u32>(v);
-  if (!is_finite_bits(vb)) {
-    if ((vb & 0x80000000u) != 0u) { return qmin; }
-    return qmax;
-  }
-  let c = clamp(v, f32(qmin - zp), f32(qmax - zp));
-  return i32(round(c)) + zp;
-}
-
 @compute @workgroup_size(64)
 fn sweep(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let wgi = linear_workgroup(wg);
@@ -50,7 +38,7 @@ fn sweep(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
     let x = bitcast<f32>(xb);
     let p = p_base + 3u * groups[g_base + i * rows + r];
     let zp = bitcast<i32>(params[p + 2u]);
-    let code = grid_code(xb, bitcast<f32>(params[p]), zp, qmin, qmax);
+    let code = quantize_one(xb, bitcast<f32>(params[p]), zp, qmin, qmax);
     let q = f32(code - zp) * bitcast<f32>(params[p + 1u]);
     let ui = u_base + i * cols;
     let e = (x - q) * u[ui + i];

@@ -12,23 +12,7 @@
 @group(0) @binding(3) var<storage, read> qparams: array<u32>;
 @group(0) @binding(4) var<storage, read_write> codes: array<u32>;
 
-fn quantize_one(xb_raw: u32, inv: f32, zp: i32, qmin: i32, qmax: i32) -> i32 {
-  let xb = flush_denormal_bits(xb_raw);
-  if (!is_finite_bits(xb)) {
-    if (is_nan_bits(xb)) { return clamp(zp, qmin, qmax); }
-    if ((xb & 0x80000000u) != 0u) { return qmin; }
-    return qmax;
-  }
-  let v = bitcast<f32>(xb) * inv;
-  let vb = bitcast<u32>(v);
-  if (!is_finite_bits(vb)) {
-    if ((vb & 0x80000000u) != 0u) { return qmin; }
-    return qmax;
-  }
-  // Clamping before rounding equals clamping after: the bounds are integers.
-  let c = clamp(v, f32(qmin - zp), f32(qmax - zp));
-  return i32(round(c)) + zp;
-}
+// quantize_one (common.wgsl): the rounding rule every kernel that makes codes shares.
 
 @compute @workgroup_size(256)
 fn quantize(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

@@ -65,17 +65,19 @@ function compareStats(got: ErrorStats[], want: ErrorStats[]): string | null {
 
 type Comparator = (got: any, want: any) => string | null;
 
-/** Gram entries: tolerance scaled by the matrix's largest magnitude (cross terms may cancel). */
-function compareGram(g: GramResult, w: GramResult): string | null {
-  if (g.gram.length !== w.gram.length) return `gram: length ${g.gram.length} != ${w.gram.length}`;
+/** Float entries within `key`'s tolerance of the reference's largest magnitude (cross terms may cancel). */
+function closeScaled(what: string, key: ToleranceKey, got: ArrayLike<number>, want: ArrayLike<number>): string | null {
+  if (got.length !== want.length) return `${what}: length ${got.length} != ${want.length}`;
   let scale = 0;
-  for (const x of w.gram) scale = Math.max(scale, Math.abs(x));
-  const t = tolerances['gram.values'];
-  for (let i = 0; i < w.gram.length; i++) {
-    if (Math.abs(g.gram[i] - w.gram[i]) > t.abs * scale + t.rel * Math.abs(w.gram[i])) return `gram.values[${i}]: ${g.gram[i]} vs ${w.gram[i]} (scale ${scale}, tolerance ${JSON.stringify(t)})`;
+  for (let i = 0; i < want.length; i++) scale = Math.max(scale, Math.abs(want[i]));
+  const t = tolerances[key];
+  for (let i = 0; i < want.length; i++) {
+    if (Math.abs(got[i] - want[i]) > t.abs * scale + t.rel * Math.abs(want[i])) return `${key}[${i}]: ${got[i]} vs ${want[i]} (scale ${scale}, tolerance ${JSON.stringify(t)})`;
   }
   return null;
 }
+
+const compareGram = (g: GramResult, w: GramResult) => closeScaled('gram', 'gram.values', g.gram, w.gram);
 
 /** GPTQ codes: identical, or (an FMA-fusing GPU) a bounded fraction one step apart. */
 function compareSweep(g: GptqSweepResult, w: GptqSweepResult): string | null {
@@ -94,14 +96,7 @@ function compareSweep(g: GptqSweepResult, w: GptqSweepResult): string | null {
 function compareCholesky(g: CholeskyResult, w: CholeskyResult): string | null {
   if (g.failedPivot !== w.failedPivot) return `cholesky: failed pivot ${g.failedPivot} vs ${w.failedPivot}`;
   if (!w.inverse || !g.inverse) return w.inverse === g.inverse ? null : 'cholesky: inverse presence differs';
-  if (g.inverse.length !== w.inverse.length) return `cholesky: length ${g.inverse.length} != ${w.inverse.length}`;
-  let scale = 0;
-  for (const x of w.inverse) scale = Math.max(scale, Math.abs(x));
-  const t = tolerances['cholesky.inverse'];
-  for (let i = 0; i < w.inverse.length; i++) {
-    if (Math.abs(g.inverse[i] - w.inverse[i]) > t.abs * scale + t.rel * Math.abs(w.inverse[i])) return `cholesky.inverse[${i}]: ${g.inverse[i]} vs ${w.inverse[i]} (scale ${scale}, tolerance ${JSON.stringify(t)})`;
-  }
-  return null;
+  return closeScaled('cholesky', 'cholesky.inverse', g.inverse, w.inverse);
 }
 
 export const comparators: Record<KernelName, Comparator> = {
