@@ -10,7 +10,10 @@ import { histogramKernel } from './kernels/histogram.ts';
 import { channelScoresKernel } from './kernels/channel-scores.ts';
 import { distillLossKernel } from './kernels/distill-loss.ts';
 import { computeQuantParams } from './kernels/qparams.ts';
-import { firstMismatch, tolerances } from './kernels/tolerances.ts';
+import { firstMismatch, GPTQ_SWEEP_CODES, tolerances } from './kernels/tolerances.ts';
+import { choleskyKernel } from './kernels/cholesky.ts';
+import { gptqSweepKernel } from './kernels/gptq-sweep.ts';
+import { inverseUpperFactor } from './linalg/obs.ts';
 import type { Granularity } from './kernels/layout.ts';
 
 /** The bytes of a view (not of its whole buffer: a result may be a view into a larger read-back). */
@@ -121,5 +124,59 @@ export async function selfCheck(s: Scheduler): Promise<SelfCheckRow[]> {
   const lwant = distillLossKernel.cpu(dlJob);
   const lok = firstMismatch([loss.loss], [lwant.loss], tolerances['distill_loss.loss']) < 0 && firstMismatch(loss.grad, lwant.grad, tolerances['distill_loss.grad']) < 0;
   rows.push({ kernel: 'distill_loss', cases: 1, backend, ok: lok, detail: lok ? `loss ${loss.loss.toFixed(4)} within tolerance` : `loss ${loss.loss} vs ${lwant.loss}`, ms: lms });
+  rows.push(...(await gptqChecks(s, tensors[4], time)));
   return rows;
+}
+
+/**
+ * GPTQ's GPU kernels on the fc2-shaped example weight [10, 128]: the `cholesky` factorization of a
+ * damped Gram matrix of correlated inputs, and the `gptq_sweep` of the weight through its f64
+ * factor on a per-row int4 grid.
+ */
+async function gptqChecks(s: Scheduler, t: { data: Float32Array; shape: number[] }, time: <T>(f: () => Promise<T>) => Promise<[T, number]>): Promise<SelfCheckRow[]> {
+  const backend = s.info.active;
+  const [rowsW, n] = t.shape;
+  const r = seeded(11);
+  const samples = 2 * n;
+  const x = new Float64Array(samples * n);
+  for (let k = 0; k < samples; k++) for (let c = 0; c < n; c++) x[k * n + c] = r() - 0.5 + (c ? 0.5 * x[k * n + c - 1] : 0);
+  const h = new Float64Array(n * n);
+  for (let k = 0; k < samples; k++) for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) h[i * n + j] += x[k * n + i] * x[k * n + j];
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += h[i * n + i] / n;
+  for (let i = 0; i < n; i++) h[i * n + i] += 0.01 * mean;
+  const reversed = new Float32Array(n * n);
+  for (let k = 0; k < n * n; k++) reversed[n * n - 1 - k] = h[k];
+  const cJob = { a: reversed, n };
+  const [[c], cms] = await time(() => s.run(choleskyKernel, [cJob]));
+  const cWant = choleskyKernel.cpu(cJob);
+  let scale = 0;
+  let worst = 0;
+  for (let k = 0; k < n * n; k++) scale = Math.max(scale, Math.abs(cWant.inverse![k]));
+  if (c.inverse) for (let k = 0; k < n * n; k++) worst = Math.max(worst, Math.abs(c.inverse[k] - cWant.inverse![k]));
+  const cok = c.failedPivot === -1 && worst <= tolerances['cholesky.inverse'].abs * scale;
+  const scaleW = Float32Array.from({ length: rowsW }, (_, row) => {
+    let m = 0;
+    for (let k = 0; k < n; k++) m = Math.max(m, Math.abs(t.data[row * n + k]));
+    return m / 7 || 1;
+  });
+  const sJob = {
+    w: t.data, u: Float32Array.from(inverseUpperFactor(h, n)!), rows: rowsW, cols: n,
+    group: Uint32Array.from({ length: rowsW * n }, (_, k) => Math.floor(k / n)),
+    inverse: scaleW.map((v) => 1 / v), scale: scaleW, zeroPoint: new Int32Array(rowsW), qmin: -8, qmax: 7,
+  };
+  const [[sw], sms] = await time(() => s.run(gptqSweepKernel, [sJob]));
+  const sWant = gptqSweepKernel.cpu(sJob);
+  let differ = 0;
+  let far = false;
+  sWant.codes.forEach((v, k) => {
+    const d = Math.abs(v - sw.codes[k]);
+    if (d) differ++;
+    if (d > GPTQ_SWEEP_CODES.maxStep) far = true;
+  });
+  const sok = !far && differ <= GPTQ_SWEEP_CODES.maxDifferingFraction * sWant.codes.length;
+  return [
+    { kernel: 'cholesky', cases: 1, backend, ok: cok, detail: cok ? `L⁻¹ (n ${n}) within tolerance` : c.failedPivot >= 0 ? `pivot ${c.failedPivot} failed` : `worst ${worst} of ${scale}`, ms: cms },
+    { kernel: 'gptq_sweep', cases: 1, backend, ok: sok, detail: sok ? `int4 codes: ${differ} of ${sWant.codes.length} differ (at most ${(100 * GPTQ_SWEEP_CODES.maxDifferingFraction).toFixed(1)} %)` : `${differ} codes differ${far ? ', some by more than one step' : ''}`, ms: sms },
+  ];
 }

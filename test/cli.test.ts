@@ -107,7 +107,7 @@ describe('modelpress CLI', () => {
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(out.ok).toBe(true);
-    expect(out.rows.map((x: { kernel: string }) => x.kernel)).toEqual(['range', 'quantize', 'dequantize', 'histogram', 'channel_scores', 'distill_loss']);
+    expect(out.rows.map((x: { kernel: string }) => x.kernel)).toEqual(['range', 'quantize', 'dequantize', 'histogram', 'channel_scores', 'distill_loss', 'cholesky', 'gptq_sweep']);
   });
 
   it('selfcheck passes on the default backend (the GPU where there is one)', () => {
