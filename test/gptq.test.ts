@@ -484,6 +484,31 @@ describe('--weight-method gptq on the GPU backend: the column sweep runs in the 
     }
   }, 300_000);
 
+  it('a layer whose factor U does not fit one GPU binding is swept by the f64 CPU path, not by the kernel\'s JavaScript reference', async (ctx) => {
+    const gpu = await gpuScheduler({ bindingWindowBytes: 64 * 1024 });
+    if (!gpu.scheduler) return ctx.skip(gpu.reason);
+    try {
+      const r = await compressModel('test/assets/fashion-cnn.onnx', join(dir, 'gpu-window.onnx'), {
+        scheduler: gpu.scheduler, force: true, calibration: { data: 'test/assets/fashion-mnist/train-images-idx3-ubyte.gz', samples: 64, seed: 1 },
+        passes: [{ pass: 'quantize', options: { mode: 'weight-only', recipe: parseRecipe({ weights: 'int4', granularity: 'channel', minElements: 0 }), weightMethod: 'gptq' } }],
+      });
+      const report = (r.passes[0].report as QuantizeReport).gptq!;
+      // 64 KiB hold a U of up to 127 inputs: conv1 (9) on the GPU; conv2 (144), fc1 (1568) and fc2 (128) on the CPU.
+      const windowCols = Math.floor(Math.sqrt(gpu.scheduler.gpuWindowBytes() / 4));
+      const m = OnnxModel.read('test/assets/fashion-cnn.onnx');
+      for (const l of report) {
+        const dims = m.graph.weights.get(l.weight)!.tensor.dims.map(Number);
+        const cols = dims.length === 4 ? dims[1] * dims[2] * dims[3] : dims[1];
+        expect(l.sweep, `${l.weight} (${cols} inputs)`).toBe(cols <= windowCols ? 'gpu' : 'cpu');
+      }
+      expect(new Set(report.map((l) => l.sweep))).toEqual(new Set(['gpu', 'cpu']));
+      // Every job sent to the kernel ran on the GPU: none fell to its JavaScript reference.
+      expect(gpu.scheduler.stats.cpuPasses.filter((p) => p.kernel === 'gptq_sweep')).toEqual([]);
+    } finally {
+      gpu.scheduler.dispose();
+    }
+  }, 120_000);
+
   it('the factorization on the GPU too (cholesky kernel, forced for every layer of the trained CNN): objectives within 1 % of the CPU path\'s', async (ctx) => {
     const gpu = await gpuScheduler();
     if (!gpu.scheduler) return ctx.skip(gpu.reason);

@@ -66,6 +66,9 @@ export interface BackendInfo {
   timestamps: boolean;
 }
 
+/** Words of each binding window kept back from a piece (region alignment). */
+const PIECE_MARGIN_WORDS = 16;
+
 /** Uploads are gathered into one write when a stream has more parts than this... */
 const GATHER_MIN_PARTS = 8;
 /** ...and they are small on average. */
@@ -217,6 +220,11 @@ export class Scheduler {
     return out;
   }
 
+  /** Bytes one piece of a GPU pass may bind per stream (0 without a GPU): what a job must fit to run there. */
+  gpuWindowBytes(): number {
+    return this.gpu ? 4 * (this.windowWords() - PIECE_MARGIN_WORDS) : 0;
+  }
+
   private windowWords(): number {
     const limits = this.gpu!.acquired.limits;
     const bytes = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize, this.opts.bindingWindowBytes ?? Infinity);
@@ -231,7 +239,7 @@ export class Scheduler {
     const results: Array<Result | undefined> = new Array(jobs.length);
     const jobPieces: Piece[][] = jobs.map((job, i) => {
       try {
-        return kernel.pieces(job, maxWords - 16);
+        return kernel.pieces(job, maxWords - PIECE_MARGIN_WORDS);
       } catch (err) {
         if (!(err instanceof UnsliceableError)) throw err;
         this.runStats.cpuPasses.push({ kernel: kernel.name, reason: `job ${i}: ${err.message}` });

@@ -394,7 +394,10 @@ export class GptqRounder {
       return { r0, W, h: layer.groups > 1 ? h.subarray(gi * cols * cols, (gi + 1) * cols * cols) : h };
     });
     const gridOf = (r0: number) => (v: number, r: number, c: number) => grid(v, r0 + r, c);
-    const results = this.o.scheduler.info.active === 'gpu'
+    // On the GPU when its factor U (cols² f32) fits one binding: otherwise the kernel would run as
+    // its f32 JavaScript reference, far slower than the threaded f64 path.
+    const onGpu = this.o.scheduler.info.active === 'gpu' && 4 * cols * cols <= this.o.scheduler.gpuWindowBytes();
+    const results = onGpu
       ? await this.sweepOnGpu(parts, per, cols, { gridGroup, params: w.params, qmin, qmax })
       : parts.map((p) => {
         const res = gptq({ w: p.W, rows: per, cols, h: p.h, grid: gridOf(p.r0), damping: this.o.damping, actOrder: this.o.actOrder });
@@ -413,7 +416,7 @@ export class GptqRounder {
       const q = results[i].q;
       for (let r = 0; r < per; r++) for (let c = 0; c < cols; c++) w.data[flat(p.r0 + r, c)] = q[r * cols + c];
     });
-    this.reports.push({ weight: w.name, objectiveRtn: objRtn, objectiveGptq: objGptq, damping, sweep: this.o.scheduler.info.active === 'gpu' ? 'gpu' : 'cpu' });
+    this.reports.push({ weight: w.name, objectiveRtn: objRtn, objectiveGptq: objGptq, damping, sweep: onGpu ? 'gpu' : 'cpu' });
     return this.rounded(w, key);
   }
 
