@@ -120,6 +120,31 @@ describe('gram on the CPU path through ONNX Runtime (MLAS)', () => {
   });
 });
 
+describe('the passes\' Gram route: GPU when the result fits a binding, else ONNX Runtime', () => {
+  it('with a 64 KiB window a 60-feature Gram runs on the GPU and a 200-feature one through ORT; both match the reference, none falls to the JavaScript loop', async (ctx) => {
+    const { gpuScheduler } = await import('./helpers/gpu.ts');
+    const { grams } = await import('../src/passes/grams.ts');
+    const { tolerances } = await import('../src/kernels/tolerances.ts');
+    const gpu = await gpuScheduler({ bindingWindowBytes: 64 * 1024 });
+    if (!gpu.scheduler) return ctx.skip(gpu.reason);
+    try {
+      const jobs = [[600, 60], [600, 200]].map(([rows, fa]) => ({ a: randomMatrix(rows, fa, fa), rows, fa }));
+      const got = await grams(gpu.scheduler, jobs);
+      expect(gpu.scheduler.stats.kernels.gram?.elements).toBe(600 * 60 * 60);
+      expect(gpu.scheduler.stats.cpuPasses).toEqual([]);
+      jobs.forEach((job, k) => {
+        const want = gramKernel.cpu(job).gram;
+        let scale = 0;
+        for (const x of want) scale = Math.max(scale, Math.abs(x));
+        const t = tolerances['gram.values'];
+        for (let i = 0; i < want.length; i++) expect(Math.abs(got[k].gram[i] - want[i])).toBeLessThanOrEqual(t.abs * scale + t.rel * Math.abs(want[i]));
+      });
+    } finally {
+      gpu.scheduler.dispose();
+    }
+  });
+});
+
 describe('blocked f64 factorizations (the GPTQ / SparseGPT Hessians)', () => {
   function spd(n: number, seed: number): Float64Array {
     const x = randomMatrix(n, n + 5, seed);

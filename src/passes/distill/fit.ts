@@ -11,9 +11,8 @@ import * as ort from 'onnxruntime-node';
 import { DataError, RecipeError } from '../../errors.ts';
 import type { OnnxModel } from '../../onnx/model.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
-import { gramKernel } from '../../kernels/gram.ts';
 import { distillLossKernel } from '../../kernels/distill-loss.ts';
-import { ortGram } from '../../cpu/ort-gram.ts';
+import { grams } from '../grams.ts';
 import { openDataset, seededSample, type Preprocess } from '../../data/dataset.ts';
 import { modelInput } from '../../calibrate/calibrate.ts';
 import { sessionWithOutputs } from '../../eval/session.ts';
@@ -83,7 +82,7 @@ export interface FittedHead {
 /** AᵀB for row-major A [rows, fa], B [rows, fb]: the gram kernel on the GPU, ORT's GEMM on the CPU path. */
 async function product(s: Scheduler, a: Float32Array, rows: number, fa: number, b: Float32Array, fb: number): Promise<Float64Array> {
   const job = { a, rows, fa, b, fb };
-  const r = s.info.active === 'gpu' ? (await s.run(gramKernel, [job]))[0] : await ortGram(job);
+  const [r] = await grams(s, [job]);
   return r.gram;
 }
 

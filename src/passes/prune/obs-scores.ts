@@ -14,9 +14,10 @@ import type { OnnxModel } from '../../onnx/model.ts';
 import { tensorDims } from '../../onnx/tensor.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
 import type { ChannelGraph, WeightSlice } from '../../analysis/channel-groups.ts';
-import { gramKernel, type GramJob } from '../../kernels/gram.ts';
+import type { GramJob } from '../../kernels/gram.ts';
 import { rangeKernel, type RangeJob } from '../../kernels/range.ts';
-import { ortGram, releaseOrtGram } from '../../cpu/ort-gram.ts';
+import { releaseOrtGram } from '../../cpu/ort-gram.ts';
+import { grams } from '../grams.ts';
 import { choleskyInPlace } from '../../linalg/cholesky.ts';
 import { inverseUpperFactor } from '../../linalg/obs.ts';
 import { openDataset, seededSample } from '../../data/dataset.ts';
@@ -156,7 +157,7 @@ export async function obsScores(model: OnnxModel, cg: ChannelGraph, scheduler: S
         sinks.push(e);
         e.rows += rows;
       });
-      const results = !jobs.length ? [] : scheduler.info.active === 'gpu' ? await scheduler.run(gramKernel, jobs) : await Promise.all(jobs.map(ortGram));
+      const results = await grams(scheduler, jobs);
       results.forEach((r, j) => {
         const h = sinks[j].h;
         for (let q = 0; q < h.length; q++) h[q] += r.gram[q];

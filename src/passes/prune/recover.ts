@@ -17,9 +17,10 @@ import type { NodeMsg } from '../../onnx/proto.ts';
 import { tensorDims } from '../../onnx/tensor.ts';
 import { create, type AttributeMsg } from '../../onnx/proto.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
-import { gramKernel, type GramJob } from '../../kernels/gram.ts';
+import type { GramJob } from '../../kernels/gram.ts';
 import { solveSpd } from '../../linalg/cholesky.ts';
-import { ortGram, releaseOrtGram } from '../../cpu/ort-gram.ts';
+import { releaseOrtGram } from '../../cpu/ort-gram.ts';
+import { grams } from '../grams.ts';
 import { openDataset, seededSample } from '../../data/dataset.ts';
 import { modelInput } from '../../calibrate/calibrate.ts';
 import { sessionWithOutputs } from '../../eval/session.ts';
@@ -312,7 +313,7 @@ export async function recoverPruned(originalBytes: Uint8Array, pruned: OnnxModel
           }
         }
         // GPU: the gram kernel; CPU path: ONNX Runtime's GEMM (the JS reference is far slower).
-        const results = !jobs.length ? [] : o.scheduler.info.active === 'gpu' ? await o.scheduler.run(gramKernel, jobs) : await Promise.all(jobs.map(ortGram));
+        const results = await grams(o.scheduler, jobs);
         results.forEach((r, j) => {
           const t = sinks[j].target;
           for (let q = 0; q < t.length; q++) t[q] += r.gram[q];

@@ -11,11 +11,12 @@ import * as ort from 'onnxruntime-node';
 import { DataError, InvalidArgumentError } from '../../errors.ts';
 import type { NodeMsg } from '../../onnx/proto.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
-import { gramKernel, type GramJob } from '../../kernels/gram.ts';
+import type { GramJob } from '../../kernels/gram.ts';
 import { groupOf, groupView, type Granularity } from '../../kernels/layout.ts';
 import { schemeRange, type Bits, type QuantParams } from '../../kernels/qparams.ts';
 import { quantizeValue } from '../../kernels/quantize.ts';
-import { ortBatchedGram, ortGram, releaseOrtGram } from '../../cpu/ort-gram.ts';
+import { ortBatchedGram, releaseOrtGram } from '../../cpu/ort-gram.ts';
+import { grams } from '../grams.ts';
 import { tensorDims } from '../../onnx/tensor.ts';
 import { replaceFloatWeight } from '../../onnx/model-edits.ts';
 import { OnnxModel } from '../../onnx/model.ts';
@@ -264,7 +265,7 @@ export class GptqRounder {
               for (let q = 0; q < h.length; q++) h[q] += g[q];
             }
           }
-          const results = o.scheduler.info.active === 'gpu' ? await o.scheduler.run(gramKernel, jobs) : await Promise.all(jobs.map(ortGram));
+          const results = await grams(o.scheduler, jobs);
           results.forEach((r, k) => {
             const h = hessians.get(owners[k].weight)!;
             const off = owners[k].offset;
