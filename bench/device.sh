@@ -36,7 +36,8 @@ stage "factorization crossover"
 timeout 120 node dist/bench/factor.js 4608 "$OUT/factor.md" 2>&1 | tail -10
 stage "GPTQ ResNet-18 (CPU path, then GPU sweep + factorization)"
 GPTQ_SAMPLES=128 GPTQ_BACKENDS=cpu timeout 110 node dist/bench/gptq-resnet.js "$OUT/gptq-cpu.md" 2>&1 | tail -3
-GPTQ_SAMPLES=128 GPTQ_BACKENDS=gpu timeout 110 node dist/bench/gptq-resnet.js "$OUT/gptq-gpu.md" 2>&1 | tail -3
+# Both GPU kernels: the sweep, and the factorization from 1024 inputs (off by default until this run).
+MODELPRESS_GPU_FACTOR_MIN_COLS=1024 GPTQ_SAMPLES=128 GPTQ_BACKENDS=gpu timeout 110 node dist/bench/gptq-resnet.js "$OUT/gptq-gpu.md" 2>&1 | tail -3
 stage "kernel bandwidth"
 timeout 90 node dist/bench/run.js --sizes 64M,256M --cpu-max 16M --repeats 100 --out "$OUT/kernels.md" 2>&1 | tail -12
 stage "done"

@@ -52,17 +52,18 @@ export interface GptqOptions {
   /**
    * With a GPU backend: factor layers of at least this many inputs on the GPU (f32 `cholesky`
    * kernel) instead of in f64 on the CPU. Default: MODELPRESS_GPU_FACTOR_MIN_COLS when set, else
-   * GPU_FACTOR_MIN_COLS on a hardware adapter and never on a software one.
+   * GPU_FACTOR_MIN_COLS (off until measured on a real GPU).
    */
   gpuFactorMinCols?: number;
 }
 
 /**
- * Default size from which GPTQ factors on a hardware GPU: below it the CPU path's f64 factorization
- * takes under ~0.1 s on two cores. Not measured against a GPU yet (no device lent when the kernel
- * was written): the crossover is for the next session with one.
+ * Size from which GPTQ factors on the GPU by default: none yet. The `cholesky` kernel is one
+ * workgroup per matrix (one multiprocessor); on lavapipe it is 4–20× slower than the CPU path's
+ * threaded f64 code (bench/factor.ts), and it has not been measured on a real GPU — a default that
+ * could make GPU users' runs slower waits for that measurement (bench/device.sh).
  */
-export const GPU_FACTOR_MIN_COLS = 1024;
+export const GPU_FACTOR_MIN_COLS = Infinity;
 
 export interface GptqLayerReport {
   weight: string;
@@ -463,15 +464,14 @@ export class GptqRounder {
 
   /**
    * Inputs from which a layer's factorization runs on the GPU (f32 `cholesky` kernel) when the
-   * sweep does: the option, else GPU_FACTOR_MIN_COLS on a hardware adapter and never on a software
-   * one (lavapipe factors far slower than the CPU path's threaded f64 code).
+   * sweep does: the option, else MODELPRESS_GPU_FACTOR_MIN_COLS, else GPU_FACTOR_MIN_COLS.
    */
   private gpuFactorMinCols(): number {
     if (this.o.gpuFactorMinCols !== undefined) return this.o.gpuFactorMinCols;
-    // A knob for measuring the crossover on a device (benchmarks, tests): 0 = always, unset = policy.
+    // A knob for measuring the crossover on a device (benchmarks, tests): 0 = every layer.
     const env = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.MODELPRESS_GPU_FACTOR_MIN_COLS;
     if (env !== undefined && env !== '' && Number.isFinite(Number(env))) return Number(env);
-    return this.o.scheduler.info.adapter?.software === false ? GPU_FACTOR_MIN_COLS : Infinity;
+    return GPU_FACTOR_MIN_COLS;
   }
 
   /**
