@@ -212,6 +212,8 @@ export function decodeMatMulNBits(model: OnnxModel, node: NodeMsg): Float32Array
   const sc = g.weights.get(node.input[2]);
   const zpRef = node.input[3] ? g.weights.get(node.input[3]) : undefined;
   if (!b || !sc || (node.input[3] && !zpRef)) return null;
+  // Packed 4-bit codes and zero points only (ORT also takes zero points in the scales' float type).
+  if (b.tensor.dataType !== DataType.UINT8 || (zpRef && zpRef.tensor.dataType !== DataType.UINT8)) return null;
   const kb = Math.ceil(K / bs);
   const codes = model.tensorBytes(b.tensor);
   const scales = model.tensorFloat32(sc.tensor);
