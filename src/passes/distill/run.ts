@@ -25,7 +25,8 @@ import type { DistillPassOptions } from './pass.ts';
 function unsupported(model: OnnxModel, head: Head, requantize: Recipe | undefined, staticW8A8?: DistillPassOptions['staticW8A8']): string | null {
   const g = model.graph;
   const features = g.producers.get(head.features);
-  if (features?.opType === 'DequantizeLinear' && !g.weights.has(features.input[0])) {
+  // A head the accuracy gate kept in float (its weight a float initializer) is fitted as a float one.
+  if (features?.opType === 'DequantizeLinear' && !g.weights.has(features.input[0]) && !g.weights.has(head.weight)) {
     if (!staticW8A8) return `the head '${head.node.name}' reads quantized activations (static W8A8) and no static W8A8 pass says how to encode it again`;
     if (head.node.opType !== 'Gemm' && head.node.opType !== 'Conv') return `the head '${head.node.name}' is a static W8A8 ${head.node.opType}; only Gemm and 1x1 Conv heads are encoded again`;
     if (head.bias.kind === 'add') return `the head '${head.node.name}' has its bias in an Add; static W8A8 heads keep it in the layer`;
@@ -67,7 +68,7 @@ export async function writeHead(ctx: Pick<PassContext, 'scheduler'>, model: Onnx
   const encoded = packed || !model.graph.weights.has(head.weight);
   if (!replaceDecodedWeight(model, head.weight, dims, w)) throw new DataError(`distillation: the head weight '${head.weight}' is computed in a way that cannot be replaced`);
   const producer = model.graph.producers.get(head.features);
-  if (staticW8A8 && producer?.opType === 'DequantizeLinear' && !model.graph.weights.has(producer.input[0])) {
+  if (staticW8A8 && producer?.opType === 'DequantizeLinear' && !model.graph.weights.has(producer.input[0]) && encoded) {
     // Static W8A8: float weight and bias in place of their DequantizeLinear chains, then encoded again.
     if (head.bias.kind === 'input' && !replaceDecodedWeight(model, head.bias.name, [head.classes], bias)) throw new DataError(`distillation: the head's bias '${head.bias.name}' is computed in a way that cannot be replaced`);
     if (head.bias.kind === 'none') {
