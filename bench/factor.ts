@@ -9,7 +9,7 @@
 import { appendFileSync } from 'node:fs';
 import { formatTable } from '../src/cli/format.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
-import { choleskyKernel } from '../src/kernels/cholesky.ts';
+import { choleskyKernel, upperFactor, upperFactorJob } from '../src/kernels/cholesky.ts';
 import { inverseUpperFactor } from '../src/linalg/obs.ts';
 import { createLogger } from '../src/log.ts';
 import { seededRandom } from '../src/random.ts';
@@ -49,16 +49,15 @@ for (const n of sizes) {
   const t0 = performance.now();
   const want = inverseUpperFactor(h, n)!;
   const cpuMs = performance.now() - t0;
-  const a = new Float32Array(n * n);
-  for (let k = 0; k < n * n; k++) a[n * n - 1 - k] = h[k];
+  const job = upperFactorJob(h, n);
   // First run compiles the pipeline; the second is timed.
-  await gpu.run(choleskyKernel, [{ a: a.subarray(0, 4), n: 2 }]);
+  await gpu.run(choleskyKernel, [upperFactorJob([2, 0, 0, 2], 2)]);
   const t1 = performance.now();
-  const [got] = await gpu.run(choleskyKernel, [{ a, n }]);
+  const [got] = await gpu.run(choleskyKernel, [job]);
   const gpuMs = performance.now() - t1;
   let scale = 0;
   let worst = 0;
-  const u = Float64Array.from(got.inverse ?? []).reverse();
+  const u = got.inverse ? upperFactor(got.inverse) : new Float64Array(0);
   for (let k = 0; k < n * n; k++) scale = Math.max(scale, Math.abs(want[k]));
   for (let k = 0; k < u.length; k++) worst = Math.max(worst, Math.abs(u[k] - want[k]));
   rows.push([String(n), cpuMs.toFixed(0), gpuMs.toFixed(0), (cpuMs / gpuMs).toFixed(2), got.inverse ? (worst / scale).toExponential(1) : `pivot ${got.failedPivot} failed`]);

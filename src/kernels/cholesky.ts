@@ -92,6 +92,22 @@ function finish(job: CholeskyJob, regions: PieceRegions[]): CholeskyResult {
   return { inverse: x, failedPivot: -1 };
 }
 
+/**
+ * The job for the upper factor U of (H + damping·I)⁻¹: with P the reversal, chol(P H P) = L gives
+ * U = P L⁻¹ P, and P M P of a row-major matrix is its flat array reversed (linalg/obs.ts does the
+ * same in f64). `upperFactor` turns the kernel's L⁻¹ back into U.
+ */
+export function upperFactorJob(h: ArrayLike<number>, n: number, damping = 0): CholeskyJob {
+  const a = new Float32Array(n * n);
+  for (let k = 0; k < n * n; k++) a[n * n - 1 - k] = h[k];
+  if (damping) for (let i = 0; i < n; i++) a[i * n + i] += damping;
+  return { a, n };
+}
+
+export function upperFactor(inverse: Float32Array): Float64Array {
+  return Float64Array.from(inverse).reverse();
+}
+
 export const choleskyKernel: KernelDescriptor<CholeskyJob, CholeskyResult> = {
   name: 'cholesky',
   shader: 'cholesky',

@@ -57,11 +57,17 @@ export function gptq(input: GptqInput): GptqResult {
  */
 export function gptqPrepare(input: Omit<GptqInput, 'grid' | 'blockSize'>): { layer: ObsLayer; perm: number[]; solveMs: number } {
   const { rows, cols } = input;
-  const perm = Array.from({ length: cols }, (_, i) => i);
-  if (input.actOrder) perm.sort((a, b) => input.h[b * cols + b] - input.h[a * cols + a] || a - b);
+  const perm = visitingOrder(input.h, cols, input.actOrder);
   const t0 = performance.now();
   const layer = prepareLayer('gptq', input.w, input.h, rows, cols, perm, input.damping ?? 0.01);
   return { layer, perm, solveMs: performance.now() - t0 };
+}
+
+/** GPTQ's column order: as given, or (act-order) by decreasing diag(H), ties by index. */
+export function visitingOrder(h: Float64Array, cols: number, actOrder = false): number[] {
+  const perm = Array.from({ length: cols }, (_, i) => i);
+  if (actOrder) perm.sort((a, b) => h[b * cols + b] - h[a * cols + a] || a - b);
+  return perm;
 }
 
 /** H in shared memory, one copy per H however many objectives are taken of it (RTN and GPTQ, per row group). */

@@ -26,10 +26,10 @@ import { openDataset, seededSample } from '../../data/dataset.ts';
 import { modelInput } from '../../calibrate/calibrate.ts';
 import { sessionWithOutputs } from '../../eval/session.ts';
 import { attrInt, ints } from '../../analysis/shapes.ts';
-import { gptq, gptqPrepare, layerObjective } from '../../linalg/gptq.ts';
+import { gptq, gptqPrepare, layerObjective, visitingOrder } from '../../linalg/gptq.ts';
 import { releaseF64 } from '../../linalg/pool.ts';
 import { gptqSweepKernel, type GptqSweepJob } from '../../kernels/gptq-sweep.ts';
-import { choleskyKernel } from '../../kernels/cholesky.ts';
+import { choleskyKernel, upperFactor, upperFactorJob } from '../../kernels/cholesky.ts';
 import { permuteLayer, type ObsLayer } from '../../linalg/obs.ts';
 import { inputRows, layerGeometry, layerWaves, positionsFor, type Geometry } from '../layer-rows.ts';
 import type { CalibrationSource } from '../pass.ts';
@@ -481,27 +481,18 @@ export class GptqRounder {
    */
   private async factorOnGpu(parts: Array<{ W: Float64Array; h: Float64Array }>, rows: number, cols: number): Promise<Array<{ layer: ObsLayer; perm: number[]; solveMs: number }>> {
     const states = parts.map((p) => {
-      const perm = Array.from({ length: cols }, (_, i) => i);
-      if (this.o.actOrder) perm.sort((a, b) => p.h[b * cols + b] - p.h[a * cols + a] || a - b);
+      const perm = visitingOrder(p.h, cols, this.o.actOrder);
       return { perm, ...permuteLayer('gptq', p.W, p.h, rows, cols, perm), damping: this.o.damping ?? 0.01, u: null as Float64Array | null };
     });
     for (let attempt = 0; attempt < 8; attempt++) {
       const todo = states.filter((st) => !st.u);
       if (!todo.length) break;
-      const jobs = todo.map((st) => {
-        // P (H + λ·mean·I) P with P the reversal: a row-major matrix reversed end to end.
-        const a = new Float32Array(cols * cols);
-        for (let k = 0; k < cols * cols; k++) a[cols * cols - 1 - k] = st.h[k];
-        for (let i = 0; i < cols; i++) a[i * cols + i] += st.damping * st.mean;
-        return { a, n: cols };
-      });
+      const jobs = todo.map((st) => upperFactorJob(st.h, cols, st.damping * st.mean));
       const results = await this.o.scheduler.run(choleskyKernel, jobs);
       todo.forEach((st, k) => {
         const x = results[k].inverse;
         if (!x) { st.damping *= 10; return; }
-        const u = new Float64Array(cols * cols);
-        for (let q = 0; q < cols * cols; q++) u[cols * cols - 1 - q] = x[q];
-        st.u = u;
+        st.u = upperFactor(x);
       });
     }
     return states.map((st) => {
