@@ -63,15 +63,18 @@ export function paletteKey(x: number, mult: number): number {
 
 /** The value (already multiplied by mult) a key stands for, as the fp16 it is. */
 export function keyValue(key: number): number {
-  return KEY_VALUES[key];
+  return keyValues()[key];
 }
 
 function keyValueOf(key: number): number {
   return halfToFloat(key & 0x8000 ? key & 0x7fff : ~key & 0xffff);
 }
 
-/** Every key's value, computed once. */
-export const KEY_VALUES = Float64Array.from({ length: PALETTE_KEYS }, (_, k) => keyValueOf(k));
+let table: Float64Array | null = null;
+/** Every key's value, computed on first use (not at import: every command loads the kernel registry). */
+export function keyValues(): Float64Array {
+  return (table ??= Float64Array.from({ length: PALETTE_KEYS }, (_, k) => keyValueOf(k)));
+}
 
 function validate(job: PaletteJob): void {
   if (!Number.isInteger(job.groupLength) || job.groupLength < 1) throw new InvalidArgumentError(`palette: groupLength must be a positive integer, got ${job.groupLength}`);

@@ -3,8 +3,7 @@
  * over it (prune, then quantize; see passes/registry.ts), and it is written once, atomically, with
  * one report: a section per pass, the totals and the reproducibility manifest.
  */
-import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { OutputError, RecipeError } from '../errors.ts';
 import { OnnxModel, writeModel, type WriteOptions } from '../onnx/model.ts';
@@ -25,6 +24,7 @@ import { passes, type PassName, type PassSpec } from '../passes/registry.ts';
 import type { QuantizeMode, QuantizeReport } from '../passes/quantize/pass.ts';
 import type { PrunePassReport } from '../passes/prune/pass.ts';
 import { layerCosts } from '../analysis/macs.ts';
+import { sha256FileInBackground } from '../file-hash.ts';
 
 export interface CompressOptions {
   /** The passes to run, in order. Without it: one quantize pass from recipe / static / dynamic. */
@@ -93,18 +93,6 @@ export interface CompressReport {
   gate?: GateReport | null;
 }
 
-export function sha256File(path: string): string {
-  const h = createHash('sha256');
-  const fd = openSync(path, 'r');
-  const buf = new Uint8Array(1 << 20);
-  try {
-    for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
-  } finally {
-    closeSync(fd);
-  }
-  return h.digest('hex');
-}
-
 function samePath(a: string, b: string): boolean {
   const ra = existsSync(a) ? realpathSync(a) : resolve(a);
   const rb = existsSync(b) ? realpathSync(b) : resolve(b);
@@ -170,8 +158,11 @@ export async function compressModel(input: string, output: string, opts: Compres
   const calibration = opts.calibration ?? legacy?.calibration;
   validatePassOrder(list);
   let model = OnnxModel.read(input);
-  const sha256 = sha256File(input);
   const inputBytes = model.sourceBytes;
+  // Hashed beside the passes' work; awaited for the manifest. Marked handled so a failing pass does
+  // not also surface the hash's rejection as an unhandled one.
+  const hashing = sha256FileInBackground(input, inputBytes);
+  hashing.catch(() => undefined);
   const macsBefore = layerCosts(model).macs;
   const scheduler = opts.scheduler ?? (await Scheduler.create({ backend: opts.backend ?? 'auto', logger: opts.logger }));
   try {
@@ -206,6 +197,7 @@ export async function compressModel(input: string, output: string, opts: Compres
     const sqnrs = tensors.map((t) => t.sqnrDb).filter((x) => Number.isFinite(x));
     const info = scheduler.info;
     const q = list.find((p) => p.pass === 'quantize');
+    const sha256 = await hashing;
     const report: CompressReport = {
       modelpress: packageVersion(),
       mode: quantize?.mode ?? 'float',

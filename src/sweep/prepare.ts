@@ -10,7 +10,7 @@ import { DataError, RecipeError } from '../errors.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
 import { jsonNumbers } from '../json.ts';
 import { packageVersion } from '../package-root.ts';
-import { sha256File } from '../pipeline/compress.ts';
+import { sha256File } from '../file-hash.ts';
 import { benchInputs, modelFileBytes, type BenchOptions } from '../benchmark/latency.ts';
 import { benchmarkIsolated } from '../benchmark/isolated.ts';
 import { expandModels, jobId, parseRecipeFlags, type SweepSpec } from './spec.ts';

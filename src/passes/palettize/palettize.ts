@@ -12,7 +12,7 @@
  */
 import { InvalidArgumentError, ModelError, RecipeError } from '../../errors.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
-import { paletteKernel, paletteKey, keyValue, KEY_VALUES, PALETTE_KEYS, type PaletteJob } from '../../kernels/palette.ts';
+import { paletteKernel, paletteKey, keyValue, keyValues, PALETTE_KEYS, type PaletteJob } from '../../kernels/palette.ts';
 import { roundHalfEven } from '../../kernels/numerics.ts';
 import type { PartitionProblem, Solved } from './kmeans1d.ts';
 import { solvePartitions } from './dp-pool.ts';
@@ -110,10 +110,11 @@ function pointsOf(hist: Uint32Array | Float64Array): { keys: number[]; values: F
   const keys: number[] = new Array(n);
   const values = new Float64Array(n);
   const weights = new Float64Array(n);
+  const table = keyValues();
   for (let key = 0, at = 0; key < PALETTE_KEYS; key++) {
     if (hist[key] > 0) {
       keys[at] = key;
-      values[at] = KEY_VALUES[key];
+      values[at] = table[key];
       weights[at++] = hist[key];
     }
   }
