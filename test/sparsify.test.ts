@@ -285,3 +285,150 @@ describe('SparseGPT on a trained model (Fashion-MNIST CNN, real test images)', (
     expect(drop.auto).toBeLessThan(drop.off);
   });
 });
+
+describe('least-squares reconstruction after sparsity (reconstruct: lsq, --recover lsq)', () => {
+  /** Solves A x = b (n×n, row-major) by Gaussian elimination with partial pivoting: an oracle independent of the library's Cholesky. */
+  function gaussSolve(A: number[][], b: number[]): number[] {
+    const n = b.length;
+    const m = A.map((row, i) => [...row, b[i]]);
+    for (let c = 0; c < n; c++) {
+      let p = c;
+      for (let r = c + 1; r < n; r++) if (Math.abs(m[r][c]) > Math.abs(m[p][c])) p = r;
+      [m[c], m[p]] = [m[p], m[c]];
+      for (let r = c + 1; r < n; r++) {
+        const f = m[r][c] / m[c][c];
+        for (let k = c; k <= n; k++) m[r][k] -= f * m[c][k];
+      }
+    }
+    const x = new Array<number>(n).fill(0);
+    for (let r = n - 1; r >= 0; r--) {
+      let s = m[r][n];
+      for (let k = r + 1; k < n; k++) s -= m[r][k] * x[k];
+      x[r] = s / m[r][r];
+    }
+    return x;
+  }
+
+  it('one Gemm at 2:4: each output re-fitted over its kept inputs (the normal equations, solved here), zeros stay zero, output error lower', async () => {
+    const { encodeNpyFloat32 } = await import('../src/data/npy.ts');
+    const { seededSample } = await import('../src/data/dataset.ts');
+    const K = 8;
+    const M = 3;
+    const N = 60;
+    // Correlated inputs: a pruned input's contribution is partly recoverable from the kept ones.
+    const z = gaussian(N * 3, 21);
+    const mix = gaussian(3 * K, 22);
+    const own = gaussian(N * K, 24, 0.5);
+    const x = new Float32Array(N * K);
+    for (let s = 0; s < N; s++) for (let k = 0; k < K; k++) x[s * K + k] = z[s * 3] * mix[k] + z[s * 3 + 1] * mix[K + k] + z[s * 3 + 2] * mix[2 * K + k] + own[s * K + k];
+    const W = gaussian(M * K, 23);
+    const bias = Float32Array.of(0.5, -0.25, 0.1);
+    const b = new GraphBuilder('lsq-gemm');
+    const input = b.input('x', ['batch', K]);
+    b.output(b.op('Gemm', [input, b.init('w', [M, K], W), b.init('b', [M], bias)], { transB: 1 }, 'fc'), ['batch', M]);
+    const model = join(dir, 'lsq-gemm.onnx');
+    const data = join(dir, 'lsq-gemm.npy');
+    writeFileSync(model, encodeModel(b.build(13)));
+    writeFileSync(data, encodeNpyFloat32([N, K], x));
+    const run = async (reconstruct: 'none' | 'lsq') => {
+      const out = join(dir, `lsq-gemm-${reconstruct}.onnx`);
+      const r = await compressModel(model, out, { scheduler: cpu, force: true, calibration: { data, samples: N, seed: 1 }, passes: [sparsify({ nm: { n: 2, m: 4 }, method: 'magnitude', reconstruct })] });
+      const m = OnnxModel.read(out);
+      return { r, w: m.tensorFloat32(m.graph.weights.get('w')!.tensor), b: m.tensorFloat32(m.graph.weights.get(m.msg.graph!.node.find((n) => n.opType === 'Gemm')!.input[2])!.tensor), out };
+    };
+    const plain = await run('none');
+    const fitted = await run('lsq');
+    const rec = (fitted.r.passes[0].report as SparsifyReport).reconstruction!;
+    expect(rec.layers).toHaveLength(1);
+    expect(rec.layers[0].accepted).toBe(true);
+    // The fit rows: the seeded draw of the calibration samples less every fifth (held out).
+    const fit = seededSample(N, N, 1).filter((_, i) => i % 5 !== 4);
+    for (let o = 0; o < M; o++) {
+      const row = Array.from(W.subarray(o * K, (o + 1) * K));
+      const kept: number[] = [];
+      for (let g = 0; g < K; g += 4) kept.push(...[g, g + 1, g + 2, g + 3].sort((p, q) => Math.abs(row[q]) - Math.abs(row[p]) || p - q).slice(0, 2));
+      kept.sort((p, q) => p - q);
+      // Unknowns: the kept weights and the bias; targets: the float layer's outputs.
+      const feats = (s: number) => [...kept.map((k) => x[s * K + k]), 1];
+      const target = (s: number) => row.reduce((acc, w, k) => acc + w * x[s * K + k], bias[o]);
+      const n = kept.length + 1;
+      const A = Array.from({ length: n }, () => new Array<number>(n).fill(0));
+      const rhs = new Array<number>(n).fill(0);
+      for (const s of fit) {
+        const f = feats(s);
+        const y = target(s);
+        for (let i = 0; i < n; i++) {
+          rhs[i] += f[i] * y;
+          for (let j = 0; j < n; j++) A[i][j] += f[i] * f[j];
+        }
+      }
+      const sol = gaussSolve(A, rhs);
+      const scale = Math.max(...sol.map(Math.abs));
+      for (let k = 0; k < K; k++) {
+        const at = kept.indexOf(k);
+        if (at < 0) expect(fitted.w[o * K + k]).toBe(0);
+        // The library adds a ridge of 1e-3 × mean(diag) toward the magnitude weights: close, not equal.
+        else expect(Math.abs(fitted.w[o * K + k] - sol[at])).toBeLessThan(0.02 * scale);
+      }
+      expect(Math.abs(fitted.b[o] - sol[kept.length])).toBeLessThan(0.02 * scale);
+      // The refit moved the kept weights (a test that cannot pass by leaving them alone).
+      expect(Math.max(...kept.map((k) => Math.abs(fitted.w[o * K + k] - plain.w[o * K + k])))).toBeGreaterThan(0.05);
+    }
+    // Measured by ONNX Runtime on every calibration sample: closer to the float layer than magnitude alone.
+    const outputs = async (path: string) => {
+      const s = await ort.InferenceSession.create(path);
+      const y = (await s.run({ x: new ort.Tensor('float32', x, [N, K]) }))[s.outputNames[0]].data as Float32Array;
+      await s.release();
+      return y;
+    };
+    const ref = await outputs(model);
+    const err = async (path: string) => (await outputs(path)).reduce((e, v, i) => e + (v - ref[i]) ** 2, 0);
+    expect(await err(fitted.out)).toBeLessThan(0.5 * (await err(plain.out)));
+  });
+
+  it('2:4 on the trained inverted-residual CNN: SparseGPT + lsq keeps the 2:4 pattern and loses fewer points than SparseGPT alone', async () => {
+    const MODEL = 'test/assets/fashion-inverted-residual.onnx';
+    const calibration = { data: 'test/assets/fashion-mnist/train-images-idx3-ubyte.gz', samples: 256, seed: 1 };
+    const drop: Record<string, number> = {};
+    for (const reconstruct of ['none', 'lsq'] as const) {
+      const out = join(dir, `inv-24-${reconstruct}.onnx`);
+      const r = await compressModel(MODEL, out, { passes: [sparsify({ nm: { n: 2, m: 4 }, method: 'sparsegpt', reconstruct, minElements: 1024 })], scheduler: cpu, force: true, calibration });
+      const rep = r.passes[0].report as SparsifyReport;
+      const m = OnnxModel.read(out);
+      for (const t of rep.tensors) {
+        // Every run of 4 along the input channels (at each kernel position) holds at least 2 zeros.
+        const w = m.tensorFloat32(m.graph.weights.get(t.name)!.tensor);
+        const [rows, cin] = t.op === 'Gemm' ? [t.shape[0], t.shape[1]] : [t.shape[0], t.shape[1]];
+        const positions = t.shape.slice(2).reduce((a, b) => a * b, 1);
+        for (let o = 0; o < rows; o++) {
+          for (let p = 0; p < positions; p++) {
+            for (let c0 = 0; c0 < cin; c0 += 4) {
+              let zeros = 0;
+              for (let c = c0; c < Math.min(cin, c0 + 4); c++) zeros += w[(o * cin + c) * positions + p] === 0 ? 1 : 0;
+              expect(zeros, `${reconstruct}: ${t.name} ${t.op} [${t.shape}] row ${o} position ${p} channels ${c0}..`).toBeGreaterThanOrEqual(Math.max(0, Math.min(4, cin - c0) - 2)); // a last group of 2 keeps both
+            }
+          }
+        }
+      }
+      if (reconstruct === 'lsq') {
+        expect(rep.reconstruction!.layers.filter((l) => l.accepted).length).toBeGreaterThan(rep.reconstruction!.layers.length / 2);
+        for (const l of rep.reconstruction!.layers) expect(l.errorAfter).toBeLessThanOrEqual(l.errorBefore);
+      } else expect(rep.reconstruction).toBeNull();
+      drop[reconstruct] = (await evaluateModels(out, MODEL, { data: 'test/assets/fashion-mnist', latencyRuns: 0 })).accuracy!.dropPoints;
+    }
+    console.log(`Fashion inverted residual 2:4 SparseGPT: drop ${drop.none.toFixed(2)} -> ${drop.lsq.toFixed(2)} points with lsq reconstruction`);
+    expect(drop.lsq).toBeLessThan(drop.none - 1);
+  });
+
+  it('bad options: reconstruct without data, with compact storage; --recover bn names pruning, lsq goes to sparsify', async () => {
+    const go = (o: Record<string, unknown>, calibration?: { data: string }) => compressModel(src, join(dir, 'bad-lsq.onnx'), { passes: [sparsify(o)], scheduler: cpu, force: true, calibration });
+    await expect(go({ nm: { n: 2, m: 4 }, method: 'magnitude', reconstruct: 'lsq' })).rejects.toThrow('sparsify: reconstruct lsq needs --calibration data');
+    await expect(go({ nm: { n: 2, m: 4 }, method: 'magnitude', reconstruct: 'lsq', format: 'compact' }, { data: 'test/assets/fashion-mnist/train-images-idx3-ubyte.gz' })).rejects.toThrow('reconstruct lsq re-fits dense weights; use format dense');
+    const { planCompress } = await import('../src/cli/compress-plan.ts');
+    const flags = { output: join(dir, 'plan.onnx'), nm: '2:4', calibration: 'test/assets/fashion-mnist/train-images-idx3-ubyte.gz', backend: 'cpu' };
+    await expect(planCompress({ ...flags, recover: 'bn' } as never, 'test/assets/fashion-cnn.onnx', false)).rejects.toThrow('--recover bn applies to pruning (lsq also to sparsity: --sparsity / --nm)');
+    const plan = await planCompress({ ...flags, recover: 'lsq,bias' } as never, 'test/assets/fashion-cnn.onnx', false);
+    const sp = plan.passes.find((p) => p.pass === 'sparsify')!;
+    expect(sp.options).toMatchObject({ reconstruct: 'lsq', biasCorrection: 'auto' });
+  });
+});

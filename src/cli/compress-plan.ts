@@ -36,7 +36,7 @@ export interface CompressFlags extends CalibrationFlags {
   pruneRound?: string;
   pruneMaxRatio?: string;
   pruneCriterion?: 'l1' | 'l2' | 'fpgm' | 'energy' | 'obs';
-  /** Comma list: a pruning recovery (none|bn|lsq) and/or bias (bias correction in the quantize pass). */
+  /** Comma list: a pruning recovery (none|bn|lsq; lsq also re-fits sparse layers) and/or bias and kd. */
   recover?: string;
   pruneAllocation?: 'sensitivity' | 'threshold';
   weightMethod?: 'rtn' | 'gptq';
@@ -168,9 +168,11 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
   // Prune: flags override the file's options.
   const pruneFlagsGiven = o.prune !== undefined || o.pruneMacs !== undefined;
   const recover = parseRecover(o.recover);
-  const pruneRecoverFlag = recover.prune !== undefined && recover.prune !== 'none' ? `--recover ${recover.prune}` : undefined;
+  const sparsifyNamed = o.sparsity !== undefined || o.nm !== undefined || fileSparsify !== undefined;
+  // lsq also re-fits sparse layers (the sparsify pass's reconstruction); bn is pruning's alone.
+  const pruneRecoverFlag = recover.prune !== undefined && recover.prune !== 'none' && !(recover.prune === 'lsq' && sparsifyNamed) ? `--recover ${recover.prune}` : undefined;
   for (const [flag, v] of [['--prune-round', o.pruneRound], ['--prune-max-ratio', o.pruneMaxRatio], ['--prune-criterion', o.pruneCriterion], [pruneRecoverFlag, pruneRecoverFlag], ['--prune-allocation', o.pruneAllocation]] as const) {
-    if (v !== undefined && !pruneFlagsGiven && !filePrune) throw new RecipeError(`${flag} applies to pruning: add --prune <ratio> or --prune-macs <fraction>`);
+    if (v !== undefined && !pruneFlagsGiven && !filePrune) throw new RecipeError(`${flag} applies to pruning${flag === '--recover lsq' || flag === '--recover bn' ? ' (lsq also to sparsity: --sparsity / --nm)' : ''}: add --prune <ratio> or --prune-macs <fraction>`);
   }
   let prune: PassSpec | null = null;
   if (pruneFlagsGiven || filePrune) {
@@ -212,6 +214,7 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
         format: o.sparseFormat ?? fileSparsify?.format,
         sequential: fileSparsify?.sequential,
         biasCorrection: fileSparsify?.biasCorrection,
+        reconstruct: recover.prune === 'lsq' ? 'lsq' : fileSparsify?.reconstruct,
         minElements: int(o.minElements, '--min-elements') ?? fileSparsify?.minElements,
         exclude: new Set(exclusions.length ? resolveExclusions(readModel(), exclusions, '--exclude').covered : []),
       },

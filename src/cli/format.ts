@@ -6,6 +6,7 @@ import type { InspectReport } from '../inspect.ts';
 import type { QuantizeReport } from '../passes/quantize/pass.ts';
 import type { GateReport } from '../passes/quantize/static-pipeline.ts';
 import type { SparsifyReport } from '../passes/sparsify/pass.ts';
+import type { RecoveryReport } from '../passes/prune/recover.ts';
 import type { PalettizeReport } from '../passes/palettize/pass.ts';
 import type { DistillReport } from '../passes/distill/fit.ts';
 import type { BenchComparison } from '../benchmark/isolated.ts';
@@ -44,6 +45,13 @@ const mb = (b: number) => `${(b / 1e6).toFixed(2)} MB`;
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 const db = (x: number) => (Number.isFinite(x) ? `${x.toFixed(1)} dB` : 'exact');
 
+/** One line on a least-squares / bias recovery: layers re-fitted and the held-out output error. */
+function recoverySummary(rec: RecoveryReport): string {
+  const acc = rec.layers.filter((l) => l.accepted);
+  const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
+  return `${rec.method} on ${rec.samples} samples: ${acc.length} of ${rec.layers.length} layers re-fitted; held-out output error ${mean(rec.layers.map((l) => l.errorBefore).filter(Number.isFinite)).toFixed(4)} -> ${mean(rec.layers.map((l) => l.errorAfter).filter(Number.isFinite)).toFixed(4)} (mean relative)`;
+}
+
 export function formatCompressSummary(r: CompressReport, e: EvalReport | null): string {
   const t = r.totals;
   const lines: string[] = [];
@@ -56,16 +64,13 @@ export function formatCompressSummary(r: CompressReport, e: EvalReport | null): 
     lines.push(`pruning:   MACs ${m(p.macsBefore)} -> ${m(p.macsAfter)} (${(100 * (1 - p.macsAfter / (p.macsBefore || 1))).toFixed(1)} % fewer), parameters ${m(p.paramsBefore)} -> ${m(p.paramsAfter)}; ${p.channelsRemoved} coupled channels removed from ${p.groups.filter((g) => g.removed > 0).length} of ${p.groups.length} groups`);
     const stopped = p.groups.filter((g) => g.prunable === 0);
     if (stopped.length) lines.push(`           ${stopped.length} groups kept whole: ${[...new Set(stopped.flatMap((g) => g.reasons))].slice(0, 3).join('; ')}${stopped.length > 3 ? '; ...' : ''}`);
-    if (p.recovery) {
-      const acc = p.recovery.layers.filter((l) => l.accepted);
-      const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);
-      lines.push(`recovery:  ${p.recovery.method} on ${p.recovery.samples} samples: ${acc.length} of ${p.recovery.layers.length} layers re-fitted; held-out output error ${mean(p.recovery.layers.map((l) => l.errorBefore).filter(Number.isFinite)).toFixed(4)} -> ${mean(p.recovery.layers.map((l) => l.errorAfter).filter(Number.isFinite)).toFixed(4)} (mean relative)`);
-    }
+    if (p.recovery) lines.push(`recovery:  ${recoverySummary(p.recovery)}`);
   }
   const sp = r.passes.find((p) => p.pass === 'sparsify')?.report as SparsifyReport | undefined;
   if (sp) {
     const fell = sp.tensors.filter((x) => x.fallback).length;
     lines.push(`sparsity:  ${(100 * sp.sparsity).toFixed(1)} % of the weights of ${sp.tensors.length} layers are zero (${sp.options.nm ? `${sp.options.nm} ` : ''}${sp.options.method}${fell ? `; ${fell} layers by magnitude` : ''}); stored ${sp.options.format}`);
+    if (sp.reconstruction) lines.push(`recovery:  ${recoverySummary(sp.reconstruction)}`);
   }
   const pal = r.passes.find((p) => p.pass === 'palettize')?.report as PalettizeReport | undefined;
   if (pal) {

@@ -120,6 +120,8 @@ export const sparsifySchema = z.object({
   format: z.enum(['dense', 'compact']).optional(),
   sequential: z.boolean().optional(),
   biasCorrection: z.enum(['auto', 'on', 'off']).optional(),
+  /** lsq: re-fit each sparse layer's kept weights to the float model's outputs (needs calibration data). */
+  reconstruct: z.enum(['none', 'lsq']).optional(),
   minElements: z.number().int().min(0).optional(),
   exclude: z.array(z.string()).optional(),
 }).strict().refine((p) => (p.sparsity === undefined) !== (p.nm === undefined), 'give exactly one of sparsity and nm');

@@ -183,6 +183,45 @@ function gramError(h: Float64Array, c: Float64Array, yy: number, x: Float64Array
   return Math.max(0, e);
 }
 
+/** Masked fits: Σ over outputs of (kept inputs + 1)³ above this falls back to bias correction. */
+const MAX_MASKED_WORK = 2e10;
+
+/** The features (input rows of the [F, M] solution) each output may use under a weight mask. */
+function keptPerOutput(node: NodeMsg, g: Geometry, keep: Uint8Array): number[][] {
+  const rowMajor = g.op === 'Conv' || (g.op === 'Gemm' && attrInt(node, 'transB', 0) === 1);
+  return Array.from({ length: g.m }, (_, o) => {
+    const kept: number[] = [];
+    for (let f = 0; f < g.k; f++) if (keep[rowMajor ? o * g.k + f : f * g.m + o]) kept.push(f);
+    return kept;
+  });
+}
+
+/**
+ * Least squares per output over its kept inputs (and the bias row, when there is one): the
+ * sub-system of H and the column of C the output may use, ridge toward the current weights. Masked
+ * weights stay exactly zero.
+ */
+function solveMasked(h: Float64Array, c: Float64Array, F: number, M: number, w0: Float64Array, kept: number[][], bias: boolean): Float64Array {
+  const x = new Float64Array(F * M);
+  for (let o = 0; o < M; o++) {
+    const S = bias ? [...kept[o], F - 1] : kept[o];
+    const n = S.length;
+    if (!n) continue;
+    const hs = new Float64Array(n * n);
+    const cs = new Float64Array(n);
+    const prior = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const row = S[i] * F;
+      for (let j = 0; j < n; j++) hs[i * n + j] = h[row + S[j]];
+      cs[i] = c[S[i] * M + o];
+      prior[i] = w0[S[i] * M + o];
+    }
+    const sol = solveSpd(hs, cs, n, 1, { damping: 1e-3, prior }).x;
+    for (let i = 0; i < n; i++) x[S[i] * M + o] = sol[i];
+  }
+  return x;
+}
+
 export async function recoverPruned(originalBytes: Uint8Array, pruned: OnnxModel, targets: RecoveryTarget[], o: RecoverOptions): Promise<RecoveryReport> {
   const t0 = performance.now();
   const original = OnnxModel.fromBytes(originalBytes, pruned.baseDir, pruned.sourcePath ?? '<original>');
@@ -380,8 +419,16 @@ function solveLayer(model: OnnxModel, t: RecoveryTarget, g: Geometry, a: Accumul
     solve = 'bias';
     note = `${F} input features exceed the least-squares limit of ${maxFeatures}: bias correction instead`;
   }
+  if (solve === 'lsq' && t.keep) {
+    const k = keptPerOutput(node, g, t.keep);
+    const work = k.reduce((s, f) => s + (f.length + 1) ** 3, 0);
+    if (work > MAX_MASKED_WORK) {
+      solve = 'bias';
+      note = `a least-squares fit per output over its kept inputs (~${work.toExponential(1)} operations) exceeds the limit: bias correction instead`;
+    }
+  }
   if (solve === 'lsq') {
-    x = solveSpd(a.fit.h, a.fit.c, F, M, { damping: 1e-3, prior: w0 }).x;
+    x = t.keep ? solveMasked(a.fit.h, a.fit.c, F, M, w0, keptPerOutput(node, g, t.keep), g.bias) : solveSpd(a.fit.h, a.fit.c, F, M, { damping: 1e-3, prior: w0 }).x;
   } else if (g.bias) {
     // Bias absorbs the mean shift: b += (Σy − Σx·W) / n, sums read from the Gram's ones row.
     x = Float64Array.from(w0);

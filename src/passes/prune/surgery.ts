@@ -22,6 +22,11 @@ export interface RecoveryTarget {
   kind: 'consumer' | 'depthwise';
   /** The original output channels the layer still produces, in order. */
   keptOut: number[] | null;
+  /**
+   * Sparsity: which weights may be non-zero (1) in the weight's own layout; least squares then
+   * re-fits each output over its kept inputs only, so zeros stay zero.
+   */
+  keep?: Uint8Array;
 }
 
 export interface SurgeryResult {
