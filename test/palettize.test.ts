@@ -80,6 +80,38 @@ describe('exact 1-D k-means', () => {
     }
   });
 
+  it('the WebAssembly rows give the same table as the TypeScript loop: identical starts, centroids and cost', async () => {
+    const { setCpuEngine, cpuEngine, wasmFor } = await import('../src/cpu/wasm-kernels.ts');
+    const engine = wasmFor(1 << 20);
+    expect(engine, 'the WebAssembly engine must load here').not.toBeNull();
+    const initial = cpuEngine();
+    const r = seededRandom(12);
+    try {
+      const sets: Array<{ values: Float64Array; weights: Float64Array }> = [];
+      for (const n of [300, 2500, 20000]) {
+        // Random gaps and weights; and equally spaced, equally weighted points (ties everywhere).
+        let v = -1;
+        sets.push({ values: Float64Array.from({ length: n }, () => (v += 1e-6 + r() * 1e-3)), weights: Float64Array.from({ length: n }, () => 1 + Math.floor(r() * 40)) });
+        sets.push({ values: Float64Array.from({ length: n }, (_, i) => i - n / 2), weights: new Float64Array(n).fill(1) });
+      }
+      for (const pts of sets) {
+        for (const k of [2, 16, 64, 256]) {
+          setCpuEngine('js');
+          const want = kmeans1d(pts, k);
+          setCpuEngine('wasm');
+          const before = engine!.calls.kmeans;
+          const got = kmeans1d(pts, k);
+          expect(engine!.calls.kmeans, `n ${pts.values.length} k ${k}: the WebAssembly rows ran`).toBe(before + 1);
+          expect(got.starts).toEqual(want.starts);
+          expect(got.centroids).toEqual(want.centroids);
+          expect(got.cost).toBe(want.cost);
+        }
+      }
+    } finally {
+      setCpuEngine(initial);
+    }
+  });
+
   it('worker threads solve the same programs as this thread (the compiled worker from dist/)', async (ctx) => {
     if (!workerScript()) return ctx.skip('dist/src/passes/palettize/dp-worker.js is not built (npm test builds it first)');
     const r = seededRandom(9);

@@ -569,3 +569,56 @@ export function paletteAssign(src: usize, dst: usize, n: i32, shift: i32, table:
   }
   for (; i < n; i++) store<u8>(dst + <usize>i, load<u8>(table + <usize>paletteKey1(load<u32>(src + (<usize>i << 2)), shift)));
 }
+
+// ---- exact 1-D k-means: one row of the dynamic program (src/passes/palettize/kmeans1d.ts) ----
+// The same f64 operations in the same order as the TypeScript table(), so the rows, argmins and
+// partitions are identical. P0..P2: centred prefix sums (n + 1 f64 each); prev / cur: the previous
+// and this row's optimal costs (n f64); back / prevBack: argmins (n u16); stack: 8 i32 per level.
+// (Two candidates per step in f64x2 measured no faster: the division bounds the loop.)
+
+export function kmeansRow(P0: usize, P1: usize, P2: usize, prev: usize, cur: usize, back: usize, prevBack: usize, j: i32, n: i32, stack: usize): void {
+  for (let i = 0; i < n; i++) store<f64>(cur + (<usize>i << 3), Infinity);
+  let sp = 0;
+  store<i32>(stack, j); store<i32>(stack + 4, n - 1); store<i32>(stack + 8, j); store<i32>(stack + 12, n - 1);
+  sp = 4;
+  while (sp > 0) {
+    const optHi = load<i32>(stack + (<usize>(sp - 1) << 2));
+    const optLo = load<i32>(stack + (<usize>(sp - 2) << 2));
+    const hi = load<i32>(stack + (<usize>(sp - 3) << 2));
+    const lo = load<i32>(stack + (<usize>(sp - 4) << 2));
+    sp -= 4;
+    const mid = (lo + hi) >> 1;
+    let best: f64 = Infinity;
+    let arg = optLo;
+    const end = mid < optHi ? mid : optHi;
+    const w1 = load<f64>(P0 + (<usize>(mid + 1) << 3));
+    const s1 = load<f64>(P1 + (<usize>(mid + 1) << 3));
+    const q1 = load<f64>(P2 + (<usize>(mid + 1) << 3));
+    const lb: i32 = j > 1 ? <i32>load<u16>(prevBack + (<usize>mid << 1)) : j;
+    let m0 = optLo > j ? optLo : j;
+    if (lb > m0 && lb <= end) m0 = lb;
+    for (let m = m0; m <= end; m++) {
+      const w = w1 - load<f64>(P0 + (<usize>m << 3));
+      const sm = s1 - load<f64>(P1 + (<usize>m << 3));
+      let c: f64 = w > 0 ? q1 - load<f64>(P2 + (<usize>m << 3)) - (sm * sm) / w : 0;
+      if (c < 0) c = 0;
+      c += load<f64>(prev + (<usize>(m - 1) << 3));
+      if (c < best) {
+        best = c;
+        arg = m;
+      }
+    }
+    store<f64>(cur + (<usize>mid << 3), best);
+    store<u16>(back + (<usize>mid << 1), <u16>arg);
+    if (mid + 1 <= hi) {
+      store<i32>(stack + (<usize>sp << 2), mid + 1); store<i32>(stack + (<usize>(sp + 1) << 2), hi);
+      store<i32>(stack + (<usize>(sp + 2) << 2), arg); store<i32>(stack + (<usize>(sp + 3) << 2), optHi);
+      sp += 4;
+    }
+    if (lo <= mid - 1) {
+      store<i32>(stack + (<usize>sp << 2), lo); store<i32>(stack + (<usize>(sp + 1) << 2), mid - 1);
+      store<i32>(stack + (<usize>(sp + 2) << 2), optLo); store<i32>(stack + (<usize>(sp + 3) << 2), arg);
+      sp += 4;
+    }
+  }
+}

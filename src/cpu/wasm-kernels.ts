@@ -28,6 +28,7 @@ interface Exports {
   dequantStats8Lanes(codes: number, orig: number, n: number, scalePtr: number, zpPtr: number, signed: number, out: number): void;
   histogram(src: number, n: number, lo: number, hi: number, scale: number, bins: number, slots: number): void;
   paletteHistogram(src: number, n: number, shift: number, counts: number): void;
+  kmeansRow(P0: number, P1: number, P2: number, prev: number, cur: number, back: number, prevBack: number, j: number, n: number, stack: number): void;
   paletteAssign(src: number, dst: number, n: number, shift: number, table: number): void;
   quantize8Runs(src: number, dst: number, start: number, end: number, inner: number, dim: number, invPtr: number, zpPtr: number, qmin: number, qmax: number): void;
   rangeRuns(src: number, start: number, end: number, inner: number, dim: number, out: number): void;
@@ -108,7 +109,7 @@ export class WasmKernels {
   /** Every buffer object views were made from: a view over one of them is resident. */
   private readonly buffers = new WeakSet<object>();
   /** Tensors each entry point processed (tests check the fast engine really ran). */
-  readonly calls = { quantize8: 0, range: 0, dequantStats8: 0, histogram: 0, quantize8Stats: 0, palette: 0 };
+  readonly calls = { quantize8: 0, range: 0, dequantStats8: 0, histogram: 0, quantize8Stats: 0, palette: 0, kmeans: 0 };
   /** Inputs processed in place (resident) rather than copied in. */
   resident = 0;
 
@@ -381,6 +382,45 @@ export class WasmKernels {
       this.calls.palette++;
       return true;
     }) ?? false;
+  }
+
+  /**
+   * Rows 1..layers-1 of the exact 1-D k-means table (palettize/kmeans1d.ts): the same f64
+   * operations in the same order as its TypeScript loop, so costs and argmins are identical.
+   * P0..P2 are the centred prefix sums (n + 1 each), `first` row 0's costs; returns each row's
+   * argmins (row 0 all zero) and its optimum over all points, or null when the scratch does not
+   * fit pinned memory or n needs more than 16-bit argmins.
+   */
+  kmeansRows(P0: Float64Array, P1: Float64Array, P2: Float64Array, first: Float64Array, layers: number): { back: Uint16Array[]; total: Float64Array } | null {
+    const n = first.length;
+    if (n > 65535) return null;
+    return this.attempt(() => {
+      const at = (a: Float64Array) => {
+        const p = this.scratch(a.byteLength);
+        new Float64Array(this.buffer(), p, a.length).set(a);
+        return p;
+      };
+      const p0 = at(P0);
+      const p1 = at(P1);
+      const p2 = at(P2);
+      let prev = at(first);
+      let cur = this.scratch(8 * n);
+      let backAt = this.scratch(2 * n);
+      let prevBackAt = this.scratch(2 * n);
+      const stack = this.scratch(4 * 8 * (Math.ceil(Math.log2(n + 1)) + 2));
+      const back: Uint16Array[] = [new Uint16Array(n)];
+      const total = new Float64Array(layers);
+      total[0] = first[n - 1];
+      for (let j = 1; j < layers; j++) {
+        this.x.kmeansRow(p0, p1, p2, prev, cur, backAt, prevBackAt, j, n, stack);
+        back.push(new Uint16Array(this.buffer(), backAt, n).slice());
+        total[j] = new Float64Array(this.buffer(), cur, n)[n - 1];
+        [prev, cur] = [cur, prev];
+        [prevBackAt, backAt] = [backAt, prevBackAt];
+      }
+      this.calls.kmeans++;
+      return { back, total };
+    });
   }
 
   /**

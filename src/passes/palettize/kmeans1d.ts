@@ -4,9 +4,12 @@
  * over the sorted distinct values finds the global optimum of Σ w (v − c)²: no seeds, no local
  * minima, the same answer on every run. Rows of the table are filled by divide and conquer (the
  * optimal split point is monotone in the prefix length): O(k · B log B) for B distinct values.
- * f64 throughout; values are centred first so the prefix sums keep their precision.
+ * f64 throughout; values are centred first so the prefix sums keep their precision. With the CPU
+ * engine on, the rows run in WebAssembly (wasm/cpu-kernels.ts kmeansRow), operation for operation
+ * the loop below: the same table, about twice as fast.
  */
 import { InvalidArgumentError } from '../../errors.ts';
+import { wasmFor } from '../../cpu/wasm-kernels.ts';
 
 export interface Points {
   /** Sorted ascending, distinct. */
@@ -72,10 +75,13 @@ function table(p: Points, k: number): Table {
   // every access, and the hot loop below reads P0..P2 (measured: 25 000 points, k = 16, 72 -> 40 ms).
   const { clusterCost, mean } = prefixCosts(P0, P1, P2, shift, p.values);
   const layers = Math.min(k, n);
-  const total = new Float64Array(layers);
-  const back: Array<Uint16Array | Int32Array> = [];
   let prev = new Float64Array(n);
   for (let i = 0; i < n; i++) prev[i] = clusterCost(0, i);
+  // The rows in WebAssembly when the engine is on (~2x: the same operations, no JIT guards).
+  const fast = layers > 1 ? wasmFor(n)?.kmeansRows(P0, P1, P2, prev, layers) : null;
+  if (fast) return { ...fast, clusterCost, mean };
+  const total = new Float64Array(layers);
+  const back: Array<Uint16Array | Int32Array> = [];
   back.push(n <= 65536 ? new Uint16Array(n) : new Int32Array(n));
   if (n) total[0] = prev[n - 1];
   let cur = new Float64Array(n);
