@@ -16,6 +16,7 @@ import { energyScores } from '../src/passes/prune/scores.ts';
 import { compressModel } from '../src/pipeline/compress.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
 import { seededRandom } from '../src/random.ts';
+import { gaussSolve as solve } from './helpers/gauss-solve.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'modelpress-obs-'));
 const cpu = await Scheduler.create({ backend: 'cpu' });
@@ -39,28 +40,6 @@ function model(): Uint8Array {
   b.node('Conv', [h, b.init('w2', [2, 4, 1, 1], w2), b.init('b2', [2], b2)], { kernel_shape: [1, 1] }, { outputs: ['y'], name: 'conv2' });
   b.output('y', ['batch', 2, 3, 3]);
   return encodeModel(b.build(13));
-}
-
-/** Solves A z = v by Gaussian elimination with partial pivoting (A small, square). */
-function solve(A: number[][], v: number[]): number[] {
-  const n = v.length;
-  const m = A.map((row, i) => [...row, v[i]]);
-  for (let c = 0; c < n; c++) {
-    let p = c;
-    for (let i = c + 1; i < n; i++) if (Math.abs(m[i][c]) > Math.abs(m[p][c])) p = i;
-    [m[c], m[p]] = [m[p], m[c]];
-    for (let i = c + 1; i < n; i++) {
-      const f = m[i][c] / m[c][c];
-      for (let j = c; j <= n; j++) m[i][j] -= f * m[c][j];
-    }
-  }
-  const z = new Array<number>(n).fill(0);
-  for (let i = n - 1; i >= 0; i--) {
-    let s = m[i][n];
-    for (let j = i + 1; j < n; j++) s -= m[i][j] * z[j];
-    z[i] = s / m[i][i];
-  }
-  return z;
 }
 
 describe('obs channel scores', () => {

@@ -23,6 +23,7 @@ import { evaluateModels } from '../src/eval/evaluate.ts';
 import type { SparsifyReport } from '../src/passes/sparsify/pass.ts';
 import type { PassSpec } from '../src/passes/registry.ts';
 import { summarizeEncodings } from '../src/analysis/encodings.ts';
+import { gaussSolve } from './helpers/gauss-solve.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'modelpress-sparse-'));
 const cpu = await Scheduler.create({ backend: 'cpu' });
@@ -287,28 +288,6 @@ describe('SparseGPT on a trained model (Fashion-MNIST CNN, real test images)', (
 });
 
 describe('least-squares reconstruction after sparsity (reconstruct: lsq, --recover lsq)', () => {
-  /** Solves A x = b (n×n, row-major) by Gaussian elimination with partial pivoting: an oracle independent of the library's Cholesky. */
-  function gaussSolve(A: number[][], b: number[]): number[] {
-    const n = b.length;
-    const m = A.map((row, i) => [...row, b[i]]);
-    for (let c = 0; c < n; c++) {
-      let p = c;
-      for (let r = c + 1; r < n; r++) if (Math.abs(m[r][c]) > Math.abs(m[p][c])) p = r;
-      [m[c], m[p]] = [m[p], m[c]];
-      for (let r = c + 1; r < n; r++) {
-        const f = m[r][c] / m[c][c];
-        for (let k = c; k <= n; k++) m[r][k] -= f * m[c][k];
-      }
-    }
-    const x = new Array<number>(n).fill(0);
-    for (let r = n - 1; r >= 0; r--) {
-      let s = m[r][n];
-      for (let k = r + 1; k < n; k++) s -= m[r][k] * x[k];
-      x[r] = s / m[r][r];
-    }
-    return x;
-  }
-
   it('one Gemm at 2:4: each output re-fitted over its kept inputs (the normal equations, solved here), zeros stay zero, output error lower', async () => {
     const { encodeNpyFloat32 } = await import('../src/data/npy.ts');
     const { seededSample } = await import('../src/data/dataset.ts');
