@@ -102,7 +102,8 @@ if (sections.includes('accuracy')) {
 
 if (sections.includes('sparsity')) {
   const rows: string[][] = [];
-  const sp = (o: Record<string, unknown>): PassSpec => ({ pass: 'sparsify', options: o });
+  // SparseGPT alone here (reconstruction has its own section below).
+  const sp = (o: Record<string, unknown>): PassSpec => ({ pass: 'sparsify', options: { reconstruct: 'none', ...o } });
   const variants: Array<{ label: string; passes: PassSpec[]; calib?: boolean }> = [
     { label: '50 % magnitude', passes: [sp({ sparsity: 0.5, method: 'magnitude' })] },
     { label: '50 % magnitude, global threshold', passes: [sp({ sparsity: 0.5, method: 'magnitude', scope: 'global' })] },
@@ -137,7 +138,7 @@ if (sections.includes('reconstruction')) {
   // Least-squares reconstruction of the sparse layers (reconstruct: lsq) beside the best earlier
   // recipes, over several calibration draws: single draws on these small models move by ±0.5 pt.
   const seeds = (process.env.PAL_SEEDS ?? '1,2,3,4').split(',').map(Number);
-  const sp = (o: Record<string, unknown>): PassSpec => ({ pass: 'sparsify', options: { method: 'sparsegpt', ...o } });
+  const sp = (o: Record<string, unknown>): PassSpec => ({ pass: 'sparsify', options: { method: 'sparsegpt', reconstruct: 'none', ...o } });
   const variants: Array<{ label: string; passes: PassSpec[] }> = [
     { label: '50 % SparseGPT, global, + bias correction', passes: [sp({ sparsity: 0.5, scope: 'global', biasCorrection: 'auto' })] },
     { label: '50 % SparseGPT, global, + lsq', passes: [sp({ sparsity: 0.5, scope: 'global', reconstruct: 'lsq' })] },

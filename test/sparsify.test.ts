@@ -255,7 +255,7 @@ describe('SparseGPT on a trained model (Fashion-MNIST CNN, real test images)', (
     for (const method of ['magnitude', 'sparsegpt'] as const) {
       const out = join(dir, `fashion-${method}.onnx`);
       const r = await compressModel(MODEL, out, {
-        passes: [sparsify({ sparsity: 0.5, method, minElements: 1024 })], scheduler: cpu, force: true,
+        passes: [sparsify({ sparsity: 0.5, method, reconstruct: 'none', minElements: 1024 })], scheduler: cpu, force: true,
         calibration: method === 'sparsegpt' ? { data: 'test/assets/fashion-mnist/train-images-idx3-ubyte.gz', samples: 128, seed: 1 } : undefined,
       });
       const e = await evaluateModels(out, MODEL, { data: 'test/assets/fashion-mnist', latencyRuns: 0 });
@@ -274,7 +274,7 @@ describe('SparseGPT on a trained model (Fashion-MNIST CNN, real test images)', (
     const drop: Record<string, number> = {};
     for (const biasCorrection of ['off', 'auto'] as const) {
       const out = join(dir, `inv-bias-${biasCorrection}.onnx`);
-      const r = await compressModel(MODEL, out, { passes: [sparsify({ sparsity: 0.5, method: 'sparsegpt', biasCorrection, minElements: 1024 })], scheduler: cpu, force: true, calibration });
+      const r = await compressModel(MODEL, out, { passes: [sparsify({ sparsity: 0.5, method: 'sparsegpt', biasCorrection, reconstruct: 'none', minElements: 1024 })], scheduler: cpu, force: true, calibration });
       const bc = (r.passes[0].report as SparsifyReport).biasCorrection;
       if (biasCorrection === 'auto') {
         expect(bc!.kept).toBe(true);
@@ -409,5 +409,19 @@ describe('least-squares reconstruction after sparsity (reconstruct: lsq, --recov
     const plan = await planCompress({ ...flags, recover: 'lsq,bias' } as never, 'test/assets/fashion-cnn.onnx', false);
     const sp = plan.passes.find((p) => p.pass === 'sparsify')!;
     expect(sp.options).toMatchObject({ reconstruct: 'lsq', biasCorrection: 'auto' });
+    const off = await planCompress({ ...flags, recover: 'none' } as never, 'test/assets/fashion-cnn.onnx', false);
+    expect(off.passes.find((p) => p.pass === 'sparsify')!.options).toMatchObject({ reconstruct: 'none' });
+  });
+
+  it('on by default with calibration data (dense storage), off without data or with compact storage', async () => {
+    const calibration = { data: 'test/assets/fashion-mnist/train-images-idx3-ubyte.gz', samples: 64, seed: 1 };
+    const run = async (o: Record<string, unknown>, data = true) => (await compressModel('test/assets/fashion-cnn.onnx', join(dir, 'lsq-default.onnx'), { passes: [sparsify({ nm: { n: 2, m: 4 }, minElements: 1024, ...o })], scheduler: cpu, force: true, calibration: data ? calibration : undefined })).passes[0].report as SparsifyReport;
+    const on = await run({});
+    expect(on.options.reconstruct).toBe('lsq');
+    expect(on.reconstruction!.layers.length).toBeGreaterThan(0);
+    expect((await run({}, false)).options.reconstruct).toBe('none');
+    const compact = await run({ format: 'compact' });
+    expect(compact.options.reconstruct).toBe('none');
+    expect(compact.reconstruction).toBeNull();
   });
 });

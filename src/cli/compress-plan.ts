@@ -214,7 +214,7 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
         format: o.sparseFormat ?? fileSparsify?.format,
         sequential: fileSparsify?.sequential,
         biasCorrection: fileSparsify?.biasCorrection,
-        reconstruct: recover.prune === 'lsq' ? 'lsq' : fileSparsify?.reconstruct,
+        reconstruct: recover.prune === 'lsq' || recover.prune === 'none' ? recover.prune : fileSparsify?.reconstruct,
         minElements: int(o.minElements, '--min-elements') ?? fileSparsify?.minElements,
         exclude: new Set(exclusions.length ? resolveExclusions(readModel(), exclusions, '--exclude').covered : []),
       },

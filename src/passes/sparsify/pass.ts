@@ -42,6 +42,7 @@ export interface SparsifyPassOptions {
    * lsq: after the masks are chosen, re-fit every sparse layer's kept weights (and bias) by least
    * squares so that its output, fed by the sparse model's activations, matches the float model's
    * (layer by layer, downstream after upstream; a fit that is worse on held-out samples is undone).
+   * Default: lsq with calibration data and dense storage (as pruning's recovery), else none.
    */
   reconstruct?: 'none' | 'lsq';
 }
@@ -110,13 +111,15 @@ async function runSparsify(ctx: PassContext, o: SparsifyPassOptions): Promise<Pa
   validateSparsify(o);
   const method = o.method ?? (ctx.calibration ? 'sparsegpt' : 'magnitude');
   if (o.reconstruct === 'lsq' && !ctx.calibration) throw new RecipeError('sparsify: reconstruct lsq needs --calibration data (unlabelled samples are enough)');
+  // Measured better or equal on every trained model (2:4: up to +5 points), so on whenever it can run.
+  const reconstruct = o.reconstruct ?? (ctx.calibration && o.format !== 'compact' ? 'lsq' : 'none');
   if (method === 'sparsegpt' && !ctx.calibration) throw new RecipeError('sparsify: method sparsegpt needs --calibration data (unlabelled samples are enough); or use --sparse-method magnitude');
   const minElements = o.minElements ?? 1024;
   const scope = o.scope ?? 'layer';
   const spec: SparsitySpec = { sparsity: o.sparsity, nm: o.nm, scope };
   const model = ctx.model;
   const reference = referenceFor(ctx, o.biasCorrection, 'sparsify');
-  const floatBytes = o.reconstruct === 'lsq' ? model.toBytes() : null;
+  const floatBytes = reconstruct === 'lsq' ? model.toBytes() : null;
   const { targets: eligible, skipped } = floatWeightTargets(model.graph, 'sparsify', minElements, o.exclude);
   const targets: Target[] = [];
   const axes: number[] = [];
@@ -229,7 +232,7 @@ async function runSparsify(ctx: PassContext, o: SparsifyPassOptions): Promise<Pa
     report: {
       biasCorrection: corrected?.report ?? null,
       reconstruction,
-      options: { sparsity: o.sparsity ?? null, nm: o.nm ? `${o.nm.n}:${o.nm.m}` : null, scope, method, format: o.format ?? 'dense', minElements, sequential: method === 'sparsegpt' ? o.sequential ?? false : null, reconstruct: o.reconstruct ?? 'none' },
+      options: { sparsity: o.sparsity ?? null, nm: o.nm ? `${o.nm.n}:${o.nm.m}` : null, scope, method, format: o.format ?? 'dense', minElements, sequential: method === 'sparsegpt' ? o.sequential ?? false : null, reconstruct },
       tensors: reports, sparsity: total ? zeros / total : 0,
     },
     tensors,
