@@ -413,6 +413,28 @@ describe('least-squares reconstruction after sparsity (reconstruct: lsq, --recov
     expect(off.passes.find((p) => p.pass === 'sparsify')!.options).toMatchObject({ reconstruct: 'none' });
   });
 
+  it('a grouped convolution is left as sparsified, with the reason (its rows would mix groups); the others are re-fitted', async () => {
+    const { stoppingNet } = await import('./helpers/prune-graphs.ts');
+    const { encodeNpyFloat32 } = await import('../src/data/npy.ts');
+    const model = join(dir, 'stops.onnx');
+    const data = join(dir, 'stops.npy');
+    writeFileSync(model, encodeModel(stoppingNet()));
+    writeFileSync(data, encodeNpyFloat32([40, 3, 8, 8], gaussian(40 * 3 * 64, 31)));
+    const run = async (reconstruct: 'none' | 'lsq') => {
+      const out = join(dir, `stops-${reconstruct}.onnx`);
+      const r = await compressModel(model, out, { passes: [sparsify({ sparsity: 0.5, method: 'magnitude', reconstruct })], scheduler: cpu, force: true, calibration: { data, samples: 40, seed: 1 } });
+      const m = OnnxModel.read(out);
+      return { rep: r.passes[0].report as SparsifyReport, w: (name: string) => m.tensorFloat32(m.graph.weights.get(name)!.tensor) };
+    };
+    const plain = await run('none');
+    const fitted = await run('lsq');
+    const grouped = fitted.rep.reconstruction!.layers.find((l) => l.node === 'grouped')!;
+    expect(grouped.solve).toBe('none');
+    expect(grouped.note).toMatch(/grouped convolution \(group 4\)/);
+    expect(Array.from(fitted.w('grouped.weight'))).toEqual(Array.from(plain.w('grouped.weight')));
+    expect(fitted.rep.reconstruction!.layers.filter((l) => l.accepted).map((l) => l.node)).toContain('b');
+  });
+
   it('on by default with calibration data (dense storage), off without data or with compact storage', async () => {
     const calibration = { data: 'test/assets/fashion-mnist/train-images-idx3-ubyte.gz', samples: 64, seed: 1 };
     const run = async (o: Record<string, unknown>, data = true) => (await compressModel('test/assets/fashion-cnn.onnx', join(dir, 'lsq-default.onnx'), { passes: [sparsify({ nm: { n: 2, m: 4 }, minElements: 1024, ...o })], scheduler: cpu, force: true, calibration: data ? calibration : undefined })).passes[0].report as SparsifyReport;
