@@ -29,9 +29,6 @@ export function layerGeometry(node: NodeMsg, model: OnnxModel, depthwise = false
   switch (node.opType) {
     case 'Conv': {
       if (dims.length !== 4) return 'least squares handles 2-D convolutions only';
-      // The rows below read every input channel; a grouped filter sees only its group's.
-      const group = attrInt(node, 'group', 1);
-      if (group > 1) return `grouped convolution (group ${group}): least squares re-fits group-1 convolutions only`;
       const autoPad = (() => {
         const a = node.attribute.find((x) => x.name === 'auto_pad');
         return a?.s ? new TextDecoder().decode(a.s) : 'NOTSET';

@@ -239,7 +239,9 @@ export async function recoverPruned(originalBytes: Uint8Array, pruned: OnnxModel
   const layers: RecoveredLayer[] = [];
   const plans: Array<{ t: RecoveryTarget; g: Geometry; index: number; kept: number[] }> = [];
   targets.forEach((t, index) => {
-    const g = layerGeometry(t.node, pruned, t.kind === 'depthwise');
+    // inputRows reads every input channel; a grouped filter sees only its group's (GPTQ has its own grouped rows).
+    const group = t.kind === 'consumer' && t.node.opType === 'Conv' ? numberAttr(t.node, 'group', 1) : 1;
+    const g = group > 1 ? `grouped convolution (group ${group}): least squares re-fits group-1 convolutions only` : layerGeometry(t.node, pruned, t.kind === 'depthwise');
     const name = t.node.name || t.node.output[0];
     if (typeof g === 'string') {
       layers.push({ node: name, op: t.node.opType ?? '', solve: 'none', features: 0, rows: 0, errorBefore: NaN, errorAfter: NaN, accepted: false, note: g });
