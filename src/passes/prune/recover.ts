@@ -183,8 +183,20 @@ function gramError(h: Float64Array, c: Float64Array, yy: number, x: Float64Array
   return Math.max(0, e);
 }
 
-/** Masked fits: Σ over outputs of (kept inputs + 1)³ above this falls back to bias correction. */
+/**
+ * Masked fits: Σ over outputs of (kept inputs + 1)³ above this leaves the layer as it is (a 2:4
+ * ResNet-18 layer of 1153 inputs and 128 outputs is 2.5e10: its Grams alone took minutes).
+ */
 const MAX_MASKED_WORK = 2e10;
+
+/** Why a masked layer is not re-fitted (too many inputs, or per-output fits too costly), or null. */
+function maskedFitRefusal(node: NodeMsg, g: Geometry, keep: Uint8Array, maxFeatures: number): string | null {
+  const F = g.k + (g.bias ? 1 : 0);
+  if (F > maxFeatures) return `${F} input features exceed the least-squares limit of ${maxFeatures}: left as sparsified (--recover bias corrects its output means)`;
+  const work = keptPerOutput(node, g, keep).reduce((s, f) => s + (f.length + 1) ** 3, 0);
+  if (work > MAX_MASKED_WORK) return `a fit per output over its kept inputs (~${work.toExponential(1)} operations) exceeds the limit: left as sparsified (--recover bias corrects its output means)`;
+  return null;
+}
 
 /** The features (input rows of the [F, M] solution) each output may use under a weight mask. */
 function keptPerOutput(node: NodeMsg, g: Geometry, keep: Uint8Array): number[][] {
@@ -241,7 +253,9 @@ export async function recoverPruned(originalBytes: Uint8Array, pruned: OnnxModel
   targets.forEach((t, index) => {
     // inputRows reads every input channel; a grouped filter sees only its group's (GPTQ has its own grouped rows).
     const group = t.kind === 'consumer' && t.node.opType === 'Conv' ? numberAttr(t.node, 'group', 1) : 1;
-    const g = group > 1 ? `grouped convolution (group ${group}): least squares re-fits group-1 convolutions only` : layerGeometry(t.node, pruned, t.kind === 'depthwise');
+    const geometry = group > 1 ? `grouped convolution (group ${group}): least squares re-fits group-1 convolutions only` : layerGeometry(t.node, pruned, t.kind === 'depthwise');
+    // A masked layer too large for its per-output fits is left out before any Gram is accumulated.
+    const g = typeof geometry !== 'string' && t.keep ? (maskedFitRefusal(t.node, geometry, t.keep, maxFeatures) ?? geometry) : geometry;
     const name = t.node.name || t.node.output[0];
     if (typeof g === 'string') {
       layers.push({ node: name, op: t.node.opType ?? '', solve: 'none', features: 0, rows: 0, errorBefore: NaN, errorAfter: NaN, accepted: false, note: g });
@@ -420,14 +434,6 @@ function solveLayer(model: OnnxModel, t: RecoveryTarget, g: Geometry, a: Accumul
   if (method === 'lsq' && F > maxFeatures) {
     solve = 'bias';
     note = `${F} input features exceed the least-squares limit of ${maxFeatures}: bias correction instead`;
-  }
-  if (solve === 'lsq' && t.keep) {
-    const k = keptPerOutput(node, g, t.keep);
-    const work = k.reduce((s, f) => s + (f.length + 1) ** 3, 0);
-    if (work > MAX_MASKED_WORK) {
-      solve = 'bias';
-      note = `a least-squares fit per output over its kept inputs (~${work.toExponential(1)} operations) exceeds the limit: bias correction instead`;
-    }
   }
   if (solve === 'lsq') {
     x = t.keep ? solveMasked(a.fit.h, a.fit.c, F, M, w0, keptPerOutput(node, g, t.keep), g.bias) : solveSpd(a.fit.h, a.fit.c, F, M, { damping: 1e-3, prior: w0 }).x;
