@@ -19,6 +19,7 @@ Passes and calibration data:
   prune      --prune / --prune-macs; reads --calibration to score channels (energy, obs) and to re-fit
              pruned layers (--recover lsq|bn)
   sparsify   --sparsity / --nm; reads --calibration for SparseGPT (each layer's input Gram matrix)
+             and to re-fit the kept weights to the float model's outputs (--recover lsq, the default)
   palettize  --palettize <bits>; with --palettize-weighting sensitivity it reads --calibration to
              weigh k-means by each layer's input Gram diagonal
   quantize   --weights/--format/... (weight-only), --activations dynamic, or static W8A8 with

@@ -245,6 +245,6 @@ export const sparsifyPassDescriptor: PassDescriptor<SparsifyPassOptions, Sparsif
   name: 'sparsify',
   rank: 10,
   summary: 'sparsity: individual weights set to zero (unstructured or N:M), magnitude or SparseGPT',
-  calibrationUse: 'SparseGPT: each layer\'s input Gram matrix chooses the mask and updates the kept weights; bias correction (--recover bias)',
+  calibrationUse: 'SparseGPT: each layer\'s input Gram matrix chooses the mask and updates the kept weights; least-squares re-fit of the kept weights (--recover lsq, the default); bias correction (--recover bias)',
   run: runSparsify,
 };
