@@ -139,7 +139,8 @@ if (sections.includes('reconstruction')) {
   // recipes, over several calibration draws: single draws on these small models move by ±0.5 pt.
   const seeds = (process.env.PAL_SEEDS ?? '1,2,3,4').split(',').map(Number);
   const sp = (o: Record<string, unknown>): PassSpec => ({ pass: 'sparsify', options: { method: 'sparsegpt', reconstruct: 'none', ...o } });
-  const variants: Array<{ label: string; passes: PassSpec[] }> = [
+  interface Variant { label: string; passes: PassSpec[]; samples?: number }
+  const variants: Variant[] = [
     { label: '50 % SparseGPT, global, + bias correction', passes: [sp({ sparsity: 0.5, scope: 'global', biasCorrection: 'auto' })] },
     { label: '50 % SparseGPT, global, + lsq', passes: [sp({ sparsity: 0.5, scope: 'global', reconstruct: 'lsq' })] },
     { label: '50 % SparseGPT, global, + lsq + bias correction', passes: [sp({ sparsity: 0.5, scope: 'global', reconstruct: 'lsq', biasCorrection: 'auto' })] },
@@ -149,7 +150,7 @@ if (sections.includes('reconstruction')) {
   ];
   // Where the inverted residual's loss sits: its head and squeeze-excitation 1x1 convolutions left dense.
   const denseHeadAndSe = new Set(['/fc/Gemm', ...[0, 2, 3].flatMap((b) => [`/blocks/blocks.${b}/se/fc1/Conv`, `/blocks/blocks.${b}/se/fc2/Conv`])]);
-  const only: Record<string, Array<{ label: string; passes: PassSpec[]; samples?: number }>> = {
+  const only: Record<string, Variant[]> = {
     'fashion-inverted-residual': [
       { label: '2:4 SparseGPT + lsq + bias correction, head and SE convolutions dense', passes: [sp({ nm: { n: 2, m: 4 }, reconstruct: 'lsq', biasCorrection: 'auto', exclude: denseHeadAndSe })] },
       // 512 calibration samples, as the pruning targets use.
@@ -159,7 +160,7 @@ if (sections.includes('reconstruction')) {
   };
   const rows: string[][] = [];
   for (const m of models) {
-    for (const v of [...variants, ...(only[m.name] ?? [])] as Array<{ label: string; passes: PassSpec[]; samples?: number }>) {
+    for (const v of [...variants, ...(only[m.name] ?? [])]) {
       const drops: number[] = [];
       let seconds = 0;
       let base = 0;

@@ -53,101 +53,101 @@ say(`Machine: ${cpus()[0]?.model ?? '?'}, ${cpus().length} cores; ONNX Runtime $
 
 // 1. Latency vs MACs.
 if (sections.includes('latency')) {
-say('## Latency before/after (ONNX Runtime CPU)\n\n');
-const mbv2 = join(benchTmp, 'mobilenet_v2.onnx');
-if (!existsSync(mbv2)) writeFileSync(mbv2, encodeModel(mobileNetV2()));
-const latencyModels: Array<[string, string, number[]]> = [
-  ['ResNet-18 (224, random weights)', resnet18Path(), [1, 3, 224, 224]],
-  ['MobileNetV2 (224, random weights)', mbv2, [1, 3, 224, 224]],
-];
-for (const f of ['fashion-residual', 'fashion-inverted-residual', 'fashion-unet']) {
-  const p = join(root, 'test/assets', `${f}.onnx`);
-  if (existsSync(p)) latencyModels.push([`${f} (trained)`, p, [1, 1, 28, 28]]);
-}
-// At batch 1 a 28×28 model's latency is mostly ONNX Runtime's per-node overhead, which pruning
-// does not remove; at batch 64 the arithmetic dominates, as for the 224×224 models.
-for (const f of ['fashion-residual', 'fashion-inverted-residual', 'fashion-unet']) {
-  const p = join(root, 'test/assets', `${f}.onnx`);
-  if (existsSync(p)) latencyModels.push([`${f} (trained, batch 64)`, p, [64, 1, 28, 28]]);
-}
-const rows: string[][] = [];
-for (const [label, src, dims] of latencyModels) {
-  const variants = [
-    await prune(src, `${label.split(' ')[0]}-m30`, { macs: 0.3 }),
-    await prune(src, `${label.split(' ')[0]}-m50`, { macs: 0.5 }),
-    await prune(src, `${label.split(' ')[0]}-m50-round1`, { macs: 0.5, round: 1 }),
+  say('## Latency before/after (ONNX Runtime CPU)\n\n');
+  const mbv2 = join(benchTmp, 'mobilenet_v2.onnx');
+  if (!existsSync(mbv2)) writeFileSync(mbv2, encodeModel(mobileNetV2()));
+  const latencyModels: Array<[string, string, number[]]> = [
+    ['ResNet-18 (224, random weights)', resnet18Path(), [1, 3, 224, 224]],
+    ['MobileNetV2 (224, random weights)', mbv2, [1, 3, 224, 224]],
   ];
-  const lat = await latencies([src, ...variants.map((v) => v.path)], dims, dims[2] > 100 ? 30 : 200);
-  const names = ['--prune-macs 0.3', '--prune-macs 0.5', '--prune-macs 0.5 --prune-round 1'];
-  variants.forEach((v, i) => {
-    const macRatio = v.macs[0] / v.macs[1];
-    const speedup = lat[0] / lat[i + 1];
-    rows.push([label, names[i], `${(v.macs[0] / 1e6).toFixed(1)} -> ${(v.macs[1] / 1e6).toFixed(1)} M`, `${macRatio.toFixed(2)}x`,
-      `${lat[0].toFixed(2)} -> ${lat[i + 1].toFixed(2)} ms`, `${speedup.toFixed(2)}x`, `${(speedup / macRatio).toFixed(2)}`, `${(v.ms / 1000).toFixed(2)} s`]);
-  });
-}
-say(formatTable(['model', 'pruning', 'MACs', 'MAC ratio', 'latency', 'speed-up', 'speed-up / MAC ratio', 'prune time'], rows) + '\n');
-say('Target: speed-up ≥ 0.7 × the MAC ratio, never slower. `--prune-round 1` shows what off-multiple-of-8 channel counts cost.\n\n');
+  for (const f of ['fashion-residual', 'fashion-inverted-residual', 'fashion-unet']) {
+    const p = join(root, 'test/assets', `${f}.onnx`);
+    if (existsSync(p)) latencyModels.push([`${f} (trained)`, p, [1, 1, 28, 28]]);
+  }
+  // At batch 1 a 28×28 model's latency is mostly ONNX Runtime's per-node overhead, which pruning
+  // does not remove; at batch 64 the arithmetic dominates, as for the 224×224 models.
+  for (const f of ['fashion-residual', 'fashion-inverted-residual', 'fashion-unet']) {
+    const p = join(root, 'test/assets', `${f}.onnx`);
+    if (existsSync(p)) latencyModels.push([`${f} (trained, batch 64)`, p, [64, 1, 28, 28]]);
+  }
+  const rows: string[][] = [];
+  for (const [label, src, dims] of latencyModels) {
+    const variants = [
+      await prune(src, `${label.split(' ')[0]}-m30`, { macs: 0.3 }),
+      await prune(src, `${label.split(' ')[0]}-m50`, { macs: 0.5 }),
+      await prune(src, `${label.split(' ')[0]}-m50-round1`, { macs: 0.5, round: 1 }),
+    ];
+    const lat = await latencies([src, ...variants.map((v) => v.path)], dims, dims[2] > 100 ? 30 : 200);
+    const names = ['--prune-macs 0.3', '--prune-macs 0.5', '--prune-macs 0.5 --prune-round 1'];
+    variants.forEach((v, i) => {
+      const macRatio = v.macs[0] / v.macs[1];
+      const speedup = lat[0] / lat[i + 1];
+      rows.push([label, names[i], `${(v.macs[0] / 1e6).toFixed(1)} -> ${(v.macs[1] / 1e6).toFixed(1)} M`, `${macRatio.toFixed(2)}x`,
+        `${lat[0].toFixed(2)} -> ${lat[i + 1].toFixed(2)} ms`, `${speedup.toFixed(2)}x`, `${(speedup / macRatio).toFixed(2)}`, `${(v.ms / 1000).toFixed(2)} s`]);
+    });
+  }
+  say(formatTable(['model', 'pruning', 'MACs', 'MAC ratio', 'latency', 'speed-up', 'speed-up / MAC ratio', 'prune time'], rows) + '\n');
+  say('Target: speed-up ≥ 0.7 × the MAC ratio, never slower. `--prune-round 1` shows what off-multiple-of-8 channel counts cost.\n\n');
 }
 
 // 2. Accuracy with recovery, trained models.
 if (sections.includes('accuracy')) {
-say('## Accuracy of trained Fashion-MNIST models: recovery none / bn / lsq\n\n');
-say('512 calibration samples drawn from the 1024-image training subset (channel scores: energy; allocation: threshold); top-1 on the 3000-image test subset (mIoU for the U-Net, on the same images, 11 classes: background + the garment class on lit pixels).\n\n');
-const accRows: string[][] = [];
-const trained = ['fashion-cnn', 'fashion-residual', 'fashion-inverted-residual', 'fashion-unet'].filter((f) => existsSync(join(root, 'test/assets', `${f}.onnx`)));
-for (const f of trained) {
-  const src = join(root, 'test/assets', `${f}.onnx`);
-  const seg = f.endsWith('unet');
-  const metric = async (p: string) => (seg ? miou(p) : (await evaluateModels(p, src, { data: FASHION_SUBSET, latencyRuns: 0 })).accuracy!.model);
-  const base = await metric(src);
-  for (const target of [0.3, 0.5]) {
-    const cells: string[] = [];
-    let recMs = 0;
-    for (const recover of ['none', 'bn', 'lsq'] as const) {
-      // The U-Net's groups hold 8-32 channels: kept counts rounded to 4 so they can shrink at all.
-      const v = await prune(src, `${f}-${target}-${recover}`, { macs: target, recover, round: seg ? 4 : undefined }, true);
-      const m = await metric(v.path);
-      cells.push(`${m.toFixed(2)} (${(m - base >= 0 ? '+' : '')}${(m - base).toFixed(2)})`);
-      if (recover === 'lsq') recMs = v.recoveryMs;
-      if (recover === 'none') cells.unshift(`${(100 * (1 - v.macs[1] / v.macs[0])).toFixed(1)} %`);
+  say('## Accuracy of trained Fashion-MNIST models: recovery none / bn / lsq\n\n');
+  say('512 calibration samples drawn from the 1024-image training subset (channel scores: energy; allocation: threshold); top-1 on the 3000-image test subset (mIoU for the U-Net, on the same images, 11 classes: background + the garment class on lit pixels).\n\n');
+  const accRows: string[][] = [];
+  const trained = ['fashion-cnn', 'fashion-residual', 'fashion-inverted-residual', 'fashion-unet'].filter((f) => existsSync(join(root, 'test/assets', `${f}.onnx`)));
+  for (const f of trained) {
+    const src = join(root, 'test/assets', `${f}.onnx`);
+    const seg = f.endsWith('unet');
+    const metric = async (p: string) => (seg ? miou(p) : (await evaluateModels(p, src, { data: FASHION_SUBSET, latencyRuns: 0 })).accuracy!.model);
+    const base = await metric(src);
+    for (const target of [0.3, 0.5]) {
+      const cells: string[] = [];
+      let recMs = 0;
+      for (const recover of ['none', 'bn', 'lsq'] as const) {
+        // The U-Net's groups hold 8-32 channels: kept counts rounded to 4 so they can shrink at all.
+        const v = await prune(src, `${f}-${target}-${recover}`, { macs: target, recover, round: seg ? 4 : undefined }, true);
+        const m = await metric(v.path);
+        cells.push(`${m.toFixed(2)} (${(m - base >= 0 ? '+' : '')}${(m - base).toFixed(2)})`);
+        if (recover === 'lsq') recMs = v.recoveryMs;
+        if (recover === 'none') cells.unshift(`${(100 * (1 - v.macs[1] / v.macs[0])).toFixed(1)} %`);
+      }
+      accRows.push([f, seg ? 'mIoU' : 'top-1', base.toFixed(2), `--prune-macs ${target}`, ...cells, `${(recMs / 1000).toFixed(1)} s`]);
     }
-    accRows.push([f, seg ? 'mIoU' : 'top-1', base.toFixed(2), `--prune-macs ${target}`, ...cells, `${(recMs / 1000).toFixed(1)} s`]);
   }
-}
-say(formatTable(['model', 'metric', 'float', 'pruning', 'MACs removed', 'none', 'bn', 'lsq', 'lsq time'], accRows) + '\n');
-say('Targets (lsq, 512 samples): 30 % fewer MACs ≤ 1.0 pt top-1 drop (≤ 2 pt mIoU); 50 % ≤ 3 pt; lsq better than none and bn.\n\n');
+  say(formatTable(['model', 'metric', 'float', 'pruning', 'MACs removed', 'none', 'bn', 'lsq', 'lsq time'], accRows) + '\n');
+  say('Targets (lsq, 512 samples): 30 % fewer MACs ≤ 1.0 pt top-1 drop (≤ 2 pt mIoU); 50 % ≤ 3 pt; lsq better than none and bn.\n\n');
 }
 
 // 3. Graph analysis time.
 if (sections.includes('analysis')) {
-say('## Graph analysis time\n\n');
-function deepNet(blocks: number): Uint8Array {
-  const b = new GraphBuilder('deep');
-  const r = seededRandom(1);
-  let x = b.input('input', ['batch', 16, 32, 32]);
-  for (let i = 0; i < blocks; i++) {
-    const w = (n: string) => b.init(n, [16, 16, 3, 3], Float32Array.from({ length: 2304 }, () => r() * 0.1 - 0.05));
-    let y = b.op('Conv', [x, w(`b${i}.w1`)], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
-    y = b.op('Relu', [y]);
-    y = b.op('Conv', [y, w(`b${i}.w2`)], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
-    x = b.op('Relu', [b.op('Add', [x, y])]);
+  say('## Graph analysis time\n\n');
+  function deepNet(blocks: number): Uint8Array {
+    const b = new GraphBuilder('deep');
+    const r = seededRandom(1);
+    let x = b.input('input', ['batch', 16, 32, 32]);
+    for (let i = 0; i < blocks; i++) {
+      const w = (n: string) => b.init(n, [16, 16, 3, 3], Float32Array.from({ length: 2304 }, () => r() * 0.1 - 0.05));
+      let y = b.op('Conv', [x, w(`b${i}.w1`)], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
+      y = b.op('Relu', [y]);
+      y = b.op('Conv', [y, w(`b${i}.w2`)], { kernel_shape: [3, 3], pads: [1, 1, 1, 1] });
+      x = b.op('Relu', [b.op('Add', [x, y])]);
+    }
+    b.node('GlobalAveragePool', [x], {}, { outputs: ['out'] });
+    b.output('out', ['batch', 16, 1, 1]);
+    return encodeModel(b.build(13));
   }
-  b.node('GlobalAveragePool', [x], {}, { outputs: ['out'] });
-  b.output('out', ['batch', 16, 1, 1]);
-  return encodeModel(b.build(13));
-}
-const deep = OnnxModel.fromBytes(deepNet(200), '.');
-const nodes = deep.msg.graph!.node.length;
-const times: number[] = [];
-for (let i = 0; i < 5; i++) {
-  const t0 = performance.now();
-  const cg = buildChannelGraph(deep);
-  layerCosts(deep, cg.shapes);
-  times.push(performance.now() - t0);
-}
-const med = [...times].sort((a, b) => a - b)[2];
-say(`${nodes}-node residual model (400 convolutions): dependency groups + shapes + MACs in ${med.toFixed(0)} ms (median of 5). Target ≤ 1 s.\n\n`);
+  const deep = OnnxModel.fromBytes(deepNet(200), '.');
+  const nodes = deep.msg.graph!.node.length;
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = performance.now();
+    const cg = buildChannelGraph(deep);
+    layerCosts(deep, cg.shapes);
+    times.push(performance.now() - t0);
+  }
+  const med = [...times].sort((a, b) => a - b)[2];
+  say(`${nodes}-node residual model (400 convolutions): dependency groups + shapes + MACs in ${med.toFixed(0)} ms (median of 5). Target ≤ 1 s.\n\n`);
 }
 
 scheduler.dispose();

@@ -19,7 +19,8 @@ export function sha256File(path: string): string {
   return h.digest('hex');
 }
 
-// The worker's whole program (CommonJS, evaluated): no file to ship beside the bundle.
+// The worker's whole program (CommonJS, evaluated: no file to ship beside the bundle): the loop of
+// sha256File above, as source text.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');

@@ -2,7 +2,7 @@
 // semantics (threshold order, N:M along the input-channel axis), the compact storage forms that
 // ONNX Runtime folds or densifies at load (outputs equal the dense model's), zeros that stay zero
 // through quantize and palettize, and the pass on a trained model with real data.
-import { mkdtempSync, rmSync, writeFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -363,6 +363,15 @@ describe('least-squares reconstruction after sparsity (reconstruct: lsq, --recov
     const ref = await outputs(model);
     const err = async (path: string) => (await outputs(path)).reduce((e, v, i) => e + (v - ref[i]) ** 2, 0);
     expect(await err(fitted.out)).toBeLessThan(0.5 * (await err(plain.out)));
+
+    // A layer over the least-squares limit is left as sparsified, with the reason, before any Gram.
+    const { recoverPruned } = await import('../src/passes/prune/recover.ts');
+    const sparse = OnnxModel.read(plain.out);
+    const node = sparse.msg.graph!.node.find((n) => n.opType === 'Gemm')!;
+    const keep = Uint8Array.from(plain.w, (v) => (v !== 0 ? 1 : 0));
+    const rec2 = await recoverPruned(readFileSync(model), sparse, [{ node, kind: 'consumer', keptOut: null, keep }], { method: 'lsq', calibration: { data, samples: N, seed: 1 }, scheduler: cpu, maxFeatures: K });
+    expect(rec2.layers).toEqual([expect.objectContaining({ solve: 'none', accepted: false, note: expect.stringMatching(/9 input features exceed the least-squares limit of 8: left as sparsified/) })]);
+    expect(Array.from(sparse.tensorFloat32(sparse.graph.weights.get('w')!.tensor))).toEqual(Array.from(plain.w));
   });
 
   it('2:4 on the trained inverted-residual CNN: SparseGPT + lsq keeps the 2:4 pattern and loses fewer points than SparseGPT alone', async () => {

@@ -119,7 +119,6 @@ async function runSparsify(ctx: PassContext, o: SparsifyPassOptions): Promise<Pa
   const spec: SparsitySpec = { sparsity: o.sparsity, nm: o.nm, scope };
   const model = ctx.model;
   const reference = referenceFor(ctx, o.biasCorrection, 'sparsify');
-  const floatBytes = reconstruct === 'lsq' ? model.toBytes() : null;
   const { targets: eligible, skipped } = floatWeightTargets(model.graph, 'sparsify', minElements, o.exclude);
   const targets: Target[] = [];
   const axes: number[] = [];
@@ -165,6 +164,8 @@ async function runSparsify(ctx: PassContext, o: SparsifyPassOptions): Promise<Pa
     if (!sequential) for (const w of weights) prune(w.name, rounder);
     for (const r of results) if (r.method === 'magnitude' && !r.fallback) r.fallback = 'no 2-D input view for this layer (magnitude)';
   }
+  // The model as it entered the pass (nothing is written into it before this): the reconstruction's target.
+  const floatBytes = reconstruct === 'lsq' && weights.length ? model.toBytes() : null;
   // Dense weights are written first: the reconstruction reads the sparse model and re-fits them.
   const formats: Array<{ format: SparseFormat; after: number; nnz: number }> = weights.map((w, i) => {
     const r = results[i];
@@ -188,7 +189,7 @@ async function runSparsify(ctx: PassContext, o: SparsifyPassOptions): Promise<Pa
   });
   model.reindex();
   let reconstruction: RecoveryReport | null = null;
-  if (floatBytes && weights.length) {
+  if (floatBytes) {
     const { recoverPruned } = await import('../prune/recover.ts');
     const layers: RecoveryTarget[] = [];
     targets.forEach((t, i) => {
