@@ -235,9 +235,37 @@ describe('palettization numerics', () => {
     }
   });
 
+  it('the WebAssembly finish (cluster sums, decode with error metrics) gives the TypeScript loops\' LUTs, weights and metrics exactly', async () => {
+    const { setCpuEngine, cpuEngine, wasmFor } = await import('../src/cpu/wasm-kernels.ts');
+    const engine = wasmFor(1 << 20);
+    expect(engine, 'the WebAssembly engine must load here').not.toBeNull();
+    const initial = cpuEngine();
+    const data = gaussian(37 * 61, 21, 0.07);
+    for (let i = 0; i < 61; i++) data[i] *= 12; // one loud channel
+    try {
+      for (const cfg of [{ ...base }, { ...base, bits: 3 as const, groupSize: 8 }, { ...base, bits: 4 as const, perChannelScale: true, lutDtype: 'int8' as const }, { ...base, bits: 6 as const, mode: 'uniform' as const }]) {
+        const inputs = [{ name: 'w', data, rows: 37, inner: 61 }];
+        setCpuEngine('js');
+        const [want] = await palettizeWeights(inputs, cfg, cpu);
+        setCpuEngine('wasm', { minElements: 0 });
+        const before = engine!.calls.paletteFinish;
+        const [got] = await palettizeWeights(inputs, cfg, cpu);
+        // kmeans: sums and decode; uniform: decode only.
+        expect(engine!.calls.paletteFinish - before, JSON.stringify(cfg)).toBe(cfg.mode === 'uniform' ? 1 : 2);
+        expect(Array.from(got.lut)).toEqual(Array.from(want.lut));
+        expect(Array.from(got.decoded)).toEqual(Array.from(want.decoded));
+        expect([got.sqnrDb, got.cosine, got.mse, got.maxAbsError]).toEqual([want.sqnrDb, want.cosine, want.mse, want.maxAbsError]);
+      }
+    } finally {
+      setCpuEngine(initial, { minElements: 256 });
+    }
+  });
+
   it('bit planes pack 8 / p fields per byte, low field first', () => {
     expect(Array.from(packPlane(Uint8Array.of(1, 2, 3, 0, 1), 0, 2))).toEqual([0b00111001, 0b01]);
     expect(Array.from(packPlane(Uint8Array.of(5, 6), 2, 1))).toEqual([0b11]);
+    expect(Array.from(packPlane(Uint8Array.of(0x1f, 0x2e, 0x3d), 0, 4))).toEqual([0xef, 0x0d]);
+    expect(Array.from(packPlane(Uint8Array.of(1, 0, 1, 1, 0, 0, 0, 1, 1), 0, 1))).toEqual([0b10001101, 0b1]);
   });
 });
 

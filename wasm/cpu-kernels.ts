@@ -600,12 +600,17 @@ export function kmeansRow(P0: usize, P1: usize, P2: usize, prev: usize, cur: usi
     for (let m = m0; m <= end; m++) {
       const w = w1 - load<f64>(P0 + (<usize>m << 3));
       const sm = s1 - load<f64>(P1 + (<usize>m << 3));
-      let c: f64 = w > 0 ? q1 - load<f64>(P2 + (<usize>m << 3)) - (sm * sm) / w : 0;
-      if (c < 0) c = 0;
-      c += load<f64>(prev + (<usize>(m - 1) << 3));
-      if (c < best) {
-        best = c;
-        arg = m;
+      const q = q1 - load<f64>(P2 + (<usize>m << 3));
+      const pv = load<f64>(prev + (<usize>(m - 1) << 3));
+      // Screen without the division: q - sm^2/w + pv < best  <=>  (q + pv - best) w < sm^2.
+      if (pv < best && (w <= 0 || (q + pv - best) * w < sm * sm)) {
+        let c: f64 = w > 0 ? q - (sm * sm) / w : 0;
+        if (c < 0) c = 0;
+        c += pv;
+        if (c < best) {
+          best = c;
+          arg = m;
+        }
       }
     }
     store<f64>(cur + (<usize>mid << 3), best);
@@ -621,4 +626,56 @@ export function kmeansRow(P0: usize, P1: usize, P2: usize, prev: usize, cur: usi
       sp += 4;
     }
   }
+}
+
+// ---- palettization's finish (src/passes/palettize/palettize.ts clusterSums / decodeWithMetrics) ----
+// The same f64 operations in the same element order as the TypeScript loops, so the refined
+// centroids, the decoded weights and the error metrics are identical.
+
+/** One group's cluster sums: sw[c] += 1 and sx[c] += x for n weights with cluster indices c. */
+export function paletteSums(src: usize, idx: usize, n: i32, sw: usize, sx: usize): void {
+  for (let i = 0; i < n; i++) {
+    const c = <usize>load<u8>(idx + <usize>i) << 3;
+    store<f64>(sw + c, load<f64>(sw + c) + 1.0);
+    store<f64>(sx + c, load<f64>(sx + c) + <f64>load<f32>(src + (<usize>i << 2)));
+  }
+}
+
+/**
+ * Decodes elements [start, end) of a row layout (`inner` per row, `rowsPerGroup` rows per LUT of
+ * k f32 entries; `rowScale` f32 per row when `scaled`) into dst and adds the error sums against
+ * src to out (f64: e2, max |error|, x2, h2, xh). src / idx / dst address element 0.
+ */
+export function paletteDecode(src: usize, idx: usize, dst: usize, start: i32, end: i32, inner: i32, rowsPerGroup: i32, k: i32, table: usize,
+  rowScale: usize, scaled: bool, out: usize): void {
+  let e2 = load<f64>(out);
+  let emax = load<f64>(out + 8);
+  let x2 = load<f64>(out + 16);
+  let h2 = load<f64>(out + 24);
+  let xh = load<f64>(out + 32);
+  let j = start;
+  while (j < end) {
+    const r = j / inner;
+    const rowEnd = min((r + 1) * inner, end);
+    const base = table + (<usize>((r / rowsPerGroup) * k) << 2);
+    const scale: f32 = scaled ? load<f32>(rowScale + (<usize>r << 2)) : 1.0;
+    for (; j < rowEnd; j++) {
+      let hf = load<f32>(base + (<usize>load<u8>(idx + <usize>j) << 2));
+      if (scaled) hf = hf * scale;
+      store<f32>(dst + (<usize>j << 2), hf);
+      const v = <f64>load<f32>(src + (<usize>j << 2));
+      const h = <f64>hf;
+      const d = v - h;
+      e2 += d * d;
+      emax = max(emax, abs(d));
+      x2 += v * v;
+      h2 += h * h;
+      xh += v * h;
+    }
+  }
+  store<f64>(out, e2);
+  store<f64>(out + 8, emax);
+  store<f64>(out + 16, x2);
+  store<f64>(out + 24, h2);
+  store<f64>(out + 32, xh);
 }

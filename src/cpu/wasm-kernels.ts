@@ -30,6 +30,9 @@ interface Exports {
   paletteHistogram(src: number, n: number, shift: number, counts: number): void;
   kmeansRow(P0: number, P1: number, P2: number, prev: number, cur: number, back: number, prevBack: number, j: number, n: number, stack: number): void;
   paletteAssign(src: number, dst: number, n: number, shift: number, table: number): void;
+  paletteSums(src: number, idx: number, n: number, sw: number, sx: number): void;
+  paletteDecode(src: number, idx: number, dst: number, start: number, end: number, inner: number, rowsPerGroup: number, k: number, table: number,
+    rowScale: number, scaled: number, out: number): void;
   quantize8Runs(src: number, dst: number, start: number, end: number, inner: number, dim: number, invPtr: number, zpPtr: number, qmin: number, qmax: number): void;
   rangeRuns(src: number, start: number, end: number, inner: number, dim: number, out: number): void;
   dequantStats8Runs(codes: number, orig: number, start: number, end: number, inner: number, dim: number, scalePtr: number, zpPtr: number, signed: number,
@@ -109,7 +112,7 @@ export class WasmKernels {
   /** Every buffer object views were made from: a view over one of them is resident. */
   private readonly buffers = new WeakSet<object>();
   /** Tensors each entry point processed (tests check the fast engine really ran). */
-  readonly calls = { quantize8: 0, range: 0, dequantStats8: 0, histogram: 0, quantize8Stats: 0, palette: 0, kmeans: 0 };
+  readonly calls = { quantize8: 0, range: 0, dequantStats8: 0, histogram: 0, quantize8Stats: 0, palette: 0, kmeans: 0, paletteFinish: 0 };
   /** Inputs processed in place (resident) rather than copied in. */
   resident = 0;
 
@@ -382,6 +385,71 @@ export class WasmKernels {
       this.calls.palette++;
       return true;
     }) ?? false;
+  }
+
+  /** Copies `indices[start, end)` into scratch `at`; returns the address of element 0 (block-relative). */
+  private codesAt(indices: Uint8Array, start: number, end: number, at: number): number {
+    new Uint8Array(this.buffer(), at, end - start).set(indices.subarray(start, end));
+    return at - start;
+  }
+
+  /**
+   * Per group (of `groupLength` weights) and cluster: the count and sum of the weights assigned to
+   * it, as palettize.ts clusterSums adds them (same order, so the same f64 sums); null when the
+   * scratch does not fit.
+   */
+  paletteSums(data: Float32Array, indices: Uint8Array, groupLength: number, groups: number, k: number): { sw: Float64Array; sx: Float64Array } | null {
+    return this.attempt(() => {
+      const swAt = this.scratch(8 * groups * k);
+      const sxAt = this.scratch(8 * groups * k);
+      new Float64Array(this.buffer(), swAt, groups * k).fill(0);
+      new Float64Array(this.buffer(), sxAt, groups * k).fill(0);
+      const block = Math.min(BLOCK, data.length);
+      const idxAt = this.scratch(block);
+      this.blocks(data, (start, end, src) => {
+        // Resident inputs come as one block: their indices are copied in a scratch block at a time.
+        for (let a0 = start; a0 < end; a0 += block) {
+          const a1 = Math.min(end, a0 + block);
+          const idx = this.codesAt(indices, a0, a1, idxAt);
+          for (let a = a0; a < a1;) {
+            const g = Math.floor(a / groupLength);
+            const b = Math.min(a1, (g + 1) * groupLength);
+            this.x.paletteSums(src + a * 4, idx + a, b - a, swAt + 8 * g * k, sxAt + 8 * g * k);
+            a = b;
+          }
+        }
+      });
+      this.calls.paletteFinish++;
+      return { sw: new Float64Array(this.buffer(), swAt, groups * k).slice(), sx: new Float64Array(this.buffer(), sxAt, groups * k).slice() };
+    });
+  }
+
+  /**
+   * palettize.ts decodeWithMetrics: decodes row by row (table[group][index] x the row's scale, f32)
+   * into `decoded` and returns the f64 error sums against `x`, the same operations in the same order.
+   */
+  paletteDecode(x: Float32Array, indices: Uint8Array, table: Float32Array, k: number, inner: number, rowsPerGroup: number, rowScale: Float32Array | undefined,
+    decoded: Float32Array): { e2: number; emax: number; x2: number; h2: number; xh: number } | null {
+    return this.attempt(() => {
+      const tableAt = this.params(table, table.length);
+      const scaleAt = rowScale ? this.params(rowScale, rowScale.length) : 0;
+      const outAt = this.scratch(40);
+      new Float64Array(this.buffer(), outAt, 5).fill(0);
+      const block = Math.min(BLOCK, x.length);
+      const idxAt = this.scratch(block);
+      const dstAt = this.scratch(4 * block);
+      this.blocks(x, (start, end, src) => {
+        // Resident inputs come as one block: decode them a scratch block at a time.
+        for (let a = start; a < end; a += block) {
+          const b = Math.min(end, a + block);
+          this.x.paletteDecode(src, this.codesAt(indices, a, b, idxAt), dstAt - 4 * a, a, b, inner, rowsPerGroup, k, tableAt, scaleAt, rowScale ? 1 : 0, outAt);
+          decoded.set(new Float32Array(this.buffer(), dstAt, b - a), a);
+        }
+      });
+      const o = new Float64Array(this.buffer(), outAt, 5);
+      this.calls.paletteFinish++;
+      return { e2: o[0], emax: o[1], x2: o[2], h2: o[3], xh: o[4] };
+    });
   }
 
   /**

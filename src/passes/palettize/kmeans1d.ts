@@ -115,12 +115,18 @@ function table(p: Points, k: number): Table {
       for (let m = m0; m <= end; m++) {
         const w = w1 - P0[m];
         const sm = s1 - P1[m];
-        let c = w > 0 ? q1 - P2[m] - (sm * sm) / w : 0;
-        if (c < 0) c = 0;
-        c += prev[m - 1];
-        if (c < best) {
-          best = c;
-          arg = m;
+        const q = q1 - P2[m];
+        const pv = prev[m - 1];
+        // Screened without the division (q - sm²/w + pv < best <=> (q + pv - best) w < sm², w > 0):
+        // most candidates lose, and the division bounded the loop.
+        if (pv < best && (w <= 0 || (q + pv - best) * w < sm * sm)) {
+          let c = w > 0 ? q - (sm * sm) / w : 0;
+          if (c < 0) c = 0;
+          c += pv;
+          if (c < best) {
+            best = c;
+            arg = m;
+          }
         }
       }
       cur[mid] = best;

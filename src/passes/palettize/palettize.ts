@@ -16,6 +16,8 @@ import { paletteKernel, paletteKey, keyValue, keyValues, PALETTE_KEYS, type Pale
 import { roundHalfEven } from '../../kernels/numerics.ts';
 import type { PartitionProblem, Solved } from './kmeans1d.ts';
 import { solvePartitions } from './dp-pool.ts';
+import { wasmFor } from '../../cpu/wasm-kernels.ts';
+import { rangeKernel } from '../../kernels/range.ts';
 
 import { PALETTE_BITS, PALETTE_MODES, LUT_DTYPES } from '../../recipe/recipe.ts';
 
@@ -183,6 +185,9 @@ const i2l = (i: number, zp: number, step: number) => (i - zp) * step;
  * them from a context object on every access — measured 3x slower on ResNet-18).
  */
 export function clusterSums(data: Float32Array, indices: Uint8Array, sens: Float64Array | undefined, groupLength: number, groups: number, k: number): { sw: Float64Array; sx: Float64Array } {
+  // The WebAssembly loop adds in the same order: the same sums, ~4x faster.
+  const fast = sens ? null : wasmFor(data.length)?.paletteSums(data, indices, groupLength, groups, k);
+  if (fast) return fast;
   const sw = new Float64Array(groups * k);
   const sx = new Float64Array(groups * k);
   for (let g = 0, j0 = 0; j0 < data.length; g++, j0 += groupLength) {
@@ -208,6 +213,9 @@ export function clusterSums(data: Float32Array, indices: Uint8Array, sens: Float
 /** Decodes row by row into `decoded` (table[group][index] × the row's scale, in f32) and measures it against `x`, in one pass. */
 export function decodeWithMetrics(x: Float32Array, indices: Uint8Array, table: Float32Array | Int8Array, k: number, rows: number, inner: number, rowsPerGroup: number,
   rowScale: Float32Array | undefined, decoded: Float32Array): { sqnrDb: number; cosine: number; mse: number; maxAbsError: number } {
+  // The WebAssembly loop does the same f32 / f64 operations in the same order: identical results.
+  const fast = wasmFor(x.length)?.paletteDecode(x, indices, table instanceof Float32Array ? table : Float32Array.from(table), k, inner, rowsPerGroup, rowScale, decoded);
+  if (fast) return metricsFrom(fast.e2, fast.emax, fast.x2, fast.h2, fast.xh, x.length);
   let emax = 0;
   let e2 = 0;
   let x2 = 0;
@@ -296,7 +304,9 @@ export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: Pal
     t0 = t;
   };
   const k = 2 ** cfg.bits;
-  const prepared = inputs.map((t) => {
+  // Non-finite counts and absolute maxima of every tensor in one range pass (the kernel layer).
+  const ranges = inputs.length ? await scheduler.run(rangeKernel, inputs.map((t) => ({ data: t.data, shape: [t.data.length], granularity: { kind: 'tensor' as const }, moments: false }))) : [];
+  const prepared = inputs.map((t, ti) => {
     if (t.data.length !== t.rows * t.inner) throw new InvalidArgumentError(`palettize: ${t.name} has ${t.data.length} values, [${t.rows}, ${t.inner}] needs ${t.rows * t.inner}`);
     const rowsPerGroup = cfg.groupSize > 0 ? Math.min(cfg.groupSize, t.rows) : t.rows;
     const groupLength = Math.max(1, rowsPerGroup * t.inner);
@@ -305,9 +315,11 @@ export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: Pal
     }
     let data = t.data;
     let channelScale: Float32Array | undefined;
-    for (let i = 0; i < data.length; i++) {
-      if (!Number.isFinite(data[i])) throw new ModelError('NON_FINITE_WEIGHT', `palettize: weight '${t.name}' holds a non-finite value (${data[i]}) at flat index ${i}`, { tensor: t.name, index: i });
+    if (ranges[ti].nanCount[0] + ranges[ti].infCount[0] > 0) {
+      const i = data.findIndex((v) => !Number.isFinite(v));
+      throw new ModelError('NON_FINITE_WEIGHT', `palettize: weight '${t.name}' holds a non-finite value (${data[i]}) at flat index ${i}`, { tensor: t.name, index: i });
     }
+    let amax = ranges[ti].absmax[0];
     if (cfg.perChannelScale) {
       channelScale = new Float32Array(t.rows);
       data = new Float32Array(t.data.length);
@@ -318,9 +330,9 @@ export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: Pal
         channelScale[r] = s;
         for (let i = r * t.inner; i < (r + 1) * t.inner; i++) data[i] = Math.fround(t.data[i] / s);
       }
+      amax = 0;
+      for (let i = 0; i < data.length; i++) amax = Math.max(amax, Math.abs(data[i]));
     }
-    let amax = 0;
-    for (let i = 0; i < data.length; i++) amax = Math.max(amax, Math.abs(data[i]));
     return { t, data, channelScale, rowsPerGroup, groupLength, mult: multFor(amax), groups: Math.ceil(data.length / groupLength) };
   });
 

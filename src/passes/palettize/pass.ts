@@ -102,12 +102,16 @@ function layoutOf(t: Target, cfg: PaletteConfig): PaletteLayout {
 }
 
 /** The weight in row layout: output channels (axis a) moved to the front. */
-function toRows<T extends Float32Array | Float64Array>(data: T, shape: number[], a: number | null): T {
-  if (a === null || a === 0) return data;
+function toRows<T extends Float32Array | Float64Array>(data: T, shape: number[], a: number | null, into?: T): T {
+  if (a === null || a === 0) {
+    if (!into) return data;
+    into.set(data);
+    return into;
+  }
   const outer = shape.slice(0, a).reduce((x, y) => x * y, 1);
   const dim = shape[a];
   const inner = shape.slice(a + 1).reduce((x, y) => x * y, 1);
-  const out = new (data.constructor as new (n: number) => T)(data.length);
+  const out = into ?? new (data.constructor as new (n: number) => T)(data.length);
   let o = 0;
   for (let d = 0; d < dim; d++) for (let b = 0; b < outer; b++) for (let i = 0; i < inner; i++) out[o++] = data[(b * dim + d) * inner + i];
   return out;
@@ -180,13 +184,18 @@ async function runPalettize(ctx: PassContext, o: PalettizePassOptions): Promise<
   let done = 0;
   ctx.onProgress?.('palettizing', 0, targets.length);
   for (const batch of batches) {
-    const inputs: PaletteInput[] = batch.map((i) => {
-      const t = targets[i];
-      const l = layouts[i];
-      const data = toRows(Float32Array.from(model.tensorFloat32(t.weight.tensor)), t.shape, l.transposedFrom);
-      return { name: t.weight.name, data, rows: l.rows, inner: l.inner, sensitivity: weights.get(t.weight.name) };
+    const batchBytes = batch.reduce((s, i) => s + 4 * layouts[i].rows * layouts[i].inner, 0);
+    // On the CPU path the weights are copied once into the engine's memory, where every kernel
+    // reads them in place (ResNet-18: five 47 MB copies into it saved).
+    const results = await ctx.scheduler.withHostArrays(batchBytes, async (alloc) => {
+      const inputs: PaletteInput[] = batch.map((i) => {
+        const t = targets[i];
+        const l = layouts[i];
+        const data = toRows(model.tensorFloat32(t.weight.tensor), t.shape, l.transposedFrom, alloc(l.rows * l.inner));
+        return { name: t.weight.name, data, rows: l.rows, inner: l.inner, sensitivity: weights.get(t.weight.name) };
+      });
+      return palettizeWeights(inputs, cfg, ctx.scheduler, timing);
     });
-    const results = await palettizeWeights(inputs, cfg, ctx.scheduler, timing);
     const tEncode = performance.now();
     results.forEach((r, j) => {
       const t = targets[batch[j]];
