@@ -14,8 +14,8 @@ import { GraphBuilder } from '../src/onnx/builder.ts';
 import { encodeModel, type ModelMsg } from '../src/onnx/proto.ts';
 import { seededRandom } from '../src/random.ts';
 import { kmeans1d, kmeans1dWithZero, partitionCost, solvePartition } from '../src/passes/palettize/kmeans1d.ts';
-import { solvePartitions, workerScript } from '../src/passes/palettize/dp-pool.ts';
-import { palettizeWeights, type PaletteConfig } from '../src/passes/palettize/palettize.ts';
+import { DpPool, solvePartitions, workerScript } from '../src/passes/palettize/dp-pool.ts';
+import { newPaletteTiming, palettizeWeights, type PaletteConfig } from '../src/passes/palettize/palettize.ts';
 import { packPlane } from '../src/passes/palettize/encode.ts';
 import type { PalettizeReport } from '../src/passes/palettize/pass.ts';
 import { RecipeError } from '../src/errors.ts';
@@ -123,6 +123,22 @@ describe('exact 1-D k-means', () => {
     const pooled = await solvePartitions(problems, { threads: 3, minWork: 0 });
     expect(pooled.threads).toBe(3);
     expect(pooled.solved).toEqual(problems.map(solvePartition));
+    // A pool started ahead (as the pass does) and shared by calls: this thread takes a share too.
+    const pool = DpPool.start(2, 0)!;
+    try {
+      const inputs = [0, 1, 2].map((s) => ({ name: `w${s}`, data: gaussian(48 * 90, 30 + s, 0.05), rows: 48, inner: 90 }));
+      const alone = await palettizeWeights(inputs, base, cpu);
+      const timing = newPaletteTiming();
+      const shared = await palettizeWeights(inputs, base, cpu, timing, { pool });
+      expect(timing.threads).toBe(2);
+      shared.forEach((r, i) => {
+        expect(Array.from(r.indices)).toEqual(Array.from(alone[i].indices));
+        expect(Array.from(r.lut)).toEqual(Array.from(alone[i].lut));
+      });
+      expect((await pool.solve(problems, 0)).solved).toEqual(problems.map(solvePartition));
+    } finally {
+      await pool.close();
+    }
   });
 
   it('with a zero cluster: the best partition in which 0 stands alone', () => {

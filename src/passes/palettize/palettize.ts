@@ -15,7 +15,7 @@ import type { Scheduler } from '../../scheduler/scheduler.ts';
 import { paletteKernel, paletteKey, keyValue, keyValues, PALETTE_KEYS, type PaletteJob } from '../../kernels/palette.ts';
 import { roundHalfEven } from '../../kernels/numerics.ts';
 import type { PartitionProblem, Solved } from './kmeans1d.ts';
-import { solvePartitions } from './dp-pool.ts';
+import { solvePartitions, type DpPool } from './dp-pool.ts';
 import { wasmFor } from '../../cpu/wasm-kernels.ts';
 import { rangeKernel } from '../../kernels/range.ts';
 
@@ -295,7 +295,7 @@ export const newPaletteTiming = (): PaletteTiming => ({ prepareMs: 0, histogramM
  * Palettizes a batch of weights: one histogram pass and one assignment pass on the scheduler for
  * all of them, the dynamic programs in between.
  */
-export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: PaletteConfig, scheduler: Scheduler, timing: PaletteTiming = newPaletteTiming(), opts: { threads?: number } = {}): Promise<PaletteResult[]> {
+export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: PaletteConfig, scheduler: Scheduler, timing: PaletteTiming = newPaletteTiming(), opts: { threads?: number; pool?: DpPool | null } = {}): Promise<PaletteResult[]> {
   validateConfig(cfg);
   let t0 = performance.now();
   const lap = (key: Exclude<keyof PaletteTiming, 'maxDistinct' | 'threads'>) => {
@@ -366,7 +366,7 @@ export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: Pal
   });
   const problems: PartitionProblem[] = [];
   if (cfg.mode === 'kmeans') for (const groups of points) for (const g of groups ?? []) problems.push({ values: g.values, weights: g.weights, k, zero: g.keepZero ? g.zeroAt : null });
-  const { solved, threads } = await solvePartitions(problems, { threads: opts.threads });
+  const { solved, threads } = await solvePartitions(problems, { threads: opts.threads, pool: opts.pool });
   timing.threads = Math.max(timing.threads, threads);
   let si = 0;
   const plans: GroupPlan[][] = prepared.map((p, i) => {
