@@ -28,7 +28,7 @@ interface Exports {
   dequantStats8Lanes(codes: number, orig: number, n: number, scalePtr: number, zpPtr: number, signed: number, out: number): void;
   histogram(src: number, n: number, lo: number, hi: number, scale: number, bins: number, slots: number): void;
   paletteHistogram(src: number, n: number, shift: number, counts: number): void;
-  kmeansRow(P0: number, P1: number, P2: number, prev: number, cur: number, back: number, prevBack: number, j: number, n: number, stack: number): void;
+  kmeansRow(P0: number, P1: number, P2: number, prev: number, cur: number, back: number, prevBack: number, j: number, n: number, from: number, stack: number): void;
   paletteAssign(src: number, dst: number, n: number, shift: number, table: number): void;
   paletteSums(src: number, idx: number, n: number, sw: number, sx: number): void;
   paletteDecode(src: number, idx: number, dst: number, start: number, end: number, inner: number, rowsPerGroup: number, k: number, table: number,
@@ -480,7 +480,8 @@ export class WasmKernels {
       const total = new Float64Array(layers);
       total[0] = first[n - 1];
       for (let j = 1; j < layers; j++) {
-        this.x.kmeansRow(p0, p1, p2, prev, cur, backAt, prevBackAt, j, n, stack);
+        // The last row is read only at all points (its optimum), so only that prefix is filled.
+        this.x.kmeansRow(p0, p1, p2, prev, cur, backAt, prevBackAt, j, n, j === layers - 1 ? n - 1 : j, stack);
         back.push(new Uint16Array(this.buffer(), backAt, n).slice());
         total[j] = new Float64Array(this.buffer(), cur, n)[n - 1];
         [prev, cur] = [cur, prev];

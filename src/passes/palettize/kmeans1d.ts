@@ -93,7 +93,8 @@ function table(p: Points, k: number): Table {
     cur.fill(Infinity);
     // The last cluster of the best split of 0..i starts at m in [j, i]; its start is monotone in i.
     let sp = 0;
-    stack[sp++] = j; stack[sp++] = n - 1; stack[sp++] = j; stack[sp++] = n - 1;
+    // The last row is read only at all points (its optimum and the backtrack's start): fill that prefix alone.
+    stack[sp++] = j === layers - 1 ? n - 1 : j; stack[sp++] = n - 1; stack[sp++] = j; stack[sp++] = n - 1;
     while (sp > 0) {
       const optHi = stack[--sp];
       const optLo = stack[--sp];
