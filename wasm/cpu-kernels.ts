@@ -124,6 +124,25 @@ export function quantize8Lanes(src: usize, dst: usize, n: i32, invPtr: usize, zp
   return v128.bitselect(v128.not(b), v128.or(b, i32x4.splat(SIGN)), neg);
 }
 
+/** Unsigned min / max over the four lanes (two shuffle steps). */
+@inline function minLanes(v: v128): u32 {
+  v = i32x4.min_u(v, i32x4.shuffle(v, v, 2, 3, 0, 1));
+  return <u32>i32x4.extract_lane(i32x4.min_u(v, i32x4.shuffle(v, v, 1, 0, 3, 2)), 0);
+}
+@inline function maxLanes(v: v128): u32 {
+  v = i32x4.max_u(v, i32x4.shuffle(v, v, 2, 3, 0, 1));
+  return <u32>i32x4.extract_lane(i32x4.max_u(v, i32x4.shuffle(v, v, 1, 0, 3, 2)), 0);
+}
+@inline function sumLanes(v: v128): u32 {
+  v = i32x4.add(v, i32x4.shuffle(v, v, 2, 3, 0, 1));
+  return <u32>i32x4.extract_lane(i32x4.add(v, i32x4.shuffle(v, v, 1, 0, 3, 2)), 0);
+}
+
+/** Lanes finite and normal (|bits| - 2^23 below 0x7f000000, unsigned): not zero, denormal, Inf or NaN. */
+@inline function normalLanes(b: v128): v128 {
+  return i32x4.lt_u(i32x4.sub(v128.and(b, i32x4.splat(0x7fffffff)), i32x4.splat(0x00800000)), i32x4.splat(0x7f000000));
+}
+
 export function range(src: usize, n: i32, pivot: f32, moments: bool, out: usize): void {
   let kmin = i32x4.splat(-1); // 0xffffffff
   let kmax = i32x4.splat(0);
@@ -136,19 +155,32 @@ export function range(src: usize, n: i32, pivot: f32, moments: bool, out: usize)
   let fmin = f32x4.splat(Infinity);
   let fmax = f32x4.splat(-Infinity);
   let fastCount: u32 = 0;
+  let slow = false;
   let i = 0;
   for (; i + 4 <= n; i += 4) {
     let b = v128.load(src + (<usize>i << 2));
-    const e = v128.and(b, i32x4.splat(EXP));
-    if (!moments && !v128.any_true(v128.or(i32x4.eq(e, i32x4.splat(EXP)), i32x4.eq(e, i32x4.splat(0))))) {
-      // Fast path: four finite normal values (no zero, so float min / max are exact and agree with
-      // the key order); merged into the keys at the end.
-      fmin = f32x4.pmin(fmin, b);
-      fmax = f32x4.pmax(fmax, b);
-      amax = i32x4.max_u(amax, v128.and(b, i32x4.splat(0x7fffffff)));
-      fastCount += 4;
-      continue;
+    if (!moments) {
+      // Fast path: eight (then four) finite normal values (no zero, so float min / max are exact
+      // and agree with the key order; |x| max is |min| or |max|); merged into the keys at the end.
+      if (i + 8 <= n) {
+        const b2 = v128.load(src + (<usize>i << 2) + 16);
+        if (i32x4.all_true(v128.and(normalLanes(b), normalLanes(b2)))) {
+          fmin = f32x4.pmin(fmin, f32x4.pmin(b, b2));
+          fmax = f32x4.pmax(fmax, f32x4.pmax(b, b2));
+          fastCount += 8;
+          i += 4;
+          continue;
+        }
+      }
+      if (i32x4.all_true(normalLanes(b))) {
+        fmin = f32x4.pmin(fmin, b);
+        fmax = f32x4.pmax(fmax, b);
+        fastCount += 4;
+        continue;
+      }
     }
+    slow = true;
+    const e = v128.and(b, i32x4.splat(EXP));
     // Denormals flush to (signed) zero.
     b = v128.bitselect(v128.and(b, i32x4.splat(SIGN)), b, i32x4.eq(e, i32x4.splat(0)));
     const special = i32x4.eq(e, i32x4.splat(EXP));
@@ -172,26 +204,20 @@ export function range(src: usize, n: i32, pivot: f32, moments: bool, out: usize)
     }
   }
   if (fastCount) {
-    // Fast-path lanes untouched keep +/-Infinity, whose keys lose every comparison below.
+    // Every lane took part in the fast path (it always takes four at once).
     kmin = i32x4.min_u(kmin, keyOf(fmin));
     kmax = i32x4.max_u(kmax, keyOf(fmax));
+    amax = i32x4.max_u(amax, i32x4.max_u(v128.and(fmin, i32x4.splat(0x7fffffff)), v128.and(fmax, i32x4.splat(0x7fffffff))));
   }
-  let rkmin = load<u32>(out), rkmax = load<u32>(out, 4), ramax = load<u32>(out, 8);
+  let rkmin = min(load<u32>(out), minLanes(kmin));
+  let rkmax = max(load<u32>(out, 4), maxLanes(kmax));
+  let ramax = max(load<u32>(out, 8), maxLanes(amax));
   let rnan = load<u32>(out, 12), rinf = load<u32>(out, 16), rcnt = load<u32>(out, 20) + fastCount;
   let sum = load<f64>(out, 24), sq = load<f64>(out, 32);
-  for (let l = 0; l < 4; l++) {
-    rkmin = min(rkmin, <u32>i32x4.extract_lane(kmin, 0));
-    rkmax = max(rkmax, <u32>i32x4.extract_lane(kmax, 0));
-    ramax = max(ramax, <u32>i32x4.extract_lane(amax, 0));
-    rnan += <u32>i32x4.extract_lane(nan, 0);
-    rinf += <u32>i32x4.extract_lane(inf, 0);
-    rcnt += <u32>i32x4.extract_lane(cnt, 0);
-    kmin = i32x4.shuffle(kmin, kmin, 1, 2, 3, 0);
-    kmax = i32x4.shuffle(kmax, kmax, 1, 2, 3, 0);
-    amax = i32x4.shuffle(amax, amax, 1, 2, 3, 0);
-    nan = i32x4.shuffle(nan, nan, 1, 2, 3, 0);
-    inf = i32x4.shuffle(inf, inf, 1, 2, 3, 0);
-    cnt = i32x4.shuffle(cnt, cnt, 1, 2, 3, 0);
+  if (slow) {
+    rnan += sumLanes(nan);
+    rinf += sumLanes(inf);
+    rcnt += sumLanes(cnt);
   }
   sum += f64x2.extract_lane(s0, 0) + f64x2.extract_lane(s0, 1) + f64x2.extract_lane(s1, 0) + f64x2.extract_lane(s1, 1);
   sq += f64x2.extract_lane(q0, 0) + f64x2.extract_lane(q0, 1) + f64x2.extract_lane(q1, 0) + f64x2.extract_lane(q1, 1);

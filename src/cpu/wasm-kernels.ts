@@ -298,15 +298,15 @@ export class WasmKernels {
     });
   }
 
-  /** Per-group min / max / absmax keys, NaN / Inf / finite counts and pivot-shifted f64 sums for channel-mode groups. */
-  range(data: Float32Array, v: GroupView, moments: boolean): RangeParts[] | null {
+  /**
+   * Per-group min / max / absmax keys, NaN / Inf / finite counts and pivot-shifted f64 sums for
+   * channel-mode groups, as one table (typed arrays: per-channel tensors have thousands of groups).
+   */
+  range(data: Float32Array, v: GroupView, moments: boolean): RangeTable | null {
     return this.attempt(() => {
       const outAt = this.scratch(48 * v.groups);
-      const init = new DataView(this.buffer(), outAt, 48 * v.groups);
-      for (let g = 0; g < v.groups; g++) {
-        init.setUint32(g * 48, 0xffffffff, true);
-        for (let w = 4; w < 48; w += 4) init.setUint32(g * 48 + w, 0, true);
-      }
+      const init = new Uint32Array(this.buffer(), outAt, 12 * v.groups).fill(0);
+      for (let g = 0; g < v.groups; g++) init[12 * g] = 0xffffffff;
       // Pivot per group: its first finite element (shifted sums keep the variance accurate).
       const pivots = new Float32Array(v.groups).fill(NaN);
       this.blocks(data, (start, end, src) => {
@@ -326,13 +326,9 @@ export class WasmKernels {
           this.x.range(src + at * 4, len, Number.isNaN(pivots[g]) ? 0 : pivots[g], moments ? 1 : 0, outAt + g * 48);
         });
       });
-      const view = new DataView(this.buffer(), outAt, 48 * v.groups);
       this.calls.range++;
-      return Array.from({ length: v.groups }, (_, g) => ({
-        kmin: view.getUint32(g * 48, true), kmax: view.getUint32(g * 48 + 4, true), amax: view.getUint32(g * 48 + 8, true),
-        nan: view.getUint32(g * 48 + 12, true), inf: view.getUint32(g * 48 + 16, true), count: view.getUint32(g * 48 + 20, true),
-        pivot: Number.isNaN(pivots[g]) ? 0 : pivots[g], sum: view.getFloat64(g * 48 + 24, true), sumSq: view.getFloat64(g * 48 + 32, true),
-      }));
+      for (let g = 0; g < v.groups; g++) if (Number.isNaN(pivots[g])) pivots[g] = 0;
+      return { words: new Uint32Array(this.buffer(), outAt, 12 * v.groups).slice(), sums: new Float64Array(this.buffer(), outAt, 6 * v.groups).slice(), pivots };
     });
   }
 
@@ -552,17 +548,15 @@ export interface HistogramParts {
   slots: Uint32Array;
 }
 
-export interface RangeParts {
-  kmin: number;
-  kmax: number;
-  amax: number;
-  nan: number;
-  inf: number;
-  count: number;
-  /** Sums of (x - pivot) and (x - pivot)^2 over the finite values, in f64. */
-  pivot: number;
-  sum: number;
-  sumSq: number;
+/**
+ * The range kernel's partial results, 48 bytes per group: words[12 g ..] = kmin, kmax, amax, NaN
+ * count, Inf count, finite count (u32); sums[6 g + 3], sums[6 g + 4] = Σ (x − pivot), Σ (x − pivot)²
+ * over the finite values (f64); pivots[g] = the group's pivot.
+ */
+export interface RangeTable {
+  words: Uint32Array;
+  sums: Float64Array;
+  pivots: Float32Array;
 }
 
 /** Round-trip error sums of one statistics group (the dequantize kernel's partial form). */

@@ -119,17 +119,22 @@ function cpu(job: RangeJob): RangeResult {
   const moments = job.moments !== false;
   const parts = v.mode === 0 ? wasmFor(job.data.length)?.range(job.data, v, moments) : null;
   if (parts) {
-    parts.forEach((p, g) => {
-      const acc = new GroupAcc();
-      acc.addKeys(p.kmin, p.kmax, p.amax);
-      acc.nan = p.nan;
-      acc.inf = p.inf;
-      acc.n = p.count;
+    // What GroupAcc.addKeys / store would make of each group's parts, without an object per group.
+    const { words, sums, pivots } = parts;
+    for (let g = 0; g < v.groups; g++) {
+      const n = words[12 * g + 5];
+      const empty = n === 0;
+      out.min[g] = empty ? NaN : keyToF32(words[12 * g]);
+      out.max[g] = empty ? NaN : keyToF32(words[12 * g + 1]);
+      out.absmax[g] = empty ? NaN : bitsToF32(words[12 * g + 2]);
+      out.count[g] = n;
+      out.nanCount[g] = words[12 * g + 3];
+      out.infCount[g] = words[12 * g + 4];
       // Shifted sums to mean and M2: mean = pivot + S/n, M2 = Q - S^2/n.
-      acc.mean = p.count ? p.pivot + p.sum / p.count : 0;
-      acc.m2 = p.count ? Math.max(0, p.sumSq - (p.sum * p.sum) / p.count) : 0;
-      acc.store(out, g, moments);
-    });
+      const sum = sums[6 * g + 3];
+      out.mean[g] = empty || !moments ? NaN : pivots[g] + sum / n;
+      out.variance[g] = empty || !moments ? NaN : Math.max(0, sums[6 * g + 4] - (sum * sum) / n) / n;
+    }
     return out;
   }
   if (v.mode === 0 && v.outer === 1) {
@@ -144,8 +149,8 @@ function cpu(job: RangeJob): RangeResult {
   for (let g = 0; g < v.groups; g++) {
     const acc = new GroupAcc();
     const len = groupLength(v, g);
-    for (let k = 0; k < len; k++) acc.addBits(bits[groupElement(v, g, k)]);
-    acc.store(out, g);
+    for (let k = 0; k < len; k++) acc.addBits(bits[groupElement(v, g, k)], moments);
+    acc.store(out, g, moments);
   }
   return out;
 }
