@@ -493,7 +493,7 @@ export class WasmKernels {
    * quantization groups; statistics groups are per tensor (groups 1) or channel-mode (inner, dim).
    */
   dequantStats8(codes: Uint8Array, original: Float32Array, v: GroupView, scale: Float32Array, zeroPoint: Int32Array, signed: boolean,
-    stats: { groups: number; inner: number; dim: number }): ErrorSums[] | null {
+    stats: { groups: number; inner: number; dim: number }): ErrorSumsTable | null {
     const statsGroups = stats.groups;
     const statsInner = stats.inner;
     const statsDim = stats.groups === 1 ? 1 : stats.dim;
@@ -525,12 +525,10 @@ export class WasmKernels {
           i = chunkEnd;
         }
       });
-      const view = new DataView(this.buffer(), outAt, 48 * statsGroups);
       this.calls.dequantStats8++;
-      return Array.from({ length: statsGroups }, (_, g) => ({
-        e2: view.getFloat64(g * 48, true), x2: view.getFloat64(g * 48 + 8, true), h2: view.getFloat64(g * 48 + 16, true), xh: view.getFloat64(g * 48 + 24, true),
-        emax: view.getFloat32(g * 48 + 32, true), n: view.getUint32(g * 48 + 36, true), bad: view.getUint32(g * 48 + 40, true),
-      }));
+      // One table, not an object per group (per-channel statistics have thousands of groups).
+      const bytes = new Uint8Array(this.buffer(), outAt, 48 * statsGroups).slice();
+      return { f64: new Float64Array(bytes.buffer), f32: new Float32Array(bytes.buffer), u32: new Uint32Array(bytes.buffer), groups: statsGroups };
     });
   }
 }
@@ -560,6 +558,17 @@ export interface RangeTable {
 }
 
 /** Round-trip error sums of one statistics group (the dequantize kernel's partial form). */
+/**
+ * Error sums of many groups, 48 bytes each: f64[6 g .. 6 g + 3] = e2, x2, h2, xh; f32[12 g + 8] =
+ * max |error|; u32[12 g + 9] = finite count, u32[12 g + 10] = non-finite count.
+ */
+export interface ErrorSumsTable {
+  f64: Float64Array;
+  f32: Float32Array;
+  u32: Uint32Array;
+  groups: number;
+}
+
 export interface ErrorSums {
   e2: number;
   x2: number;

@@ -6,7 +6,7 @@
 import { InvalidArgumentError } from '../errors.ts';
 import { bitsToF32, flushDenormalBits, isFiniteBits } from './numerics.ts';
 import { elementCount, groupElement, groupLength, groupOf, groupView, normalizeAxis, MODE_CHANNEL, type Granularity, type GroupView } from './layout.ts';
-import { wasmFor, type ErrorSums } from '../cpu/wasm-kernels.ts';
+import { wasmFor, type ErrorSums, type ErrorSumsTable } from '../cpu/wasm-kernels.ts';
 import { codeRange, type Bits, type QuantParams } from './qparams.ts';
 import { codeBytes } from './quantize.ts';
 import { forEachPartial, reductionHead, reductionSlices, REDUCE_CHUNK, type ReductionSlice } from './reduction.ts';
@@ -116,7 +116,7 @@ function cpu(job: DequantizeJob): DequantizeResult {
   const wasm = !wantValues && job.original && job.bits === 8 && qv.mode === MODE_CHANNEL && sameRuns ? wasmFor(n) : null;
   if (wasm) {
     const channels = wasm.dequantStats8(job.codes, job.original!, qv, job.params.scale as Float32Array, Int32Array.from(job.params.zeroPoint), job.signed, { groups: sv.groups, inner: sv.inner, dim: sv.dim });
-    if (channels) return assemble(channels, null, sv);
+    if (channels) return assembleTable(channels, sv);
   }
   const values = new Float32Array(n);
   for (let i = 0; i < n; i++) {
@@ -150,6 +150,26 @@ function cpu(job: DequantizeJob): DequantizeResult {
     channels.push(s);
   }
   return assemble(channels, wantValues ? values : null, sv);
+}
+
+/** assemble() over the fast engine's table: the same totals (same order of additions), no object per group but the results. */
+function assembleTable(t: ErrorSumsTable, sv: GroupView): DequantizeResult {
+  const total = zeroSums();
+  const per = sv.groups > 1 || sv.dim > 1;
+  const channels: ErrorStats[] = per ? new Array(t.groups) : [];
+  const s = zeroSums();
+  for (let g = 0; g < t.groups; g++) {
+    s.e2 = t.f64[6 * g];
+    s.x2 = t.f64[6 * g + 1];
+    s.h2 = t.f64[6 * g + 2];
+    s.xh = t.f64[6 * g + 3];
+    s.emax = t.f32[12 * g + 8];
+    s.n = t.u32[12 * g + 9];
+    s.bad = t.u32[12 * g + 10];
+    addSums(total, s);
+    if (per) channels[g] = errorStatsFromSums(s);
+  }
+  return { values: null, tensor: errorStatsFromSums(total), channels };
 }
 
 function assemble(channels: Sums[], values: Float32Array | null, sv: GroupView): DequantizeResult {
