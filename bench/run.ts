@@ -7,7 +7,8 @@
  * rep beyond it)  --peak-gbps <n> (the card's memory bandwidth: kernel traffic is then reported as
  * a fraction of it; on a real GPU the reductions should be bandwidth-bound)  --repeats <n> (kernel
  * time from each dispatch recorded n times back to back in one timed pass: a real GPU left idle
- * between runs wakes at low clocks, which a single sub-millisecond dispatch measures instead).
+ * between runs wakes at low clocks, which a single sub-millisecond dispatch measures instead)
+ * --cpu-only (no GPU scheduler: on a software adapter its threads slow the CPU timings).
  */
 import { cpus, totalmem, platform, release } from 'node:os';
 import { setCpuEngine } from '../src/cpu/wasm-kernels.ts';
@@ -109,7 +110,8 @@ function copyMs(src: Float32Array, reps: number): number {
 async function main(): Promise<void> {
   const log = createLogger('warn');
   const cpu = await Scheduler.create({ backend: 'cpu' });
-  const gpu = await Scheduler.create({ backend: 'auto', allowSoftwareAdapter: true, cpuThreshold: 0, logger: log });
+  // --cpu-only: no GPU scheduler (lavapipe's worker threads in the same process slow the CPU timings).
+  const gpu = args.includes('--cpu-only') ? cpu : await Scheduler.create({ backend: 'auto', allowSoftwareAdapter: true, cpuThreshold: 0, logger: log });
   // Kernel-only times (results unused, so accumulating kernels may repeat).
   const gpuTimed = repeats > 1 ? await Scheduler.create({ backend: 'auto', allowSoftwareAdapter: true, cpuThreshold: 0, logger: log, timingRepeats: repeats }) : gpu;
   const hasGpu = gpu.info.active === 'gpu';
