@@ -57,8 +57,6 @@ export function quantize8(src: usize, dst: usize, n: i32, inv: f32, zp: i32, qmi
   const nanCode = i32x4.splat(min(qmax, max(qmin, zp)));
   const vqmin = i32x4.splat(qmin);
   const vqmax = i32x4.splat(qmax);
-  const vexp = i32x4.splat(EXP);
-  const vzero = i32x4.splat(0);
   const magic = f32x4.splat(12582912.0);
   const magicBits = i32x4.splat(0x4b400000 - zp);
   let i = 0;
@@ -66,11 +64,7 @@ export function quantize8(src: usize, dst: usize, n: i32, inv: f32, zp: i32, qmi
     const p = src + (<usize>i << 2);
     const b0 = v128.load(p), b1 = v128.load(p, 16), b2 = v128.load(p, 32), b3 = v128.load(p, 48);
     // Fast path: no NaN / Inf / zero / denormal among the 16 (the usual case for weights).
-    const e0 = v128.and(b0, vexp), e1 = v128.and(b1, vexp), e2 = v128.and(b2, vexp), e3 = v128.and(b3, vexp);
-    const odd = v128.or(
-      v128.or(v128.or(i32x4.eq(e0, vexp), i32x4.eq(e0, vzero)), v128.or(i32x4.eq(e1, vexp), i32x4.eq(e1, vzero))),
-      v128.or(v128.or(i32x4.eq(e2, vexp), i32x4.eq(e2, vzero)), v128.or(i32x4.eq(e3, vexp), i32x4.eq(e3, vzero))));
-    if (!v128.any_true(odd)) {
+    if (i32x4.all_true(v128.and(v128.and(normalLanes(b0), normalLanes(b1)), v128.and(normalLanes(b2), normalLanes(b3))))) {
       // Adding 1.5 * 2^23 rounds the clamped value to an integer, half to even (IEEE addition),
       // and leaves that integer in the low mantissa bits: subtracting the constant's bits (less
       // the zero point) gives the code. Exact for |v| <= 2^22; here |v| <= 255.
