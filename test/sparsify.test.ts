@@ -401,11 +401,18 @@ describe('least-squares reconstruction after sparsity (reconstruct: lsq, --recov
       if (reconstruct === 'lsq') {
         expect(rep.reconstruction!.layers.filter((l) => l.accepted).length).toBeGreaterThan(rep.reconstruction!.layers.length / 2);
         for (const l of rep.reconstruction!.layers) expect(l.errorAfter).toBeLessThanOrEqual(l.errorBefore);
+        // Fitted downstream after upstream: the classifier last, after the head convolution feeding it
+        // (weights are listed by name, fc.weight first: the classifier used to be fitted in wave 2).
+        const order = rep.reconstruction!.layers.map((l) => l.node);
+        expect(order[order.length - 1]).toBe('/fc/Gemm');
+        expect(order.indexOf('/head/head.0/Conv')).toBeGreaterThan(order.indexOf('/blocks/blocks.3/project/project.0/Conv'));
       } else expect(rep.reconstruction).toBeNull();
       drop[reconstruct] = (await evaluateModels(out, MODEL, { data: 'test/assets/fashion-mnist', latencyRuns: 0 })).accuracy!.dropPoints;
     }
     console.log(`Fashion inverted residual 2:4 SparseGPT: drop ${drop.none.toFixed(2)} -> ${drop.lsq.toFixed(2)} points with lsq reconstruction`);
     expect(drop.lsq).toBeLessThan(drop.none - 1);
+    // The issue's 2:4 target (≤ 1.5 points) on this draw of 256 samples (bench: mean of four draws of 512).
+    expect(drop.lsq).toBeLessThan(1.5);
   });
 
   it('bad options: reconstruct without data, with compact storage; --recover bn names pruning, lsq goes to sparsify', async () => {

@@ -114,7 +114,10 @@ export function inputRows(g: Geometry, x: ort.Tensor, n: number, positions: numb
 /**
  * Layers in waves: a layer's wave is one more than the highest wave among layers upstream of its
  * input, so a wave's inputs can be read once every earlier wave is done (sequential methods).
- * `items` must be in graph (topological) order.
+ * `items` may come in any order: waves are assigned in graph (topological) order, since a layer's
+ * wave reads those of the layers upstream of it (in the order given, a layer listed before an
+ * upstream one read that one's wave as 0: the sparsify pass lists weights by name, and its
+ * reconstruction fitted the classifier before the convolutions feeding it).
  */
 export function layerWaves<T extends { node: NodeMsg }>(model: OnnxModel, items: readonly T[]): T[][] {
   const index = new Map(items.map((t, i) => [t.node, i]));
@@ -134,9 +137,9 @@ export function layerWaves<T extends { node: NodeMsg }>(model: OnnxModel, items:
     memo.set(v, best);
     return best;
   };
-  items.forEach((t, i) => {
-    wave[i] = upstream(t.node.input[0]) + 1;
-  });
+  const position = new Map(model.msg.graph!.node.map((n, i) => [n, i]));
+  const topological = items.map((_, i) => i).sort((a, b) => (position.get(items[a].node) ?? 0) - (position.get(items[b].node) ?? 0));
+  for (const i of topological) wave[i] = upstream(items[i].node.input[0]) + 1;
   const out: T[][] = [];
   items.forEach((t, i) => (out[wave[i]] ??= []).push(t));
   return out.filter(Boolean);
