@@ -623,8 +623,11 @@ export function kmeansRow(P0: usize, P1: usize, P2: usize, prev: usize, cur: usi
       const sm = s1 - load<f64>(P1 + (<usize>m << 3));
       const q = q1 - load<f64>(P2 + (<usize>m << 3));
       const pv = load<f64>(prev + (<usize>(m - 1) << 3));
+      // The previous row's optimum only grows with the prefix and the cluster cost is >= 0: once
+      // it alone reaches the best, no later split can win.
+      if (pv >= best) break;
       // Screen without the division: q - sm^2/w + pv < best  <=>  (q + pv - best) w < sm^2.
-      if (pv < best && (w <= 0 || (q + pv - best) * w < sm * sm)) {
+      if (w <= 0 || (q + pv - best) * w < sm * sm) {
         let c: f64 = w > 0 ? q - (sm * sm) / w : 0;
         if (c < 0) c = 0;
         c += pv;

@@ -118,9 +118,12 @@ function table(p: Points, k: number): Table {
         const sm = s1 - P1[m];
         const q = q1 - P2[m];
         const pv = prev[m - 1];
+        // The previous row's optimum only grows with the prefix and a cluster's cost is >= 0: once
+        // it alone reaches the best, no later split can win.
+        if (pv >= best) break;
         // Screened without the division (q - sm²/w + pv < best <=> (q + pv - best) w < sm², w > 0):
         // most candidates lose, and the division bounded the loop.
-        if (pv < best && (w <= 0 || (q + pv - best) * w < sm * sm)) {
+        if (w <= 0 || (q + pv - best) * w < sm * sm) {
           let c = w > 0 ? q - (sm * sm) / w : 0;
           if (c < 0) c = 0;
           c += pv;
