@@ -594,7 +594,7 @@ export function paletteAssign(src: usize, dst: usize, n: i32, shift: i32, table:
 // The same f64 operations in the same order as the TypeScript table(), so the rows, argmins and
 // partitions are identical. P0..P2: centred prefix sums (n + 1 f64 each); prev / cur: the previous
 // and this row's optimal costs (n f64); back / prevBack: argmins (n u16); prefixes from..n-1 are
-// filled (the last row needs only n - 1); stack: 8 i32 per level.
+// filled (the last row is read only at n - 1); stack: 8 i32 per level.
 // (Two candidates per step in f64x2 measured no faster: the division bounds the loop.)
 
 export function kmeansRow(P0: usize, P1: usize, P2: usize, prev: usize, cur: usize, back: usize, prevBack: usize, j: i32, n: i32, from: i32, stack: usize): void {

@@ -328,7 +328,8 @@ export class WasmKernels {
       });
       this.calls.range++;
       for (let g = 0; g < v.groups; g++) if (Number.isNaN(pivots[g])) pivots[g] = 0;
-      return { words: new Uint32Array(this.buffer(), outAt, 12 * v.groups).slice(), sums: new Float64Array(this.buffer(), outAt, 6 * v.groups).slice(), pivots };
+      const bytes = new Uint8Array(this.buffer(), outAt, 48 * v.groups).slice();
+      return { words: new Uint32Array(bytes.buffer), sums: new Float64Array(bytes.buffer), pivots };
     });
   }
 
@@ -476,7 +477,7 @@ export class WasmKernels {
       const total = new Float64Array(layers);
       total[0] = first[n - 1];
       for (let j = 1; j < layers; j++) {
-        // The last row is read only at all points (its optimum), so only that prefix is filled.
+        // The last row is read only at the prefix of all points (its optimum): only that one is filled.
         this.x.kmeansRow(p0, p1, p2, prev, cur, backAt, prevBackAt, j, n, j === layers - 1 ? n - 1 : j, stack);
         back.push(new Uint16Array(this.buffer(), backAt, n).slice());
         total[j] = new Float64Array(this.buffer(), cur, n)[n - 1];
@@ -557,7 +558,6 @@ export interface RangeTable {
   pivots: Float32Array;
 }
 
-/** Round-trip error sums of one statistics group (the dequantize kernel's partial form). */
 /**
  * Error sums of many groups, 48 bytes each: f64[6 g .. 6 g + 3] = e2, x2, h2, xh; f32[12 g + 8] =
  * max |error|; u32[12 g + 9] = finite count, u32[12 g + 10] = non-finite count.
@@ -569,6 +569,7 @@ export interface ErrorSumsTable {
   groups: number;
 }
 
+/** Round-trip error sums of one statistics group (the dequantize kernel's partial form). */
 export interface ErrorSums {
   e2: number;
   x2: number;

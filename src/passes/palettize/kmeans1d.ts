@@ -93,7 +93,7 @@ function table(p: Points, k: number): Table {
     cur.fill(Infinity);
     // The last cluster of the best split of 0..i starts at m in [j, i]; its start is monotone in i.
     let sp = 0;
-    // The last row is read only at all points (its optimum and the backtrack's start): fill that prefix alone.
+    // The last row is read only at the prefix of all points (its optimum, the backtrack's start): fill that one alone.
     stack[sp++] = j === layers - 1 ? n - 1 : j; stack[sp++] = n - 1; stack[sp++] = j; stack[sp++] = n - 1;
     while (sp > 0) {
       const optHi = stack[--sp];
