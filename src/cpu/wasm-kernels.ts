@@ -28,7 +28,7 @@ interface Exports {
   dequantStats8Lanes(codes: number, orig: number, n: number, scalePtr: number, zpPtr: number, signed: number, out: number): void;
   histogram(src: number, n: number, lo: number, hi: number, scale: number, bins: number, slots: number): void;
   paletteHistogram(src: number, n: number, shift: number, counts: number): void;
-  kmeansRow(P0: number, P1: number, P2: number, prev: number, cur: number, back: number, prevBack: number, j: number, n: number, from: number, stack: number): void;
+  kmeansRow(P0: number, P1: number, P2: number, prev: number, cur: number, back: number, prevBack: number, j: number, n: number, from: number, stack: number, ub: number): void;
   paletteAssign(src: number, dst: number, n: number, shift: number, table: number): void;
   paletteSums(src: number, idx: number, n: number, sw: number, sx: number): void;
   paletteDecode(src: number, idx: number, dst: number, start: number, end: number, inner: number, rowsPerGroup: number, k: number, table: number,
@@ -450,13 +450,14 @@ export class WasmKernels {
   }
 
   /**
-   * Rows 1..layers-1 of the exact 1-D k-means table (palettize/kmeans1d.ts): the same f64
+   * Rows 1..layers-1 of the exact 1-D k-means table (palettize/kmeans1d.ts rows()): the same f64
    * operations in the same order as its TypeScript loop, so costs and argmins are identical.
-   * P0..P2 are the centred prefix sums (n + 1 each), `first` row 0's costs; returns each row's
-   * argmins (row 0 all zero) and its optimum over all points, or null when the scratch does not
-   * fit pinned memory or n needs more than 16-bit argmins.
+   * P0..P2 are the centred prefix sums (n + 1 each), `first` row 0's costs, `ub` the bound past
+   * which cells are not needed; returns each row's argmins (row 0 all zero), its optimum over all
+   * points and the last row's costs (filled at every prefix with `lastFull`, else at n - 1 only),
+   * or null when the scratch does not fit pinned memory or n needs more than 16-bit argmins.
    */
-  kmeansRows(P0: Float64Array, P1: Float64Array, P2: Float64Array, first: Float64Array, layers: number): { back: Uint16Array[]; total: Float64Array } | null {
+  kmeansRows(P0: Float64Array, P1: Float64Array, P2: Float64Array, first: Float64Array, layers: number, ub: number, lastFull: boolean): { back: Uint16Array[]; total: Float64Array; last: Float64Array } | null {
     const n = first.length;
     if (n > 65535) return null;
     return this.attempt(() => {
@@ -477,15 +478,14 @@ export class WasmKernels {
       const total = new Float64Array(layers);
       total[0] = first[n - 1];
       for (let j = 1; j < layers; j++) {
-        // The last row is read only at the prefix of all points (its optimum): only that one is filled.
-        this.x.kmeansRow(p0, p1, p2, prev, cur, backAt, prevBackAt, j, n, j === layers - 1 ? n - 1 : j, stack);
+        this.x.kmeansRow(p0, p1, p2, prev, cur, backAt, prevBackAt, j, n, j === layers - 1 && !lastFull ? n - 1 : j, stack, ub);
         back.push(new Uint16Array(this.buffer(), backAt, n).slice());
         total[j] = new Float64Array(this.buffer(), cur, n)[n - 1];
         [prev, cur] = [cur, prev];
         [prevBackAt, backAt] = [backAt, prevBackAt];
       }
       this.calls.kmeans++;
-      return { back, total };
+      return { back, total, last: new Float64Array(this.buffer(), prev, n).slice() };
     });
   }
 
