@@ -148,6 +148,22 @@ describe('exact 1-D k-means', () => {
     const pooled = await solvePartitions(problems, { threads: 3, minWork: 0 });
     expect(pooled.threads).toBe(3);
     expect(pooled.solved).toEqual(problems.map(solvePartition));
+    // The process's pool: one instance; its warm worker takes problems from the shared counter
+    // (retried: on a loaded machine this thread may take a whole round before the worker starts).
+    const process = DpPool.shared()!;
+    expect(DpPool.shared()).toBe(process);
+    const many = Array.from({ length: 40 }, (_, t) => {
+      const values = Float64Array.from({ length: 3000 }, (_, i) => Math.sinh((i - 1500 + t) / 400));
+      return { values, weights: Float64Array.from(values, (_, i) => 1 + ((i * (t + 3)) % 7)), k: 16, zero: null };
+    });
+    const want = many.map(solvePartition);
+    let byWorkers = 0;
+    for (let round = 0; round < 6 && byWorkers === 0; round++) {
+      const got = await process.solve(many, 0);
+      expect(got.solved).toEqual(want);
+      byWorkers = got.byWorkers;
+    }
+    expect(byWorkers, 'the worker solved some of the problems').toBeGreaterThan(0);
     // A pool started ahead (as the pass does) and shared by calls: this thread takes a share too.
     const pool = DpPool.start(2, 0)!;
     try {
@@ -198,7 +214,7 @@ describe('palettization numerics', () => {
     for (const bits of [2, 4, 6] as const) {
       for (const mode of ['kmeans', 'uniform'] as const) {
         const [r] = await palettizeWeights([{ name: 'w', data, rows: 64, inner: 72 }], { ...base, bits, mode }, cpu);
-        expect(new Set(r.decoded).size).toBeLessThanOrEqual(2 ** bits);
+        expect(new Set(r.decoded!).size).toBeLessThanOrEqual(2 ** bits);
         sq[`${mode}${bits}`] = r.sqnrDb;
       }
       expect(sq[`kmeans${bits}`]).toBeGreaterThan(sq[`uniform${bits}`]);
@@ -211,7 +227,7 @@ describe('palettization numerics', () => {
     const data = gaussian(10 * 50, 2);
     const [r] = await palettizeWeights([{ name: 'w', data, rows: 10, inner: 50 }], { ...base, bits: 2, groupSize: 4 }, cpu);
     expect([r.groups, r.rowsPerGroup, r.lastGroupRows]).toEqual([3, 4, 2]);
-    for (let g = 0; g < 3; g++) expect(new Set(r.decoded.subarray(g * 200, Math.min(500, (g + 1) * 200))).size).toBeLessThanOrEqual(4);
+    for (let g = 0; g < 3; g++) expect(new Set(r.decoded!.subarray(g * 200, Math.min(500, (g + 1) * 200))).size).toBeLessThanOrEqual(4);
     const [t] = await palettizeWeights([{ name: 'w', data, rows: 10, inner: 50 }], { ...base, bits: 2 }, cpu);
     expect(r.sqnrDb).toBeGreaterThan(t.sqnrDb);
   });
@@ -220,7 +236,7 @@ describe('palettization numerics', () => {
     const data = Float32Array.from({ length: 3000 }, (_, i) => [0.125, -0.3, 7.1e-3, 0][i % 4]);
     const [r] = await palettizeWeights([{ name: 'w', data, rows: 30, inner: 100 }], { ...base, bits: 2 }, cpu);
     expect(r.mode).toBe('unique');
-    expect(Array.from(r.decoded)).toEqual(Array.from(data));
+    expect(Array.from(r.decoded!)).toEqual(Array.from(data));
     await expect(palettizeWeights([{ name: 'w', data: gaussian(3000, 3), rows: 30, inner: 100 }], { ...base, bits: 2, mode: 'unique' }, cpu)).rejects.toThrow(/mode 'unique' needs at most 4 distinct values per group, but w \(group 0\) has more/);
   });
 
@@ -230,7 +246,7 @@ describe('palettization numerics', () => {
     for (const mode of ['kmeans', 'uniform'] as const) {
       const [r] = await palettizeWeights([{ name: 'w', data, rows: 64, inner: 64 }], { ...base, bits: 3, mode }, cpu);
       expect(r.zeroCluster).toBe(true);
-      for (let i = 0; i < data.length; i += 2) expect(r.decoded[i]).toBe(0);
+      for (let i = 0; i < data.length; i += 2) expect(r.decoded![i]).toBe(0);
     }
   });
 
@@ -241,7 +257,7 @@ describe('palettization numerics', () => {
     const weightedError = (h: Float32Array) => data.reduce((a, x, i) => a + sensitivity[i] * (x - h[i]) ** 2, 0);
     const [plain] = await palettizeWeights([{ name: 'w', data, rows: 64, inner: 64 }], { ...base, bits: 2 }, cpu);
     const [weighted] = await palettizeWeights([{ name: 'w', data, rows: 64, inner: 64, sensitivity }], { ...base, bits: 2 }, cpu);
-    expect(weightedError(weighted.decoded)).toBeLessThan(0.9 * weightedError(plain.decoded));
+    expect(weightedError(weighted.decoded!)).toBeLessThan(0.9 * weightedError(plain.decoded!));
     expect(weighted.sqnrDb).toBeLessThan(plain.sqnrDb); // unweighted SQNR pays for it
   });
 
@@ -253,7 +269,7 @@ describe('palettization numerics', () => {
     expect(scaled.sqnrDb).toBeGreaterThan(plain.sqnrDb);
     const [i8] = await palettizeWeights([{ name: 'w', data, rows: 16, inner: 40 }], { ...base, bits: 3, perChannelScale: true, lutDtype: 'int8' }, cpu);
     expect(i8.lutInt8).toBeDefined();
-    expect(i8.decoded[5]).toBe(Math.fround(i8.lutInt8![i8.indices[5]] * i8.rowScale![0]));
+    expect(i8.decoded![5]).toBe(Math.fround(i8.lutInt8![i8.indices[5]] * i8.rowScale![0]));
     expect(i8.sqnrDb).toBeGreaterThan(scaled.sqnrDb - 1);
   });
 
@@ -294,8 +310,15 @@ describe('palettization numerics', () => {
         // kmeans: sums and decode; uniform: decode only.
         expect(engine!.calls.paletteFinish - before, JSON.stringify(cfg)).toBe(cfg.mode === 'uniform' ? 1 : 2);
         expect(Array.from(got.lut)).toEqual(Array.from(want.lut));
-        expect(Array.from(got.decoded)).toEqual(Array.from(want.decoded));
+        expect(Array.from(got.decoded!)).toEqual(Array.from(want.decoded!));
         expect([got.sqnrDb, got.cosine, got.mse, got.maxAbsError]).toEqual([want.sqnrDb, want.cosine, want.mse, want.maxAbsError]);
+        // Without the decoded copy (what the pass asks for): the same metrics, in both engines.
+        for (const e of ['js', 'wasm'] as const) {
+          setCpuEngine(e, { minElements: 0 });
+          const [lean] = await palettizeWeights(inputs, cfg, cpu, undefined, { decoded: false });
+          expect(lean.decoded).toBeNull();
+          expect([lean.sqnrDb, lean.cosine, lean.mse, lean.maxAbsError], e).toEqual([want.sqnrDb, want.cosine, want.mse, want.maxAbsError]);
+        }
       }
     } finally {
       setCpuEngine(initial, { minElements: 256 });
@@ -307,6 +330,20 @@ describe('palettization numerics', () => {
     expect(Array.from(packPlane(Uint8Array.of(5, 6), 2, 1))).toEqual([0b11]);
     expect(Array.from(packPlane(Uint8Array.of(0x1f, 0x2e, 0x3d), 0, 4))).toEqual([0xef, 0x0d]);
     expect(Array.from(packPlane(Uint8Array.of(1, 0, 1, 1, 0, 0, 0, 1, 1), 0, 1))).toEqual([0b10001101, 0b1]);
+  });
+
+  it('4-bit planes packed a word at a time equal the field-by-field packing (every length mod 4, shifts 0 and 2, unaligned views)', () => {
+    const r = seededRandom(31);
+    for (const n of [1, 2, 3, 4, 5, 7, 8, 9, 1001, 4096, 4099]) {
+      const backing = Uint8Array.from({ length: n + 1 }, () => Math.floor(r() * 64));
+      for (const indices of [backing.subarray(0, n), backing.subarray(1)]) {
+        for (const shift of [0, 2]) {
+          const want = new Uint8Array(Math.ceil(n / 2));
+          for (let i = 0; i < n; i++) want[i >> 1] |= ((indices[i] >> shift) & 15) << ((i & 1) * 4);
+          expect(Array.from(packPlane(indices, shift, 4)), `n ${n} shift ${shift} offset ${indices.byteOffset}`).toEqual(Array.from(want));
+        }
+      }
+    }
   });
 });
 

@@ -426,7 +426,7 @@ export class WasmKernels {
    * into `decoded` and returns the f64 error sums against `x`, the same operations in the same order.
    */
   paletteDecode(x: Float32Array, indices: Uint8Array, table: Float32Array, k: number, inner: number, rowsPerGroup: number, rowScale: Float32Array | undefined,
-    decoded: Float32Array): { e2: number; emax: number; x2: number; h2: number; xh: number } | null {
+    decoded: Float32Array | null): { e2: number; emax: number; x2: number; h2: number; xh: number } | null {
     return this.attempt(() => {
       const tableAt = this.params(table, table.length);
       const scaleAt = rowScale ? this.params(rowScale, rowScale.length) : 0;
@@ -440,7 +440,7 @@ export class WasmKernels {
         for (let a = start; a < end; a += block) {
           const b = Math.min(end, a + block);
           this.x.paletteDecode(src, this.codesAt(indices, a, b, idxAt), dstAt - 4 * a, a, b, inner, rowsPerGroup, k, tableAt, scaleAt, rowScale ? 1 : 0, outAt);
-          decoded.set(new Float32Array(this.buffer(), dstAt, b - a), a);
+          decoded?.set(new Float32Array(this.buffer(), dstAt, b - a), a);
         }
       });
       const o = new Float64Array(this.buffer(), outAt, 5);

@@ -3,10 +3,11 @@
  * per further core) when there is enough work. The same function solves every problem wherever it
  * runs, so results do not depend on the thread count.
  *
- * Workers cost ~80 ms to start (module loading, WebAssembly instantiation) and on a 2-core machine
- * that used to eat the gain: a pool is therefore started early (`DpPool.start`, when the palettize
- * pass begins), so the workers load while the weights are read and counted, and this thread solves
- * a share of the problems instead of waiting.
+ * Workers cost ~40-80 ms of a core to start (Node's bootstrap, module loading, WebAssembly
+ * instantiation and warm-up); on a 2-core machine that used to eat the gain. So the palettize pass
+ * uses the process's pool (`DpPool.shared`), started by its first pass while the weights are read
+ * and kept for later ones, and every thread — this one included — takes the next problem from a
+ * shared counter: a worker that is still starting takes fewer, and nobody waits on a fixed share.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -34,8 +35,39 @@ export function workerScript(): string | null {
   return existsSync(path) ? path : null;
 }
 
+/** A job for the workers: they take problems in `order` from the shared counter `next`. */
+export interface JobMessage {
+  job: number;
+  order: number[];
+  problems: readonly PartitionProblem[];
+  next: Int32Array;
+}
+
+/** One problem solved by a worker. */
+export interface SolvedMessage {
+  job: number;
+  index: number;
+  solved: Solved;
+}
+
 export class DpPool {
+  private jobs = 0;
+  private broken = false;
   private constructor(private readonly workers: Worker[], private readonly minWork: number) {}
+
+  private static process: DpPool | null | undefined;
+
+  /**
+   * The process's pool, started on first use and kept (its idle workers do not keep the process
+   * alive): a worker's start-up (Node's bootstrap, module loading, WebAssembly compilation and
+   * warm-up) costs ~40-80 ms of a core, which every palettize pass paid again when each started its
+   * own (ResNet-18 at 4 bits: ~370 -> ~290 ms a run after the first). Null on one core or without
+   * the compiled worker; replaced if a worker failed.
+   */
+  static shared(): DpPool | null {
+    if (DpPool.process === undefined || DpPool.process?.broken) DpPool.process = DpPool.start();
+    return DpPool.process;
+  }
 
   /**
    * Starts threads − 1 workers now (they warm up in the background); null on one core or without
@@ -54,36 +86,56 @@ export class DpPool {
     return this.workers.length + 1;
   }
 
-  /** Solves `problems` on this thread and the workers, the longest first, each to the least loaded thread. */
-  async solve(problems: readonly PartitionProblem[], minWork = this.minWork): Promise<{ solved: Solved[]; threads: number }> {
+  /**
+   * Solves `problems` on this thread and the workers, the longest first: every thread takes the
+   * next unsolved problem from a shared counter, so a worker still starting (or slowed by other
+   * work on the machine) takes fewer, and this thread never waits for a share it could have done.
+   */
+  async solve(problems: readonly PartitionProblem[], minWork = this.minWork): Promise<{ solved: Solved[]; threads: number; byWorkers: number }> {
     const cost = problems.map((p) => p.k * p.values.length);
     const work = cost.reduce((a, b) => a + b, 0);
     const threads = Math.min(this.threads, problems.length);
-    if (threads < 2 || work < minWork) return { solved: problems.map(solvePartition), threads: 1 };
+    if (threads < 2 || work < minWork) return { solved: problems.map(solvePartition), threads: 1, byWorkers: 0 };
     const order = problems.map((_, i) => i).sort((a, b) => cost[b] - cost[a]);
-    const load = new Array<number>(threads).fill(0);
-    const share: number[][] = Array.from({ length: threads }, () => []);
-    for (const i of order) {
-      const t = load.indexOf(Math.min(...load));
-      share[t].push(i);
-      load[t] += cost[i];
-    }
+    const next = new Int32Array(new SharedArrayBuffer(4));
+    const job = ++this.jobs;
     const solved = new Array<Solved>(problems.length);
-    // Post the workers' shares first, then solve share 0 here while they run.
-    const pending = share.slice(1).map((idx, t) => new Promise<void>((resolve, reject) => {
-      const w = this.workers[t];
-      const onError = (err: Error) => reject(err);
-      w.once('error', onError);
-      w.once('message', (out: Solved[]) => {
+    let remaining = problems.length;
+    let byWorkers = 0;
+    let settle!: (err?: Error) => void;
+    const done = new Promise<void>((resolve, reject) => (settle = (err) => (err ? reject(err) : resolve())));
+    const onMessage = (m: SolvedMessage) => {
+      if (m.job !== job) return;
+      solved[m.index] = m.solved;
+      byWorkers++;
+      if (--remaining === 0) settle();
+    };
+    const onError = (err: Error) => {
+      this.broken = true;
+      settle(err);
+    };
+    const workers = this.workers.slice(0, threads - 1);
+    for (const w of workers) {
+      // Referenced while a job is out: the process must wait for the worker's answers.
+      w.ref();
+      w.on('message', onMessage);
+      w.on('error', onError);
+      w.postMessage({ job, order, problems, next } satisfies JobMessage);
+    }
+    try {
+      for (let t; (t = Atomics.add(next, 0, 1)) < order.length; ) {
+        solved[order[t]] = solvePartition(problems[order[t]]);
+        remaining--;
+      }
+      if (remaining > 0) await done;
+    } finally {
+      for (const w of workers) {
+        w.off('message', onMessage);
         w.off('error', onError);
-        out.forEach((s, j) => (solved[idx[j]] = s));
-        resolve();
-      });
-      w.postMessage(idx.map((i) => problems[i]));
-    }));
-    for (const i of share[0]) solved[i] = solvePartition(problems[i]);
-    await Promise.all(pending);
-    return { solved, threads };
+        w.unref();
+      }
+    }
+    return { solved, threads, byWorkers };
   }
 
   async close(): Promise<void> {

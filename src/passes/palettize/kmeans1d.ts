@@ -47,21 +47,25 @@ interface Prefix {
   shift: number;
 }
 
-function prefixSums(values: Float64Array, weights: Float64Array): Prefix {
+/** Prefix sums over the points in order, or (reversed) over -values[n-1], -values[n-2], ... (ascending too). */
+function prefixSums(values: Float64Array, weights: Float64Array, reversed = false): Prefix {
   const n = values.length;
+  const sign = reversed ? -1 : 1;
   let w0 = 0;
   let w1 = 0;
   for (let i = 0; i < n; i++) {
-    w0 += weights[i];
-    w1 += weights[i] * values[i];
+    const t = reversed ? n - 1 - i : i;
+    w0 += weights[t];
+    w1 += weights[t] * (sign * values[t]);
   }
   const shift = w0 > 0 ? w1 / w0 : 0;
   const P0 = new Float64Array(n + 1);
   const P1 = new Float64Array(n + 1);
   const P2 = new Float64Array(n + 1);
   for (let i = 0; i < n; i++) {
-    const w = weights[i];
-    const v = values[i] - shift;
+    const t = reversed ? n - 1 - i : i;
+    const w = weights[t];
+    const v = sign * values[t] - shift;
     P0[i + 1] = P0[i] + w;
     P1[i + 1] = P1[i] + w * v;
     P2[i + 1] = P2[i] + w * v * v;
@@ -221,18 +225,19 @@ function splitSolve(p: Points, k: number): Partition {
   const f = prefixSums(p.values, p.weights);
   const { clusterCost, mean } = prefixCosts(f.P0, f.P1, f.P2, f.shift, p.values);
   // Coarse problem: the prefix sums sampled at bin edges (clusters of whole bins, exact costs).
-  const edges = Float64Array.from({ length: COARSE_BINS + 1 }, (_, t) => Math.round((t * n) / COARSE_BINS));
-  const sample = (P: Float64Array) => Float64Array.from(edges, (i) => P[i]);
-  const coarse = rows(sample(f.P0), sample(f.P1), sample(f.P2), k, Infinity, false);
+  const c0 = new Float64Array(COARSE_BINS + 1);
+  const c1 = new Float64Array(COARSE_BINS + 1);
+  const c2 = new Float64Array(COARSE_BINS + 1);
+  for (let t = 0; t <= COARSE_BINS; t++) {
+    const i = Math.round((t * n) / COARSE_BINS);
+    c0[t] = f.P0[i];
+    c1[t] = f.P1[i];
+    c2[t] = f.P2[i];
+  }
+  const coarse = rows(c0, c1, c2, k, Infinity, false);
   // A margin over the coarse optimum: its own sums round differently from the cells'.
   const ub = coarse.total[k - 1] * (1 + 1e-9) + 1e-300;
-  const rv = new Float64Array(n);
-  const rw = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    rv[i] = -p.values[n - 1 - i];
-    rw[i] = p.weights[n - 1 - i];
-  }
-  const g = prefixSums(rv, rw);
+  const g = prefixSums(p.values, p.weights, true);
   const a = k >> 1;
   const b = k - a;
   const F = rows(f.P0, f.P1, f.P2, a, ub, true);

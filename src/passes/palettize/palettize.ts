@@ -12,7 +12,7 @@
  */
 import { InvalidArgumentError, ModelError, RecipeError } from '../../errors.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
-import { paletteKernel, paletteKey, keyValue, keyValues, PALETTE_KEYS, type PaletteJob } from '../../kernels/palette.ts';
+import { paletteKernel, paletteKey, keyValues, PALETTE_KEYS, type PaletteJob } from '../../kernels/palette.ts';
 import { roundHalfEven } from '../../kernels/numerics.ts';
 import type { PartitionProblem, Solved } from './kmeans1d.ts';
 import { solvePartitions, type DpPool } from './dp-pool.ts';
@@ -67,8 +67,8 @@ export interface PaletteResult {
   channelScale?: Float32Array;
   /** The per-row multiplier the decode applies (channel scale, int8 LUT scale, or their product). */
   rowScale?: Float32Array;
-  /** What the graph decodes to, row layout. */
-  decoded: Float32Array;
+  /** What the graph decodes to, row layout (null when not asked for: the pass needs only the metrics). */
+  decoded: Float32Array | null;
   mode: PaletteMode;
   /** Distinct fp16 values (kmeans / uniform) or f32 values (unique), summed over groups. */
   distinct: number;
@@ -106,26 +106,9 @@ interface GroupPlan {
   distinct: number;
 }
 
-function pointsOf(hist: Uint32Array | Float64Array): { keys: number[]; values: Float64Array; weights: Float64Array } {
-  let n = 0;
-  for (let key = 0; key < PALETTE_KEYS; key++) if (hist[key] > 0) n++;
-  const keys: number[] = new Array(n);
-  const values = new Float64Array(n);
-  const weights = new Float64Array(n);
-  const table = keyValues();
-  for (let key = 0, at = 0; key < PALETTE_KEYS; key++) {
-    if (hist[key] > 0) {
-      keys[at] = key;
-      values[at] = table[key];
-      weights[at++] = hist[key];
-    }
-  }
-  return { keys, values, weights };
-}
-
 /** A group's distinct keys as weighted points (±0 merged into one point), and whether 0 keeps its own cluster. */
 interface GroupPoints {
-  keyOf: number[];
+  keyOf: Uint16Array;
   values: Float64Array;
   weights: Float64Array;
   zeroAt: number;
@@ -133,22 +116,38 @@ interface GroupPoints {
   distinct: number;
 }
 
+/** The keys of -0 and +0 (adjacent in key order; both decode to 0). */
+const NEG_ZERO_KEY = 0x7fff;
+const POS_ZERO_KEY = 0x8000;
+
 function groupPoints(hist: Uint32Array | Float64Array, cfg: PaletteConfig): GroupPoints {
-  const { keys, values, weights } = pointsOf(hist);
-  const zeroAt = keys.findIndex((key) => keyValue(key) === 0);
-  let pts = { values, weights };
-  let keyOf = keys;
-  if (zeroAt >= 0 && keyValue(keys[zeroAt + 1] ?? -1) === 0) {
-    const w = Float64Array.from(weights);
-    w[zeroAt] += w[zeroAt + 1];
-    pts = { values: Float64Array.from([...values.subarray(0, zeroAt + 1), ...values.subarray(zeroAt + 2)]), weights: Float64Array.from([...w.subarray(0, zeroAt + 1), ...w.subarray(zeroAt + 2)]) };
-    keyOf = [...keys.slice(0, zeroAt + 1), ...keys.slice(zeroAt + 2)];
-  }
+  let distinct = 0;
+  for (let key = 0; key < PALETTE_KEYS; key++) if (hist[key] > 0) distinct++;
+  // -0 and +0 are one point (the first key, -0's, stands for both).
+  const merged = hist[NEG_ZERO_KEY] > 0 && hist[POS_ZERO_KEY] > 0 ? 1 : 0;
+  const n = distinct - merged;
+  const keyOf = new Uint16Array(n);
+  const values = new Float64Array(n);
+  const weights = new Float64Array(n);
+  const table = keyValues();
+  let zeroAt = -1;
   let total = 0;
-  for (const w of pts.weights) total += w;
-  const zeroWeight = zeroAt >= 0 ? pts.weights[zeroAt] : 0;
+  for (let key = 0, at = 0; key < PALETTE_KEYS; key++) {
+    const w = hist[key];
+    if (!(w > 0)) continue;
+    total += w;
+    if (key === POS_ZERO_KEY && merged) {
+      weights[at - 1] += w;
+      continue;
+    }
+    if (key === NEG_ZERO_KEY || key === POS_ZERO_KEY) zeroAt = at;
+    keyOf[at] = key;
+    values[at] = table[key];
+    weights[at++] = w;
+  }
+  const zeroWeight = zeroAt >= 0 ? weights[zeroAt] : 0;
   const keepZero = zeroAt >= 0 && cfg.mode === 'kmeans' && (cfg.keepZeros === 'on' || (cfg.keepZeros === 'auto' && zeroWeight >= 0.01 * total));
-  return { keyOf, ...pts, zeroAt, keepZero, distinct: keys.length };
+  return { keyOf, values, weights, zeroAt, keepZero, distinct };
 }
 
 /** Boundaries and provisional centroids of a group from its k-means partition, or its uniform grid. */
@@ -210,9 +209,12 @@ export function clusterSums(data: Float32Array, indices: Uint8Array, sens: Float
   return { sw, sx };
 }
 
-/** Decodes row by row into `decoded` (table[group][index] × the row's scale, in f32) and measures it against `x`, in one pass. */
+/**
+ * Decodes row by row (table[group][index] × the row's scale, in f32) and measures it against `x`,
+ * in one pass; the decoded values are kept in `decoded` when given.
+ */
 export function decodeWithMetrics(x: Float32Array, indices: Uint8Array, table: Float32Array | Int8Array, k: number, rows: number, inner: number, rowsPerGroup: number,
-  rowScale: Float32Array | undefined, decoded: Float32Array): { sqnrDb: number; cosine: number; mse: number; maxAbsError: number } {
+  rowScale: Float32Array | undefined, decoded: Float32Array | null): { sqnrDb: number; cosine: number; mse: number; maxAbsError: number } {
   // The WebAssembly loop does the same f32 / f64 operations in the same order: identical results.
   const fast = wasmFor(x.length)?.paletteDecode(x, indices, table instanceof Float32Array ? table : Float32Array.from(table), k, inner, rowsPerGroup, rowScale, decoded);
   if (fast) return metricsFrom(fast.e2, fast.emax, fast.x2, fast.h2, fast.xh, x.length);
@@ -227,7 +229,7 @@ export function decodeWithMetrics(x: Float32Array, indices: Uint8Array, table: F
     const j1 = (r + 1) * inner;
     for (let j = r * inner; j < j1; j++) {
       const h = rowScale ? Math.fround(table[base + indices[j]] * scale) : table[base + indices[j]];
-      decoded[j] = h;
+      if (decoded) decoded[j] = h;
       const v = x[j];
       const d = v - h;
       e2 += d * d;
@@ -295,7 +297,7 @@ export const newPaletteTiming = (): PaletteTiming => ({ prepareMs: 0, histogramM
  * Palettizes a batch of weights: one histogram pass and one assignment pass on the scheduler for
  * all of them, the dynamic programs in between.
  */
-export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: PaletteConfig, scheduler: Scheduler, timing: PaletteTiming = newPaletteTiming(), opts: { threads?: number; pool?: DpPool | null } = {}): Promise<PaletteResult[]> {
+export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: PaletteConfig, scheduler: Scheduler, timing: PaletteTiming = newPaletteTiming(), opts: { threads?: number; pool?: DpPool | null; decoded?: boolean } = {}): Promise<PaletteResult[]> {
   validateConfig(cfg);
   let t0 = performance.now();
   const lap = (key: Exclude<keyof PaletteTiming, 'maxDistinct' | 'threads'>) => {
@@ -433,7 +435,7 @@ export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: Pal
       name: t.name, indices, k: kk, groups: p.groups, rowsPerGroup: p.rowsPerGroup,
       lastGroupRows: t.rows - (p.groups - 1) * p.rowsPerGroup,
       lut, lutInt8, lutScale, channelScale: p.channelScale, rowScale,
-      decoded: new Float32Array(p.data.length),
+      decoded: opts.decoded === false ? null : new Float32Array(p.data.length),
       mode: exactGroups ? 'unique' : cfg.mode,
       distinct: plans[i].reduce((s, g) => s + g.distinct, 0),
       zeroCluster: plans[i].some((g, gi) => g.zeroCluster >= 0 && lut[gi * kk + g.zeroCluster] === 0),

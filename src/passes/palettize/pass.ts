@@ -187,49 +187,51 @@ async function runPalettize(ctx: PassContext, o: PalettizePassOptions): Promise<
   if (cur.length) batches.push(cur);
   let done = 0;
   ctx.onProgress?.('palettizing', 0, targets.length);
-  // Worker threads for the k-means programs, started now so that they load while the weights are
-  // read and counted (only for models large enough to give them work).
+  // Worker threads for the k-means programs: the process's pool, started now if this is its first
+  // use so that the workers load while the weights are read and counted (only for models large
+  // enough to give them work).
   const elements = layouts.reduce((s, l) => s + l.rows * l.inner, 0);
-  const pool = cfg.mode === 'kmeans' && elements >= POOL_MIN_ELEMENTS ? DpPool.start() : null;
-  try {
-    for (const batch of batches) {
-      const batchBytes = batch.reduce((s, i) => s + 4 * layouts[i].rows * layouts[i].inner, 0);
-      // On the CPU path the weights are copied once into the engine's memory, where every kernel
-      // reads them in place (ResNet-18: five 47 MB copies into it saved).
-      const results = await ctx.scheduler.withHostArrays(batchBytes, async (alloc) => {
-        const inputs: PaletteInput[] = batch.map((i) => {
-          const t = targets[i];
-          const l = layouts[i];
-          const data = toRows(model.tensorFloat32(t.weight.tensor), t.shape, l.transposedFrom, alloc(l.rows * l.inner));
-          return { name: t.weight.name, data, rows: l.rows, inner: l.inner, sensitivity: weights.get(t.weight.name) };
-        });
-        return palettizeWeights(inputs, cfg, ctx.scheduler, timing, { pool });
+  const pool = cfg.mode === 'kmeans' && elements >= POOL_MIN_ELEMENTS ? DpPool.shared() : null;
+  for (const batch of batches) {
+    const batchBytes = batch.reduce((s, i) => s + 4 * layouts[i].rows * layouts[i].inner, 0);
+    // On the CPU path the weights are copied once into the engine's memory, where every kernel
+    // reads them in place (ResNet-18: five 47 MB copies into it saved).
+    const results = await ctx.scheduler.withHostArrays(batchBytes, async (alloc) => {
+      const inputs: PaletteInput[] = batch.map((i) => {
+        const t = targets[i];
+        const l = layouts[i];
+        const into = alloc(l.rows * l.inner);
+        // Rows already in output-channel order are read from the file straight into the engine's
+        // memory (no fresh buffer, no copy: ResNet-18's read 60 -> ~15 ms).
+        const data = l.transposedFrom === null || l.transposedFrom === 0
+          ? model.tensorFloat32(t.weight.tensor, into)
+          : toRows(model.tensorFloat32(t.weight.tensor), t.shape, l.transposedFrom, into);
+        return { name: t.weight.name, data, rows: l.rows, inner: l.inner, sensitivity: weights.get(t.weight.name) };
       });
-      const tEncode = performance.now();
-      results.forEach((r, j) => {
-        const t = targets[batch[j]];
-        const l = layouts[batch[j]];
-        const before = 4 * r.indices.length;
-        const cap = o.foldLimitBytes ?? FOLD_LIMIT_BYTES;
-        if (before > cap) warnings.push(`${t.weight.name}: decodes to ${before} bytes, over ONNX Runtime's constant-folding cap of ${cap} bytes (1 GiB from ORT 1.27): its decode chain would run at every inference`);
-        const enc = encodePalette(model, t.weight.name, r, cfg.bits, l);
-        reports.push({
-          name: t.weight.name, op: t.opType, shape: t.shape, bits: cfg.bits, mode: r.mode, groups: r.groups,
-          lastGroupChannels: l.transposedFrom === null ? 0 : r.lastGroupRows, lutSize: r.k, lutDtype: r.lutInt8 ? 'int8' : 'float32',
-          distinct: r.distinct, zeroCluster: r.zeroCluster, sqnrDb: r.sqnrDb, cosine: r.cosine, bytesBefore: before, bytesAfter: enc.bytes,
-        });
-        tensors.push({
-          name: t.weight.name, op: t.opType, nodes: t.nodes.map((n) => n.name ?? ''), shape: t.shape,
-          scheme: `palette ${cfg.bits}-bit ${r.mode}${r.groups > 1 ? `, ${r.groups} groups of ${r.rowsPerGroup} channels` : ', per tensor'}${r.lutInt8 ? ', int8 LUT' : ''}${r.channelScale ? ', per-channel scale' : ''}`,
-          encoding: 'palette', encodingReason: `${enc.decode} -> Gather(LUT): folded by ONNX Runtime at load`,
-          bytesBefore: before, bytesAfter: enc.bytes, mse: r.mse, sqnrDb: r.sqnrDb, maxAbsError: r.maxAbsError, cosine: r.cosine,
-        });
-        ctx.onProgress?.('palettizing', ++done, targets.length);
+      return palettizeWeights(inputs, cfg, ctx.scheduler, timing, { pool, decoded: false });
+    });
+    const tEncode = performance.now();
+    results.forEach((r, j) => {
+      const t = targets[batch[j]];
+      const l = layouts[batch[j]];
+      const before = 4 * r.indices.length;
+      const cap = o.foldLimitBytes ?? FOLD_LIMIT_BYTES;
+      if (before > cap) warnings.push(`${t.weight.name}: decodes to ${before} bytes, over ONNX Runtime's constant-folding cap of ${cap} bytes (1 GiB from ORT 1.27): its decode chain would run at every inference`);
+      const enc = encodePalette(model, t.weight.name, r, cfg.bits, l);
+      reports.push({
+        name: t.weight.name, op: t.opType, shape: t.shape, bits: cfg.bits, mode: r.mode, groups: r.groups,
+        lastGroupChannels: l.transposedFrom === null ? 0 : r.lastGroupRows, lutSize: r.k, lutDtype: r.lutInt8 ? 'int8' : 'float32',
+        distinct: r.distinct, zeroCluster: r.zeroCluster, sqnrDb: r.sqnrDb, cosine: r.cosine, bytesBefore: before, bytesAfter: enc.bytes,
       });
-      timing.encodeMs += performance.now() - tEncode;
-    }
-  } finally {
-    await pool?.close();
+      tensors.push({
+        name: t.weight.name, op: t.opType, nodes: t.nodes.map((n) => n.name ?? ''), shape: t.shape,
+        scheme: `palette ${cfg.bits}-bit ${r.mode}${r.groups > 1 ? `, ${r.groups} groups of ${r.rowsPerGroup} channels` : ', per tensor'}${r.lutInt8 ? ', int8 LUT' : ''}${r.channelScale ? ', per-channel scale' : ''}`,
+        encoding: 'palette', encodingReason: `${enc.decode} -> Gather(LUT): folded by ONNX Runtime at load`,
+        bytesBefore: before, bytesAfter: enc.bytes, mse: r.mse, sqnrDb: r.sqnrDb, maxAbsError: r.maxAbsError, cosine: r.cosine,
+      });
+      ctx.onProgress?.('palettizing', ++done, targets.length);
+    });
+    timing.encodeMs += performance.now() - tEncode;
   }
   model.reindex();
   const corrected = reference && targets.length ? await correctAfter(ctx, reference, model, targets.map((t) => t.weight.name), o.biasCorrection as 'on' | 'auto') : null;
