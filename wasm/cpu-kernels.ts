@@ -668,6 +668,22 @@ export function paletteSums(src: usize, idx: usize, n: i32, sw: usize, sx: usize
 }
 
 /**
+ * One group's cluster statistics for n weights with cluster indices c: per cluster a record of five
+ * f64 at out + 40 c — count, sum, sum of squares, minimum, maximum — updated in element order.
+ */
+export function paletteStats(src: usize, idx: usize, n: i32, out: usize): void {
+  for (let i = 0; i < n; i++) {
+    const r = out + <usize>load<u8>(idx + <usize>i) * 40;
+    const x = <f64>load<f32>(src + (<usize>i << 2));
+    store<f64>(r, load<f64>(r) + 1.0);
+    store<f64>(r + 8, load<f64>(r + 8) + x);
+    store<f64>(r + 16, load<f64>(r + 16) + x * x);
+    store<f64>(r + 24, min<f64>(load<f64>(r + 24), x));
+    store<f64>(r + 32, max<f64>(load<f64>(r + 32), x));
+  }
+}
+
+/**
  * Decodes elements [start, end) of a row layout (`inner` per row, `rowsPerGroup` rows per LUT of
  * k f32 entries; `rowScale` f32 per row when `scaled`) into dst and adds the error sums against
  * src to out (f64: e2, max |error|, x2, h2, xh). src / idx / dst address element 0.

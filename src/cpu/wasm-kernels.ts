@@ -31,6 +31,7 @@ interface Exports {
   kmeansRow(P0: number, P1: number, P2: number, prev: number, cur: number, back: number, prevBack: number, j: number, n: number, from: number, stack: number, ub: number): void;
   paletteAssign(src: number, dst: number, n: number, shift: number, table: number): void;
   paletteSums(src: number, idx: number, n: number, sw: number, sx: number): void;
+  paletteStats(src: number, idx: number, n: number, out: number): void;
   paletteDecode(src: number, idx: number, dst: number, start: number, end: number, inner: number, rowsPerGroup: number, k: number, table: number,
     rowScale: number, scaled: number, out: number): void;
   quantize8Runs(src: number, dst: number, start: number, end: number, inner: number, dim: number, invPtr: number, zpPtr: number, qmin: number, qmax: number): void;
@@ -43,6 +44,8 @@ interface Exports {
 
 export type CpuEngine = 'wasm' | 'js';
 
+/** A cluster's statistics before any weight: count, sum, sum of squares, minimum, maximum. */
+const EMPTY_STATS = [0, 0, 0, Infinity, -Infinity];
 /** Elements copied into WebAssembly memory per block (4 MiB of f32). */
 const BLOCK = 1 << 20;
 /** The module's own data sits below this offset; the stack starts above it. */
@@ -425,6 +428,35 @@ export class WasmKernels {
    * palettize.ts decodeWithMetrics: decodes row by row (table[group][index] x the row's scale, f32)
    * into `decoded` and returns the f64 error sums against `x`, the same operations in the same order.
    */
+  /**
+   * Per group and cluster: count, sum, sum of squares, minimum and maximum of the weights assigned
+   * to it (five f64 per cluster), added in element order as palettize.ts clusterStats does.
+   */
+  paletteStats(data: Float32Array, indices: Uint8Array, groupLength: number, groups: number, k: number): Float64Array | null {
+    return this.attempt(() => {
+      const records = groups * k;
+      const outAt = this.scratch(40 * records);
+      const init = new Float64Array(this.buffer(), outAt, 5 * records);
+      for (let c = 0; c < records; c++) init.set(EMPTY_STATS, 5 * c);
+      const block = Math.min(BLOCK, data.length);
+      const idxAt = this.scratch(block);
+      this.blocks(data, (start, end, src) => {
+        for (let a0 = start; a0 < end; a0 += block) {
+          const a1 = Math.min(end, a0 + block);
+          const idx = this.codesAt(indices, a0, a1, idxAt);
+          for (let a = a0; a < a1;) {
+            const g = Math.floor(a / groupLength);
+            const b = Math.min(a1, (g + 1) * groupLength);
+            this.x.paletteStats(src + a * 4, idx + a, b - a, outAt + 40 * g * k);
+            a = b;
+          }
+        }
+      });
+      this.calls.paletteFinish++;
+      return new Float64Array(this.buffer(), outAt, 5 * records).slice();
+    });
+  }
+
   paletteDecode(x: Float32Array, indices: Uint8Array, table: Float32Array, k: number, inner: number, rowsPerGroup: number, rowScale: Float32Array | undefined,
     decoded: Float32Array | null): { e2: number; emax: number; x2: number; h2: number; xh: number } | null {
     return this.attempt(() => {

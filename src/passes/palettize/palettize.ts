@@ -210,6 +210,63 @@ export function clusterSums(data: Float32Array, indices: Uint8Array, sens: Float
 }
 
 /**
+ * Per group and cluster, five f64: the count, sum, sum of squares, minimum and maximum of the weights
+ * assigned to it, in element order (the WebAssembly loop adds in the same order: identical).
+ * Without per-row scales these give the centroid refinement and every error metric
+ * (metricsFromStats), so the pass needs no decode pass over the weights.
+ */
+export function clusterStats(data: Float32Array, indices: Uint8Array, groupLength: number, groups: number, k: number): Float64Array {
+  const fast = wasmFor(data.length)?.paletteStats(data, indices, groupLength, groups, k);
+  if (fast) return fast;
+  const out = new Float64Array(5 * groups * k);
+  for (let c = 0; c < groups * k; c++) {
+    out[5 * c + 3] = Infinity;
+    out[5 * c + 4] = -Infinity;
+  }
+  for (let g = 0, j0 = 0; j0 < data.length; g++, j0 += groupLength) {
+    const base = g * k;
+    const j1 = Math.min(data.length, j0 + groupLength);
+    for (let j = j0; j < j1; j++) {
+      const r = 5 * (base + indices[j]);
+      const x = data[j];
+      out[r] += 1;
+      out[r + 1] += x;
+      out[r + 2] += x * x;
+      out[r + 3] = Math.min(out[r + 3], x);
+      out[r + 4] = Math.max(out[r + 4], x);
+    }
+  }
+  return out;
+}
+
+/**
+ * The error metrics of decoding every weight of cluster c to table[c] (no per-row scale), from the
+ * cluster statistics: Σ (x − h)² = Σx² − 2 h Σx + n h² per cluster, the largest error at the
+ * cluster's minimum or maximum. The same quantities as decodeWithMetrics, summed per cluster
+ * instead of per weight (they agree to rounding).
+ */
+export function metricsFromStats(stats: Float64Array, table: Float32Array, n: number): { sqnrDb: number; cosine: number; mse: number; maxAbsError: number } {
+  let e2 = 0;
+  let emax = 0;
+  let x2 = 0;
+  let h2 = 0;
+  let xh = 0;
+  for (let c = 0; c < table.length; c++) {
+    const w = stats[5 * c];
+    if (!(w > 0)) continue;
+    const sx = stats[5 * c + 1];
+    const sq = stats[5 * c + 2];
+    const h = table[c];
+    e2 += Math.max(0, sq - 2 * h * sx + w * h * h);
+    emax = Math.max(emax, Math.abs(stats[5 * c + 3] - h), Math.abs(stats[5 * c + 4] - h));
+    x2 += sq;
+    h2 += w * h * h;
+    xh += h * sx;
+  }
+  return metricsFrom(e2, emax, x2, h2, xh, n);
+}
+
+/**
  * Decodes row by row (table[group][index] × the row's scale, in f32) and measures it against `x`,
  * in one pass; the decoded values are kept in `decoded` when given.
  */
@@ -402,11 +459,17 @@ export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: Pal
     } else indices = assigned[ai++].indices!;
     const lut = new Float32Array(p.groups * kk);
     plans[i].forEach((g, gi) => g.centroids.forEach((c, j) => (lut[gi * kk + j] = Math.fround(c))));
+    // Without a decoded copy, per-row scales or sensitivity weights, one statistics pass gives both
+    // the refinement's sums and the error metrics (no decode pass).
+    const stats = opts.decoded === false && !exactGroups && !t.sensitivity && !p.channelScale && cfg.lutDtype !== 'int8'
+      ? clusterStats(p.data, indices, p.groupLength, p.groups, kk) : null;
     if (!exactGroups && cfg.mode === 'kmeans') {
       // Refinement: each centroid becomes the exact (weighted) mean of the f32 weights assigned to it.
-      const { sw, sx } = clusterSums(p.data, indices, t.sensitivity, p.groupLength, p.groups, kk);
+      const sums = stats ? null : clusterSums(p.data, indices, t.sensitivity, p.groupLength, p.groups, kk);
+      const sw = (c: number) => (stats ? stats[5 * c] : sums!.sw[c]);
+      const sx = (c: number) => (stats ? stats[5 * c + 1] : sums!.sx[c]);
       plans[i].forEach((g, gi) => {
-        for (let j = 0; j < kk; j++) if (sw[gi * kk + j] > 0 && j !== g.zeroCluster) lut[gi * kk + j] = Math.fround(sx[gi * kk + j] / sw[gi * kk + j]);
+        for (let j = 0; j < kk; j++) if (sw(gi * kk + j) > 0 && j !== g.zeroCluster) lut[gi * kk + j] = Math.fround(sx(gi * kk + j) / sw(gi * kk + j));
         if (g.zeroCluster >= 0) lut[gi * kk + g.zeroCluster] = 0;
       });
     }
@@ -442,8 +505,9 @@ export async function palettizeWeights(inputs: readonly PaletteInput[], cfg: Pal
       sqnrDb: 0, cosine: 0, mse: 0, maxAbsError: 0,
     };
     // What the graph decodes to, row by row: table[group][index], times the row's scale in f32;
-    // the error metrics against the original in the same pass.
-    Object.assign(result, decodeWithMetrics(t.data, indices, lutInt8 ?? lut, kk, t.rows, t.inner, p.rowsPerGroup, rowScale, result.decoded));
+    // the error metrics against the original in the same pass (or from the cluster statistics).
+    if (stats) Object.assign(result, metricsFromStats(stats, lut, t.data.length));
+    else Object.assign(result, decodeWithMetrics(t.data, indices, lutInt8 ?? lut, kk, t.rows, t.inner, p.rowsPerGroup, rowScale, result.decoded));
     return result;
   });
   lap('finishMs');
