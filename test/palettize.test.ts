@@ -285,6 +285,14 @@ describe('palettization numerics', () => {
     }
   });
 
+  it('an assignment job with boundaries out of order within a group is refused, naming the group', async () => {
+    const data = gaussian(20, 4);
+    const job = { kind: 'assign' as const, data, groupLength: 10, mult: 1, boundaries: Uint32Array.of(10, 20, 30, 40000, 3000, 50000), perGroup: 3 };
+    await expect(cpu.run(paletteKernel, [job])).rejects.toThrow('palette: boundaries must ascend within a group; group 1 has 40000 before 3000');
+    // Equal boundaries (empty clusters) and a drop between groups are fine.
+    await expect(cpu.run(paletteKernel, [{ ...job, boundaries: Uint32Array.of(10, 10, 65536, 5, 6, 7) }])).resolves.toHaveLength(1);
+  });
+
   it('the fast CPU paths (TypeScript integer keys; WebAssembly) equal the per-weight definition on every kernel case', () => {
     for (const c of paletteCases()) {
       const slow = paletteReference(c.job);
