@@ -127,8 +127,9 @@ function groupPoints(hist: Uint32Array | Float64Array, cfg: PaletteConfig): Grou
   const merged = hist[NEG_ZERO_KEY] > 0 && hist[POS_ZERO_KEY] > 0 ? 1 : 0;
   const n = distinct - merged;
   const keyOf = new Uint16Array(n);
-  const values = new Float64Array(n);
-  const weights = new Float64Array(n);
+  // Shared memory: posting the problem to a worker thread then copies nothing.
+  const values = new Float64Array(new SharedArrayBuffer(8 * n));
+  const weights = new Float64Array(new SharedArrayBuffer(8 * n));
   const table = keyValues();
   let zeroAt = -1;
   let total = 0;
