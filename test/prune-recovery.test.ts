@@ -1,6 +1,6 @@
 // Pruning trained models and recovering accuracy from unlabelled calibration samples, measured on
 // real data (the Fashion-MNIST test subset), with recovery none / bn / lsq side by side.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -21,10 +21,10 @@ afterAll(() => {
 });
 
 /** Pruned with the defaults a user gets with --calibration (energy scores), recovery as given. */
-async function pruned(model: string, macs: number, recover: RecoverMethod, scheduler = cpu, round?: number) {
-  const out = join(dir, `${model.replace(/\W/g, '_')}-${macs}-${recover}-${scheduler === cpu ? 'cpu' : 'gpu'}.onnx`);
+async function pruned(model: string, macs: number, recover: RecoverMethod, scheduler = cpu, round?: number, allocation?: 'sensitivity' | 'threshold') {
+  const out = join(dir, `${model.replace(/\W/g, '_')}-${macs}-${recover}-${allocation ?? 'default'}-${scheduler === cpu ? 'cpu' : 'gpu'}.onnx`);
   const report = await compressModel(model, out, {
-    scheduler, force: true, passes: [{ pass: 'prune', options: { macs, recover, round } }],
+    scheduler, force: true, passes: [{ pass: 'prune', options: { macs, recover, round, allocation } }],
     calibration: { data: TRAIN, samples: 512, seed: 1 },
   });
   const e = await evaluateModels(out, model, { data: DATA, latencyRuns: 0 });
@@ -53,6 +53,39 @@ describe.each([
     for (const l of layers.filter((x) => x.accepted)) expect(l.errorAfter).toBeLessThanOrEqual(l.errorBefore);
   }, 120_000);
 });
+
+it('sensitivity allocation measured after recovery: the inverted residual at 30 % fewer MACs within 1 point, better than the threshold allocation', async () => {
+  const model = 'test/assets/fashion-inverted-residual.onnx';
+  const threshold = await pruned(model, 0.3, 'lsq');
+  const sensitive = await pruned(model, 0.3, 'lsq', cpu, undefined, 'sensitivity');
+  console.log(`inverted residual -30% MACs, lsq: threshold allocation drop ${threshold.drop.toFixed(2)}, sensitivity (recovered) drop ${sensitive.drop.toFixed(2)}`);
+  expect(sensitive.report.prune!.options.allocation).toBe('sensitivity');
+  expect(1 - sensitive.report.totals.macsAfter / sensitive.report.totals.macsBefore).toBeGreaterThanOrEqual(0.3);
+  expect(sensitive.drop).toBeLessThanOrEqual(1);
+  expect(sensitive.accuracy).toBeGreaterThan(threshold.accuracy);
+}, 180_000);
+
+it('the sensitivity probe: no channel removed is no error; recovery lowers a candidate\'s error', async () => {
+  const { OnnxModel } = await import('../src/onnx/model.ts');
+  const { outputErrorProbe } = await import('../src/passes/prune/sensitivity.ts');
+  const { buildChannelGraph } = await import('../src/analysis/channel-groups.ts');
+  const model = OnnxModel.fromBytes(readFileSync('test/assets/fashion-inverted-residual.onnx'), 'test/assets');
+  const calibration = { data: TRAIN, samples: 128, seed: 1 };
+  const plain = await outputErrorProbe(model, calibration, undefined);
+  const recovered = await outputErrorProbe(model, calibration, undefined, 64, { method: 'lsq', scheduler: cpu });
+  expect(await plain.errorOf(new Set())).toBe(0);
+  // A valid candidate: 30 % of every group's channels by weight norm, as the uniform ratio selects them.
+  const { groupScores } = await import('../src/passes/prune/scores.ts');
+  const { selectChannels } = await import('../src/passes/prune/select.ts');
+  const { layerCosts } = await import('../src/analysis/macs.ts');
+  const cg = buildChannelGraph(model);
+  const candidate = selectChannels(cg, await groupScores(model, cg, cpu, 'l2'), layerCosts(model, cg.shapes).layers, { ratio: 0.3, round: 8, maxRatio: 0.9 }).removed;
+  expect(candidate.size).toBeGreaterThan(0);
+  const [e0, e1] = [await plain.errorOf(candidate), await recovered.errorOf(candidate)];
+  console.log(`sensitivity probe: output error ${e0.toFixed(4)} unrecovered, ${e1.toFixed(4)} after lsq`);
+  expect(e0).toBeGreaterThan(0);
+  expect(e1).toBeLessThan(e0);
+}, 120_000);
 
 it('U-Net segmentation, 30 % fewer MACs (round 4): lsq output agreement beats bn and none', async () => {
   const model = 'test/assets/fashion-unet.onnx';

@@ -20,7 +20,8 @@ async function runPrune(ctx: PassContext, o: PrunePassOptions): Promise<PassOutc
   ctx.onProgress?.('pruning', 0, 1);
   // Loaded on demand: pruning and recovery run ONNX Runtime.
   const [{ prunePass }, { recoverPruned }] = await Promise.all([import('./prune.ts'), import('./recover.ts')]);
-  const { report, targets } = await prunePass(ctx.model, ctx.scheduler, o, ctx.calibration, (d, t) => ctx.onProgress?.('pruning: group sensitivity', d, t));
+  // Sensitivity probes measure each candidate after the recovery chosen here.
+  const { report, targets } = await prunePass(ctx.model, ctx.scheduler, { ...o, recover }, ctx.calibration, (d, t) => ctx.onProgress?.('pruning: group sensitivity', d, t));
   ctx.onProgress?.('pruning', 1, 1);
   const recovery = recover === 'none' ? null
     : await recoverPruned(original, ctx.model, targets, { method: recover, calibration: ctx.calibration!, scheduler: ctx.scheduler, onProgress: ctx.onProgress });

@@ -40,6 +40,8 @@ export interface PruneOptions {
   nodes?: Record<string, { maxRatio?: number } | null>;
   /** `macs` targets: per-group ratios from a score threshold (default) or from measured output error (needs calibration data). */
   allocation?: 'sensitivity' | 'threshold';
+  /** The recovery the pass applies after pruning: sensitivity probes measure their candidates after it. */
+  recover?: 'none' | 'bn' | 'lsq';
 }
 
 export type PruneCriterion = ChannelCriterion | 'energy' | 'obs';
@@ -130,7 +132,7 @@ export async function prunePass(model: OnnxModel, scheduler: Scheduler, o: Prune
   const allocation = o.macs === undefined ? 'uniform' : o.allocation === 'sensitivity' ? 'sensitivity' : 'threshold';
   let sel: Selection;
   if (allocation === 'sensitivity') {
-    const probe = await outputErrorProbe(model, calibration!, exclude);
+    const probe = await outputErrorProbe(model, calibration!, exclude, 64, o.recover && o.recover !== 'none' ? { method: o.recover, scheduler } : undefined);
     sel = await allocateBySensitivity(cg, classes(cg, order, nodeMaxRatio), costs.layers, { ratio: undefined, macs: o.macs!, round, maxRatio }, (r) => probe.errorOf(r), 3, onProgress);
   } else {
     sel = selectChannels(cg, scores, costs.layers, { ratio: o.ratio, macs: o.macs, round, maxRatio, nodeMaxRatio });

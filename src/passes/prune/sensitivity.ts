@@ -1,7 +1,10 @@
 /**
  * Output error of a candidate pruning, measured on calibration samples: the model is copied,
- * pruned with the candidate's channels removed (no recovery), run in ONNX Runtime, and its outputs
- * compared with the original's — Σ‖y − y₀‖² / Σ‖y₀‖² over every graph output.
+ * pruned with the candidate's channels removed, recovered as the pass will recover it (`recover`:
+ * bn or lsq on up to 128 samples; none without), run in ONNX Runtime, and its outputs compared
+ * with the original's — Σ‖y − y₀‖² / Σ‖y₀‖² over every graph output. Measured after recovery,
+ * a group's curve shows the damage least squares cannot undo (inverted residual at 30 % fewer
+ * MACs: -2.67 points allocated on unrecovered error, -0.90 on recovered error).
  */
 import * as ort from 'onnxruntime-node';
 import { OnnxModel } from '../../onnx/model.ts';
@@ -10,14 +13,23 @@ import { modelInput } from '../../calibrate/calibrate.ts';
 import { sessionFromBytes } from '../../eval/session.ts';
 import { buildChannelGraph } from '../../analysis/channel-groups.ts';
 import type { CalibrationSource } from '../pass.ts';
+import type { Scheduler } from '../../scheduler/scheduler.ts';
 import { applyPruning } from './surgery.ts';
+
+/** How candidates are recovered before their error is measured. */
+export interface ProbeRecovery {
+  method: 'bn' | 'lsq';
+  scheduler: Scheduler;
+  /** Calibration samples the probe's recovery fits on (default 128: a probe is one of dozens). */
+  samples?: number;
+}
 
 export interface OutputErrorProbe {
   errorOf(removed: ReadonlySet<number>): Promise<number>;
   samples: number;
 }
 
-export async function outputErrorProbe(model: OnnxModel, calibration: CalibrationSource, exclude: ReadonlySet<string> | undefined, samples = 64): Promise<OutputErrorProbe> {
+export async function outputErrorProbe(model: OnnxModel, calibration: CalibrationSource, exclude: ReadonlySet<string> | undefined, samples = 64, recover?: ProbeRecovery): Promise<OutputErrorProbe> {
   const bytes = model.toBytes();
   const input = modelInput(model);
   const ds = await openDataset(calibration.data, input, calibration.preprocess);
@@ -48,7 +60,12 @@ export async function outputErrorProbe(model: OnnxModel, calibration: Calibratio
     samples: indices.length,
     async errorOf(removed) {
       const copy = OnnxModel.fromBytes(bytes, model.baseDir, model.sourcePath ?? '<candidate>');
-      applyPruning(copy, buildChannelGraph(copy, { exclude }), removed);
+      const { targets } = applyPruning(copy, buildChannelGraph(copy, { exclude }), removed);
+      if (recover && targets.length) {
+        const { recoverPruned } = await import('./recover.ts');
+        const n = Math.min(recover.samples ?? 128, calibration.samples ?? 256);
+        await recoverPruned(bytes, copy, targets, { method: recover.method, calibration: { ...calibration, samples: n }, scheduler: recover.scheduler });
+      }
       const outs = await run(copy.toBytes(), copy);
       let err = 0;
       outs.forEach((batchOuts, i) => batchOuts.forEach((y, j) => {
