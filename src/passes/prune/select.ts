@@ -236,6 +236,25 @@ export async function allocateBySensitivity(cg: ChannelGraph, cls: ChannelClass[
     at[best]++;
     macs = bestMacs;
   }
+  // The last step may overshoot the target: give steps back, the one whose error saved is largest
+  // first, while the target still holds (as the threshold allocation does).
+  for (;;) {
+    let best = -1;
+    let bestGain = 0;
+    let bestMacs = macs;
+    for (let i = 0; i < cls.length; i++) {
+      if (at[i] === 0) continue;
+      const prev = [...at];
+      prev[i]--;
+      const m = macsAfter(cg, cm, build(prev));
+      if (m > goal) continue;
+      const gain = interp(i, options[i][at[i]]) - interp(i, options[i][at[i] - 1]);
+      if (gain > bestGain) { bestGain = gain; best = i; bestMacs = m; }
+    }
+    if (best < 0) break;
+    at[best]--;
+    macs = bestMacs;
+  }
   removed = build(at);
   return { removed, macsBefore: cm.total, macsAfter: macsAfter(cg, cm, removed), reached: macs <= goal, curves: curves.map((points, i) => ({ size: cls[i].size, points })) };
 }
