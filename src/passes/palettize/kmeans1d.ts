@@ -204,7 +204,7 @@ function finish(starts: number[], n: number, t: Pick<Table, 'clusterCost' | 'mea
   return { starts, centroids, cost };
 }
 
-/** Points per bin of the coarse problem that gives the upper bound. */
+/** Bins (runs of consecutive points) of the coarse problem that gives the upper bound. */
 const COARSE_BINS = 512;
 /** Below this many points the single table is as fast (and the coarse bound does not pay). */
 const SPLIT_MIN_POINTS = 4 * COARSE_BINS;
@@ -217,8 +217,8 @@ const SPLIT_MIN_POINTS = 4 * COARSE_BINS;
  * are whole runs of ~n/512 points (a feasible partition, so its cost bounds the optimum) — and a
  * cell costing more than the whole optimum is never on the optimal path. On ResNet-18's 4-bit
  * problems (~25 000 points, k 16) this evaluates ~55 candidate splits per point instead of ~160:
- * most cells of the low rows cost more than the optimum, those of the high rows leave too little
- * for the remaining clusters, and the split computes each side only up to its middle.
+ * most cells of the low rows cost more than the optimum, and each side stops at its middle row
+ * (the high rows, where few cells exceed the bound, are never computed).
  */
 function splitSolve(p: Points, k: number): Partition {
   const n = p.values.length;
