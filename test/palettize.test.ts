@@ -164,6 +164,10 @@ describe('exact 1-D k-means', () => {
       byWorkers = got.byWorkers;
     }
     expect(byWorkers, 'the worker solved some of the problems').toBeGreaterThan(0);
+    await DpPool.closeShared();
+    const again = DpPool.shared()!;
+    expect(again).not.toBe(process);
+    expect((await again.solve(many.slice(0, 4), 0)).solved).toEqual(want.slice(0, 4));
     // A pool started ahead (as the pass does) and shared by calls: this thread takes a share too.
     const pool = DpPool.start(2, 0)!;
     try {

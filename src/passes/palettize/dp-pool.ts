@@ -69,6 +69,13 @@ export class DpPool {
     return DpPool.process;
   }
 
+  /** Ends the process's pool (a long-running host that is done palettizing frees its workers); the next use starts a new one. */
+  static async closeShared(): Promise<void> {
+    const p = DpPool.process;
+    DpPool.process = undefined;
+    await p?.close();
+  }
+
   /**
    * Starts threads − 1 workers now (they warm up in the background); null on one core or without
    * the compiled worker. Calls with less work than `minWork` stay on this thread.
