@@ -404,30 +404,12 @@ export class WasmKernels {
       const sxAt = this.scratch(8 * groups * k);
       new Float64Array(this.buffer(), swAt, groups * k).fill(0);
       new Float64Array(this.buffer(), sxAt, groups * k).fill(0);
-      const block = Math.min(BLOCK, data.length);
-      const idxAt = this.scratch(block);
-      this.blocks(data, (start, end, src) => {
-        // Resident inputs come as one block: their indices are copied in a scratch block at a time.
-        for (let a0 = start; a0 < end; a0 += block) {
-          const a1 = Math.min(end, a0 + block);
-          const idx = this.codesAt(indices, a0, a1, idxAt);
-          for (let a = a0; a < a1;) {
-            const g = Math.floor(a / groupLength);
-            const b = Math.min(a1, (g + 1) * groupLength);
-            this.x.paletteSums(src + a * 4, idx + a, b - a, swAt + 8 * g * k, sxAt + 8 * g * k);
-            a = b;
-          }
-        }
-      });
+      this.groupRuns(data, indices, groupLength, (src, idx, n, g) => this.x.paletteSums(src, idx, n, swAt + 8 * g * k, sxAt + 8 * g * k));
       this.calls.paletteFinish++;
       return { sw: new Float64Array(this.buffer(), swAt, groups * k).slice(), sx: new Float64Array(this.buffer(), sxAt, groups * k).slice() };
     });
   }
 
-  /**
-   * palettize.ts decodeWithMetrics: decodes row by row (table[group][index] x the row's scale, f32)
-   * into `decoded` and returns the f64 error sums against `x`, the same operations in the same order.
-   */
   /**
    * Per group and cluster: count, sum, sum of squares, minimum and maximum of the weights assigned
    * to it (five f64 per cluster), added in element order as palettize.ts clusterStats does.
@@ -438,25 +420,38 @@ export class WasmKernels {
       const outAt = this.scratch(40 * records);
       const init = new Float64Array(this.buffer(), outAt, 5 * records);
       for (let c = 0; c < records; c++) init.set(EMPTY_STATS, 5 * c);
-      const block = Math.min(BLOCK, data.length);
-      const idxAt = this.scratch(block);
-      this.blocks(data, (start, end, src) => {
-        for (let a0 = start; a0 < end; a0 += block) {
-          const a1 = Math.min(end, a0 + block);
-          const idx = this.codesAt(indices, a0, a1, idxAt);
-          for (let a = a0; a < a1;) {
-            const g = Math.floor(a / groupLength);
-            const b = Math.min(a1, (g + 1) * groupLength);
-            this.x.paletteStats(src + a * 4, idx + a, b - a, outAt + 40 * g * k);
-            a = b;
-          }
-        }
-      });
+      this.groupRuns(data, indices, groupLength, (src, idx, n, g) => this.x.paletteStats(src, idx, n, outAt + 40 * g * k));
       this.calls.paletteFinish++;
       return new Float64Array(this.buffer(), outAt, 5 * records).slice();
     });
   }
 
+  /**
+   * Calls fn over runs of `data` (element addresses) and `indices` (byte addresses in a scratch block)
+   * that stay within one group of `groupLength` elements; resident inputs come as one block, their
+   * indices copied in a scratch block at a time.
+   */
+  private groupRuns(data: Float32Array, indices: Uint8Array, groupLength: number, fn: (src: number, idx: number, n: number, group: number) => void): void {
+    const block = Math.min(BLOCK, data.length);
+    const idxAt = this.scratch(block);
+    this.blocks(data, (start, end, src) => {
+      for (let a0 = start; a0 < end; a0 += block) {
+        const a1 = Math.min(end, a0 + block);
+        const idx = this.codesAt(indices, a0, a1, idxAt);
+        for (let a = a0; a < a1;) {
+          const g = Math.floor(a / groupLength);
+          const b = Math.min(a1, (g + 1) * groupLength);
+          fn(src + a * 4, idx + a, b - a, g);
+          a = b;
+        }
+      }
+    });
+  }
+
+  /**
+   * palettize.ts decodeWithMetrics: decodes row by row (table[group][index] x the row's scale, f32)
+   * into `decoded` (when given) and returns the f64 error sums against `x`, the same operations in the same order.
+   */
   paletteDecode(x: Float32Array, indices: Uint8Array, table: Float32Array, k: number, inner: number, rowsPerGroup: number, rowScale: Float32Array | undefined,
     decoded: Float32Array | null): { e2: number; emax: number; x2: number; h2: number; xh: number } | null {
     return this.attempt(() => {

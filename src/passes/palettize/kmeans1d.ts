@@ -186,14 +186,18 @@ function table(p: Points, k: number): Table {
 }
 
 function backtrack(t: Pick<Table, 'back' | 'clusterCost' | 'mean'>, n: number, clusters: number): Partition {
+  return finish(clusterStarts(t.back, n - 1, clusters), n, t);
+}
+
+/** The first point of each of `clusters` clusters of the optimum over points 0..end, from the argmins. */
+function clusterStarts(back: Table['back'], end: number, clusters: number): number[] {
   const starts: number[] = new Array(clusters);
-  let end = n - 1;
   for (let j = clusters - 1; j >= 0; j--) {
-    const s = j === 0 ? 0 : t.back[j][end];
+    const s = j === 0 ? 0 : back[j][end];
     starts[j] = s;
     end = s - 1;
   }
-  return finish(starts, n, t);
+  return starts;
 }
 
 function finish(starts: number[], n: number, t: Pick<Table, 'clusterCost' | 'mean'>): Partition {
@@ -253,17 +257,11 @@ function splitSolve(p: Points, k: number): Partition {
     }
   }
   if (s < 0) throw new Error(`kmeans1d: no split within the bound (n ${n}, k ${k}): a bug`);
-  const starts: number[] = new Array(k);
-  let end = s - 1;
-  for (let j = a - 1; j >= 0; j--) {
-    const st = j === 0 ? 0 : F.back[j][end];
-    starts[j] = st;
-    end = st - 1;
-  }
+  const starts = clusterStarts(F.back, s - 1, a);
   // Reversed clusters: the one ending at reversed index r starts (forward) at point n - 1 - r.
   let rEnd = n - 1 - s;
   for (let j = b - 1; j >= 0; j--) {
-    starts[k - 1 - j] = n - 1 - rEnd;
+    starts.push(n - 1 - rEnd);
     rEnd = (j === 0 ? 0 : G.back[j][rEnd]) - 1;
   }
   return finish(starts, n, { clusterCost, mean });
