@@ -164,6 +164,11 @@ describe('structured pruning on every dependency rule', () => {
     }
     const err = await prunePass(load(residualNet()), cpu, { ratio: 1 }).catch((e) => e);
     expect(err.message).toContain('--prune 1');
+    for (const steps of [0, 11, 1.5]) {
+      const e = await prunePass(load(residualNet()), cpu, { ratio: 0.3, steps }).catch((x) => x);
+      expect(e).toBeInstanceOf(RecipeError);
+      expect(e.message).toBe(`--prune-steps ${steps}: must be an integer from 1 to 10`);
+    }
   });
 
   it('recipe per-node overrides: null leaves a node alone (its inputs and outputs keep their channels), maxRatio caps its group', async () => {

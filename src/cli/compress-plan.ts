@@ -35,6 +35,7 @@ export interface CompressFlags extends CalibrationFlags {
   pruneMacs?: string;
   pruneRound?: string;
   pruneMaxRatio?: string;
+  pruneSteps?: string;
   pruneCriterion?: 'l1' | 'l2' | 'fpgm' | 'energy' | 'obs';
   /** Comma list: a pruning recovery (none|bn|lsq; lsq also re-fits sparse layers) and/or bias and kd. */
   recover?: string;
@@ -171,7 +172,7 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
   const sparsifyNamed = o.sparsity !== undefined || o.nm !== undefined || fileSparsify !== undefined;
   // lsq also re-fits sparse layers (the sparsify pass's reconstruction); bn is pruning's alone.
   const pruneRecoverFlag = recover.prune !== undefined && recover.prune !== 'none' && !(recover.prune === 'lsq' && sparsifyNamed) ? `--recover ${recover.prune}` : undefined;
-  for (const [flag, v] of [['--prune-round', o.pruneRound], ['--prune-max-ratio', o.pruneMaxRatio], ['--prune-criterion', o.pruneCriterion], [pruneRecoverFlag, pruneRecoverFlag], ['--prune-allocation', o.pruneAllocation]] as const) {
+  for (const [flag, v] of [['--prune-round', o.pruneRound], ['--prune-max-ratio', o.pruneMaxRatio], ['--prune-criterion', o.pruneCriterion], [pruneRecoverFlag, pruneRecoverFlag], ['--prune-allocation', o.pruneAllocation], ['--prune-steps', o.pruneSteps]] as const) {
     if (v !== undefined && !pruneFlagsGiven && !filePrune) throw new RecipeError(`${flag} applies to pruning${flag === '--recover lsq' || flag === '--recover bn' ? ' (lsq also to sparsity: --sparsity / --nm)' : ''}: add --prune <ratio> or --prune-macs <fraction>`);
   }
   let prune: PassSpec | null = null;
@@ -189,6 +190,7 @@ export async function planCompress(o: CompressFlags, input: string, targetGiven:
         criterion: o.pruneCriterion ?? filePrune?.criterion,
         recover: recover.prune ?? filePrune?.recover,
         allocation: o.pruneAllocation ?? filePrune?.allocation,
+        steps: int(o.pruneSteps, '--prune-steps') ?? filePrune?.steps,
         nodes: filePrune?.nodes,
         exclude: new Set(covered),
       },

@@ -64,6 +64,7 @@ export const pruneSchema = z
     criterion: z.enum(['l1', 'l2', 'fpgm', 'energy', 'obs']).optional(),
     recover: z.enum(['none', 'bn', 'lsq']).optional(),
     allocation: z.enum(['sensitivity', 'threshold']).optional(),
+    steps: z.number().int().min(1).max(10).optional(),
     /** Node names or op types whose channels stay. */
     exclude: z.array(z.string()).optional(),
     /** Per producer node: a lower max ratio, or null to keep its channels. */

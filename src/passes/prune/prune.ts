@@ -4,6 +4,7 @@
  */
 import { RecipeError, ModelError } from '../../errors.ts';
 import type { OnnxModel } from '../../onnx/model.ts';
+import type { NodeMsg } from '../../onnx/proto.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
 import type { ChannelCriterion } from '../../kernels/channel-scores.ts';
 import { buildChannelGraph, type ChannelGroup } from '../../analysis/channel-groups.ts';
@@ -40,6 +41,11 @@ export interface PruneOptions {
   nodes?: Record<string, { maxRatio?: number } | null>;
   /** `macs` targets: per-group ratios from a score threshold (default) or from measured output error (needs calibration data). */
   allocation?: 'sensitivity' | 'threshold';
+  /**
+   * Prune in this many steps (1–10, default 1), each reaching its share of the target and recovered
+   * against the original model before the next is chosen (the prune pass runs the steps).
+   */
+  steps?: number;
   /** The recovery the pass applies after pruning: sensitivity probes measure their candidates after it. */
   recover?: 'none' | 'bn' | 'lsq';
 }
@@ -47,7 +53,7 @@ export interface PruneOptions {
 export type PruneCriterion = ChannelCriterion | 'energy' | 'obs';
 
 export interface PruneReport {
-  options: { ratio: number | null; macs: number | null; round: number; maxRatio: number; criterion: PruneCriterion; allocation: 'uniform' | 'threshold' | 'sensitivity' };
+  options: { ratio: number | null; macs: number | null; round: number; maxRatio: number; criterion: PruneCriterion; allocation: 'uniform' | 'threshold' | 'sensitivity'; steps: number };
   groups: Array<ChannelGroup & { removed: number }>;
   layers: Array<{ node: string; before: number; after: number }>;
   macsBefore: number;
@@ -88,9 +94,10 @@ export function validatePruneOptions(o: PruneOptions): void {
   checkFraction(o.macs, '--prune-macs');
   if (o.maxRatio !== undefined && !(o.maxRatio > 0 && o.maxRatio < 1)) throw new RecipeError(`--prune-max-ratio ${o.maxRatio}: must be in (0, 1)`);
   if (o.round !== undefined && !(Number.isInteger(o.round) && o.round >= 1)) throw new RecipeError(`--prune-round ${o.round}: must be a positive integer`);
+  if (o.steps !== undefined && !(Number.isInteger(o.steps) && o.steps >= 1 && o.steps <= 10)) throw new RecipeError(`--prune-steps ${o.steps}: must be an integer from 1 to 10`);
 }
 
-export async function prunePass(model: OnnxModel, scheduler: Scheduler, o: PruneOptions, calibration?: CalibrationSource, onProgress?: (done: number, total: number) => void): Promise<{ report: PruneReport; targets: RecoveryTarget[] }> {
+export async function prunePass(model: OnnxModel, scheduler: Scheduler, o: PruneOptions, calibration?: CalibrationSource, onProgress?: (done: number, total: number) => void): Promise<{ report: PruneReport; targets: RecoveryTarget[]; outputChannels: Map<NodeMsg, number[]> }> {
   validatePruneOptions(o);
   const round = o.round ?? 8;
   const maxRatio = o.maxRatio ?? 0.9;
@@ -146,7 +153,7 @@ export async function prunePass(model: OnnxModel, scheduler: Scheduler, o: Prune
   const surgery = applyPruning(model, cg, sel.removed);
   const after = layerCosts(model, inferShapes(model, inputShapes));
   const report: PruneReport = {
-    options: { ratio: o.ratio ?? null, macs: o.macs ?? null, round, maxRatio, criterion, allocation },
+    options: { ratio: o.ratio ?? null, macs: o.macs ?? null, round, maxRatio, criterion, allocation, steps: 1 },
     groups: cg.groups.map((g) => ({ ...g, removed: removedPerGroup.get(g.id) ?? 0 })),
     layers: surgery.layers,
     macsBefore: costs.macs,
@@ -157,5 +164,5 @@ export async function prunePass(model: OnnxModel, scheduler: Scheduler, o: Prune
     macsInputShapes: Object.fromEntries(inputShapes),
     channelsRemoved: sel.removed.size,
   };
-  return { report, targets: surgery.targets };
+  return { report, targets: surgery.targets, outputChannels: surgery.outputChannels };
 }

@@ -35,6 +35,8 @@ export interface SurgeryResult {
   paramsRemoved: number;
   /** In graph order. */
   targets: RecoveryTarget[];
+  /** Per producer and depthwise node: the indices (in the input model) of the output channels it keeps. */
+  outputChannels: Map<NodeMsg, number[]>;
 }
 
 export function applyPruning(model: OnnxModel, cg: ChannelGraph, removed: ReadonlySet<number>): SurgeryResult {
@@ -72,6 +74,8 @@ export function applyPruning(model: OnnxModel, cg: ChannelGraph, removed: Readon
   const producerOut = new Map<NodeMsg, number[]>();
   for (const p of cg.producers) producerOut.set(p.node, keepIndex(p.node.output[0]));
   const targets: RecoveryTarget[] = [];
+  const outputChannels = new Map(producerOut);
+  for (const s of cg.slices) if (s.role === 'depthwise' && s.input === 1) outputChannels.set(s.node, keepIndex(s.value));
   for (const s of cg.slices) {
     if (s.input !== 1 || !changed(s.value)) continue;
     if (s.role === 'consumer') targets.push({ node: s.node, kind: 'consumer', keptOut: producerOut.get(s.node) ?? null });
@@ -164,5 +168,5 @@ export function applyPruning(model: OnnxModel, cg: ChannelGraph, removed: Readon
   g.node = g.node.filter((n) => !(n.opType === 'Constant' && dead(n.output[0])));
   g.input = g.input.filter((i) => !dead(i.name));
   model.reindex();
-  return { layers, paramsRemoved, targets };
+  return { layers, paramsRemoved, targets, outputChannels };
 }
