@@ -32,11 +32,12 @@ async function runPrune(ctx: PassContext, o: PrunePassOptions): Promise<PassOutc
   const refit = new Map<string, RecoveryTarget>();
   const reports: PruneReport[] = [];
   let recovery: RecoveryReport | null = null;
+  // A per-group ratio compounds: each step removes the same fraction of what is left.
+  const ratio = o.ratio === undefined ? undefined : 1 - (1 - o.ratio) ** (1 / steps);
   for (let step = 1; step <= steps; step++) {
-    const share = (f: number | undefined) => (f === undefined ? undefined : 1 - (1 - f) ** (1 / steps));
     const macs = o.macs === undefined ? undefined : 1 - (1 - (o.macs * step) / steps) / (1 - (o.macs * (step - 1)) / steps);
     // Sensitivity probes measure each candidate after the recovery chosen here.
-    const r = await prunePass(ctx.model, ctx.scheduler, { ...o, recover, macs, ratio: share(o.ratio) }, ctx.calibration, (d, t) => ctx.onProgress?.(`pruning${steps > 1 ? ` step ${step}/${steps}` : ''}: group sensitivity`, d, t));
+    const r = await prunePass(ctx.model, ctx.scheduler, { ...o, recover, macs, ratio }, ctx.calibration, (d, t) => ctx.onProgress?.(`pruning${steps > 1 ? ` step ${step}/${steps}` : ''}: group sensitivity`, d, t));
     reports.push(r.report);
     for (const [node, kept] of r.outputChannels) {
       const before = toOriginal.get(key(node));
