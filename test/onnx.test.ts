@@ -1,5 +1,6 @@
 // ONNX I/O: round-trip identity, unknown fields, external data, shared and Constant-node weights.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -46,6 +47,16 @@ describe('round trip', () => {
     const out = join(dir, 'unknown-out.onnx');
     writeModel(OnnxModel.read(src), out);
     expect(Buffer.compare(readFileSync(out), bytes)).toBe(0);
+  });
+});
+
+describe('generated protobuf code', () => {
+  it('src/onnx/generated/onnx-pb.ts is what scripts/gen-proto.mjs writes from schema/onnx.proto', () => {
+    const fresh = join(dir, 'onnx-pb.ts');
+    execFileSync(process.execPath, [join('scripts', 'gen-proto.mjs'), fresh]);
+    const committed = readFileSync(join('src', 'onnx', 'generated', 'onnx-pb.ts'), 'utf8');
+    // A stale file would decode or encode a schema other than the one in schema/.
+    expect(readFileSync(fresh, 'utf8') === committed, 'run npm run build:proto and commit the result').toBe(true);
   });
 });
 

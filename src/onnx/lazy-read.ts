@@ -6,9 +6,8 @@
  * source. Small files, and every field that is not a large payload, are read as they are.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import protobuf from 'protobufjs';
 import { ModelError } from '../errors.ts';
-import { messageType } from './proto.ts';
+import { delimitedFields } from './proto.ts';
 import { marker, markerIndex, varint } from './markers.ts';
 
 /** Files at least this large are read lazily. */
@@ -83,7 +82,7 @@ function emit(o: Out, c: Uint8Array): void {
 }
 
 /** Re-emits [start, end) of message `type`, leaving large payloads on disk (recorded in `ranges`). */
-function walk(r: FileReader, type: protobuf.Type, start: number, end: number, path: string, ranges: SourceRange[], out: Out): void {
+function walk(r: FileReader, type: string, start: number, end: number, path: string, ranges: SourceRange[], out: Out): void {
   let pos = start;
   let copyFrom = start;
   const flush = (upTo: number) => {
@@ -103,16 +102,16 @@ function walk(r: FileReader, type: protobuf.Type, start: number, end: number, pa
       const [len, bodyStart] = r.varint(p1);
       const bodyEnd = bodyStart + len;
       if (bodyEnd > end) throw truncated(r.label);
-      const field = type.fieldsById[id];
+      const field = delimitedFields(type)[id];
       if (len >= LAZY_TENSOR_MIN_BYTES && field) {
-        if (field.resolvedType instanceof protobuf.Type) {
+        if (field.message) {
           flush(p1);
           const child: Out = { chunks: [], length: 0 };
-          walk(r, field.resolvedType, bodyStart, bodyEnd, path, ranges, child);
+          walk(r, field.message, bodyStart, bodyEnd, path, ranges, child);
           emit(out, varint(child.length));
           for (const c of child.chunks) emit(out, c);
           copyFrom = bodyEnd;
-        } else if (field.type === 'bytes' && type.name === 'TensorProto' && field.name === 'rawData') {
+        } else if (type === 'TensorProto' && field.name === 'rawData') {
           flush(p1);
           emit(out, Uint8Array.from([16]));
           emit(out, marker('lazy', ranges.length));
@@ -133,11 +132,9 @@ function walk(r: FileReader, type: protobuf.Type, start: number, end: number, pa
 export function readSkeleton(path: string, size: number, label: string): { bytes: Uint8Array; ranges: SourceRange[] } {
   const fd = openSync(path, 'r');
   try {
-    const type = messageType('ModelProto');
-    type.root.resolveAll();
     const ranges: SourceRange[] = [];
     const out: Out = { chunks: [], length: 0 };
-    walk(new FileReader(fd, size, label), type, 0, size, path, ranges, out);
+    walk(new FileReader(fd, size, label), 'ModelProto', 0, size, path, ranges, out);
     const bytes = new Uint8Array(out.length);
     let at = 0;
     for (const c of out.chunks) {

@@ -1,12 +1,13 @@
 /**
- * ONNX protobuf decoding/encoding with protobufjs and the schema in schema/onnx.proto. Decoded
- * messages keep fields the schema does not name ($unknowns) so they are written back unchanged,
- * and `bytes` fields are views into the input buffer, not copies.
+ * ONNX protobuf decoding/encoding with protobufjs and the schema in schema/onnx.proto, through
+ * static code generated from it (generated/onnx-pb.ts, `npm run build:proto`): nothing is parsed or
+ * compiled when a command starts (the .proto parse and protobufjs's run-time code generation took
+ * ~45 ms of every command that reads a model). Decoded messages keep fields the schema does not
+ * name ($unknowns) so they are written back unchanged, and `bytes` fields are views into the input
+ * buffer, not copies.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import protobuf from 'protobufjs';
-import { packageRoot } from '../package-root.ts';
+import protobuf from 'protobufjs/minimal.js';
+import { LENGTH_DELIMITED_FIELDS, onnx } from './generated/onnx-pb.ts';
 
 export type Int64 = number | { low: number; high: number; unsigned: boolean; toNumber(): number; toString(): string };
 
@@ -108,29 +109,43 @@ export interface ModelMsg {
   functions: unknown[];
 }
 
-let root: protobuf.Root | undefined;
+export type MessageName = 'ModelProto' | 'TensorProto' | 'NodeProto' | 'GraphProto' | 'AttributeProto' | 'ValueInfoProto' | 'SparseTensorProto';
 
-function schema(): protobuf.Root {
-  if (!root) root = protobuf.parse(readFileSync(join(packageRoot(), 'schema', 'onnx.proto'), 'utf8'), { keepCase: false }).root;
-  return root;
+/** What the generated code offers for each message (the parts modelpress calls). */
+interface StaticMessage {
+  decode(reader: protobuf.Reader): unknown;
+  encode(message: unknown): protobuf.Writer;
+  fromObject(fields: Record<string, unknown>): unknown;
 }
 
-export function messageType(name: 'ModelProto' | 'TensorProto' | 'NodeProto' | 'GraphProto' | 'AttributeProto' | 'ValueInfoProto' | 'SparseTensorProto'): protobuf.Type {
-  return schema().lookupType(`onnx.${name}`);
+const messages = onnx as unknown as Record<MessageName, StaticMessage>;
+
+/** A length-delimited field of a message: a sub-message (named) or bytes. */
+export interface DelimitedField {
+  name: string;
+  /** The sub-message's name in the onnx package (e.g. 'GraphProto', 'TypeProto.Tensor'). */
+  message?: string;
+}
+
+/** The message and bytes fields of an ONNX message by field number, for walks over an encoding. */
+export function delimitedFields(message: string): Record<number, DelimitedField> {
+  const f = LENGTH_DELIMITED_FIELDS[message];
+  if (!f) throw new Error(`no ONNX message named ${message}`);
+  return f;
 }
 
 /** Decodes keeping unknown fields; throws protobufjs errors on malformed input. */
 export function decodeModel(bytes: Uint8Array): ModelMsg {
   const reader = protobuf.Reader.create(bytes);
   (reader as unknown as { discardUnknown: boolean }).discardUnknown = false;
-  return messageType('ModelProto').decode(reader) as unknown as ModelMsg;
+  return messages.ModelProto.decode(reader) as ModelMsg;
 }
 
 export function encodeModel(model: ModelMsg): Uint8Array {
-  return messageType('ModelProto').encode(model as unknown as protobuf.Message).finish();
+  return messages.ModelProto.encode(model).finish();
 }
 
 /** A new message of the given type from plain fields (for nodes, tensors and attributes we add). */
-export function create<T>(name: Parameters<typeof messageType>[0], fields: Partial<T>): T {
-  return messageType(name).fromObject(fields as Record<string, unknown>) as unknown as T;
+export function create<T>(name: MessageName, fields: Partial<T>): T {
+  return messages[name].fromObject(fields as Record<string, unknown>) as T;
 }

@@ -5,8 +5,8 @@
  * separate chunks, fixing the length prefix of every enclosing message. Writing the chunks in
  * order gives exactly the bytes of `encodeModel(model)`; the payloads are never copied.
  */
-import protobuf from 'protobufjs';
-import { encodeModel, messageType, type ModelMsg, type TensorProtoMsg } from './proto.ts';
+import protobuf from 'protobufjs/minimal.js';
+import { delimitedFields, encodeModel, type ModelMsg, type TensorProtoMsg } from './proto.ts';
 import type { SourceRange } from './lazy-read.ts';
 import { marker, markerIndex, varint } from './markers.ts';
 
@@ -22,7 +22,7 @@ interface Chunked {
 }
 
 /** Re-emits one encoded message of `type`, replacing marker payloads by the tensors' raw data. */
-function walk(type: protobuf.Type, bytes: Uint8Array, payloads: Chunk[]): Chunked {
+function walk(type: string, bytes: Uint8Array, payloads: Chunk[]): Chunked {
   const chunks: Chunk[] = [];
   let length = 0;
   const push = (c: Chunk) => {
@@ -31,6 +31,7 @@ function walk(type: protobuf.Type, bytes: Uint8Array, payloads: Chunk[]): Chunke
       length += c.length;
     }
   };
+  const fields = delimitedFields(type);
   const r = protobuf.Reader.create(bytes);
   let copyFrom = 0; // bytes not yet emitted are copied verbatim up to the next rewritten field
   while (r.pos < r.len) {
@@ -45,14 +46,14 @@ function walk(type: protobuf.Type, bytes: Uint8Array, payloads: Chunk[]): Chunke
     const len = r.uint32();
     const bodyStart = r.pos;
     r.pos += len;
-    const field = type.fieldsById[id];
+    const field = fields[id];
     const body = bytes.subarray(bodyStart, bodyStart + len);
     let replaced: Chunked | null = null;
-    if (field?.resolvedType instanceof protobuf.Type) {
-      const inner = walk(field.resolvedType, body, payloads);
+    if (field?.message) {
+      const inner = walk(field.message, body, payloads);
       // Only rewrite when something inside changed length (a spliced payload).
       if (inner.chunks.length !== 1 || inner.chunks[0] !== body) replaced = inner;
-    } else if (field?.type === 'bytes') {
+    } else if (field) {
       const k = markerIndex('splice', body);
       if (k >= 0) replaced = { chunks: [payloads[k]], length: payloads[k].length };
     }
@@ -84,9 +85,7 @@ export function encodeModelChunks(model: ModelMsg, tensors: TensorProtoMsg[], on
   }
   try {
     const small = encodeModel(model);
-    const type = messageType('ModelProto');
-    type.root.resolveAll();
-    return payloads.length ? walk(type, small, payloads) : { chunks: [small], length: small.length };
+    return payloads.length ? walk('ModelProto', small, payloads) : { chunks: [small], length: small.length };
   } finally {
     for (const s of swapped) s.t.rawData = s.raw;
   }

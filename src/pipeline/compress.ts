@@ -47,6 +47,11 @@ export interface CompressOptions {
    * time; the recipe then compresses the remaining weights (convolutions) weight-only.
    */
   dynamic?: { reduceRange?: boolean };
+  /**
+   * The input's SHA-256 for the manifest when the caller has already started it (the CLI starts
+   * hashing before it loads the pipeline's modules, so the hash is not the run's tail).
+   */
+  inputSha256?: Promise<string>;
 }
 
 export interface PassSection {
@@ -161,7 +166,7 @@ export async function compressModel(input: string, output: string, opts: Compres
   const inputBytes = model.sourceBytes;
   // Hashed beside the passes' work; awaited for the manifest. Marked handled so a failing pass does
   // not also surface the hash's rejection as an unhandled one.
-  const hashing = sha256FileInBackground(input, inputBytes);
+  const hashing = opts.inputSha256 ?? sha256FileInBackground(input, inputBytes);
   hashing.catch(() => undefined);
   const macsBefore = layerCosts(model).macs;
   const scheduler = opts.scheduler ?? (await Scheduler.create({ backend: opts.backend ?? 'auto', logger: opts.logger }));

@@ -93,6 +93,9 @@ Passes and calibration data:
 export function addCompressCommand(program: Command): void {
   defineCompressOptions(program.command('compress'))
     .action((input: string, o: CompressFlags) => guarded(o.verbose, async () => {
+      // The manifest's input hash reads the whole file on a worker thread: started before the
+      // pipeline's modules load, it overlaps them instead of being the run's tail.
+      const inputSha256 = (await startInputHash(input))?.sha256;
       const [{ compressModel }, { createLogger }, { formatCompressSummary }, { ProgressReporter }, { jsonNumbers }, { planCompress }] = await Promise.all([
         import('../../pipeline/compress.ts'), import('../../log.ts'), import('../format.ts'), import('../progress.ts'),
         import('../../json.ts'), import('../compress-plan.ts')]);
@@ -102,7 +105,7 @@ export function addCompressCommand(program: Command): void {
       const staticMode = plan.staticMode;
       const progress = new ProgressReporter(!o.quiet && !o.json, plan.passes.length === 1 && !staticMode ? 'weights' : '');
       const report = await compressModel(input, o.output, {
-        passes: plan.passes, calibration: plan.calibration, backend: o.backend, force: o.force, reportPath: o.report, logger: createLogger(logLevel(o)),
+        passes: plan.passes, calibration: plan.calibration, backend: o.backend, force: o.force, reportPath: o.report, logger: createLogger(logLevel(o)), inputSha256,
         onProgress: (done, total, name) => progress.update(done, total, name),
       });
       progress.stop();
@@ -137,4 +140,23 @@ export function addCompressCommand(program: Command): void {
         process.exitCode = 3;
       }
     }));
+}
+
+/** Starts hashing the input file when it is a readable file; compressModel reports a bad path itself. */
+async function startInputHash(input: string): Promise<{ sha256: Promise<string> } | undefined> {
+  const { statSync } = await import('node:fs');
+  let size: number;
+  try {
+    const st = statSync(input);
+    if (!st.isFile()) return undefined;
+    size = st.size;
+  } catch {
+    return undefined;
+  }
+  const { sha256FileInBackground } = await import('../../file-hash.ts');
+  const hashing = sha256FileInBackground(input, size);
+  // Handled here too: a run that fails before awaiting it must not also report the hash's rejection.
+  hashing.catch(() => undefined);
+  // Wrapped: an async function returning the promise itself would wait for the hash.
+  return { sha256: hashing };
 }
