@@ -263,59 +263,93 @@ export function dequantStats8Lanes(codes: usize, orig: usize, n: i32, scalePtr: 
   dequantStats8Impl(codes, orig, n, 0, 0, scalePtr, zpPtr, signed, out);
 }
 
+/** Lanes that are ±0 or finite normal: nothing to flush or mask for the error sums. */
+@inline function normalOrZeroLanes(b: v128): v128 {
+  return v128.or(normalLanes(b), i32x4.eq(v128.and(b, i32x4.splat(0x7fffffff)), i32x4.splat(0)));
+}
+
 @inline function dequantStats8Impl(codes: usize, orig: usize, n: i32, scale: f32, zp: i32, scalePtr: usize, zpPtr: usize, signed: bool, out: usize): void {
   const lanes = scalePtr != 0;
+  // Three sums per element instead of four: Σe², Σx² and Σx·e (e = x − h). Σh² and Σx·h follow
+  // per call as Σx² − 2Σx·e + Σe² and Σx² − Σx·e; e is the f32 difference, exact (Sterbenz) unless
+  // x was clamped far outside the grid, where it is off by half an f32 ulp of e.
   let e2a = f64x2.splat(0), e2b = f64x2.splat(0), x2a = f64x2.splat(0), x2b = f64x2.splat(0);
-  let h2a = f64x2.splat(0), h2b = f64x2.splat(0), xha = f64x2.splat(0), xhb = f64x2.splat(0);
+  let xea = f64x2.splat(0), xeb = f64x2.splat(0);
   let emax = f32x4.splat(0);
   let cnt = i32x4.splat(0);
   let bad = i32x4.splat(0);
   let vs = f32x4.splat(scale);
   let vzp = i32x4.splat(zp);
   let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const off = <usize>i << 2;
-    if (lanes) {
-      vs = v128.load(scalePtr + off);
-      vzp = v128.load(zpPtr + off);
+  while (i + 4 <= n) {
+    if (!lanes) {
+      // Eight at a time while all eight originals are zeros or finite normal numbers (weights almost
+      // always are; zeros need no flushing): eight that are not go through the general loop below.
+      for (; i + 8 <= n; i += 8) {
+        const off = <usize>i << 2;
+        const b0 = v128.load(orig + off), b1 = v128.load(orig + off, 16);
+        if (!i32x4.all_true(v128.and(normalOrZeroLanes(b0), normalOrZeroLanes(b1)))) break;
+        const c = v128.load64_zero(codes + i);
+        const c16 = signed ? i16x8.extend_low_i8x16_s(c) : i16x8.extend_low_i8x16_u(c);
+        const q0 = signed ? i32x4.extend_low_i16x8_s(c16) : i32x4.extend_low_i16x8_u(c16);
+        const q1 = signed ? i32x4.extend_high_i16x8_s(c16) : i32x4.extend_high_i16x8_u(c16);
+        const r0 = f32x4.sub(b0, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(q0, vzp)), vs));
+        const r1 = f32x4.sub(b1, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(q1, vzp)), vs));
+        emax = f32x4.pmax(emax, f32x4.pmax(f32x4.abs(r0), f32x4.abs(r1)));
+        const x0l = f64x2.promote_low_f32x4(b0), x0u = f64x2.promote_low_f32x4(i32x4.shuffle(b0, b0, 2, 3, 0, 1));
+        const x1l = f64x2.promote_low_f32x4(b1), x1u = f64x2.promote_low_f32x4(i32x4.shuffle(b1, b1, 2, 3, 0, 1));
+        const e0l = f64x2.promote_low_f32x4(r0), e0u = f64x2.promote_low_f32x4(i32x4.shuffle(r0, r0, 2, 3, 0, 1));
+        const e1l = f64x2.promote_low_f32x4(r1), e1u = f64x2.promote_low_f32x4(i32x4.shuffle(r1, r1, 2, 3, 0, 1));
+        e2a = f64x2.add(e2a, f64x2.add(f64x2.mul(e0l, e0l), f64x2.mul(e1l, e1l)));
+        e2b = f64x2.add(e2b, f64x2.add(f64x2.mul(e0u, e0u), f64x2.mul(e1u, e1u)));
+        x2a = f64x2.add(x2a, f64x2.add(f64x2.mul(x0l, x0l), f64x2.mul(x1l, x1l)));
+        x2b = f64x2.add(x2b, f64x2.add(f64x2.mul(x0u, x0u), f64x2.mul(x1u, x1u)));
+        xea = f64x2.add(xea, f64x2.add(f64x2.mul(x0l, e0l), f64x2.mul(x1l, e1l)));
+        xeb = f64x2.add(xeb, f64x2.add(f64x2.mul(x0u, e0u), f64x2.mul(x1u, e1u)));
+        cnt = i32x4.add(cnt, i32x4.splat(2));
+      }
     }
-    const q = codesToI32(v128.load32_zero(codes + i), signed);
-    const h = f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(q, vzp)), vs);
-    let b = v128.load(orig + off);
-    const e = v128.and(b, i32x4.splat(EXP));
-    let x = b;
-    let hf = h;
-    if (!v128.any_true(v128.or(i32x4.eq(e, i32x4.splat(EXP)), i32x4.eq(e, i32x4.splat(0))))) {
-      // Fast path: four finite normal originals, nothing to mask.
-      cnt = i32x4.sub(cnt, i32x4.splat(-1));
-    } else {
-      b = v128.bitselect(v128.and(b, i32x4.splat(SIGN)), b, i32x4.eq(e, i32x4.splat(0)));
-      const special = i32x4.eq(e, i32x4.splat(EXP));
-      const finite = v128.not(special);
-      bad = i32x4.sub(bad, special);
-      cnt = i32x4.sub(cnt, finite);
-      x = v128.and(b, finite);
-      hf = v128.and(h, finite);
+    const stop = lanes ? n : min(n, i + 8);
+    for (; i + 4 <= stop; i += 4) {
+      const off = <usize>i << 2;
+      if (lanes) {
+        vs = v128.load(scalePtr + off);
+        vzp = v128.load(zpPtr + off);
+      }
+      const q = codesToI32(v128.load32_zero(codes + i), signed);
+      const h = f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(q, vzp)), vs);
+      let b = v128.load(orig + off);
+      let x = b;
+      let hf = h;
+      if (i32x4.all_true(normalLanes(b))) {
+        // Fast path: four finite normal originals, nothing to mask.
+        cnt = i32x4.sub(cnt, i32x4.splat(-1));
+      } else {
+        const e = v128.and(b, i32x4.splat(EXP));
+        b = v128.bitselect(v128.and(b, i32x4.splat(SIGN)), b, i32x4.eq(e, i32x4.splat(0)));
+        const special = i32x4.eq(e, i32x4.splat(EXP));
+        const finite = v128.not(special);
+        bad = i32x4.sub(bad, special);
+        cnt = i32x4.sub(cnt, finite);
+        x = v128.and(b, finite);
+        hf = v128.and(h, finite);
+      }
+      const err = f32x4.sub(x, hf);
+      // pmax is exact: no NaN reaches it.
+      emax = f32x4.pmax(emax, f32x4.abs(err));
+      const xl = f64x2.promote_low_f32x4(x), xu = f64x2.promote_low_f32x4(i32x4.shuffle(x, x, 2, 3, 0, 1));
+      const el = f64x2.promote_low_f32x4(err), eu = f64x2.promote_low_f32x4(i32x4.shuffle(err, err, 2, 3, 0, 1));
+      e2a = f64x2.add(e2a, f64x2.mul(el, el));
+      e2b = f64x2.add(e2b, f64x2.mul(eu, eu));
+      x2a = f64x2.add(x2a, f64x2.mul(xl, xl));
+      x2b = f64x2.add(x2b, f64x2.mul(xu, xu));
+      xea = f64x2.add(xea, f64x2.mul(xl, el));
+      xeb = f64x2.add(xeb, f64x2.mul(xu, eu));
     }
-    const err = f32x4.sub(x, hf);
-    // pmax is exact: no NaN reaches it.
-    emax = f32x4.pmax(emax, f32x4.abs(err));
-    const xl = f64x2.promote_low_f32x4(x), xu = f64x2.promote_low_f32x4(i32x4.shuffle(x, x, 2, 3, 0, 1));
-    const hl = f64x2.promote_low_f32x4(hf), hu = f64x2.promote_low_f32x4(i32x4.shuffle(hf, hf, 2, 3, 0, 1));
-    const el = f64x2.promote_low_f32x4(err), eu = f64x2.promote_low_f32x4(i32x4.shuffle(err, err, 2, 3, 0, 1));
-    e2a = f64x2.add(e2a, f64x2.mul(el, el));
-    e2b = f64x2.add(e2b, f64x2.mul(eu, eu));
-    x2a = f64x2.add(x2a, f64x2.mul(xl, xl));
-    x2b = f64x2.add(x2b, f64x2.mul(xu, xu));
-    h2a = f64x2.add(h2a, f64x2.mul(hl, hl));
-    h2b = f64x2.add(h2b, f64x2.mul(hu, hu));
-    xha = f64x2.add(xha, f64x2.mul(xl, hl));
-    xhb = f64x2.add(xhb, f64x2.mul(xu, hu));
   }
-  let e2 = load<f64>(out) + f64x2.extract_lane(e2a, 0) + f64x2.extract_lane(e2a, 1) + f64x2.extract_lane(e2b, 0) + f64x2.extract_lane(e2b, 1);
-  let x2 = load<f64>(out, 8) + f64x2.extract_lane(x2a, 0) + f64x2.extract_lane(x2a, 1) + f64x2.extract_lane(x2b, 0) + f64x2.extract_lane(x2b, 1);
-  let h2 = load<f64>(out, 16) + f64x2.extract_lane(h2a, 0) + f64x2.extract_lane(h2a, 1) + f64x2.extract_lane(h2b, 0) + f64x2.extract_lane(h2b, 1);
-  let xh = load<f64>(out, 24) + f64x2.extract_lane(xha, 0) + f64x2.extract_lane(xha, 1) + f64x2.extract_lane(xhb, 0) + f64x2.extract_lane(xhb, 1);
+  let e2 = f64x2.extract_lane(e2a, 0) + f64x2.extract_lane(e2a, 1) + f64x2.extract_lane(e2b, 0) + f64x2.extract_lane(e2b, 1);
+  let x2 = f64x2.extract_lane(x2a, 0) + f64x2.extract_lane(x2a, 1) + f64x2.extract_lane(x2b, 0) + f64x2.extract_lane(x2b, 1);
+  let xe = f64x2.extract_lane(xea, 0) + f64x2.extract_lane(xea, 1) + f64x2.extract_lane(xeb, 0) + f64x2.extract_lane(xeb, 1);
   let m = max(max(f32x4.extract_lane(emax, 0), f32x4.extract_lane(emax, 1)), max(f32x4.extract_lane(emax, 2), f32x4.extract_lane(emax, 3)));
   m = max(m, load<f32>(out, 32));
   let c = load<u32>(out, 36) + <u32>(i32x4.extract_lane(cnt, 0) + i32x4.extract_lane(cnt, 1) + i32x4.extract_lane(cnt, 2) + i32x4.extract_lane(cnt, 3));
@@ -337,15 +371,14 @@ export function dequantStats8Lanes(codes: usize, orig: usize, n: i32, scalePtr: 
     const err: f32 = x - h;
     e2 += <f64>err * <f64>err;
     x2 += <f64>x * <f64>x;
-    h2 += <f64>h * <f64>h;
-    xh += <f64>x * <f64>h;
+    xe += <f64>x * <f64>err;
     m = max(m, abs(err));
     c++;
   }
-  store<f64>(out, e2);
-  store<f64>(out, x2, 8);
-  store<f64>(out, h2, 16);
-  store<f64>(out, xh, 24);
+  store<f64>(out, load<f64>(out) + e2);
+  store<f64>(out, load<f64>(out, 8) + x2, 8);
+  store<f64>(out, load<f64>(out, 16) + (x2 - 2 * xe + e2), 16);
+  store<f64>(out, load<f64>(out, 24) + (x2 - xe), 24);
   store<f32>(out, m, 32);
   store<u32>(out, c, 36);
   store<u32>(out, bd, 40);
