@@ -4,7 +4,8 @@
  * pruned to 30 % and 50 % fewer MACs with recovery none / bn / lsq side by side (512 calibration
  * samples from the training subset, the 3000-image test subset); graph analysis time of a
  * 1000-node model. `npm run bench:prune [-- out.md]`; PRUNE_SECTIONS=latency,accuracy,analysis
- * picks sections.
+ * picks sections, PRUNE_MODELS=fashion-unet-wide,... the trained models (default: all; when given,
+ * the latency section leaves out the 224x224 random-weight models).
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -32,6 +33,10 @@ const scheduler = await Scheduler.create({ backend: 'cpu', logger: createLogger(
 const { say, write } = markdownReport('pruning');
 const TRAIN = join(FASHION_SUBSET, 'train-images-idx3-ubyte.gz');
 const sections = (process.env.PRUNE_SECTIONS ?? 'latency,accuracy,analysis').split(',');
+const TRAINED = ['fashion-cnn', 'fashion-residual', 'fashion-inverted-residual', 'fashion-unet', 'fashion-unet-wide'];
+const trainedModels = (process.env.PRUNE_MODELS?.split(',') ?? TRAINED).filter((f) => TRAINED.includes(f) && existsSync(join(root, 'test/assets', `${f}.onnx`)));
+// The narrow U-Net's groups hold 8-32 channels: kept counts rounded to 4 so they can shrink at all.
+const roundFor = (f: string) => (f === 'fashion-unet' ? 4 : undefined);
 
 async function prune(src: string, name: string, o: PrunePassOptions, calibrate = false): Promise<{ path: string; macs: [number, number]; ms: number; recoveryMs: number }> {
   const path = join(benchTmp, `${name}.onnx`);
@@ -56,20 +61,16 @@ if (sections.includes('latency')) {
   say('## Latency before/after (ONNX Runtime CPU)\n\n');
   const mbv2 = join(benchTmp, 'mobilenet_v2.onnx');
   if (!existsSync(mbv2)) writeFileSync(mbv2, encodeModel(mobileNetV2()));
-  const latencyModels: Array<[string, string, number[]]> = [
+  // PRUNE_MODELS picks trained models only: the 224x224 ones are left out then.
+  const latencyModels: Array<[string, string, number[]]> = process.env.PRUNE_MODELS ? [] : [
     ['ResNet-18 (224, random weights)', resnet18Path(), [1, 3, 224, 224]],
     ['MobileNetV2 (224, random weights)', mbv2, [1, 3, 224, 224]],
   ];
-  for (const f of ['fashion-residual', 'fashion-inverted-residual', 'fashion-unet']) {
-    const p = join(root, 'test/assets', `${f}.onnx`);
-    if (existsSync(p)) latencyModels.push([`${f} (trained)`, p, [1, 1, 28, 28]]);
-  }
+  const latencyTrained = trainedModels.filter((f) => f !== 'fashion-cnn');
+  for (const f of latencyTrained) latencyModels.push([`${f} (trained)`, join(root, 'test/assets', `${f}.onnx`), [1, 1, 28, 28]]);
   // At batch 1 a 28×28 model's latency is mostly ONNX Runtime's per-node overhead, which pruning
   // does not remove; at batch 64 the arithmetic dominates, as for the 224×224 models.
-  for (const f of ['fashion-residual', 'fashion-inverted-residual', 'fashion-unet']) {
-    const p = join(root, 'test/assets', `${f}.onnx`);
-    if (existsSync(p)) latencyModels.push([`${f} (trained, batch 64)`, p, [64, 1, 28, 28]]);
-  }
+  for (const f of latencyTrained) latencyModels.push([`${f} (trained, batch 64)`, join(root, 'test/assets', `${f}.onnx`), [64, 1, 28, 28]]);
   const rows: string[][] = [];
   for (const [label, src, dims] of latencyModels) {
     const variants = [
@@ -95,25 +96,23 @@ if (sections.includes('accuracy')) {
   say('## Accuracy of trained Fashion-MNIST models: recovery none / bn / lsq\n\n');
   say('512 calibration samples drawn from the 1024-image training subset (channel scores: energy; allocation: threshold); top-1 on the 3000-image test subset (mIoU for the U-Net, on the same images, 11 classes: background + the garment class on lit pixels).\n\n');
   const accRows: string[][] = [];
-  const trained = ['fashion-cnn', 'fashion-residual', 'fashion-inverted-residual', 'fashion-unet'].filter((f) => existsSync(join(root, 'test/assets', `${f}.onnx`)));
-  for (const f of trained) {
+  for (const f of trainedModels) {
     const src = join(root, 'test/assets', `${f}.onnx`);
-    const seg = f.endsWith('unet');
+    const seg = f.includes('unet');
     const metric = async (p: string) => (seg ? miou(p) : (await evaluateModels(p, src, { data: FASHION_SUBSET, latencyRuns: 0 })).accuracy!.model);
     const base = await metric(src);
     for (const target of [0.3, 0.5]) {
       const cells: string[] = [];
       let recMs = 0;
       for (const recover of ['none', 'bn', 'lsq'] as const) {
-        // The U-Net's groups hold 8-32 channels: kept counts rounded to 4 so they can shrink at all.
-        const v = await prune(src, `${f}-${target}-${recover}`, { macs: target, recover, round: seg ? 4 : undefined }, true);
+        const v = await prune(src, `${f}-${target}-${recover}`, { macs: target, recover, round: roundFor(f) }, true);
         const m = await metric(v.path);
         cells.push(`${m.toFixed(2)} (${(m - base >= 0 ? '+' : '')}${(m - base).toFixed(2)})`);
         if (recover === 'lsq') recMs = v.recoveryMs;
         if (recover === 'none') cells.unshift(`${(100 * (1 - v.macs[1] / v.macs[0])).toFixed(1)} %`);
       }
       // The allocation measured after recovery (--prune-allocation sensitivity with lsq).
-      const sens = await prune(src, `${f}-${target}-lsq-sensitivity`, { macs: target, recover: 'lsq', allocation: 'sensitivity', round: seg ? 4 : undefined }, true);
+      const sens = await prune(src, `${f}-${target}-lsq-sensitivity`, { macs: target, recover: 'lsq', allocation: 'sensitivity', round: roundFor(f) }, true);
       const ms = await metric(sens.path);
       cells.push(`${ms.toFixed(2)} (${(ms - base >= 0 ? '+' : '')}${(ms - base).toFixed(2)}), ${(100 * (1 - sens.macs[1] / sens.macs[0])).toFixed(1)} %`);
       accRows.push([f, seg ? 'mIoU' : 'top-1', base.toFixed(2), `--prune-macs ${target}`, ...cells, `${(recMs / 1000).toFixed(1)} s`, `${(sens.ms / 1000).toFixed(1)} s`]);

@@ -5,10 +5,12 @@
   inverted-residual MobileNetV3-style: 1x1 expand, depthwise 3x3, squeeze-excitation, HardSwish
   unet              U-Net-style segmentation: MaxPool down, Resize up, Concat skips; per-pixel
                     labels = the garment class where the pixel is lit (> 0.2), else background
+  unet-wide         the same U-Net with twice the channels (16 / 32 / 64; not trained by default)
 
 Data: Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist), 60000 train images.
 Run with Debian's python3 and python3-torch (offline):
     /usr/bin/python3 scripts/train_prune_models.py          -> test/assets/fashion-{residual,inverted-residual,unet}.onnx + .json
+    /usr/bin/python3 scripts/train_prune_models.py unet-wide -> test/assets/fashion-unet-wide.onnx + .json
 """
 import gzip, json, os, struct, sys, time
 import numpy as np
@@ -101,11 +103,11 @@ def double(cin, cout):
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(), nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU())
 
 class UNet(nn.Module):
-    def __init__(self):
+    def __init__(self, w=8):
         super().__init__()
-        self.e1, self.e2, self.mid = double(1, 8), double(8, 16), double(16, 32)
-        self.d2, self.d1 = double(32 + 16, 16), double(16 + 8, 8)
-        self.out = nn.Conv2d(8, 11, 1)
+        self.e1, self.e2, self.mid = double(1, w), double(w, 2 * w), double(2 * w, 4 * w)
+        self.d2, self.d1 = double(4 * w + 2 * w, 2 * w), double(2 * w + w, w)
+        self.out = nn.Conv2d(w, 11, 1)
         self.up = nn.Upsample(scale_factor=2, mode='nearest')
     def forward(self, x):
         a = self.e1(x)
@@ -160,3 +162,5 @@ which = sys.argv[1:] or ['residual', 'inverted-residual', 'unet']
 if 'residual' in which: train('residual', Residual(), 3)
 if 'inverted-residual' in which: train('inverted-residual', MobileStyle(), 3)
 if 'unet' in which: train('unet', UNet(), 2, seg=True)
+# Twice the channels (16 / 32 / 64): groups whose kept counts, rounded to 8, can take 2-8 sizes.
+if 'unet-wide' in which: train('unet-wide', UNet(16), 2, seg=True)
