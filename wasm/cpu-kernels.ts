@@ -321,8 +321,8 @@ export function dequantStats8Lanes(codes: usize, orig: usize, n: i32, scalePtr: 
       let b = v128.load(orig + off);
       let x = b;
       let hf = h;
-      if (i32x4.all_true(normalLanes(b))) {
-        // Fast path: four finite normal originals, nothing to mask.
+      if (i32x4.all_true(normalOrZeroLanes(b))) {
+        // Fast path: four zeros or finite normal originals, nothing to flush or mask.
         cnt = i32x4.sub(cnt, i32x4.splat(-1));
       } else {
         const e = v128.and(b, i32x4.splat(EXP));
