@@ -5,7 +5,9 @@
  * (WebAssembly engine, and the TypeScript reference engine), of a plain read + write, and of a
  * NumPy/onnx peer doing the same per-channel int8 conversion
  * (bench/peer_int8.py, Debian's python3 + python3-onnx; skipped with the reason when absent).
- * Optional `--gpu` adds the GPU backend. Each run is a fresh process; medians.
+ * Optional `--gpu` adds the GPU backend. Each run is a fresh process; medians, after one unrecorded
+ * round (it fills the CLI's compile cache, which a user's second run finds; the row "without the
+ * compile cache" shows a run that never has it).
  * `npm run bench:e2e [-- reps] [out.md] [--gpu]`.
  */
 import { spawnSync } from 'node:child_process';
@@ -40,7 +42,8 @@ interface Run {
 function run(mode: string): Run {
   const out = join(tmp, `e2e-${mode}.onnx`);
   const t0 = performance.now();
-  const env = { ...process.env, MODELPRESS_CPU_ENGINE: mode === 'cpu-js' ? 'js' : 'wasm' };
+  const env: NodeJS.ProcessEnv = { ...process.env, MODELPRESS_CPU_ENGINE: mode === 'cpu-js' ? 'js' : 'wasm' };
+  if (mode === 'cpu-nocache') env.NODE_DISABLE_COMPILE_CACHE = '1';
   const r = mode === 'peer'
     ? spawnSync(python, [join(root, 'bench', 'peer_int8.py'), model, out], { encoding: 'utf8' })
     : mode === 'baseline' || mode === 'copy'
@@ -54,15 +57,16 @@ function run(mode: string): Run {
   return { wallMs, maxRssBytes, submits: report?.stats.submits ?? 0, backend: report?.manifest.backend.active ?? 'none' };
 }
 
-const modes = ['baseline', 'copy', 'cpu', 'cpu-js', ...(args.includes('--gpu') ? ['gpu'] : []), ...(peerAvailable ? ['peer'] : [])];
+const modes = ['baseline', 'copy', 'cpu', 'cpu-nocache', 'cpu-js', ...(args.includes('--gpu') ? ['gpu'] : []), ...(peerAvailable ? ['peer'] : [])];
 const results: Record<string, Run[]> = {};
+for (const mode of modes) run(mode);
 for (let i = 0; i < reps; i++) for (const mode of modes) (results[mode] ??= []).push(run(mode));
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const wall = (m: string) => med(results[m].map((r) => r.wallMs));
 const rss = (m: string) => med(results[m].map((r) => r.maxRssBytes));
 const peerWall = peerAvailable ? wall('peer') : NaN;
 const label: Record<string, string> = {
-  baseline: 'node + modelpress modules, nothing done', copy: 'read + write only (modelpress)', cpu: 'compress int8, CPU path (WebAssembly)',
+  baseline: 'node + modelpress modules, nothing done', copy: 'read + write only (modelpress)', cpu: 'compress int8, CPU path (WebAssembly)', 'cpu-nocache': '  the same without the compile cache',
   'cpu-js': 'compress int8, CPU path (TypeScript reference)', gpu: 'compress int8, GPU backend', peer: 'NumPy/onnx peer (bench/peer_int8.py)',
 };
 const rows = modes.map((m) => [label[m], wall(m).toFixed(0), peerAvailable ? (wall(m) / peerWall).toFixed(2) : '-', (rss(m) / 1e6).toFixed(0), (rss(m) / size).toFixed(2)]);

@@ -22,12 +22,16 @@ describe('modelpress CLI', () => {
   });
 
   it('--help, info --backend cpu and weight-only compress load none of the heavy packages (start-up stays at Node\'s own)', () => {
-    // A module-resolution hook reports every heavy package a command pulls in.
+    // Module-resolution hooks report every heavy package a command pulls in: one for ES modules
+    // (import()), one for CommonJS (the bundle's require()).
     const dir = mkdtempSync(join(tmpdir(), 'modelpress-startup-'));
+    const heavy = String.raw`/node_modules[\/](onnxruntime-node|onnxruntime-common|webgpu|sharp|protobufjs|bullmq|ioredis|@observablehq|d3)[\/]/`;
     const hooks = join(dir, 'hooks.mjs');
-    writeFileSync(hooks, "import { writeSync } from 'node:fs';\nexport async function resolve(s, c, next) { const r = await next(s, c); if (/onnxruntime|webgpu|sharp|protobufjs|bullmq|ioredis|@observablehq|d3/.test(r.url)) writeSync(2, 'LOADED ' + r.url + '\\n'); return r; }\n");
+    writeFileSync(hooks, `import { writeSync } from 'node:fs';\nexport async function resolve(s, c, next) { const r = await next(s, c); if (${heavy}.test(r.url)) writeSync(2, 'LOADED ' + r.url + '\\n'); return r; }\n`);
+    const cjsHook = join(dir, 'cjs-hook.cjs');
+    writeFileSync(cjsHook, `const M = require('node:module'); const { writeSync } = require('node:fs'); const resolve = M._resolveFilename;\nM._resolveFilename = function (...a) { const r = resolve.apply(this, a); if (${heavy}.test(r)) writeSync(2, 'LOADED ' + r + '\\n'); return r; };\n`);
     const reg = join(dir, 'register.mjs');
-    writeFileSync(reg, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\n`);
+    writeFileSync(reg, `import { register, createRequire } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(hooks).href)});\ncreateRequire(import.meta.url)(${JSON.stringify(cjsHook)});\n`);
     for (const args of [['--help'], ['info', '--backend', 'cpu'], ['sweep', '--help'], ['bench', '--help']]) {
       const r = spawnSync(process.execPath, ['--import', reg, bin, ...args], { encoding: 'utf8', timeout: 60_000 });
       expect(r.status, args.join(' ')).toBe(0);

@@ -1,7 +1,7 @@
-#!/usr/bin/env node
 /**
  * The modelpress command line: a thin shell over the typed API in src/index.ts, one file per
- * command in ./commands. Commands load their heavy modules only when they run.
+ * command in ./commands. Commands load their heavy modules only when they run. The executable is
+ * ./bin.ts (it turns the compile cache on first).
  */
 import { Command } from 'commander';
 import { packageVersion } from '../package-root.ts';

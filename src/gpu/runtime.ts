@@ -21,7 +21,7 @@ async function navigatorGpu(runtime: RuntimeName): Promise<GPU | undefined> {
     return (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
   }
   if (!dawnGpu) {
-    const mod = (await import('webgpu')) as { create(opts: string[]): GPU; globals: object };
+    const mod = (await (await import('./webgpu-module.ts')).importWebgpu()) as { create(opts: string[]): GPU; globals: object };
     // Dawn uses globals such as GPUBufferUsage; install them once.
     Object.assign(globalThis, mod.globals);
     // Without this toggle Dawn rounds timestamps to 64 µs, useless for kernel timing.

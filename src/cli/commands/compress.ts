@@ -1,4 +1,5 @@
 /** `modelpress compress`: the compression pipeline (prune, then quantize: weight-only, dynamic or static W8A8). */
+import { statSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { backendOption, guarded, int, logLevel, type CommonOptions } from '../common.ts';
 import { addCalibrationOptions } from '../calibration-flags.ts';
@@ -144,7 +145,6 @@ export function addCompressCommand(program: Command): void {
 
 /** Starts hashing the input file when it is a readable file; compressModel reports a bad path itself. */
 async function startInputHash(input: string): Promise<{ sha256: Promise<string> } | undefined> {
-  const { statSync } = await import('node:fs');
   let size: number;
   try {
     const st = statSync(input);

@@ -1,4 +1,5 @@
 /** `modelpress sweep`: models × recipes → compress, evaluate, benchmark; a results folder with the Pareto front. */
+import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { DataError, RecipeError } from '../../errors.ts';
 import { backendOption, guarded, int, num } from '../common.ts';
@@ -34,8 +35,8 @@ interface SweepFlags {
 }
 
 async function runQueued(prepared: PreparedSweep, o: SweepFlags, log: (s: string) => void): Promise<void> {
-  const [{ checkRedis, submitSweep, followSweep, bullJobId }, { preflight }, { readJob, summaryTable }, { jsonNumbers }, { readFileSync, existsSync }] = await Promise.all([
-    import('../../sweep/queue.ts'), import('../../sweep/prepare.ts'), import('../../sweep/summary.ts'), import('../../json.ts'), import('node:fs')]);
+  const [{ checkRedis, submitSweep, followSweep, bullJobId }, { preflight }, { readJob, summaryTable }, { jsonNumbers }] = await Promise.all([
+    import('../../sweep/queue.ts'), import('../../sweep/prepare.ts'), import('../../sweep/summary.ts'), import('../../json.ts')]);
   const target = { url: o.queue!, prefix: o.queuePrefix, name: o.queueName };
   await checkRedis(target, (w) => process.stderr.write(`modelpress: warning: ${w}\n`));
   log(`pre-flight: loading and running ${prepared.models.length} model(s) in ONNX Runtime`);
