@@ -56,6 +56,13 @@ describe('CLI compile cache', () => {
     for (const [p, f] of rewritten) expect(f.bytes.equals(garbage), p).toBe(false);
   });
 
+  it('an unusable cache folder (a file is in the way) costs nothing but the cache', () => {
+    const blocker = join(mkdtempSync(join(tmpdir(), 'modelpress-cc-')), 'file');
+    writeFileSync(blocker, 'not a folder');
+    expect(inspect({ MODELPRESS_COMPILE_CACHE: blocker })).toBe(inspect({ NODE_DISABLE_COMPILE_CACHE: '1' }));
+    expect(readFileSync(blocker, 'utf8')).toBe('not a folder');
+  });
+
   it('NODE_DISABLE_COMPILE_CACHE turns it off', () => {
     const cache = join(mkdtempSync(join(tmpdir(), 'modelpress-cc-')), 'cache');
     inspect({ MODELPRESS_COMPILE_CACHE: cache, NODE_DISABLE_COMPILE_CACHE: '1' });
