@@ -8,7 +8,9 @@
 // qparams: per quantization group, the f32 scale then the i32 zero point.
 // Partial (7 words): sum err^2, sum x^2, sum xhat^2, sum x*xhat (f32, all of values scaled by norm),
 // max |err| (f32 bits, unscaled), non-finite originals, norm (f32). norm is a power of two near
-// 1 / max(|x|, |xhat|) over the task, found in a first sweep, so squares stay inside f32 range.
+// 1 / max(|x|, |xhat|) over the task, so squares stay inside f32 range. One sweep: each thread
+// scales by the largest magnitude it has seen so far and rescales its sums (by powers of two,
+// exactly) when a larger one comes; the workgroup then brings every thread to the largest.
 
 @group(0) @binding(2) var<storage, read> orig: array<u32>;
 @group(0) @binding(3) var<storage, read> codes: array<u32>;
@@ -92,63 +94,72 @@ fn dequantize_loaded(d: Deq, g: u32, l: Loaded) -> f32 {
   return f32(q - zp) * scale;
 }
 
-// First sweep: the largest magnitude among finite originals and their dequantized values.
-fn magnitude(d: Deq, g: u32, l: Loaded) -> u32 {
+// The biased exponent of max(|x|, |xhat|) for a finite original (0 otherwise): what the scale
+// of the sums follows.
+fn magnitude_exp(d: Deq, g: u32, l: Loaded, xh: f32) -> u32 {
   if (d.has_orig == 0u) { return 0u; }
   let xb = flush_denormal_bits(l.orig_bits);
   if (!is_finite_bits(xb)) { return 0u; }
-  let hb = bitcast<u32>(dequantize_loaded(d, g, l)) & 0x7fffffffu;
-  return max(xb & 0x7fffffffu, hb);
+  return max(xb & 0x7fffffffu, bitcast<u32>(xh) & 0x7fffffffu) >> 23u;
 }
 
-fn visit(d: Deq, r: Reduction, g: u32, l: Loaded, a: Stats, norm: f32) -> Stats {
+// Sums scaled by norm_for(e) brought to norm_for(to) (to >= e): two multiplications by a power of
+// two <= 1, exact unless a sum falls below the normal range (then it is negligible against the
+// larger values that forced the rescale).
+fn rescale(a: Stats, e: u32, to: u32) -> Stats {
+  if (to <= e) { return a; }
+  let f = norm_for(to << 23u) / norm_for(e << 23u);
+  return Stats(a.e2 * f * f, a.x2 * f * f, a.h2 * f * f, a.xh * f * f, a.emax, a.bad);
+}
+
+// Running statistics of one thread: the sums and the exponent their scale follows.
+struct Running {
+  a: Stats,
+  e: u32,
+}
+
+fn visit(d: Deq, r: Reduction, g: u32, l: Loaded, run: Running) -> Running {
   let local = l.idx - r.elem_start;
   let xh = dequantize_loaded(d, g, l);
   if (d.write_values != 0u) { values[d.values_base + local] = xh; }
-  if (d.has_orig == 0u) { return a; }
+  if (d.has_orig == 0u) { return run; }
   let xb = flush_denormal_bits(l.orig_bits);
-  var out = a;
+  var out = run;
   if (!is_finite_bits(xb)) {
-    out.bad += 1u;
+    out.a.bad += 1u;
     return out;
   }
+  let m = magnitude_exp(d, g, l, xh);
+  if (m > out.e) {
+    out.a = rescale(out.a, out.e, m);
+    out.e = m;
+  }
+  let norm = norm_for(out.e << 23u);
   let x = bitcast<f32>(xb);
   let e = x - xh;
   let xn = x * norm;
   let hn = xh * norm;
   let en = e * norm;
-  out.e2 += en * en;
-  out.x2 += xn * xn;
-  out.h2 += hn * hn;
-  out.xh += xn * hn;
-  out.emax = max(out.emax, bitcast<u32>(e) & 0x7fffffffu);
+  out.a.e2 += en * en;
+  out.a.x2 += xn * xn;
+  out.a.h2 += hn * hn;
+  out.a.xh += xn * hn;
+  out.a.emax = max(out.a.emax, bitcast<u32>(e) & 0x7fffffffu);
   return out;
 }
 
-// A task's elements k0, k0 + step, ... (step = threads on the task): the two sweeps, two loads
-// in flight per thread, folded in element order (the order the CPU reference uses).
-fn sweep_magnitude(d: Deq, r: Reduction, g: u32, k0: u32, k_end: u32, step: u32) -> u32 {
-  var mag = 0u;
+// A task's elements k0, k0 + step, ... (step = threads on the task) in one sweep, two loads in
+// flight per thread, folded in element order (the order the CPU reference uses).
+fn sweep(d: Deq, r: Reduction, g: u32, k0: u32, k_end: u32, step: u32) -> Running {
+  var run = Running(Stats(0.0, 0.0, 0.0, 0.0, 0u, 0u), 0u);
   var k = k0;
   for (; k + step < k_end; k += 2u * step) {
     let l0 = load_element(d, r, g, k);
     let l1 = load_element(d, r, g, k + step);
-    mag = max(mag, max(magnitude(d, g, l0), magnitude(d, g, l1)));
+    run = visit(d, r, g, l1, visit(d, r, g, l0, run));
   }
-  for (; k < k_end; k += step) { mag = max(mag, magnitude(d, g, load_element(d, r, g, k))); }
-  return mag;
-}
-
-fn sweep_stats(d: Deq, r: Reduction, g: u32, k0: u32, k_end: u32, step: u32, norm: f32) -> Stats {
-  var a = Stats(0.0, 0.0, 0.0, 0.0, 0u, 0u);
-  var k = k0;
-  for (; k + step < k_end; k += 2u * step) {
-    let l0 = load_element(d, r, g, k);
-    let l1 = load_element(d, r, g, k + step);
-    a = visit(d, r, g, l1, visit(d, r, g, l0, a, norm), norm);
-  }
-  for (; k < k_end; k += step) { a = visit(d, r, g, load_element(d, r, g, k), a, norm); }
-  return a;
+  for (; k < k_end; k += step) { run = visit(d, r, g, load_element(d, r, g, k), run); }
+  return run;
 }
 
 fn write_partial(base: u32, a: Stats, norm: f32) {
@@ -172,18 +183,19 @@ fn dequantize_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invoca
   let r = load_reduction(s);
   let t = workgroup_task(r, w - seg_word(s, 0u));
   let d = load_deq(s, r);
-  wg_mag[lid] = sweep_magnitude(d, r, t.g, t.k_begin + lid, t.k_end, 256u);
+  let run = sweep(d, r, t.g, t.k_begin + lid, t.k_end, 256u);
+  wg_mag[lid] = run.e;
   for (var stride = 128u; stride > 0u; stride >>= 1u) {
     workgroupBarrier();
     if (lid < stride) { wg_mag[lid] = max(wg_mag[lid], wg_mag[lid + stride]); }
   }
-  let norm = norm_for(workgroupUniformLoad(&wg_mag[0]));
-  wg_stats[lid] = sweep_stats(d, r, t.g, t.k_begin + lid, t.k_end, 256u, norm);
+  let e = workgroupUniformLoad(&wg_mag[0]);
+  wg_stats[lid] = rescale(run.a, run.e, e);
   for (var stride = 128u; stride > 0u; stride >>= 1u) {
     workgroupBarrier();
     if (lid < stride) { wg_stats[lid] = stats_merge(wg_stats[lid], wg_stats[lid + stride]); }
   }
-  if (lid == 0u) { write_partial(seg_word(s, 13u) + t.part * PART_WORDS, wg_stats[0], norm); }
+  if (lid == 0u) { write_partial(seg_word(s, 13u) + t.part * PART_WORDS, wg_stats[0], norm_for(e << 23u)); }
 }
 
 var<workgroup> wg_lanes: u32;
@@ -202,19 +214,20 @@ fn dequantize_lane_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_i
   let lane = lid % lanes;
   let head = lid - lane;
   let d = load_deq(s, r);
-  wg_mag[lid] = sweep_magnitude(d, r, t.g, t.k_begin + lane, t.k_end, lanes);
+  let run = sweep(d, r, t.g, t.k_begin + lane, t.k_end, lanes);
+  wg_mag[lid] = run.e;
   for (var stride = lanes >> 1u; stride > 0u; stride >>= 1u) {
     workgroupBarrier();
     if (lane < stride) { wg_mag[lid] = max(wg_mag[lid], wg_mag[lid + stride]); }
   }
   workgroupBarrier();
-  let norm = norm_for(wg_mag[head]);
-  wg_stats[lid] = sweep_stats(d, r, t.g, t.k_begin + lane, t.k_end, lanes, norm);
+  let e = wg_mag[head];
+  wg_stats[lid] = rescale(run.a, run.e, e);
   for (var stride = lanes >> 1u; stride > 0u; stride >>= 1u) {
     workgroupBarrier();
     if (lane < stride) { wg_stats[lid] = stats_merge(wg_stats[lid], wg_stats[lid + stride]); }
   }
-  if (lane == 0u && t.valid) { write_partial(seg_word(s, 13u) + t.part * PART_WORDS, wg_stats[lid], norm); }
+  if (lane == 0u && t.valid) { write_partial(seg_word(s, 13u) + t.part * PART_WORDS, wg_stats[lid], norm_for(e << 23u)); }
 }
 
 @compute @workgroup_size(256)
@@ -226,7 +239,6 @@ fn dequantize_small_groups(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_
   let t = thread_task(r, w - seg_word(s, 0u), lid);
   if (!t.valid) { return; }
   let d = load_deq(s, r);
-  let norm = norm_for(sweep_magnitude(d, r, t.g, t.k_begin, t.k_end, 1u));
-  let a = sweep_stats(d, r, t.g, t.k_begin, t.k_end, 1u, norm);
-  write_partial(seg_word(s, 13u) + t.part * PART_WORDS, a, norm);
+  let run = sweep(d, r, t.g, t.k_begin, t.k_end, 1u);
+  write_partial(seg_word(s, 13u) + t.part * PART_WORDS, run.a, norm_for(run.e << 23u));
 }
