@@ -4,8 +4,8 @@
 // child-process entry file, found next to its modules).
 //
 // CommonJS, not ESM: Node 20 loads CommonJS chunks faster (no ESM linking: the compress CLI on
-// ResNet-18 0.54 -> 0.48 s) and only CommonJS can go through a code cache there
-// (src/cli/compile-cache.ts: 0.41 s). dist/cli/package.json marks the folder's .js as CommonJS.
+// ResNet-18 0.54 -> 0.47 s) and only CommonJS can go through a code cache there
+// (src/cli/compile-cache.ts: 0.42 s). dist/cli/package.json marks the folder's .js as CommonJS.
 // JSDoc comments are dropped: commander's mention `import("…")`, which would keep its chunk out
 // of the cache.
 import { defineConfig } from 'rolldown';

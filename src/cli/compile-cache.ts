@@ -1,8 +1,8 @@
 /**
  * V8 code cache for the CLI bundle: the compiled bytecode of dist/cli's chunks is kept on disk so
  * a later run deserializes it instead of parsing and compiling ~1 MB of JavaScript again
- * (measured on ResNet-18 int8: the CLI's wall time 0.54 s as ESM, 0.48 s as CommonJS, 0.41 s as
- * CommonJS with this cache — bench/results/2026-11-29-cli-compile-cache.md).
+ * (measured on ResNet-18 int8, interleaved runs: the CLI's wall time 0.54 s as ESM, 0.47 s as
+ * CommonJS, 0.42 s as CommonJS with this cache — bench/results/2026-11-29-cli-compile-cache.md).
  *
  * Node >= 22.1 has this built in (`module.enableCompileCache`), used when present. Node 20 has no
  * equivalent for ES modules, which is why the CLI bundle is CommonJS; the hook below compiles the
@@ -47,10 +47,7 @@ function ownedDir(dir: string): boolean {
   }
 }
 
-/**
- * Turns the cache on for CommonJS files under `bundleDir` (loaded after this call). Returns what
- * was enabled, for tests and `--verbose`.
- */
+/** Turns the cache on for CommonJS files under `bundleDir` (loaded after this call); says which. */
 export function enableCompileCache(bundleDir: string): 'node' | 'hook' | 'off' {
   if (process.env.NODE_DISABLE_COMPILE_CACHE) return 'off';
   const mod = Module as unknown as ModuleInternals;
@@ -70,9 +67,8 @@ export function enableCompileCache(bundleDir: string): 'node' | 'hook' | 'off' {
   const toWrite: { script: Script; file: string }[] = [];
   mod.prototype._compile = function (this: CjsModule, content: string, filename: string) {
     // A chunk with import() needs Node's own dynamic-import callback, which vm.Script gets only
-    // through an experimental flag on Node 20: leave such chunks (the GPU runtime's) to Node.
+    // through an experimental flag on Node 20: leave such chunks (the webgpu and sharp loaders) to Node.
     if (!filename.startsWith(prefix) || content.includes('import(')) return compile.call(this, content, filename);
-    if (content.startsWith('#!')) content = '//' + content.slice(2);
     const source = mod.wrap(content);
     const file = join(dir, createHash('sha1').update(source).digest('hex'));
     let cachedData: Buffer | undefined;
