@@ -11,7 +11,7 @@
  * --cpu-only (no GPU scheduler: on a software adapter its threads slow the CPU timings).
  */
 import { cpus, totalmem, platform, release } from 'node:os';
-import { setCpuEngine } from '../src/cpu/wasm-kernels.ts';
+import { setCpuEngine, wasmEngine } from '../src/cpu/wasm-kernels.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
@@ -117,7 +117,9 @@ async function main(): Promise<void> {
   const hasGpu = gpu.info.active === 'gpu';
   const adapter = gpu.info.adapter;
   const device = adapter ? `${adapter.description || adapter.vendor}${adapter.software ? ' (software)' : ''}` : 'no GPU';
-  console.error(`modelpress bench: CPU ${cpus()[0]?.model} x${cpus().length}; GPU: ${device}`);
+  // The engine's worker threads (MODELPRESS_THREADS, else every core) listening before any timing.
+  const cpuThreads = wasmEngine()?.startThreads()?.waitReady() !== undefined ? wasmEngine()!.threads : 1;
+  console.error(`modelpress bench: CPU ${cpus()[0]?.model} x${cpus().length} (WebAssembly kernels on ${cpuThreads} thread${cpuThreads > 1 ? 's' : ''}); GPU: ${device}`);
   // Scheduler overhead first, on a clean heap: 1000 tensors of 4 K elements, batched vs one
   // dispatch + submit per tensor.
   const small: QuantizeJob[] = Array.from({ length: 1000 }, (_, i) => {
@@ -254,7 +256,7 @@ async function main(): Promise<void> {
   const date = new Date().toISOString().slice(0, 10);
   const slug = (hasGpu ? device : 'cpu-only').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40);
   const machine = [
-    `- CPU: ${cpus()[0]?.model} × ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${platform()} ${release()}`,
+    `- CPU: ${cpus()[0]?.model} × ${cpus().length}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${platform()} ${release()}; WebAssembly kernels on ${cpuThreads} thread${cpuThreads > 1 ? 's' : ''}`,
     `- runtime: node ${process.versions.node}`,
     `- GPU: ${device}${gpu.info.timestamps ? ', timestamp queries' : ', no timestamp queries'}`,
   ].join('\n');

@@ -202,20 +202,19 @@ describe('palette keys in WebAssembly', () => {
   });
 });
 
-describe('the committed WebAssembly binary', () => {
-  it('is what the AssemblyScript source compiles to (npm run build:wasm)', async () => {
+describe('the committed WebAssembly binaries', () => {
+  it('are what the AssemblyScript source compiles to (npm run build:wasm: one-thread and shared-memory builds)', async () => {
     const { spawnSync } = await import('node:child_process');
     const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
     const { join } = await import('node:path');
     const { tmpdir } = await import('node:os');
     const dir = mkdtempSync(join(tmpdir(), 'modelpress-wasm-'));
     try {
-      const out = join(dir, 'k.wasm');
-      // The flags of `npm run build:wasm`.
-      const flags = JSON.parse(readFileSync('package.json', 'utf8')).scripts['build:wasm'].split(' ').slice(1).map((f: string) => (f === 'wasm/cpu-kernels.wasm' ? out : f));
-      const r = spawnSync(process.execPath, ['node_modules/assemblyscript/bin/asc.js', ...flags], { encoding: 'utf8' });
+      const r = spawnSync(process.execPath, ['scripts/build-wasm.mjs', dir], { encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
-      expect(Buffer.compare(readFileSync(out), readFileSync('wasm/cpu-kernels.wasm'))).toBe(0);
+      for (const file of ['cpu-kernels.wasm', 'cpu-kernels-threads.wasm']) {
+        expect(Buffer.compare(readFileSync(join(dir, file)), readFileSync(join('wasm', file))), file).toBe(0);
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

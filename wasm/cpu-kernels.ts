@@ -387,15 +387,14 @@ export function dequantStats8Lanes(codes: usize, orig: usize, n: i32, scalePtr: 
 // ---- histogram: fixed bins over [lo, hi] plus below / above / NaN and min / max keys -----------
 // slots: u32 x (bins + 5): the bins, below, above, nan, min key, max key. Accumulates onto them.
 
-@unmanaged class SlotKey {
-  slot: i32 = 0;
-  kmin: u32 = 0;
-  kmax: u32 = 0;
-}
-const one = changetype<SlotKey>(memory.data(16));
+// histogramOne's results, in globals: each instance has its own (a static slot in memory would be
+// shared by the threads of a shared memory, and rewritten whenever a worker instantiates).
+let oneSlot: i32 = 0;
+let oneKmin: u32 = 0;
+let oneKmax: u32 = 0;
 
 /** The slot of one value and the updated min / max keys (the reference's exact arithmetic). */
-@inline function histogramOne(b: u32, lo: f32, hi: f32, scale: f32, bins: i32, kmin: u32, kmax: u32): SlotKey {
+@inline function histogramOne(b: u32, lo: f32, hi: f32, scale: f32, bins: i32, kmin: u32, kmax: u32): void {
   const e = b & EXP;
   let slot: i32;
   if (e == EXP) {
@@ -417,10 +416,9 @@ const one = changetype<SlotKey>(memory.data(16));
       slot = t < <f32>last ? <i32>t : last;
     }
   }
-  one.slot = slot;
-  one.kmin = kmin;
-  one.kmax = kmax;
-  return one;
+  oneSlot = slot;
+  oneKmin = kmin;
+  oneKmax = kmax;
 }
 
 export function histogram(src: usize, n: i32, lo: f32, hi: f32, scale: f32, bins: i32, slots: usize): void {
@@ -466,18 +464,18 @@ export function histogram(src: usize, n: i32, lo: f32, hi: f32, scale: f32, bins
       continue;
     }
     for (let k = i; k < i + 4; k++) {
-      const r = histogramOne(load<u32>(src + (<usize>k << 2)), lo, hi, scale, bins, kmin, kmax);
-      kmin = r.kmin;
-      kmax = r.kmax;
-      const p = slots + (<usize>r.slot << 2);
+      histogramOne(load<u32>(src + (<usize>k << 2)), lo, hi, scale, bins, kmin, kmax);
+      kmin = oneKmin;
+      kmax = oneKmax;
+      const p = slots + (<usize>oneSlot << 2);
       store<u32>(p, load<u32>(p) + 1);
     }
   }
   for (; i < n; i++) {
-    const r = histogramOne(load<u32>(src + (<usize>i << 2)), lo, hi, scale, bins, kmin, kmax);
-    kmin = r.kmin;
-    kmax = r.kmax;
-    const p = slots + (<usize>r.slot << 2);
+    histogramOne(load<u32>(src + (<usize>i << 2)), lo, hi, scale, bins, kmin, kmax);
+    kmin = oneKmin;
+    kmax = oneKmax;
+    const p = slots + (<usize>oneSlot << 2);
     store<u32>(p, load<u32>(p) + 1);
   }
   if (fast) {

@@ -15,32 +15,13 @@
  * TypeScript loop. (A shared memory would not detach, but V8 copies into SharedArrayBuffers
  * several times slower than memcpy: measured, it cost more than it saved.)
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../package-root.ts';
+import { defaultThreads } from '../threads.ts';
 import type { GroupView } from '../kernels/layout.ts';
-
-interface Exports {
-  quantize8(src: number, dst: number, n: number, inv: number, zp: number, qmin: number, qmax: number): void;
-  quantize8Lanes(src: number, dst: number, n: number, invPtr: number, zpPtr: number, qmin: number, qmax: number): void;
-  range(src: number, n: number, pivot: number, moments: number, out: number): void;
-  dequantStats8(codes: number, orig: number, n: number, scale: number, zp: number, signed: number, out: number): void;
-  dequantStats8Lanes(codes: number, orig: number, n: number, scalePtr: number, zpPtr: number, signed: number, out: number): void;
-  histogram(src: number, n: number, lo: number, hi: number, scale: number, bins: number, slots: number): void;
-  paletteHistogram(src: number, n: number, shift: number, counts: number): void;
-  kmeansRow(P0: number, P1: number, P2: number, prev: number, cur: number, back: number, prevBack: number, j: number, n: number, from: number, stack: number, ub: number): void;
-  paletteAssign(src: number, dst: number, n: number, shift: number, table: number): void;
-  paletteSums(src: number, idx: number, n: number, sw: number, sx: number): void;
-  paletteStats(src: number, idx: number, n: number, out: number): void;
-  paletteDecode(src: number, idx: number, dst: number, start: number, end: number, inner: number, rowsPerGroup: number, k: number, table: number,
-    rowScale: number, scaled: number, out: number): void;
-  quantize8Runs(src: number, dst: number, start: number, end: number, inner: number, dim: number, invPtr: number, zpPtr: number, qmin: number, qmax: number): void;
-  rangeRuns(src: number, start: number, end: number, inner: number, dim: number, out: number): void;
-  dequantStats8Runs(codes: number, orig: number, start: number, end: number, inner: number, dim: number, scalePtr: number, zpPtr: number, signed: number,
-    statsInner: number, statsDim: number, out: number): void;
-  quantize8StatsRuns(src: number, dst: number, start: number, end: number, inner: number, dim: number, invPtr: number, zpPtr: number, scalePtr: number,
-    qmin: number, qmax: number, signed: number, out: number): void;
-}
+import { OP, UNIT, unitEdges, type Exports } from './wasm-units.ts';
+import { LocalUnits, WasmPool, workerScript, type UnitRunner } from './wasm-pool.ts';
 
 export type CpuEngine = 'wasm' | 'js';
 
@@ -57,14 +38,30 @@ const MAX_PAGES = 65536;
 const SCRATCH_BYTES = 8 * BLOCK + (1 << 20);
 /** Below this many elements the JS loop wins (no copy, no call overhead). */
 let minElements = 256;
+/** A pass pinning at least this much starts the worker threads (smaller models finish before they would start). */
+const THREADS_FROM_BYTES = 32 << 20;
+/** Units in one copy block (the per-unit partial sums of a block). */
+const BLOCK_UNITS = BLOCK / UNIT;
 
 let engine: CpuEngine = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.MODELPRESS_CPU_ENGINE === 'js' ? 'js' : 'wasm';
 let kernels: WasmKernels | null | undefined;
+/** Threads the engine may use; null: defaultThreads() (MODELPRESS_THREADS, else the machine's). */
+let threadsWanted: number | null = null;
 
-/** Chooses the CPU engine; `minElements` (tests: 0) is the size below which the JS loop is used anyway. */
-export function setCpuEngine(e: CpuEngine, opts: { minElements?: number } = {}): void {
+/**
+ * Chooses the CPU engine; `minElements` (tests: 0) is the size below which the JS loop is used
+ * anyway; `threads` replaces the engine by one with that many threads (null: the default), and
+ * starts its workers at once.
+ */
+export function setCpuEngine(e: CpuEngine, opts: { minElements?: number; threads?: number | null } = {}): void {
   engine = e;
   if (opts.minElements !== undefined) minElements = opts.minElements;
+  if (opts.threads !== undefined && opts.threads !== threadsWanted) {
+    kernels?.close();
+    kernels = undefined;
+    threadsWanted = opts.threads;
+    if (engine === 'wasm') load()?.startThreads();
+  }
 }
 
 export function cpuEngine(): CpuEngine {
@@ -74,10 +71,16 @@ export function cpuEngine(): CpuEngine {
 function load(): WasmKernels | null {
   if (kernels !== undefined) return kernels;
   try {
-    const bytes = readFileSync(join(packageRoot(), 'wasm', 'cpu-kernels.wasm'));
-    const memory = new WebAssembly.Memory({ initial: STACK_BASE / PAGE + 1, maximum: MAX_PAGES });
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } });
-    kernels = new WasmKernels(instance.exports as unknown as Exports, memory);
+    const root = packageRoot();
+    const threads = threadsWanted ?? defaultThreads();
+    // More than one thread: the shared-memory build, which worker threads instantiate on the same memory.
+    const script = threads >= 2 ? workerScript(root) : null;
+    const threadsWasm = join(root, 'wasm', 'cpu-kernels-threads.wasm');
+    const shared = script !== null && existsSync(threadsWasm);
+    const module = new WebAssembly.Module(readFileSync(shared ? threadsWasm : join(root, 'wasm', 'cpu-kernels.wasm')));
+    const memory = new WebAssembly.Memory({ initial: STACK_BASE / PAGE + 1, maximum: MAX_PAGES, shared });
+    const instance = new WebAssembly.Instance(module, { env: { memory } });
+    kernels = new WasmKernels(instance.exports as unknown as Exports, memory, shared ? { module, script: script!, threads } : null);
   } catch {
     // No SIMD support or no file: the TypeScript loops serve.
     kernels = null;
@@ -119,9 +122,44 @@ export class WasmKernels {
   /** Inputs processed in place (resident) rather than copied in. */
   resident = 0;
 
-  constructor(x: Exports, memory: WebAssembly.Memory) {
+  /** Where a call's units run: this thread, until startThreads() gives it workers. */
+  private units: UnitRunner;
+  private pool: WasmPool | null = null;
+
+  constructor(x: Exports, memory: WebAssembly.Memory, private readonly threading: { module: WebAssembly.Module; script: string; threads: number } | null) {
     this.x = x;
     this.memory = memory;
+    this.units = new LocalUnits(x);
+  }
+
+  /** Threads the kernels may run on (1 until startThreads, or without a shared memory). */
+  get threads(): number {
+    return this.units.threads;
+  }
+
+  /**
+   * Starts the worker threads (in the background: calls use them once they listen). Nothing
+   * happens on one thread, a second time, or after a worker failed.
+   */
+  startThreads(): WasmPool | null {
+    if (this.pool || !this.threading) return this.pool;
+    const { module, script, threads } = this.threading;
+    this.pool = new WasmPool(this.x, module, this.memory, script, threads);
+    this.units = this.pool;
+    return this.pool;
+  }
+
+  /** Stops the workers (an engine being replaced). */
+  close(): void {
+    this.pool?.close();
+    this.pool = null;
+    this.units = new LocalUnits(this.x);
+  }
+
+  /** The runner for a call; a broken pool is dropped (later calls run on this thread). */
+  private runner(): UnitRunner {
+    if (this.pool?.broken) this.close();
+    return this.units;
   }
 
   private buffer(): ArrayBuffer {
@@ -150,6 +188,7 @@ export class WasmKernels {
     const need = this.top + reserveBytes + SCRATCH_BYTES;
     const have = this.memory.buffer.byteLength;
     if (this.pinned === 0 && need > have) this.memory.grow(Math.ceil((need - have) / PAGE));
+    if (reserveBytes >= THREADS_FROM_BYTES) this.startThreads();
     this.pinned++;
     try {
       return await fn();
@@ -243,27 +282,27 @@ export class WasmKernels {
     return this.attempt(() => {
       const invAt = this.params(inverse, v.dim);
       const zpAt = this.params(zeroPoint, v.dim);
-      const dstAt = this.scratch(Math.min(BLOCK, data.length));
+      // Two output blocks: the codes of one are copied out while the threads quantize the next.
+      const dstAt = [this.scratch(Math.min(BLOCK, data.length)), this.scratch(Math.min(BLOCK, data.length))];
       const lanes = v.inner === 1 && v.dim > 1;
+      const units = this.runner();
+      let done: { at: number; i: number; len: number } | null = null;
+      const copyOut = () => done && codes.set(new Uint8Array(this.buffer(), done.at, done.len), done.i);
+      let chunk = 0;
       this.blocks(data, (start, end, src) => {
         // `src` addresses element `start` at src + start * 4 (block-relative when copied).
-        for (let i = start; i < end;) {
+        for (let i = start; i < end; chunk++) {
           const chunkEnd = Math.min(end, i + BLOCK);
-          const dst = dstAt - i;
-          if (lanes) {
-            for (let j = i; j < chunkEnd;) {
-              const d = j % v.dim;
-              const len = Math.min(chunkEnd - j, v.dim - d);
-              this.x.quantize8Lanes(src + j * 4, dst + j, len, invAt + d * 4, zpAt + d * 4, qmin, qmax);
-              j += len;
-            }
-          } else {
-            this.x.quantize8Runs(src, dst, i, chunkEnd, v.inner, v.dim, invAt, zpAt, qmin, qmax);
-          }
-          codes.set(new Uint8Array(this.buffer(), dstAt, chunkEnd - i), i);
+          const at = dstAt[chunk & 1];
+          if (lanes) units.begin(OP.QUANTIZE_LANES, i, chunkEnd, [src, at - i, v.dim, invAt, zpAt, qmin, qmax]);
+          else units.begin(OP.QUANTIZE_RUNS, i, chunkEnd, [src, at - i, v.inner, v.dim, invAt, zpAt, qmin, qmax]);
+          copyOut();
+          units.end();
+          done = { at, i, len: chunkEnd - i };
           i = chunkEnd;
         }
       });
+      copyOut();
       this.calls.quantize8++;
       return true;
     }) ?? false;
@@ -281,24 +320,42 @@ export class WasmKernels {
       const invAt = this.params(inverse, v.dim);
       const zpAt = this.params(zeroPoint, v.dim);
       const scaleAt = this.params(scale, v.dim);
-      const outAt = this.scratch(48);
-      new Uint8Array(this.buffer(), outAt, 48).fill(0);
-      const dstAt = this.scratch(Math.min(BLOCK, data.length) + 16);
+      // One partial per unit, added in unit order (the same sums whatever the thread count). Two
+      // blocks of codes and partials: one is read back while the threads work on the next.
+      const partsAt = [this.scratch(48 * (BLOCK_UNITS + 1)), this.scratch(48 * (BLOCK_UNITS + 1))];
+      const dstAt = [this.scratch(Math.min(BLOCK, data.length) + 16), this.scratch(Math.min(BLOCK, data.length) + 16)];
+      const units = this.runner();
+      const sums = new ErrorSumsFold();
+      let done: { at: number; parts: number; count: number; i: number; len: number } | null = null;
+      const readBack = () => {
+        if (!done) return;
+        sums.add(new DataView(this.buffer(), done.parts, 48 * done.count), done.count);
+        codes.set(new Uint8Array(this.buffer(), done.at, done.len), done.i);
+      };
+      let chunk = 0;
       this.blocks(data, (start, end, src) => {
-        for (let i = start; i < end;) {
+        for (let i = start; i < end; chunk++) {
           const chunkEnd = Math.min(end, i + BLOCK);
-          this.x.quantize8StatsRuns(src, dstAt - i, i, chunkEnd, v.inner, v.dim, invAt, zpAt, scaleAt, qmin, qmax, signed ? 1 : 0, outAt);
-          codes.set(new Uint8Array(this.buffer(), dstAt, chunkEnd - i), i);
+          const [at, parts] = [dstAt[chunk & 1], partsAt[chunk & 1]];
+          const count = this.zeroParts(parts, i, chunkEnd);
+          units.begin(OP.QUANTIZE_STATS, i, chunkEnd, [src, at - i, v.inner, v.dim, invAt, zpAt, scaleAt, qmin, qmax, signed ? 1 : 0, parts]);
+          readBack();
+          units.end();
+          done = { at, parts, count, i, len: chunkEnd - i };
           i = chunkEnd;
         }
       });
-      const view = new DataView(this.buffer(), outAt, 48);
+      readBack();
       this.calls.quantize8Stats++;
-      return {
-        e2: view.getFloat64(0, true), x2: view.getFloat64(8, true), h2: view.getFloat64(16, true), xh: view.getFloat64(24, true),
-        emax: view.getFloat32(32, true), n: view.getUint32(36, true), bad: view.getUint32(40, true),
-      };
+      return sums.result();
     });
+  }
+
+  /** Zeroes the partials of the units of [start, end); returns how many there are. */
+  private zeroParts(at: number, start: number, end: number): number {
+    const count = Math.ceil(end / UNIT) - Math.floor(start / UNIT);
+    new Uint8Array(this.buffer(), at, 48 * count).fill(0);
+    return count;
   }
 
   /**
@@ -307,14 +364,23 @@ export class WasmKernels {
    */
   range(data: Float32Array, v: GroupView, moments: boolean): RangeTable | null {
     return this.attempt(() => {
-      const outAt = this.scratch(48 * v.groups);
-      const init = new Uint32Array(this.buffer(), outAt, 12 * v.groups).fill(0);
-      for (let g = 0; g < v.groups; g++) init[12 * g] = 0xffffffff;
+      // Without moments every field merges exactly (min, max, counts): each thread fills its own
+      // table, merged into the first at the end. One table when more would not fit pinned memory.
+      let units = moments ? null : this.runner();
+      let tables = units?.threads ?? 1;
+      let outAt = tables > 1 ? this.alloc(48 * v.groups * tables) : -1;
+      if (outAt < 0) {
+        tables = 1;
+        if (units && units.threads > 1) units = new LocalUnits(this.x);
+        outAt = this.scratch(48 * v.groups);
+      }
+      const init = new Uint32Array(this.buffer(), outAt, 12 * v.groups * tables).fill(0);
+      for (let g = 0; g < v.groups * tables; g++) init[12 * g] = 0xffffffff;
       // Pivot per group: its first finite element (shifted sums keep the variance accurate).
       const pivots = new Float32Array(v.groups).fill(NaN);
       this.blocks(data, (start, end, src) => {
-        if (!moments) {
-          this.x.rangeRuns(src, start, end, v.inner, v.dim, outAt);
+        if (units) {
+          units.run(OP.RANGE, start, end, [src, v.inner, v.dim, outAt, 48 * v.groups]);
           return;
         }
         forEachRun(v, start, end, (at, len, g) => {
@@ -330,6 +396,7 @@ export class WasmKernels {
         });
       });
       this.calls.range++;
+      if (tables > 1) mergeRangeTables(new Uint32Array(this.buffer(), outAt, 12 * v.groups * tables), new Float64Array(this.buffer(), outAt, 6 * v.groups * tables), v.groups, tables);
       for (let g = 0; g < v.groups; g++) if (Number.isNaN(pivots[g])) pivots[g] = 0;
       const bytes = new Uint8Array(this.buffer(), outAt, 48 * v.groups).slice();
       return { words: new Uint32Array(bytes.buffer), sums: new Float64Array(bytes.buffer), pivots };
@@ -516,6 +583,83 @@ export class WasmKernels {
     });
   }
 
+  /** dequantStats8 with one statistics group: units with their own partials, on the engine's threads. */
+  private dequantStats8Tensor(codes: Uint8Array, original: Float32Array, v: GroupView, scale: Float32Array, zeroPoint: Int32Array, signed: boolean): ErrorSumsTable | null {
+    return this.attempt(() => {
+      const scaleAt = this.params(scale, v.dim);
+      const zpAt = this.params(zeroPoint, v.dim);
+      const partsAt = this.scratch(48 * (BLOCK_UNITS + 1));
+      const codesAt = this.scratch(Math.min(BLOCK, original.length) + 16);
+      const cod = new Uint8Array(this.buffer(), codesAt, Math.min(BLOCK, original.length));
+      const lanes = v.inner === 1 && v.dim > 1;
+      const s = signed ? 1 : 0;
+      const units = this.runner();
+      const sums = new ErrorSumsFold();
+      this.blocks(original, (start, end, src) => {
+        for (let i = start; i < end;) {
+          const chunkEnd = Math.min(end, i + BLOCK);
+          cod.set(codes.subarray(i, chunkEnd));
+          const count = this.zeroParts(partsAt, i, chunkEnd);
+          if (lanes) units.run(OP.DEQUANT_LANES, i, chunkEnd, [codesAt - i, src, v.dim, scaleAt, zpAt, s, partsAt]);
+          else units.run(OP.DEQUANT_RUNS, i, chunkEnd, [codesAt - i, src, v.inner, v.dim, scaleAt, zpAt, s, partsAt]);
+          sums.add(new DataView(this.buffer(), partsAt, 48 * count), count);
+          i = chunkEnd;
+        }
+      });
+      this.calls.dequantStats8++;
+      const r = sums.result();
+      const bytes = new ArrayBuffer(48);
+      const f64 = new Float64Array(bytes);
+      const f32 = new Float32Array(bytes);
+      const u32 = new Uint32Array(bytes);
+      [f64[0], f64[1], f64[2], f64[3]] = [r.e2, r.x2, r.h2, r.xh];
+      f32[8] = r.emax;
+      [u32[9], u32[10]] = [r.n, r.bad];
+      return { f64, f32, u32, groups: 1 };
+    });
+  }
+
+  /**
+   * dequantStats8 with per-channel statistics over contiguous channels: units write their whole
+   * channels to the table and their partial ones to edge partials, added to the table in unit order.
+   */
+  private dequantStats8Channels(codes: Uint8Array, original: Float32Array, v: GroupView, scale: Float32Array, zeroPoint: Int32Array, signed: boolean): ErrorSumsTable | null {
+    return this.attempt(() => {
+      const scaleAt = this.params(scale, v.dim);
+      const zpAt = this.params(zeroPoint, v.dim);
+      const tableAt = this.scratch(48 * v.dim);
+      new Uint8Array(this.buffer(), tableAt, 48 * v.dim).fill(0);
+      const edgesAt = this.scratch(96 * (BLOCK_UNITS + 1));
+      const codesAt = this.scratch(Math.min(BLOCK, original.length) + 16);
+      const cod = new Uint8Array(this.buffer(), codesAt, Math.min(BLOCK, original.length));
+      const s = signed ? 1 : 0;
+      const units = this.runner();
+      this.blocks(original, (start, end, src) => {
+        for (let i = start; i < end;) {
+          const chunkEnd = Math.min(end, i + BLOCK);
+          cod.set(codes.subarray(i, chunkEnd));
+          const first = Math.floor(i / UNIT);
+          const count = Math.ceil(chunkEnd / UNIT) - first;
+          new Uint8Array(this.buffer(), edgesAt, 96 * count).fill(0);
+          units.run(OP.DEQUANT_CHANNELS, i, chunkEnd, [codesAt - i, src, v.inner, v.dim, scaleAt, zpAt, s, tableAt, edgesAt]);
+          const edges = new DataView(this.buffer(), edgesAt, 96 * count);
+          const table = new DataView(this.buffer(), tableAt, 48 * v.dim);
+          for (let k = 0; k < count; k++) {
+            const a = Math.max(i, (first + k) * UNIT);
+            const b = Math.min(chunkEnd, (first + k + 1) * UNIT);
+            const { head, tail } = unitEdges(a, b, v.inner);
+            if (head > a) addErrorSums(table, 48 * Math.floor(a / v.inner), edges, 96 * k);
+            if (b > tail) addErrorSums(table, 48 * Math.floor(tail / v.inner), edges, 96 * k + 48);
+          }
+          i = chunkEnd;
+        }
+      });
+      this.calls.dequantStats8++;
+      const bytes = new Uint8Array(this.buffer(), tableAt, 48 * v.dim).slice();
+      return { f64: new Float64Array(bytes.buffer), f32: new Float32Array(bytes.buffer), u32: new Uint32Array(bytes.buffer), groups: v.dim };
+    });
+  }
+
   /**
    * Round-trip error sums of 8-bit codes against the original values, for channel-mode
    * quantization groups; statistics groups are per tensor (groups 1) or channel-mode (inner, dim).
@@ -526,6 +670,8 @@ export class WasmKernels {
     const statsInner = stats.inner;
     const statsDim = stats.groups === 1 ? 1 : stats.dim;
     const statsGroup = (i: number) => (statsDim === 1 ? 0 : Math.floor(i / statsInner) % statsDim);
+    if (statsGroups === 1) return this.dequantStats8Tensor(codes, original, v, scale, zeroPoint, signed);
+    if (statsInner === v.inner && statsDim === v.dim && v.inner * v.dim === original.length) return this.dequantStats8Channels(codes, original, v, scale, zeroPoint, signed);
     return this.attempt(() => {
       const scaleAt = this.params(scale, v.dim);
       const zpAt = this.params(zeroPoint, v.dim);
@@ -558,6 +704,61 @@ export class WasmKernels {
       const bytes = new Uint8Array(this.buffer(), outAt, 48 * statsGroups).slice();
       return { f64: new Float64Array(bytes.buffer), f32: new Float32Array(bytes.buffer), u32: new Uint32Array(bytes.buffer), groups: statsGroups };
     });
+  }
+}
+
+/** Range tables 1.. of a multi-thread range merged into table 0 (48 bytes per group, see RangeTable). */
+function mergeRangeTables(w: Uint32Array, f: Float64Array, groups: number, tables: number): void {
+  for (let t = 1; t < tables; t++) {
+    for (let g = 0; g < groups; g++) {
+      const a = 12 * g;
+      const b = 12 * (t * groups + g);
+      w[a] = Math.min(w[a], w[b]);
+      w[a + 1] = Math.max(w[a + 1], w[b + 1]);
+      w[a + 2] = Math.max(w[a + 2], w[b + 2]);
+      w[a + 3] += w[b + 3];
+      w[a + 4] += w[b + 4];
+      w[a + 5] += w[b + 5];
+      f[6 * g + 3] += f[6 * (t * groups + g) + 3];
+      f[6 * g + 4] += f[6 * (t * groups + g) + 4];
+    }
+  }
+}
+
+/** One 48-byte error-sums record added onto another (the kernel's own accumulation). */
+function addErrorSums(to: DataView, at: number, from: DataView, off: number): void {
+  for (let f = 0; f < 32; f += 8) to.setFloat64(at + f, to.getFloat64(at + f, true) + from.getFloat64(off + f, true), true);
+  to.setFloat32(at + 32, Math.max(to.getFloat32(at + 32, true), from.getFloat32(off + 32, true)), true);
+  to.setUint32(at + 36, to.getUint32(at + 36, true) + from.getUint32(off + 36, true), true);
+  to.setUint32(at + 40, to.getUint32(at + 40, true) + from.getUint32(off + 40, true), true);
+}
+
+/** Error sums of a run of units' partials (48 bytes each), added in unit order. */
+class ErrorSumsFold {
+  private e2 = 0;
+  private x2 = 0;
+  private h2 = 0;
+  private xh = 0;
+  private emax = 0;
+  private n = 0;
+  private bad = 0;
+
+  add(parts: DataView, count: number): void {
+    for (let u = 0; u < count; u++) {
+      const o = 48 * u;
+      this.e2 += parts.getFloat64(o, true);
+      this.x2 += parts.getFloat64(o + 8, true);
+      this.h2 += parts.getFloat64(o + 16, true);
+      this.xh += parts.getFloat64(o + 24, true);
+      // Math.max propagates NaN as the kernel's f32 max does.
+      this.emax = Math.max(this.emax, parts.getFloat32(o + 32, true));
+      this.n += parts.getUint32(o + 36, true);
+      this.bad += parts.getUint32(o + 40, true);
+    }
+  }
+
+  result(): ErrorSums {
+    return { e2: this.e2, x2: this.x2, h2: this.h2, xh: this.xh, emax: this.emax, n: this.n, bad: this.bad };
   }
 }
 
