@@ -3,11 +3,14 @@ import { packageVersion } from './package-root.ts';
 import { Scheduler, type BackendChoice, type BackendInfo } from './scheduler/scheduler.ts';
 import type { Logger } from './log.ts';
 import { kernels } from './kernels/registry.ts';
+import { wasmEngine } from './cpu/wasm-kernels.ts';
 
 export interface EnvironmentInfo {
   modelpress: string;
   runtime: { name: string; version: string; platform: string; arch: string };
   backend: BackendInfo;
+  /** The CPU path's engine: WebAssembly SIMD (on up to `threads` threads) or the TypeScript reference. */
+  cpu: { engine: 'wasm' | 'js'; threads: number };
   kernels: string[];
 }
 
@@ -24,9 +27,15 @@ export async function environmentInfo(backend: BackendChoice = 'auto', logger?: 
         arch: process.arch,
       },
       backend: s.info,
+      cpu: cpuInfo(),
       kernels: Object.keys(kernels),
     };
   } finally {
     s.dispose();
   }
+}
+
+function cpuInfo(): EnvironmentInfo['cpu'] {
+  const engine = wasmEngine();
+  return engine ? { engine: 'wasm', threads: engine.maxThreads } : { engine: 'js', threads: 1 };
 }

@@ -1,7 +1,7 @@
 // The CLI as a user runs it (the built bin; `npm test` builds first).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -65,6 +65,10 @@ describe('modelpress CLI', () => {
     expect(['gpu', 'cpu']).toContain(info.backend.active);
     expect(info.backend.reason.length).toBeGreaterThan(5);
     expect(info.kernels).toEqual(['quantize', 'dequantize', 'range', 'histogram', 'channel_scores', 'distill_loss', 'threshold_search', 'gram', 'palette', 'sparsity', 'gptq_sweep', 'cholesky']);
+    // The CPU path's engine and its threads: MODELPRESS_THREADS when set, else every core.
+    expect(info.cpu).toEqual({ engine: 'wasm', threads: Number(process.env.MODELPRESS_THREADS) || availableParallelism() });
+    expect(JSON.parse(run(['info', '--json'], { MODELPRESS_THREADS: '1' }).stdout).cpu).toEqual({ engine: 'wasm', threads: 1 });
+    expect(JSON.parse(run(['info', '--json'], { MODELPRESS_CPU_ENGINE: 'js' }).stdout).cpu).toEqual({ engine: 'js', threads: 1 });
     if (requireGpu) {
       // An adapter is there; auto uses it unless it is a software rasterizer (then the CPU path, and
       // says so: without a GPU device node the software adapter is not even probed).

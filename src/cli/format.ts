@@ -37,6 +37,8 @@ export function formatInfo(info: EnvironmentInfo): string {
     lines.push('adapter:  none');
   }
   lines.push(`backend:  ${b.active} (requested ${b.requested}): ${b.reason}`);
+  const c = info.cpu;
+  lines.push(`cpu path: ${c.engine === 'wasm' ? `WebAssembly SIMD on up to ${c.threads} thread${c.threads > 1 ? 's' : ''} (MODELPRESS_THREADS sets it)` : 'TypeScript reference (MODELPRESS_CPU_ENGINE=js, or no WebAssembly SIMD)'}`);
   lines.push(`kernels:  ${info.kernels.join(', ')}`);
   return lines.join('\n') + '\n';
 }

@@ -126,13 +126,18 @@ export class WasmKernels {
   private units: UnitRunner;
   private pool: WasmPool | null = null;
 
-  constructor(x: Exports, memory: WebAssembly.Memory, private readonly threading: { module: WebAssembly.Module; script: string; threads: number } | null) {
+  constructor(x: Exports, memory: WebAssembly.Memory, private threading: { module: WebAssembly.Module; script: string; threads: number } | null) {
     this.x = x;
     this.memory = memory;
     this.units = new LocalUnits(x);
   }
 
-  /** Threads the kernels may run on (1 until startThreads, or without a shared memory). */
+  /** Threads the kernels run on once started (1 without a shared memory: one core, MODELPRESS_THREADS=1, no worker script). */
+  get maxThreads(): number {
+    return this.threading?.threads ?? 1;
+  }
+
+  /** Threads the kernels may run on now (1 until startThreads, or without a shared memory). */
   get threads(): number {
     return this.units.threads;
   }
@@ -144,7 +149,13 @@ export class WasmKernels {
   startThreads(): WasmPool | null {
     if (this.pool || !this.threading) return this.pool;
     const { module, script, threads } = this.threading;
-    this.pool = new WasmPool(this.x, module, this.memory, script, threads);
+    try {
+      this.pool = new WasmPool(this.x, module, this.memory, script, threads);
+    } catch {
+      // A runtime whose workers cannot take a module and a shared memory: this thread does the work.
+      this.threading = null;
+      return null;
+    }
     this.units = this.pool;
     return this.pool;
   }
