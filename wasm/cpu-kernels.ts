@@ -553,6 +553,21 @@ export function quantize8StatsRuns(src: usize, dst: usize, start: i32, end: i32,
   }
 }
 
+/**
+ * quantize8Lanes and dequantStats8Lanes fused the same way (channels on the last axis): n elements
+ * from lane 0 of the parameter arrays, pieces of 4096 quantized and compared while in cache, one
+ * statistics group at out. Same codes and (up to the order of the f64 additions) the same sums as
+ * the two passes.
+ */
+export function quantize8StatsLanes(src: usize, dst: usize, n: i32, invPtr: usize, zpPtr: usize, scalePtr: usize, qmin: i32, qmax: i32, signed: bool, out: usize): void {
+  for (let p = 0; p < n; p += 4096) {
+    const len = min(4096, n - p);
+    const off = <usize>p << 2;
+    quantize8Lanes(src + off, dst + <usize>p, len, invPtr + off, zpPtr + off, qmin, qmax);
+    dequantStats8Lanes(dst + <usize>p, src + off, len, scalePtr + off, zpPtr + off, signed, out);
+  }
+}
+
 // ---- palette keys: f32 -> x 2^shift (exponent add; flush / saturate) -> fp16 (half to even) -> ---
 // order-preserving 16-bit key, as src/kernels/palette.ts paletteKeys computes them one by one.
 // Four lanes at once and no branches: the half-subnormal range (many small weights) is rounded in

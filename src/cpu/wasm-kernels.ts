@@ -321,12 +321,11 @@ export class WasmKernels {
 
   /**
    * quantize8 and the per-tensor error sums of its codes in one pass over the data (pieces of
-   * each run are quantized and compared while in cache). Channels on the last axis (per-lane
-   * parameters) are not handled: null, as when the scratch does not fit.
+   * each run are quantized and compared while in cache); null when the scratch does not fit.
    */
   quantize8Stats(data: Float32Array, v: GroupView, scale: Float32Array, inverse: Float32Array, zeroPoint: Int32Array, qmin: number, qmax: number,
     signed: boolean, codes: Uint8Array): ErrorSums | null {
-    if (v.inner === 1 && v.dim > 1) return null;
+    const lanes = v.inner === 1 && v.dim > 1;
     return this.attempt(() => {
       const invAt = this.params(inverse, v.dim);
       const zpAt = this.params(zeroPoint, v.dim);
@@ -349,7 +348,8 @@ export class WasmKernels {
           const chunkEnd = Math.min(end, i + BLOCK);
           const [at, parts] = [dstAt[chunk & 1], partsAt[chunk & 1]];
           const count = this.zeroParts(parts, i, chunkEnd);
-          units.begin(OP.QUANTIZE_STATS, i, chunkEnd, [src, at - i, v.inner, v.dim, invAt, zpAt, scaleAt, qmin, qmax, signed ? 1 : 0, parts]);
+          if (lanes) units.begin(OP.QUANTIZE_STATS_LANES, i, chunkEnd, [src, at - i, v.dim, invAt, zpAt, scaleAt, qmin, qmax, signed ? 1 : 0, parts]);
+          else units.begin(OP.QUANTIZE_STATS, i, chunkEnd, [src, at - i, v.inner, v.dim, invAt, zpAt, scaleAt, qmin, qmax, signed ? 1 : 0, parts]);
           readBack();
           units.end();
           done = { at, parts, count, i, len: chunkEnd - i };

@@ -28,6 +28,7 @@ export interface Exports {
     statsInner: number, statsDim: number, out: number): void;
   quantize8StatsRuns(src: number, dst: number, start: number, end: number, inner: number, dim: number, invPtr: number, zpPtr: number, scalePtr: number,
     qmin: number, qmax: number, signed: number, out: number): void;
+  quantize8StatsLanes(src: number, dst: number, n: number, invPtr: number, zpPtr: number, scalePtr: number, qmin: number, qmax: number, signed: number, out: number): void;
 }
 
 /** Elements per unit (128 Ki: ~0.1 ms of quantize, far above a wake-up's cost). */
@@ -64,6 +65,8 @@ export const OP = {
   QUANTIZE_LANES: 2,
   /** quantize8StatsRuns, one partial per unit; params src, dst, inner, dim, inv, zp, scale, qmin, qmax, signed, partials. */
   QUANTIZE_STATS: 3,
+  /** quantize8StatsLanes over runs of the last axis, one partial per unit; params src, dst, dim, inv, zp, scale, qmin, qmax, signed, partials. */
+  QUANTIZE_STATS_LANES: 8,
   /** rangeRuns (no moments) into the claiming thread's own table; params src, inner, dim, tables, tableBytes. */
   RANGE: 4,
   /** dequantStats8Runs, one statistics group, one partial per unit; params codes, orig, inner, dim, scale, zp, signed, partials. */
@@ -152,6 +155,16 @@ function runUnit(x: Exports, ctl: Int32Array, thread: number, k: number, a: numb
     case OP.QUANTIZE_STATS:
       x.quantize8StatsRuns(p(0), p(1), a, b, p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10) + 48 * k);
       return;
+    case OP.QUANTIZE_STATS_LANES: {
+      const [src, dst, dim, inv, zp, scale, qmin, qmax, signed, out] = [p(0), p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9) + 48 * k];
+      for (let j = a; j < b;) {
+        const d = j % dim;
+        const len = Math.min(b - j, dim - d);
+        x.quantize8StatsLanes(src + j * 4, dst + j, len, inv + d * 4, zp + d * 4, scale + d * 4, qmin, qmax, signed, out);
+        j += len;
+      }
+      return;
+    }
     case OP.RANGE:
       x.rangeRuns(p(0), a, b, p(1), p(2), p(3) + thread * p(4));
       return;
