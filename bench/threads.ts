@@ -22,7 +22,9 @@ const args = process.argv.slice(2);
 const reps = Number(args.find((a) => /^\d+$/.test(a)) ?? 5);
 const outFile = args.find((a) => a.endsWith('.md'));
 const cli = join(root, 'dist', 'cli', 'main.js');
-const rssHook = 'data:text/javascript,process.on("exit",()=>process.stderr.write("MAXRSS "+process.resourceUsage().maxRSS*1024+"\\n"))';
+// Peak RSS from /proc (VmHWM): getrusage's maxRSS keeps the peak of the process before exec —
+// here a fork of this one, which holds the generated transformer (over 1 GB).
+const rssHook = 'data:text/javascript,import{readFileSync}from"node:fs";process.on("exit",()=>process.stderr.write("MAXRSS "+Number(/VmHWM:\\s+(\\d+)/.exec(readFileSync("/proc/self/status","utf8"))[1])*1024+"\\n"))';
 const cores = availableParallelism();
 
 function transformerPath(): string {

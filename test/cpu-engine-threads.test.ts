@@ -68,23 +68,31 @@ async function runAll(job: QuantizeJob): Promise<Results> {
 }
 
 const all = cases();
-const byThreads = new Map<number, Results[]>();
+/** Results by run: one thread; two with the units split between them by a fixed rule; two with every unit on the worker. */
+const runs = new Map<'one' | 'split' | 'worker', Results[]>();
 
 beforeAll(async () => {
-  for (const threads of [1, 2]) {
-    setCpuEngine('wasm', { minElements: 0, threads });
-    const engine = wasmEngine()!;
-    expect(engine.threads, 'engine threads (the worker script comes from `npm run build`)').toBe(threads);
-    const pool = engine.startThreads();
-    if (threads > 1) {
-      expect(pool!.waitReady(), 'workers listening').toBe(threads - 1);
-      // The calling thread takes no unit: everything below was computed by the worker.
-      pool!.callerWorks = false;
-    }
-    const results: Results[] = [];
-    for (const { job } of all) results.push(await runAll(job));
-    byThreads.set(threads, results);
-  }
+  setCpuEngine('wasm', { minElements: 0, threads: 1 });
+  expect(wasmEngine()!.threads).toBe(1);
+  const one: Results[] = [];
+  for (const { job } of all) one.push(await runAll(job));
+  runs.set('one', one);
+  setCpuEngine('wasm', { minElements: 0, threads: 2 });
+  const engine = wasmEngine()!;
+  const pool = engine.startThreads();
+  expect(engine.threads, 'engine threads (the worker script comes from `npm run build`)').toBe(2);
+  expect(pool!.waitReady(), 'workers listening').toBe(1);
+  // Thread t takes the units k ≡ t (mod 2): both threads work on every call (their partial tables merge).
+  pool!.staticSplit = true;
+  const split: Results[] = [];
+  for (const { job } of all) split.push(await runAll(job));
+  runs.set('split', split);
+  // The calling thread takes no unit: everything is computed by the worker.
+  pool!.staticSplit = false;
+  pool!.callerWorks = false;
+  const worker: Results[] = [];
+  for (const { job } of all) worker.push(await runAll(job));
+  runs.set('worker', worker);
 });
 
 afterAll(() => setCpuEngine('wasm', { minElements: 256, threads: null }));
@@ -94,23 +102,25 @@ describe('WebAssembly kernels on worker threads', () => {
     for (const { job } of all) expect(job.data.length).toBeGreaterThan(2 * UNIT);
   });
 
-  it('the same codes, ranges and error sums (bit for bit) with one thread and with two', () => {
-    const one = byThreads.get(1)!;
-    const two = byThreads.get(2)!;
-    all.forEach(({ name }, i) => {
-      expect(comparators.quantize(two[i].fused, one[i].fused), name).toBeNull();
-      expect(Buffer.compare(two[i].codes, one[i].codes), name).toBe(0);
-      expect(comparators.range(two[i].range, one[i].range), name).toBeNull();
-      // Exact equality of every f64 sum, not a tolerance.
-      expect(two[i].fused.error, name).toEqual(one[i].fused.error);
-      expect(two[i].perTensor.tensor, name).toEqual(one[i].perTensor.tensor);
-      expect(two[i].perChannel.channels, name).toEqual(one[i].perChannel.channels);
-      expect(two[i].perChannel.tensor, name).toEqual(one[i].perChannel.tensor);
+  for (const mode of ['split', 'worker'] as const) {
+    it(`the same codes, ranges and error sums (bit for bit) with one thread and with two (${mode === 'split' ? 'units split between the threads' : 'every unit on the worker'})`, () => {
+      const one = runs.get('one')!;
+      const two = runs.get(mode)!;
+      all.forEach(({ name }, i) => {
+        expect(comparators.quantize(two[i].fused, one[i].fused), name).toBeNull();
+        expect(Buffer.compare(two[i].codes, one[i].codes), name).toBe(0);
+        expect(comparators.range(two[i].range, one[i].range), name).toBeNull();
+        // Exact equality of every f64 sum, not a tolerance.
+        expect(two[i].fused.error, name).toEqual(one[i].fused.error);
+        expect(two[i].perTensor.tensor, name).toEqual(one[i].perTensor.tensor);
+        expect(two[i].perChannel.channels, name).toEqual(one[i].perChannel.channels);
+        expect(two[i].perChannel.tensor, name).toEqual(one[i].perChannel.tensor);
+      });
     });
-  });
+  }
 
   it('agrees with the TypeScript reference (codes and ranges exactly, error sums within tolerance)', () => {
-    const two = byThreads.get(2)!;
+    const two = runs.get('split')!;
     setCpuEngine('js');
     try {
       all.forEach(({ name, job }, i) => {
@@ -133,13 +143,13 @@ describe('WebAssembly kernels on worker threads', () => {
     const engine = wasmEngine()!;
     const pool = engine.startThreads()!;
     expect(pool.waitReady()).toBe(1);
-    pool.callerWorks = false;
+    expect(pool.callerWorks).toBe(false);
     expect(() => pool.run(OP.TEST_THROW, 0, 4 * UNIT, [])).toThrow(WorkerFailureError);
     expect(pool.broken).toBe(true);
     const { job } = all[0];
     const again = await runAll(job);
     expect(engine.threads).toBe(1);
-    expect(Buffer.compare(again.codes, byThreads.get(1)![0].codes)).toBe(0);
-    expect(again.fused.error).toEqual(byThreads.get(1)![0].fused.error);
+    expect(Buffer.compare(again.codes, runs.get('one')![0].codes)).toBe(0);
+    expect(again.fused.error).toEqual(runs.get('one')![0].fused.error);
   });
 });

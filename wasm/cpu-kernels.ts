@@ -245,6 +245,58 @@ export function range(src: usize, n: i32, pivot: f32, moments: bool, out: usize)
   store<f64>(out, sq, 32);
 }
 
+/**
+ * Range of channels on the last axis (no moments): n consecutive elements, element i in lane i
+ * (the caller offsets the tables to the run's first lane). The statistics are lane-major: six u32
+ * arrays of `dim` words each at tab (kmin, kmax, amax, NaN, Inf, finite count), so four lanes
+ * update with one vector load and store per field. Same rules as range: NaN / Inf counted and left
+ * out, denormals flushed to signed zero. Accumulates onto the tables.
+ */
+export function rangeLanes(src: usize, n: i32, tab: usize, dim: i32): void {
+  const field = <usize>dim << 2;
+  const kminAt = tab;
+  const kmaxAt = tab + field;
+  const amaxAt = tab + 2 * field;
+  const nanAt = tab + 3 * field;
+  const infAt = tab + 4 * field;
+  const cntAt = tab + 5 * field;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const off = <usize>i << 2;
+    let b = v128.load(src + off);
+    const e = v128.and(b, i32x4.splat(EXP));
+    b = v128.bitselect(v128.and(b, i32x4.splat(SIGN)), b, i32x4.eq(e, i32x4.splat(0)));
+    const special = i32x4.eq(e, i32x4.splat(EXP));
+    const finite = v128.not(special);
+    const key = keyOf(b);
+    v128.store(kminAt + off, i32x4.min_u(v128.load(kminAt + off), v128.or(key, special)));
+    v128.store(kmaxAt + off, i32x4.max_u(v128.load(kmaxAt + off), v128.and(key, finite)));
+    v128.store(amaxAt + off, i32x4.max_u(v128.load(amaxAt + off), v128.and(v128.and(b, i32x4.splat(0x7fffffff)), finite)));
+    v128.store(cntAt + off, i32x4.sub(v128.load(cntAt + off), finite));
+    if (v128.any_true(special)) {
+      const isNan = v128.and(special, v128.not(i32x4.eq(v128.and(b, i32x4.splat(MANT)), i32x4.splat(0))));
+      v128.store(nanAt + off, i32x4.sub(v128.load(nanAt + off), isNan));
+      v128.store(infAt + off, i32x4.sub(v128.load(infAt + off), v128.andnot(special, isNan)));
+    }
+  }
+  for (; i < n; i++) {
+    const off = <usize>i << 2;
+    let b = load<u32>(src + off);
+    const e = b & EXP;
+    if (e == 0) b &= SIGN;
+    if (e == EXP) {
+      if (b & MANT) store<u32>(nanAt + off, load<u32>(nanAt + off) + 1);
+      else store<u32>(infAt + off, load<u32>(infAt + off) + 1);
+      continue;
+    }
+    const key: u32 = b & SIGN ? ~b : b | SIGN;
+    store<u32>(kminAt + off, min(load<u32>(kminAt + off), key));
+    store<u32>(kmaxAt + off, max(load<u32>(kmaxAt + off), key));
+    store<u32>(amaxAt + off, max(load<u32>(amaxAt + off), b & 0x7fffffff));
+    store<u32>(cntAt + off, load<u32>(cntAt + off) + 1);
+  }
+}
+
 // ---- dequantize 8-bit codes against the original: round-trip error sums -----------------------
 // out: f64 e2, x2, h2, xh (0..24), f32 emax bits as u32 (32), u32 count (36), u32 bad (40).
 // Accumulates onto what out holds.

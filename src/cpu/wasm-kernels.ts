@@ -374,6 +374,7 @@ export class WasmKernels {
    * channel-mode groups, as one table (typed arrays: per-channel tensors have thousands of groups).
    */
   range(data: Float32Array, v: GroupView, moments: boolean): RangeTable | null {
+    if (!moments && v.inner === 1 && v.dim > 1) return this.rangeLanes(data, v);
     return this.attempt(() => {
       // Without moments every field merges exactly (min, max, counts): each thread fills its own
       // table, merged into the first at the end. One table when more would not fit pinned memory.
@@ -411,6 +412,40 @@ export class WasmKernels {
       for (let g = 0; g < v.groups; g++) if (Number.isNaN(pivots[g])) pivots[g] = 0;
       const bytes = new Uint8Array(this.buffer(), outAt, 48 * v.groups).slice();
       return { words: new Uint32Array(bytes.buffer), sums: new Float64Array(bytes.buffer), pivots };
+    });
+  }
+
+  /**
+   * range without moments for channels on the last axis: lane-major tables (six u32 fields of
+   * `dim` words), one per thread, merged and turned into the 48-byte records at the end.
+   */
+  private rangeLanes(data: Float32Array, v: GroupView): RangeTable | null {
+    return this.attempt(() => {
+      const dim = v.dim;
+      let units = this.runner();
+      let tables = units.threads;
+      let tabAt = tables > 1 ? this.alloc(24 * dim * tables) : -1;
+      if (tabAt < 0) {
+        tables = 1;
+        if (units.threads > 1) units = new LocalUnits(this.x);
+        tabAt = this.scratch(24 * dim);
+      }
+      const tab = new Uint32Array(this.buffer(), tabAt, 6 * dim * tables).fill(0);
+      for (let t = 0; t < tables; t++) tab.fill(0xffffffff, 6 * dim * t, 6 * dim * t + dim);
+      this.blocks(data, (start, end, src) => units.run(OP.RANGE_LANES, start, end, [src, dim, tabAt, 24 * dim]));
+      const words = new Uint32Array(12 * dim);
+      for (let f = 0; f < 6; f++) {
+        for (let g = 0; g < dim; g++) {
+          let w = tab[f * dim + g];
+          for (let t = 1; t < tables; t++) {
+            const o = tab[6 * dim * t + f * dim + g];
+            w = f === 0 ? Math.min(w, o) : f < 3 ? Math.max(w, o) : w + o;
+          }
+          words[12 * g + f] = w;
+        }
+      }
+      this.calls.range++;
+      return { words, sums: new Float64Array(words.buffer), pivots: new Float32Array(dim) };
     });
   }
 

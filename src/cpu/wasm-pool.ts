@@ -40,7 +40,8 @@ export class LocalUnits implements UnitRunner {
   }
 
   end(): void {
-    runUnits(this.x, this.ctl, 0);
+    const failure = runUnits(this.x, this.ctl, 0);
+    if (failure) throw failure;
   }
 
   run(op: number, start: number, end: number, params: readonly number[]): void {
@@ -49,8 +50,9 @@ export class LocalUnits implements UnitRunner {
   }
 }
 
-function post(ctl: Int32Array, op: number, start: number, end: number, params: readonly number[], call: number): void {
+function post(ctl: Int32Array, op: number, start: number, end: number, params: readonly number[], call: number, staticThreads = 0): void {
   for (let i = 0; i < params.length; i++) ctl[CTL.PARAMS + i] = params[i];
+  ctl[CTL.STATIC] = staticThreads;
   ctl[CTL.OP] = op;
   ctl[CTL.START] = start;
   ctl[CTL.END] = end;
@@ -68,6 +70,11 @@ export class WasmPool implements UnitRunner {
   broken = false;
   /** Tests: false leaves every unit to the workers (once one listens), so they certainly run some. */
   callerWorks = true;
+  /**
+   * Tests: thread t takes exactly the units k ≡ t (mod threads), so every thread certainly works
+   * on every call of several units (used once all workers listen).
+   */
+  staticSplit = false;
 
   constructor(private readonly x: Exports, module: WebAssembly.Module, memory: WebAssembly.Memory, script: string, readonly threads: number) {
     for (let index = 1; index < threads; index++) {
@@ -109,10 +116,11 @@ export class WasmPool implements UnitRunner {
 
   begin(op: number, start: number, end: number, params: readonly number[]): void {
     const ctl = this.ctl;
-    post(ctl, op, start, end, params, ++this.calls);
+    const split = this.staticSplit && this.ready === this.workers.length ? this.threads : 0;
+    post(ctl, op, start, end, params, ++this.calls, split);
     this.count = unitSpan(start, end).count;
     this.op = op;
-    if (this.ready > 0 && (this.count > 1 || !this.callerWorks)) {
+    if (this.ready > 0 && (this.count > 1 || !this.callerWorks || split > 0)) {
       Atomics.add(ctl, CTL.GEN, 1);
       Atomics.notify(ctl, CTL.GEN);
     }
@@ -120,7 +128,8 @@ export class WasmPool implements UnitRunner {
 
   end(): void {
     const { ctl, count, op } = this;
-    if (this.callerWorks || this.ready === 0) runUnits(this.x, ctl, 0);
+    // This thread's own failure is thrown only once the call is complete (no worker still on it).
+    const failure = this.callerWorks || this.ready === 0 || ctl[CTL.STATIC] > 0 ? runUnits(this.x, ctl, 0) : null;
     let seen = Atomics.load(ctl, CTL.FINISHED);
     let since = performance.now();
     while (seen < count) {
@@ -134,6 +143,7 @@ export class WasmPool implements UnitRunner {
         throw new WorkerFailureError(`WebAssembly kernel pool: ${count - seen} units of op ${op} were never finished (a worker thread stopped answering)`);
       }
     }
+    if (failure) throw failure;
     if (Atomics.load(ctl, CTL.FAILED)) {
       this.broken = true;
       throw new WorkerFailureError(`WebAssembly kernel pool: a worker thread failed in op ${op} (its error is printed above)`);

@@ -28,6 +28,7 @@ export interface Exports {
     statsInner: number, statsDim: number, out: number): void;
   quantize8StatsRuns(src: number, dst: number, start: number, end: number, inner: number, dim: number, invPtr: number, zpPtr: number, scalePtr: number,
     qmin: number, qmax: number, signed: number, out: number): void;
+  rangeLanes(src: number, n: number, tab: number, dim: number): void;
   quantize8StatsLanes(src: number, dst: number, n: number, invPtr: number, zpPtr: number, scalePtr: number, qmin: number, qmax: number, signed: number, out: number): void;
 }
 
@@ -50,8 +51,10 @@ export const CTL = {
   /** The call's element range [START, END). */
   START: 6,
   END: 7,
-  PARAMS: 8,
-  WORDS: 24,
+  /** Tests: 0, or the thread count when thread t takes exactly the units k ≡ t (mod it). */
+  STATIC: 8,
+  PARAMS: 9,
+  WORDS: 25,
 } as const;
 
 /**
@@ -69,6 +72,8 @@ export const OP = {
   QUANTIZE_STATS_LANES: 8,
   /** rangeRuns (no moments) into the claiming thread's own table; params src, inner, dim, tables, tableBytes. */
   RANGE: 4,
+  /** rangeLanes over runs of the last axis into the claiming thread's own lane-major tables; params src, dim, tables, tableBytes. */
+  RANGE_LANES: 9,
   /** dequantStats8Runs, one statistics group, one partial per unit; params codes, orig, inner, dim, scale, zp, signed, partials. */
   DEQUANT_RUNS: 5,
   /** dequantStats8Lanes over runs of the last axis, one partial per unit; params codes, orig, dim, scale, zp, signed, partials. */
@@ -112,27 +117,39 @@ export function firstClaim(call: number): number {
 
 /**
  * Claims and runs units of the current call until none is left. `thread` is 0 on the calling
- * thread, 1.. on the workers (it picks the RANGE table). A claim is a compare-and-swap on NEXT,
+ * thread, 1.. on the workers (it picks the RANGE tables). A claim is a compare-and-swap on NEXT,
  * which carries the call's tag: a worker still busy with an earlier call can never take a unit
- * of the next one with that call's words half read.
+ * of the next one with that call's words half read. A unit that throws still counts as finished
+ * (FAILED is set) and the thread goes on, so the call always completes; returns the first error.
  */
-export function runUnits(x: Exports, ctl: Int32Array, thread: number): void {
-  for (;;) {
-    const v = Atomics.load(ctl, CTL.NEXT);
-    const k = v & UNIT_MASK;
-    const { count } = unitSpan(ctl[CTL.START], ctl[CTL.END]);
-    if (k >= count) return;
-    if (Atomics.compareExchange(ctl, CTL.NEXT, v, v + 1) !== v) continue;
-    // The call's words stay put until every claimed unit has finished.
-    const start = ctl[CTL.START];
-    const end = ctl[CTL.END];
-    const first = Math.floor(start / UNIT);
+export function runUnits(x: Exports, ctl: Int32Array, thread: number): unknown {
+  let failure: unknown = null;
+  const run = (k: number, start: number, end: number) => {
     try {
-      runUnit(x, ctl, thread, k, Math.max(start, (first + k) * UNIT), Math.min(end, (first + k + 1) * UNIT));
+      runUnit(x, ctl, thread, k, Math.max(start, (Math.floor(start / UNIT) + k) * UNIT), Math.min(end, (Math.floor(start / UNIT) + k + 1) * UNIT));
+    } catch (err) {
+      failure ??= err;
+      Atomics.store(ctl, CTL.FAILED, 1);
     } finally {
       Atomics.add(ctl, CTL.FINISHED, 1);
       Atomics.notify(ctl, CTL.FINISHED);
     }
+  };
+  const threads = ctl[CTL.STATIC];
+  if (threads > 0) {
+    // Every thread is woken and takes its own units: the caller cannot post the next call before they are done.
+    const { count } = unitSpan(ctl[CTL.START], ctl[CTL.END]);
+    for (let k = thread; k < count; k += threads) run(k, ctl[CTL.START], ctl[CTL.END]);
+    return failure;
+  }
+  for (;;) {
+    const v = Atomics.load(ctl, CTL.NEXT);
+    const k = v & UNIT_MASK;
+    const { count } = unitSpan(ctl[CTL.START], ctl[CTL.END]);
+    if (k >= count) return failure;
+    if (Atomics.compareExchange(ctl, CTL.NEXT, v, v + 1) !== v) continue;
+    // The call's words stay put until every claimed unit has finished.
+    run(k, ctl[CTL.START], ctl[CTL.END]);
   }
 }
 
@@ -168,6 +185,17 @@ function runUnit(x: Exports, ctl: Int32Array, thread: number, k: number, a: numb
     case OP.RANGE:
       x.rangeRuns(p(0), a, b, p(1), p(2), p(3) + thread * p(4));
       return;
+    case OP.RANGE_LANES: {
+      const [src, dim] = [p(0), p(1)];
+      const tab = p(2) + thread * p(3);
+      for (let j = a; j < b;) {
+        const d = j % dim;
+        const len = Math.min(b - j, dim - d);
+        x.rangeLanes(src + j * 4, len, tab + d * 4, dim);
+        j += len;
+      }
+      return;
+    }
     case OP.DEQUANT_RUNS:
       x.dequantStats8Runs(p(0), p(1), a, b, p(2), p(3), p(4), p(5), p(6), 1, 1, p(7) + 48 * k);
       return;

@@ -12,11 +12,7 @@ Atomics.notify(ctl, CTL.READY);
 for (;;) {
   Atomics.wait(ctl, CTL.GEN, gen);
   gen = Atomics.load(ctl, CTL.GEN);
-  try {
-    runUnits(x, ctl, index);
-  } catch (err) {
-    // The unit still counts as finished (runUnits' finally): the calling thread sees the flag and throws.
-    Atomics.store(ctl, CTL.FAILED, 1);
-    console.error(`modelpress WebAssembly worker ${index}:`, err);
-  }
+  // A failed unit still counts as finished and sets FAILED: the calling thread throws once the call completes.
+  const failure = runUnits(x, ctl, index);
+  if (failure) console.error(`modelpress WebAssembly worker ${index}:`, failure);
 }
