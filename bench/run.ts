@@ -156,6 +156,9 @@ async function main(): Promise<void> {
     const params = computeQuantParams(range.min, range.max, { bits: 8, signed: true, symmetric: true, granularity });
     const qjob: QuantizeJob = { data, shape, granularity, bits: 8, signed: true, params };
     const codes = quantizeKernel.cpu(qjob).codes;
+    const lastAxis = { kind: 'channel' as const, axis: 1 };
+    const lastRange = rangeKernel.cpu({ data, shape, granularity: lastAxis, moments: false });
+    const lastParams = computeQuantParams(lastRange.min, lastRange.max, { bits: 8, signed: true, symmetric: true, granularity: lastAxis });
     const rowsN = n / 1024;
     const cases: Array<[string, KernelDescriptor<any, any>, unknown]> = [
       ['quantize int8 per-channel', quantizeKernel, qjob],
@@ -164,6 +167,9 @@ async function main(): Promise<void> {
       // As the passes call it (scales need min / max / absmax), and with the moments too.
       ['range per-channel (min/max/absmax)', rangeKernel, { data, shape, granularity, moments: false }],
       ['range + mean/variance', rangeKernel, { data, shape, granularity }],
+      // MatMul weights [in, out]: channels on the last axis (per-lane parameters).
+      ['quantize int8, channels last', quantizeKernel, { ...qjob, granularity: lastAxis, params: lastParams }],
+      ['range, channels last', rangeKernel, { data, shape, granularity: lastAxis, moments: false }],
       ['histogram 2048 bins', histogramKernel, { data, lo: -0.1, hi: 0.1, bins: 2048 }],
       ['channel L1/L2 norms', channelScoresKernel, { weights: data, shape, criteria: ['l1', 'l2'] }],
       ['distillation loss [N, 1024]', distillLossKernel, {

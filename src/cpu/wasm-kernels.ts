@@ -38,8 +38,12 @@ const MAX_PAGES = 65536;
 const SCRATCH_BYTES = 8 * BLOCK + (1 << 20);
 /** Below this many elements the JS loop wins (no copy, no call overhead). */
 let minElements = 256;
-/** A pass pinning at least this much starts the worker threads (smaller models finish before they would start). */
-const THREADS_FROM_BYTES = 32 << 20;
+/**
+ * Work of at least this many bytes starts the worker threads. Below it the kernels take well
+ * under 0.1 s on one thread, and workers cost ~10 MB of RSS each and their start-up: ResNet-18
+ * (47 MB) measured 0.95x with two threads on two cores (bench/threads.ts).
+ */
+const THREADS_FROM_BYTES = 64 << 20;
 /** Units in one copy block (the per-unit partial sums of a block). */
 const BLOCK_UNITS = BLOCK / UNIT;
 
@@ -160,6 +164,11 @@ export class WasmKernels {
     return this.pool;
   }
 
+  /** Starts the worker threads for work of `bytes` when it is large enough to repay them. */
+  prepareThreads(bytes: number): void {
+    if (bytes >= THREADS_FROM_BYTES) this.startThreads();
+  }
+
   /** Stops the workers (an engine being replaced). */
   close(): void {
     this.pool?.close();
@@ -199,7 +208,7 @@ export class WasmKernels {
     const need = this.top + reserveBytes + SCRATCH_BYTES;
     const have = this.memory.buffer.byteLength;
     if (this.pinned === 0 && need > have) this.memory.grow(Math.ceil((need - have) / PAGE));
-    if (reserveBytes >= THREADS_FROM_BYTES) this.startThreads();
+    this.prepareThreads(reserveBytes);
     this.pinned++;
     try {
       return await fn();

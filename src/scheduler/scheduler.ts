@@ -169,6 +169,14 @@ export class Scheduler {
     return engine.pin(reserveBytes, () => fn((n) => engine.residentF32(n)));
   }
 
+  /**
+   * A pass about to run the CPU kernels over `totalBytes` of tensors: large work starts the
+   * engine's worker threads now, so they are listening by the time the first tensors are read.
+   */
+  prepareCpuThreads(totalBytes: number): void {
+    if (!this.gpu) wasmEngine()?.prepareThreads(totalBytes);
+  }
+
   private kernelStats(name: string): KernelStats {
     return (this.runStats.kernels[name] ??= emptyKernelStats());
   }

@@ -251,6 +251,7 @@ export async function compressWeights(model: OnnxModel, opts: WeightOnlyOptions)
     curBytes += b;
   }
   if (cur.length) groups.push(cur);
+  scheduler.prepareCpuThreads(targets.reduce((a, t) => a + 4 * t.shape.reduce((x, y) => x * y, 1), 0));
   let done = 0;
   // One group at a time; on the CPU path its tensors are read straight into the engine's memory.
   for (const group of groups) await scheduler.withHostArrays(group.reduce((a, t) => a + 4 * t.shape.reduce((x, y) => x * y, 1), 0), async (alloc) => {
