@@ -49,6 +49,7 @@ const BLOCK_UNITS = BLOCK / UNIT;
 
 let engine: CpuEngine = (globalThis as { process?: { env: Record<string, string | undefined> } }).process?.env.MODELPRESS_CPU_ENGINE === 'js' ? 'js' : 'wasm';
 let kernels: WasmKernels | null | undefined;
+const compiled = new Map<string, WebAssembly.Module>();
 /** Threads the engine may use; null: defaultThreads() (MODELPRESS_THREADS, else the machine's). */
 let threadsWanted: number | null = null;
 
@@ -81,7 +82,9 @@ function load(): WasmKernels | null {
     const script = threads >= 2 ? workerScript(root) : null;
     const threadsWasm = join(root, 'wasm', 'cpu-kernels-threads.wasm');
     const shared = script !== null && existsSync(threadsWasm);
-    const module = new WebAssembly.Module(readFileSync(shared ? threadsWasm : join(root, 'wasm', 'cpu-kernels.wasm')));
+    const file = shared ? threadsWasm : join(root, 'wasm', 'cpu-kernels.wasm');
+    // Compiled once per build: a replaced engine (tests, benchmarks) keeps the tiered-up code.
+    const module = compiled.get(file) ?? compiled.set(file, new WebAssembly.Module(readFileSync(file))).get(file)!;
     const memory = new WebAssembly.Memory({ initial: STACK_BASE / PAGE + 1, maximum: MAX_PAGES, shared });
     const instance = new WebAssembly.Instance(module, { env: { memory } });
     kernels = new WasmKernels(instance.exports as unknown as Exports, memory, shared ? { module, script: script!, threads } : null);
