@@ -1,7 +1,8 @@
 #!/bin/bash
 # One short lease of a GPU machine (the `device` tool: ~15 minutes in all, 10 per command), with
 # the figures still missing from a real GPU: the GPU kernel suites, kernel bandwidth, where GPTQ's
-# factorization should move to the GPU (bench/factor.ts) and GPTQ on ResNet-18 with the GPU sweep.
+# factorization should move to the GPU (bench/factor.ts) and GPTQ on ResNet-18 with the GPU sweep;
+# and, since the host has 16 cores, the CPU kernels on one thread vs all of them (bench/threads.ts).
 #
 # What to carry (the device machine has no npm registry): node's binary and node_modules as one xz
 # archive at .devcarry/bundle.tar.xz (usr/bin/node + node_modules; leave out deno, typescript,
@@ -40,4 +41,6 @@ GPTQ_SAMPLES=128 GPTQ_BACKENDS=cpu timeout 110 node dist/bench/gptq-resnet.js "$
 MODELPRESS_GPU_FACTOR_MIN_COLS=1024 GPTQ_SAMPLES=128 GPTQ_BACKENDS=gpu timeout 110 node dist/bench/gptq-resnet.js "$OUT/gptq-gpu.md" 2>&1 | tail -3
 stage "kernel bandwidth"
 timeout 90 node dist/bench/run.js --sizes 64M,256M --cpu-max 16M --repeats 100 --out "$OUT/kernels.md" 2>&1 | tail -12
+stage "CPU kernels on 16 cores vs one (the WebAssembly engine's worker threads)"
+timeout 60 node dist/bench/threads.js 3 --kernels-only "$OUT/cpu-threads.md" 2>&1 | tail -15
 stage "done"

@@ -42,7 +42,8 @@ function transformerPath(): string {
   return path;
 }
 
-const models: Array<[string, string]> = [['ResNet-18', resnet18Path()], ['transformer 1024 x 8', transformerPath()]];
+const kernelsOnly = args.includes('--kernels-only');
+const models: Array<[string, string]> = kernelsOnly ? [] : [['ResNet-18', resnet18Path()], ['transformer 1024 x 8', transformerPath()]];
 const threadCounts = cores > 1 ? [1, cores] : [1];
 
 function run(model: string, threads: number): { wallMs: number; rss: number; out: string } {
@@ -58,7 +59,7 @@ function run(model: string, threads: number): { wallMs: number; rss: number; out
 const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const rows: string[][] = [];
 const notes: string[] = [];
-for (const [name, model] of args.includes('--kernels-only') ? [] : models) {
+for (const [name, model] of models) {
   const size = statSync(model).size;
   const walls = new Map<number, number[]>();
   const rsss = new Map<number, number[]>();
