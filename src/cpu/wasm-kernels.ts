@@ -785,7 +785,7 @@ function mergeRangeTables(w: Uint32Array, f: Float64Array, groups: number, table
   }
 }
 
-/** One 48-byte error-sums record added onto another (the kernel's own accumulation). */
+/** One 48-byte error-sums record added onto another (the kernel's own accumulation; Math.max propagates NaN as its f32 max does). */
 function addErrorSums(to: DataView, at: number, from: DataView, off: number): void {
   for (let f = 0; f < 32; f += 8) to.setFloat64(at + f, to.getFloat64(at + f, true) + from.getFloat64(off + f, true), true);
   to.setFloat32(at + 32, Math.max(to.getFloat32(at + 32, true), from.getFloat32(off + 32, true)), true);
@@ -793,32 +793,20 @@ function addErrorSums(to: DataView, at: number, from: DataView, off: number): vo
   to.setUint32(at + 40, to.getUint32(at + 40, true) + from.getUint32(off + 40, true), true);
 }
 
-/** Error sums of a run of units' partials (48 bytes each), added in unit order. */
+/** Error sums of a run of units' partials (48 bytes each), added in unit order onto one record. */
 class ErrorSumsFold {
-  private e2 = 0;
-  private x2 = 0;
-  private h2 = 0;
-  private xh = 0;
-  private emax = 0;
-  private n = 0;
-  private bad = 0;
+  private readonly acc = new DataView(new ArrayBuffer(48));
 
   add(parts: DataView, count: number): void {
-    for (let u = 0; u < count; u++) {
-      const o = 48 * u;
-      this.e2 += parts.getFloat64(o, true);
-      this.x2 += parts.getFloat64(o + 8, true);
-      this.h2 += parts.getFloat64(o + 16, true);
-      this.xh += parts.getFloat64(o + 24, true);
-      // Math.max propagates NaN as the kernel's f32 max does.
-      this.emax = Math.max(this.emax, parts.getFloat32(o + 32, true));
-      this.n += parts.getUint32(o + 36, true);
-      this.bad += parts.getUint32(o + 40, true);
-    }
+    for (let u = 0; u < count; u++) addErrorSums(this.acc, 0, parts, 48 * u);
   }
 
   result(): ErrorSums {
-    return { e2: this.e2, x2: this.x2, h2: this.h2, xh: this.xh, emax: this.emax, n: this.n, bad: this.bad };
+    const a = this.acc;
+    return {
+      e2: a.getFloat64(0, true), x2: a.getFloat64(8, true), h2: a.getFloat64(16, true), xh: a.getFloat64(24, true),
+      emax: a.getFloat32(32, true), n: a.getUint32(36, true), bad: a.getUint32(40, true),
+    };
   }
 }
 
