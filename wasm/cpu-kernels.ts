@@ -297,6 +297,40 @@ export function rangeLanes(src: usize, n: i32, tab: usize, dim: i32): void {
   }
 }
 
+/**
+ * rangeLanes plus each lane's pivot-shifted sums (range's moments): f64 lane-major arrays at sums
+ * (Σ (x − pivot), then Σ (x − pivot)², `dim` each), the pivots (f32, one per lane) at piv — all
+ * three offset by the caller to the run's first lane. The difference is taken in f32, as range does.
+ */
+export function rangeLanesMoments(src: usize, n: i32, tab: usize, dim: i32, piv: usize, sums: usize): void {
+  rangeLanes(src, n, tab, dim);
+  const sqAt = sums + (<usize>dim << 3);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    let b = v128.load(src + (<usize>i << 2));
+    const e = v128.and(b, i32x4.splat(EXP));
+    b = v128.bitselect(v128.and(b, i32x4.splat(SIGN)), b, i32x4.eq(e, i32x4.splat(0)));
+    const d = v128.andnot(f32x4.sub(b, v128.load(piv + (<usize>i << 2))), i32x4.eq(e, i32x4.splat(EXP)));
+    const lo = f64x2.promote_low_f32x4(d);
+    const hi = f64x2.promote_low_f32x4(i32x4.shuffle(d, d, 2, 3, 0, 1));
+    const at = <usize>i << 3;
+    v128.store(sums + at, f64x2.add(v128.load(sums + at), lo));
+    v128.store(sums + at + 16, f64x2.add(v128.load(sums + at + 16), hi));
+    v128.store(sqAt + at, f64x2.add(v128.load(sqAt + at), f64x2.mul(lo, lo)));
+    v128.store(sqAt + at + 16, f64x2.add(v128.load(sqAt + at + 16), f64x2.mul(hi, hi)));
+  }
+  for (; i < n; i++) {
+    let b = load<u32>(src + (<usize>i << 2));
+    const e = b & EXP;
+    if (e == EXP) continue;
+    if (e == 0) b &= SIGN;
+    const d = <f64>(reinterpret<f32>(b) - load<f32>(piv + (<usize>i << 2)));
+    const at = <usize>i << 3;
+    store<f64>(sums + at, load<f64>(sums + at) + d);
+    store<f64>(sqAt + at, load<f64>(sqAt + at) + d * d);
+  }
+}
+
 // ---- dequantize 8-bit codes against the original: round-trip error sums -----------------------
 // out: f64 e2, x2, h2, xh (0..24), f32 emax bits as u32 (32), u32 count (36), u32 bad (40).
 // Accumulates onto what out holds.

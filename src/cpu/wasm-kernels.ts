@@ -388,7 +388,7 @@ export class WasmKernels {
    * channel-mode groups, as one table (typed arrays: per-channel tensors have thousands of groups).
    */
   range(data: Float32Array, v: GroupView, moments: boolean): RangeTable | null {
-    if (!moments && v.inner === 1 && v.dim > 1) return this.rangeLanes(data, v);
+    if (v.inner === 1 && v.dim > 1) return moments ? this.rangeLanesMoments(data, v) : this.rangeLanes(data, v);
     return this.attempt(() => {
       // Without moments every field merges exactly (min, max, counts): each thread fills its own
       // table, merged into the first at the end. One table when more would not fit pinned memory.
@@ -460,6 +460,51 @@ export class WasmKernels {
       }
       this.calls.range++;
       return { words, sums: new Float64Array(words.buffer), pivots: new Float32Array(dim) };
+    });
+  }
+
+  /**
+   * range with moments for channels on the last axis, on this thread (f64 sums in one order):
+   * lane-major tables and sums, each lane's pivot its first finite value.
+   */
+  private rangeLanesMoments(data: Float32Array, v: GroupView): RangeTable | null {
+    const dim = v.dim;
+    const pivots = new Float32Array(dim).fill(NaN);
+    let missing = dim;
+    for (let i = 0; i < data.length && missing > 0; i++) {
+      const d = i % dim;
+      if (Number.isNaN(pivots[d]) && Number.isFinite(data[i])) {
+        pivots[d] = data[i];
+        missing--;
+      }
+    }
+    for (let d = 0; d < dim; d++) if (Number.isNaN(pivots[d])) pivots[d] = 0;
+    return this.attempt(() => {
+      const pivAt = this.params(pivots, dim);
+      const tabAt = this.scratch(24 * dim);
+      const sumsAt = this.scratch(16 * dim);
+      const tab = new Uint32Array(this.buffer(), tabAt, 6 * dim).fill(0);
+      tab.fill(0xffffffff, 0, dim);
+      new Float64Array(this.buffer(), sumsAt, 2 * dim).fill(0);
+      this.blocks(data, (start, end, src) => {
+        for (let j = start; j < end;) {
+          const d = j % dim;
+          const len = Math.min(end - j, dim - d);
+          this.x.rangeLanesMoments(src + j * 4, len, tabAt + d * 4, dim, pivAt + d * 4, sumsAt + d * 8);
+          j += len;
+        }
+      });
+      const words = new Uint32Array(12 * dim);
+      const sums = new Float64Array(words.buffer);
+      const t = new Uint32Array(this.buffer(), tabAt, 6 * dim);
+      const f = new Float64Array(this.buffer(), sumsAt, 2 * dim);
+      for (let g = 0; g < dim; g++) {
+        for (let k = 0; k < 6; k++) words[12 * g + k] = t[k * dim + g];
+        sums[6 * g + 3] = f[g];
+        sums[6 * g + 4] = f[dim + g];
+      }
+      this.calls.range++;
+      return { words, sums, pivots };
     });
   }
 

@@ -29,6 +29,7 @@ export interface Exports {
   quantize8StatsRuns(src: number, dst: number, start: number, end: number, inner: number, dim: number, invPtr: number, zpPtr: number, scalePtr: number,
     qmin: number, qmax: number, signed: number, out: number): void;
   rangeLanes(src: number, n: number, tab: number, dim: number): void;
+  rangeLanesMoments(src: number, n: number, tab: number, dim: number, piv: number, sums: number): void;
   quantize8StatsLanes(src: number, dst: number, n: number, invPtr: number, zpPtr: number, scalePtr: number, qmin: number, qmax: number, signed: number, out: number): void;
 }
 
