@@ -149,6 +149,9 @@ describe('WebAssembly kernels on worker threads', () => {
     const { job } = all[0];
     const again = await runAll(job);
     expect(engine.threads).toBe(1);
+    // Not restarted by later large work either.
+    expect(engine.startThreads()).toBeNull();
+    expect(engine.maxThreads).toBe(1);
     expect(Buffer.compare(again.codes, runs.get('one')![0].codes)).toBe(0);
     expect(again.fused.error).toEqual(runs.get('one')![0].fused.error);
   });

@@ -181,9 +181,12 @@ export class WasmKernels {
     this.units = new LocalUnits(this.x);
   }
 
-  /** The runner for a call; a broken pool is dropped (later calls run on this thread). */
+  /** The runner for a call; a broken pool is dropped and not restarted (later calls run on this thread). */
   private runner(): UnitRunner {
-    if (this.pool?.broken) this.close();
+    if (this.pool?.broken) {
+      this.close();
+      this.threading = null;
+    }
     return this.units;
   }
 
