@@ -379,6 +379,17 @@ export class WasmKernels {
     });
   }
 
+  /**
+   * Scratch for one table per thread (each merged exactly at the end) and the runner to fill
+   * them; one table, on this thread, when more would not fit pinned memory.
+   */
+  private threadTables(tableBytes: number): { units: UnitRunner; tables: number; at: number } {
+    const units = this.runner();
+    const at = units.threads > 1 ? this.alloc(tableBytes * units.threads) : -1;
+    if (at >= 0) return { units, tables: units.threads, at };
+    return { units: units.threads > 1 ? new LocalUnits(this.x) : units, tables: 1, at: this.scratch(tableBytes) };
+  }
+
   /** Zeroes the partials of the units of [start, end); returns how many there are. */
   private zeroParts(at: number, start: number, end: number): number {
     const count = Math.ceil(end / UNIT) - Math.floor(start / UNIT);
@@ -393,16 +404,8 @@ export class WasmKernels {
   range(data: Float32Array, v: GroupView, moments: boolean): RangeTable | null {
     if (v.inner === 1 && v.dim > 1) return moments ? this.rangeLanesMoments(data, v) : this.rangeLanes(data, v);
     return this.attempt(() => {
-      // Without moments every field merges exactly (min, max, counts): each thread fills its own
-      // table, merged into the first at the end. One table when more would not fit pinned memory.
-      let units = moments ? null : this.runner();
-      let tables = units?.threads ?? 1;
-      let outAt = tables > 1 ? this.alloc(48 * v.groups * tables) : -1;
-      if (outAt < 0) {
-        tables = 1;
-        if (units && units.threads > 1) units = new LocalUnits(this.x);
-        outAt = this.scratch(48 * v.groups);
-      }
+      // Without moments every field merges exactly (min, max, counts): each thread fills its own table.
+      const { units, tables, at: outAt } = moments ? { units: null, tables: 1, at: this.scratch(48 * v.groups) } : this.threadTables(48 * v.groups);
       const init = new Uint32Array(this.buffer(), outAt, 12 * v.groups * tables).fill(0);
       for (let g = 0; g < v.groups * tables; g++) init[12 * g] = 0xffffffff;
       // Pivot per group: its first finite element (shifted sums keep the variance accurate).
@@ -439,14 +442,7 @@ export class WasmKernels {
   private rangeLanes(data: Float32Array, v: GroupView): RangeTable | null {
     return this.attempt(() => {
       const dim = v.dim;
-      let units = this.runner();
-      let tables = units.threads;
-      let tabAt = tables > 1 ? this.alloc(24 * dim * tables) : -1;
-      if (tabAt < 0) {
-        tables = 1;
-        if (units.threads > 1) units = new LocalUnits(this.x);
-        tabAt = this.scratch(24 * dim);
-      }
+      const { units, tables, at: tabAt } = this.threadTables(24 * dim);
       const tab = new Uint32Array(this.buffer(), tabAt, 6 * dim * tables).fill(0);
       for (let t = 0; t < tables; t++) tab.fill(0xffffffff, 6 * dim * t, 6 * dim * t + dim);
       this.blocks(data, (start, end, src) => units.run(OP.RANGE_LANES, start, end, [src, dim, tabAt, 24 * dim]));
