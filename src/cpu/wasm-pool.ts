@@ -113,6 +113,8 @@ export class WasmPool implements UnitRunner {
 
   private count = 0;
   private op = 0;
+  /** Whether begin() woke the workers for this call (else this thread runs every unit). */
+  private woken = false;
 
   begin(op: number, start: number, end: number, params: readonly number[]): void {
     const ctl = this.ctl;
@@ -120,7 +122,8 @@ export class WasmPool implements UnitRunner {
     post(ctl, op, start, end, params, ++this.calls, split);
     this.count = unitSpan(start, end).count;
     this.op = op;
-    if (this.ready > 0 && (this.count > 1 || !this.callerWorks || split > 0)) {
+    this.woken = this.ready > 0 && (this.count > 1 || !this.callerWorks || split > 0);
+    if (this.woken) {
       Atomics.add(ctl, CTL.GEN, 1);
       Atomics.notify(ctl, CTL.GEN);
     }
@@ -129,7 +132,7 @@ export class WasmPool implements UnitRunner {
   end(): void {
     const { ctl, count, op } = this;
     // This thread's own failure is thrown only once the call is complete (no worker still on it).
-    const failure = this.callerWorks || this.ready === 0 || ctl[CTL.STATIC] > 0 ? runUnits(this.x, ctl, 0) : null;
+    const failure = this.callerWorks || !this.woken || ctl[CTL.STATIC] > 0 ? runUnits(this.x, ctl, 0) : null;
     let seen = Atomics.load(ctl, CTL.FINISHED);
     let since = performance.now();
     while (seen < count) {
