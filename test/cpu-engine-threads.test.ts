@@ -138,6 +138,37 @@ describe('WebAssembly kernels on worker threads', () => {
     }
   });
 
+  it('when pinned memory holds one range table but not one per thread, the range runs on this thread with the same result', async () => {
+    setCpuEngine('wasm', { minElements: 0, threads: 2 });
+    const engine = wasmEngine()!;
+    expect(engine.startThreads()!.waitReady()).toBe(1);
+    for (const i of [0, 6]) {
+      const { name, job } = all[i];
+      const groups = job.granularity.kind === 'channel' ? job.shape[job.granularity.axis] : 1;
+      const tableBytes = job.granularity.kind === 'channel' && job.granularity.axis === job.shape.length - 1 ? 24 * groups : 48 * groups;
+      await engine.pin(job.data.length * 4, async () => {
+        const data = engine.residentF32(job.data.length);
+        data.set(job.data);
+        // Leave room for 1.5 tables: the largest allocation that fits, less that.
+        let lo = 0;
+        let hi = 1 << 30;
+        while (hi - lo > 16) {
+          const mid = (lo + hi) >>> 1;
+          const m = engine.mark();
+          const ok = engine.alloc(mid) >= 0;
+          engine.release(m);
+          if (ok) lo = mid;
+          else hi = mid;
+        }
+        expect(engine.alloc(lo - Math.ceil(1.5 * tableBytes))).toBeGreaterThanOrEqual(0);
+        const before = engine.calls.range;
+        const got = rangeKernel.cpu({ data, shape: job.shape, granularity: job.granularity, moments: false });
+        expect(engine.calls.range - before, `${name}: the WebAssembly range ran`).toBe(1);
+        expect(comparators.range(got, runs.get('one')![i].range), name).toBeNull();
+      });
+    }
+  });
+
   it('a worker that fails makes the call throw WorkerFailureError; later calls run on this thread with the same results', async () => {
     setCpuEngine('wasm', { minElements: 0, threads: 2 });
     const engine = wasmEngine()!;
