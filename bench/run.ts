@@ -118,7 +118,9 @@ async function main(): Promise<void> {
   const adapter = gpu.info.adapter;
   const device = adapter ? `${adapter.description || adapter.vendor}${adapter.software ? ' (software)' : ''}` : 'no GPU';
   // The engine's worker threads (MODELPRESS_THREADS, else every core) listening before any timing.
-  const cpuThreads = wasmEngine()?.startThreads()?.waitReady() !== undefined ? wasmEngine()!.threads : 1;
+  const engine = wasmEngine();
+  engine?.startThreads()?.waitReady();
+  const cpuThreads = engine?.threads ?? 1;
   console.error(`modelpress bench: CPU ${cpus()[0]?.model} x${cpus().length} (WebAssembly kernels on ${cpuThreads} thread${cpuThreads > 1 ? 's' : ''}); GPU: ${device}`);
   // Scheduler overhead first, on a clean heap: 1000 tensors of 4 K elements, batched vs one
   // dispatch + submit per tensor.

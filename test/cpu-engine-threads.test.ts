@@ -187,3 +187,20 @@ describe('WebAssembly kernels on worker threads', () => {
     expect(again.fused.error).toEqual(runs.get('one')![0].fused.error);
   });
 });
+
+// Last: it replaces the engine the tests above share.
+describe('when the workers start', () => {
+  it('a pass with 64 MB of weights starts them (Scheduler.prepareCpuThreads); less does not', async () => {
+    setCpuEngine('wasm', { threads: 1 });
+    setCpuEngine('wasm', { threads: 2 });
+    const engine = wasmEngine()!;
+    const { Scheduler } = await import('../src/scheduler/scheduler.ts');
+    const cpu = await Scheduler.create({ backend: 'cpu' });
+    expect(engine.maxThreads).toBe(2);
+    cpu.prepareCpuThreads(47 << 20);
+    expect(engine.threads).toBe(1);
+    cpu.prepareCpuThreads(64 << 20);
+    expect(engine.threads).toBe(2);
+    cpu.dispose();
+  });
+});

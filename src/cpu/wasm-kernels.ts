@@ -57,8 +57,8 @@ let threadsWanted: number | null = null;
 
 /**
  * Chooses the CPU engine; `minElements` (tests: 0) is the size below which the JS loop is used
- * anyway; `threads` replaces the engine by one with that many threads (null: the default), and
- * starts its workers at once.
+ * anyway; `threads` replaces the engine by one with that many threads (null: the default), whose
+ * workers start as for any engine (startThreads, or large work).
  */
 export function setCpuEngine(e: CpuEngine, opts: { minElements?: number; threads?: number | null } = {}): void {
   engine = e;
@@ -67,7 +67,6 @@ export function setCpuEngine(e: CpuEngine, opts: { minElements?: number; threads
     kernels?.close();
     kernels = undefined;
     threadsWanted = opts.threads;
-    if (engine === 'wasm') load()?.startThreads();
   }
 }
 
@@ -711,15 +710,9 @@ export class WasmKernels {
         }
       });
       this.calls.dequantStats8++;
-      const r = sums.result();
-      const bytes = new ArrayBuffer(48);
-      const f64 = new Float64Array(bytes);
-      const f32 = new Float32Array(bytes);
-      const u32 = new Uint32Array(bytes);
-      [f64[0], f64[1], f64[2], f64[3]] = [r.e2, r.x2, r.h2, r.xh];
-      f32[8] = r.emax;
-      [u32[9], u32[10]] = [r.n, r.bad];
-      return { f64, f32, u32, groups: 1 };
+      // The fold's record has the table's 48-byte layout already.
+      const bytes = sums.record();
+      return { f64: new Float64Array(bytes), f32: new Float32Array(bytes), u32: new Uint32Array(bytes), groups: 1 };
     });
   }
 
@@ -843,6 +836,11 @@ class ErrorSumsFold {
 
   add(parts: DataView, count: number): void {
     for (let u = 0; u < count; u++) addErrorSums(this.acc, 0, parts, 48 * u);
+  }
+
+  /** A copy of the record (an ErrorSumsTable's layout). */
+  record(): ArrayBuffer {
+    return this.acc.buffer.slice(0) as ArrayBuffer;
   }
 
   result(): ErrorSums {

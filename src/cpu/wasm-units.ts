@@ -125,9 +125,11 @@ export function firstClaim(call: number): number {
  */
 export function runUnits(x: Exports, ctl: Int32Array, thread: number): unknown {
   let failure: unknown = null;
-  const run = (k: number, start: number, end: number) => {
+  const run = (k: number) => {
+    const start = ctl[CTL.START];
+    const unit = Math.floor(start / UNIT) + k;
     try {
-      runUnit(x, ctl, thread, k, Math.max(start, (Math.floor(start / UNIT) + k) * UNIT), Math.min(end, (Math.floor(start / UNIT) + k + 1) * UNIT));
+      runUnit(x, ctl, thread, k, Math.max(start, unit * UNIT), Math.min(ctl[CTL.END], (unit + 1) * UNIT));
     } catch (err) {
       failure ??= err;
       Atomics.store(ctl, CTL.FAILED, 1);
@@ -140,7 +142,7 @@ export function runUnits(x: Exports, ctl: Int32Array, thread: number): unknown {
   if (threads > 0) {
     // Every thread is woken and takes its own units: the caller cannot post the next call before they are done.
     const { count } = unitSpan(ctl[CTL.START], ctl[CTL.END]);
-    for (let k = thread; k < count; k += threads) run(k, ctl[CTL.START], ctl[CTL.END]);
+    for (let k = thread; k < count; k += threads) run(k);
     return failure;
   }
   for (;;) {
@@ -150,7 +152,7 @@ export function runUnits(x: Exports, ctl: Int32Array, thread: number): unknown {
     if (k >= count) return failure;
     if (Atomics.compareExchange(ctl, CTL.NEXT, v, v + 1) !== v) continue;
     // The call's words stay put until every claimed unit has finished.
-    run(k, ctl[CTL.START], ctl[CTL.END]);
+    run(k);
   }
 }
 
