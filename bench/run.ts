@@ -172,6 +172,7 @@ async function main(): Promise<void> {
       // MatMul weights [in, out]: channels on the last axis (per-lane parameters).
       ['quantize int8, channels last', quantizeKernel, { ...qjob, granularity: lastAxis, params: lastParams }],
       ['range, channels last', rangeKernel, { data, shape, granularity: lastAxis, moments: false }],
+      ['dequantize + error stats, channels last', dequantizeKernel, { codes: quantizeKernel.cpu({ ...qjob, granularity: lastAxis, params: lastParams }).codes, shape, granularity: lastAxis, bits: 8, signed: true, params: lastParams, original: data, values: false }],
       ['histogram 2048 bins', histogramKernel, { data, lo: -0.1, hi: 0.1, bins: 2048 }],
       ['channel L1/L2 norms', channelScoresKernel, { weights: data, shape, criteria: ['l1', 'l2'] }],
       ['distillation loss [N, 1024]', distillLossKernel, {

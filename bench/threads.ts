@@ -101,6 +101,7 @@ const paramsOf = (g: Granularity) => {
 const p0 = paramsOf(axis0);
 const pl = paramsOf(last);
 const codes0 = quantizeKernel.cpu({ data: source, shape, granularity: axis0, bits: 8, signed: true, params: p0 }).codes;
+const codesLast = quantizeKernel.cpu({ data: source, shape, granularity: last, bits: 8, signed: true, params: pl }).codes;
 const kernels: Array<[string, (data: Float32Array) => unknown]> = [
   ['quantize int8 per-channel', (data) => quantizeKernel.cpu({ data, shape, granularity: axis0, bits: 8, signed: true, params: p0 })],
   ['dequantize int8 + error stats', (data) => dequantizeKernel.cpu({ codes: codes0, shape, granularity: axis0, bits: 8, signed: true, params: p0, original: data, values: false })],
@@ -108,6 +109,8 @@ const kernels: Array<[string, (data: Float32Array) => unknown]> = [
   ['quantize int8 + error sums (fused)', (data) => quantizeKernel.cpu({ data, shape, granularity: axis0, bits: 8, signed: true, params: p0, errorStats: true })],
   ['quantize int8, channels last', (data) => quantizeKernel.cpu({ data, shape, granularity: last, bits: 8, signed: true, params: pl })],
   ['range, channels last', (data) => rangeKernel.cpu({ data, shape, granularity: last, moments: false })],
+  // Statistics per channel on the last axis: one thread (lane tables, f64 sums in one order).
+  ['dequantize + error stats, channels last', (data) => dequantizeKernel.cpu({ codes: codesLast, shape, granularity: last, bits: 8, signed: true, params: pl, original: data, values: false })],
   // The first row's two parts: the kernel writing into output pages that are already mapped (the
   // engine call under quantizeKernel.cpu, same codes), and the first write of a fresh 64 MB
   // output (its page faults), which the kernel API pays on every call (it returns new codes).

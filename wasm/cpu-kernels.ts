@@ -491,6 +491,71 @@ export function dequantStats8Lanes(codes: usize, orig: usize, n: i32, scalePtr: 
   store<u32>(out, bd, 40);
 }
 
+/**
+ * Round-trip error sums per lane, for statistics per channel on the last axis: n elements from
+ * lane 0 of the parameter arrays and of two lane-major tables, all offset by the caller to the
+ * run's first lane — sums: f64 Σe², Σx², Σx·e (`dim` each); words: f32 max |e|, u32 count, u32
+ * non-finite (`dim` each). The same arithmetic per element as dequantStats8Impl's general loop.
+ */
+export function dequantStats8LaneTable(codes: usize, orig: usize, n: i32, scalePtr: usize, zpPtr: usize, signed: bool, sums: usize, words: usize, dim: i32): void {
+  const x2At = sums + (<usize>dim << 3);
+  const xeAt = sums + (<usize>dim << 4);
+  const cntAt = words + (<usize>dim << 2);
+  const badAt = words + (<usize>dim << 3);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const off = <usize>i << 2;
+    const q = codesToI32(v128.load32_zero(codes + i), signed);
+    const h = f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(q, v128.load(zpPtr + off))), v128.load(scalePtr + off));
+    let b = v128.load(orig + off);
+    let x = b;
+    let hf = h;
+    if (i32x4.all_true(normalOrZeroLanes(b))) {
+      v128.store(cntAt + off, i32x4.add(v128.load(cntAt + off), i32x4.splat(1)));
+    } else {
+      const e = v128.and(b, i32x4.splat(EXP));
+      b = v128.bitselect(v128.and(b, i32x4.splat(SIGN)), b, i32x4.eq(e, i32x4.splat(0)));
+      const special = i32x4.eq(e, i32x4.splat(EXP));
+      const finite = v128.not(special);
+      v128.store(badAt + off, i32x4.sub(v128.load(badAt + off), special));
+      v128.store(cntAt + off, i32x4.sub(v128.load(cntAt + off), finite));
+      x = v128.and(b, finite);
+      hf = v128.and(h, finite);
+    }
+    const err = f32x4.sub(x, hf);
+    v128.store(words + off, f32x4.pmax(v128.load(words + off), f32x4.abs(err)));
+    const xl = f64x2.promote_low_f32x4(x), xu = f64x2.promote_low_f32x4(i32x4.shuffle(x, x, 2, 3, 0, 1));
+    const el = f64x2.promote_low_f32x4(err), eu = f64x2.promote_low_f32x4(i32x4.shuffle(err, err, 2, 3, 0, 1));
+    const at = <usize>i << 3;
+    v128.store(sums + at, f64x2.add(v128.load(sums + at), f64x2.mul(el, el)));
+    v128.store(sums + at, f64x2.add(v128.load(sums + at, 16), f64x2.mul(eu, eu)), 16);
+    v128.store(x2At + at, f64x2.add(v128.load(x2At + at), f64x2.mul(xl, xl)));
+    v128.store(x2At + at, f64x2.add(v128.load(x2At + at, 16), f64x2.mul(xu, xu)), 16);
+    v128.store(xeAt + at, f64x2.add(v128.load(xeAt + at), f64x2.mul(xl, el)));
+    v128.store(xeAt + at, f64x2.add(v128.load(xeAt + at, 16), f64x2.mul(xu, eu)), 16);
+  }
+  for (; i < n; i++) {
+    const off = <usize>i << 2;
+    const q: i32 = signed ? <i32>load<i8>(codes + i) : <i32>load<u8>(codes + i);
+    const h: f32 = <f32>(q - load<i32>(zpPtr + off)) * load<f32>(scalePtr + off);
+    let b = load<u32>(orig + off);
+    const e = b & EXP;
+    if (e == EXP) {
+      store<u32>(badAt + off, load<u32>(badAt + off) + 1);
+      continue;
+    }
+    if (e == 0) b &= SIGN;
+    const x = reinterpret<f32>(b);
+    const err: f32 = x - h;
+    const at = <usize>i << 3;
+    store<f64>(sums + at, load<f64>(sums + at) + <f64>err * <f64>err);
+    store<f64>(x2At + at, load<f64>(x2At + at) + <f64>x * <f64>x);
+    store<f64>(xeAt + at, load<f64>(xeAt + at) + <f64>x * <f64>err);
+    store<f32>(words + off, max(load<f32>(words + off), abs(err)));
+    store<u32>(cntAt + off, load<u32>(cntAt + off) + 1);
+  }
+}
+
 // ---- histogram: fixed bins over [lo, hi] plus below / above / NaN and min / max keys -----------
 // slots: u32 x (bins + 5): the bins, below, above, nan, min key, max key. Accumulates onto them.
 

@@ -758,6 +758,56 @@ export class WasmKernels {
   }
 
   /**
+   * dequantStats8 with statistics per channel on the last axis (MatMul weights' channels), on
+   * this thread (f64 sums in one order): lane-major tables, turned into 48-byte records at the end.
+   */
+  private dequantStats8Lanes(codes: Uint8Array, original: Float32Array, v: GroupView, scale: Float32Array, zeroPoint: Int32Array, signed: boolean): ErrorSumsTable | null {
+    return this.attempt(() => {
+      const dim = v.dim;
+      const scaleAt = this.params(scale, dim);
+      const zpAt = this.params(zeroPoint, dim);
+      const sumsAt = this.scratch(24 * dim);
+      const wordsAt = this.scratch(12 * dim);
+      new Uint8Array(this.buffer(), sumsAt, 24 * dim).fill(0);
+      new Uint8Array(this.buffer(), wordsAt, 12 * dim).fill(0);
+      const codesAt = this.scratch(Math.min(BLOCK, original.length) + 16);
+      const cod = new Uint8Array(this.buffer(), codesAt, Math.min(BLOCK, original.length));
+      const s = signed ? 1 : 0;
+      this.blocks(original, (start, end, src) => {
+        for (let i = start; i < end;) {
+          const chunkEnd = Math.min(end, i + BLOCK);
+          cod.set(codes.subarray(i, chunkEnd));
+          for (let j = i; j < chunkEnd;) {
+            const d = j % dim;
+            const len = Math.min(chunkEnd - j, dim - d);
+            this.x.dequantStats8LaneTable(codesAt - i + j, src + j * 4, len, scaleAt + d * 4, zpAt + d * 4, s, sumsAt + d * 8, wordsAt + d * 4, dim);
+            j += len;
+          }
+          i = chunkEnd;
+        }
+      });
+      this.calls.dequantStats8++;
+      const f = new Float64Array(this.buffer(), sumsAt, 3 * dim);
+      const w = new Uint32Array(this.buffer(), wordsAt, 3 * dim);
+      const bytes = new ArrayBuffer(48 * dim);
+      const f64 = new Float64Array(bytes);
+      const u32 = new Uint32Array(bytes);
+      for (let g = 0; g < dim; g++) {
+        const [e2, x2, xe] = [f[g], f[dim + g], f[2 * dim + g]];
+        // Σh² and Σx·h from Σx², Σx·e and Σe², as the per-tensor kernel derives them.
+        f64[6 * g] = e2;
+        f64[6 * g + 1] = x2;
+        f64[6 * g + 2] = x2 - 2 * xe + e2;
+        f64[6 * g + 3] = x2 - xe;
+        u32[12 * g + 8] = w[g];
+        u32[12 * g + 9] = w[dim + g];
+        u32[12 * g + 10] = w[2 * dim + g];
+      }
+      return { f64, f32: new Float32Array(bytes), u32, groups: dim };
+    });
+  }
+
+  /**
    * Round-trip error sums of 8-bit codes against the original values, for channel-mode
    * quantization groups; statistics groups are per tensor (groups 1) or channel-mode (inner, dim).
    */
@@ -768,6 +818,7 @@ export class WasmKernels {
     const statsDim = stats.groups === 1 ? 1 : stats.dim;
     const statsGroup = (i: number) => (statsDim === 1 ? 0 : Math.floor(i / statsInner) % statsDim);
     if (statsGroups === 1) return this.dequantStats8Tensor(codes, original, v, scale, zeroPoint, signed);
+    if (statsInner === 1 && v.inner === 1 && statsDim === v.dim) return this.dequantStats8Lanes(codes, original, v, scale, zeroPoint, signed);
     if (statsInner === v.inner && statsDim === v.dim && v.inner * v.dim === original.length) return this.dequantStats8Channels(codes, original, v, scale, zeroPoint, signed);
     return this.attempt(() => {
       const scaleAt = this.params(scale, v.dim);

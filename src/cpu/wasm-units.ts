@@ -31,6 +31,7 @@ export interface Exports {
   rangeLanes(src: number, n: number, tab: number, dim: number): void;
   rangeLanesMoments(src: number, n: number, tab: number, dim: number, piv: number, sums: number): void;
   quantize8StatsLanes(src: number, dst: number, n: number, invPtr: number, zpPtr: number, scalePtr: number, qmin: number, qmax: number, signed: number, out: number): void;
+  dequantStats8LaneTable(codes: number, orig: number, n: number, scalePtr: number, zpPtr: number, signed: number, sums: number, words: number, dim: number): void;
 }
 
 /** Elements per unit (128 Ki: ~0.1 ms of quantize, far above a wake-up's cost). */

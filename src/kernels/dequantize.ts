@@ -112,7 +112,7 @@ function cpu(job: DequantizeJob): DequantizeResult {
   const n = qv.elements;
   const wantValues = job.values !== false;
   // Fast engine: error sums of 8-bit channel-mode codes, per tensor or per quantization channel.
-  const sameRuns = sv.groups === 1 || (sv.mode === MODE_CHANNEL && sv.inner === qv.inner && sv.dim === qv.dim && qv.inner > 1);
+  const sameRuns = sv.groups === 1 || (sv.mode === MODE_CHANNEL && sv.inner === qv.inner && sv.dim === qv.dim);
   const wasm = !wantValues && job.original && job.bits === 8 && qv.mode === MODE_CHANNEL && sameRuns ? wasmFor(n) : null;
   if (wasm) {
     const channels = wasm.dequantStats8(job.codes, job.original!, qv, job.params.scale as Float32Array, Int32Array.from(job.params.zeroPoint), job.signed, { groups: sv.groups, inner: sv.inner, dim: sv.dim });
