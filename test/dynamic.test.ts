@@ -53,6 +53,36 @@ describe('--activations dynamic', () => {
     expect(e.outputs[0].cosine).toBeGreaterThan(0.98);
   });
 
+  it('the report\'s error per weight (measured while quantizing, on the CPU path) is the round trip of the int8 weights and scales written', async () => {
+    const src = join(dir, 'transformer-err.onnx');
+    writeFileSync(src, encodeModel(transformerEncoder()));
+    const out = join(dir, 'transformer-dyn-err.onnx');
+    const r = await compressModel(src, out, { scheduler: cpu, force: true, dynamic: {} });
+    const before = OnnxModel.read(src);
+    const inits = new Map(OnnxModel.read(out).msg.graph!.initializer.map((t) => [t.name, t]));
+    const checked = r.tensors.filter((t) => t.encoding === 'dynamic');
+    expect(checked.length).toBe(25);
+    for (const t of checked) {
+      const q = inits.get(`${t.name}_quantized`)!;
+      const scale = new Float32Array(Uint8Array.from(inits.get(`${t.name}_scale`)!.rawData!).buffer);
+      const codes = new Int8Array(q.rawData!.buffer, q.rawData!.byteOffset, q.rawData!.length);
+      const x = before.tensorFloat32(before.msg.graph!.initializer.find((i) => i.name === t.name)!);
+      const n = scale.length;
+      let e2 = 0;
+      let x2 = 0;
+      let emax = 0;
+      for (let i = 0; i < x.length; i++) {
+        const e = Math.fround(x[i] - Math.fround(codes[i] * scale[i % n]));
+        e2 += e * e;
+        x2 += x[i] * x[i];
+        emax = Math.max(emax, Math.abs(e));
+      }
+      expect(t.maxAbsError, t.name).toBe(emax);
+      expect(t.mse! / (e2 / x.length), t.name).toBeCloseTo(1, 9);
+      expect(t.sqnrDb!, t.name).toBeCloseTo(10 * Math.log10(x2 / e2), 6);
+    }
+  });
+
   it('7-bit weights (--reduce-range) stay in [-63, 63]', async () => {
     const src = join(dir, 'transformer.onnx');
     const out = join(dir, 'transformer-dyn7.onnx');

@@ -132,10 +132,14 @@ export async function quantizeDynamic(model: OnnxModel, opts: DynamicOptions): P
     const scales = Array.from(r.absmax, (a) => (a > 0 ? a / qmax : 1));
     return paramsFromScales(scales, new Array(scales.length).fill(0));
   });
-  const codes = await opts.scheduler.run(quantizeKernel, plans.map((p, i) => ({ data: p.data, shape: [p.K, p.N], granularity, bits: 8 as const, signed: true, params: params[i] })));
-  const errors = await opts.scheduler.run(dequantizeKernel, plans.map((p, i) => ({
-    codes: codes[i].codes, shape: [p.K, p.N], granularity, bits: 8 as const, signed: true, params: params[i], original: p.data, values: false, statsAxis: null,
-  })));
+  // On the CPU path the quantize pass also measures the round-trip error (one pass over the
+  // weights); a GPU runs the dequantize kernel against the original.
+  const onCpu = opts.scheduler.info.active === 'cpu';
+  const codes = await opts.scheduler.run(quantizeKernel, plans.map((p, i) => ({ data: p.data, shape: [p.K, p.N], granularity, bits: 8 as const, signed: true, params: params[i], errorStats: onCpu })));
+  const errors = onCpu ? codes.map((c) => ({ tensor: c.error! }))
+    : await opts.scheduler.run(dequantizeKernel, plans.map((p, i) => ({
+      codes: codes[i].codes, shape: [p.K, p.N], granularity, bits: 8 as const, signed: true, params: params[i], original: p.data, values: false, statsAxis: null,
+    })));
 
   const dql = new Map<string, [string, string, string]>();
   const tensors: TensorReport[] = [];
