@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compressModel } from '../src/pipeline/compress.ts';
+import { quantizeDynamic } from '../src/passes/quantize/dynamic.ts';
 import { evaluateModels, slowdownWarning } from '../src/eval/evaluate.ts';
 import { parseRecipe } from '../src/recipe/recipe.ts';
 import { Scheduler } from '../src/scheduler/scheduler.ts';
@@ -81,6 +82,19 @@ describe('--activations dynamic', () => {
       expect(t.mse! / (e2 / x.length), t.name).toBeCloseTo(1, 9);
       expect(t.sqnrDb!, t.name).toBeCloseTo(10 * Math.log10(x2 / e2), 6);
     }
+  });
+
+  it('weights read and quantized a group at a time (bounded memory) give the same model as all in one group', async () => {
+    const src = join(dir, 'transformer-groups.onnx');
+    writeFileSync(src, encodeModel(transformerEncoder()));
+    const outs = [];
+    for (const groupBytes of [1, 2 ** 30]) {
+      const m = OnnxModel.read(src);
+      const r = await quantizeDynamic(m, { scheduler: cpu, groupBytes });
+      expect(r.tensors.length).toBe(25);
+      outs.push(Buffer.from(m.toBytes()));
+    }
+    expect(outs[0].equals(outs[1])).toBe(true);
   });
 
   it('7-bit weights (--reduce-range) stay in [-63, 63]', async () => {

@@ -18,8 +18,8 @@ import { bytesOf, makeTensor, tensorDims } from '../../onnx/tensor.ts';
 import type { Scheduler } from '../../scheduler/scheduler.ts';
 import { rangeKernel } from '../../kernels/range.ts';
 import { quantizeKernel } from '../../kernels/quantize.ts';
-import { dequantizeKernel } from '../../kernels/dequantize.ts';
-import { paramsFromScales } from '../../kernels/qparams.ts';
+import { dequantizeKernel, type ErrorStats } from '../../kernels/dequantize.ts';
+import { paramsFromScales, type QuantParams } from '../../kernels/qparams.ts';
 import type { Granularity } from '../../kernels/layout.ts';
 import type { Skip } from './targets.ts';
 import type { TensorReport } from './weight-only.ts';
@@ -36,6 +36,8 @@ export interface DynamicOptions {
   reduceRange?: boolean;
   /** Weights with fewer elements stay float (default 1024). */
   minElements?: number;
+  /** Bytes of f32 weights read and quantized at a time (default 4 MiB on the CPU path, 256 MiB on a GPU). */
+  groupBytes?: number;
 }
 
 export interface DynamicResult {
@@ -94,7 +96,7 @@ export async function quantizeDynamic(model: OnnxModel, opts: DynamicOptions): P
     byWeight.set(w, list);
   }
   // A weight is rewritten only when every consumer takes the integer product in the same layout.
-  const plans: Array<{ name: string; data: Float32Array; K: number; N: number; uses: Candidate[] }> = [];
+  const plans: Array<{ name: string; K: number; N: number; uses: Candidate[] }> = [];
   for (const [name, uses] of byWeight) {
     const ref = g.weights.get(name)!;
     const dims = tensorDims(ref.tensor);
@@ -111,43 +113,63 @@ export async function quantizeDynamic(model: OnnxModel, opts: DynamicOptions): P
       skip(`small (${dims[0] * dims[1]} elements < minElements ${minElements})`);
       continue;
     }
-    const raw = model.tensorFloat32(ref.tensor);
     const [K, N] = uses[0].transB ? [dims[1], dims[0]] : dims;
-    let data = raw;
-    if (uses[0].transB) {
-      // MatMulInteger takes B as [K, N].
-      data = new Float32Array(K * N);
-      for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) data[k * N + n] = raw[n * K + k];
-    }
-    plans.push({ name, data, K, N, uses });
+    plans.push({ name, K, N, uses });
   }
 
   const granularity: Granularity = { kind: 'channel', axis: 1 };
-  const ranges = await opts.scheduler.run(rangeKernel, plans.map((p) => ({ data: p.data, shape: [p.K, p.N], granularity, moments: false })));
   const qmax = opts.reduceRange ? 63 : 127;
-  const params = ranges.map((r, i) => {
-    if (r.nanCount.some((c) => c > 0) || r.infCount.some((c) => c > 0)) {
-      throw new ModelError('NON_FINITE_WEIGHT', `weight '${plans[i].name}' holds NaN or infinite values; fix the model or exclude its node`, { tensor: plans[i].name });
-    }
-    const scales = Array.from(r.absmax, (a) => (a > 0 ? a / qmax : 1));
-    return paramsFromScales(scales, new Array(scales.length).fill(0));
-  });
   // On the CPU path the quantize pass also measures the round-trip error (one pass over the
   // weights); a GPU runs the dequantize kernel against the original.
   const onCpu = opts.scheduler.info.active === 'cpu';
-  const codes = await opts.scheduler.run(quantizeKernel, plans.map((p, i) => ({ data: p.data, shape: [p.K, p.N], granularity, bits: 8 as const, signed: true, params: params[i], errorStats: onCpu })));
-  const errors = onCpu ? codes.map((c) => ({ tensor: c.error! }))
-    : await opts.scheduler.run(dequantizeKernel, plans.map((p, i) => ({
-      codes: codes[i].codes, shape: [p.K, p.N], granularity, bits: 8 as const, signed: true, params: params[i], original: p.data, values: false, statsAxis: null,
-    })));
+  const quantized: Array<{ codes: Uint8Array; params: QuantParams; error: ErrorStats }> = [];
+  // Groups of weights bound peak memory: each group's f32 data is read (on the CPU path straight
+  // into the engine's memory), quantized and dropped before the next group is read.
+  const groupBytes = opts.groupBytes ?? (onCpu ? 4 : 256) * 2 ** 20;
+  const groups: Array<typeof plans> = [];
+  let bytes = Infinity;
+  for (const p of plans) {
+    if (bytes + 4 * p.K * p.N > groupBytes) {
+      groups.push([]);
+      bytes = 0;
+    }
+    groups.at(-1)!.push(p);
+    bytes += 4 * p.K * p.N;
+  }
+  opts.scheduler.prepareCpuThreads(plans.reduce((a, p) => a + 4 * p.K * p.N, 0));
+  for (const group of groups) await opts.scheduler.withHostArrays(group.reduce((a, p) => a + 4 * p.K * p.N, 0), async (alloc) => {
+    const data = group.map((p) => {
+      const ref = g.weights.get(p.name)!;
+      if (!p.uses[0].transB) return model.tensorFloat32(ref.tensor, alloc(p.K * p.N));
+      // MatMulInteger takes B as [K, N].
+      const raw = model.tensorFloat32(ref.tensor);
+      const t = alloc(p.K * p.N);
+      for (let n = 0; n < p.N; n++) for (let k = 0; k < p.K; k++) t[k * p.N + n] = raw[n * p.K + k];
+      return t;
+    });
+    const ranges = await opts.scheduler.run(rangeKernel, group.map((p, i) => ({ data: data[i], shape: [p.K, p.N], granularity, moments: false })));
+    const params = ranges.map((r, i) => {
+      if (r.nanCount.some((c) => c > 0) || r.infCount.some((c) => c > 0)) {
+        throw new ModelError('NON_FINITE_WEIGHT', `weight '${group[i].name}' holds NaN or infinite values; fix the model or exclude its node`, { tensor: group[i].name });
+      }
+      const scales = Array.from(r.absmax, (a) => (a > 0 ? a / qmax : 1));
+      return paramsFromScales(scales, new Array(scales.length).fill(0));
+    });
+    const codes = await opts.scheduler.run(quantizeKernel, group.map((p, i) => ({ data: data[i], shape: [p.K, p.N], granularity, bits: 8 as const, signed: true, params: params[i], errorStats: onCpu })));
+    const errors = onCpu ? codes.map((c) => c.error!)
+      : (await opts.scheduler.run(dequantizeKernel, group.map((p, i) => ({
+        codes: codes[i].codes, shape: [p.K, p.N], granularity, bits: 8 as const, signed: true, params: params[i], original: data[i], values: false, statsAxis: null,
+      })))).map((d) => d.tensor!);
+    group.forEach((_, i) => quantized.push({ codes: codes[i].codes, params: params[i], error: errors[i] }));
+  });
 
   const dql = new Map<string, [string, string, string]>();
   const tensors: TensorReport[] = [];
   const rewritten: string[] = [];
   const newInits: TensorProtoMsg[] = [];
   for (const [i, p] of plans.entries()) {
-    const wq = makeTensor(g.uniqueName(`${p.name}_quantized`), DataType.INT8, [p.K, p.N], codes[i].codes);
-    const ws = makeTensor(g.uniqueName(`${p.name}_scale`), DataType.FLOAT, [p.N], bytesOf(Float32Array.from(params[i].scale)));
+    const wq = makeTensor(g.uniqueName(`${p.name}_quantized`), DataType.INT8, [p.K, p.N], quantized[i].codes);
+    const ws = makeTensor(g.uniqueName(`${p.name}_scale`), DataType.FLOAT, [p.N], bytesOf(Float32Array.from(quantized[i].params.scale)));
     newInits.push(wq, ws);
     for (const u of p.uses) {
       const node = u.node;
@@ -195,7 +217,7 @@ export async function quantizeDynamic(model: OnnxModel, opts: DynamicOptions): P
     const ref = g.weights.get(p.name)!;
     if (ref.source === 'initializer') msg.initializer.splice(msg.initializer.indexOf(ref.tensor), 1);
     else msg.node.splice(msg.node.indexOf(ref.node!), 1);
-    const e = errors[i].tensor!;
+    const e = quantized[i].error;
     tensors.push({
       name: p.name, op: p.uses[0].node.opType ?? '', nodes: p.uses.map((u) => u.node.name ?? ''), shape: tensorDims(ref.tensor),
       scheme: `int8${opts.reduceRange ? ' (7-bit range)' : ''} per-column symmetric, ${contrib ? 'com.microsoft.DynamicQuantizeMatMul' : 'MatMulInteger'} with dynamic uint8 activations`,
