@@ -6,7 +6,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { isAbsolute, join, normalize, relative } from 'node:path';
 import { ModelError } from '../errors.ts';
 import { DataType, dataTypeName, rawByteLength } from './dtypes.ts';
-import { bfloat16ToFloat, halfToFloat } from './float16.ts';
+import { halfValues } from './float16.ts';
 import { create, int64, type TensorProtoMsg } from './proto.ts';
 
 export function tensorDims(t: TensorProtoMsg): number[] {
@@ -116,7 +116,16 @@ export function tensorToFloat32(t: TensorProtoMsg, baseDir: string): Float32Arra
     case DataType.FLOAT16: case DataType.BFLOAT16: {
       const b = aligned(2);
       const h = new Uint16Array(b.buffer, b.byteOffset, n);
-      return Float32Array.from(h, type === DataType.FLOAT16 ? halfToFloat : bfloat16ToFloat);
+      const out = new Float32Array(n);
+      if (type === DataType.FLOAT16) {
+        const value = halfValues();
+        for (let i = 0; i < n; i++) out[i] = value[h[i]];
+      } else {
+        // bfloat16 is the top half of an f32.
+        const bits = new Uint32Array(out.buffer);
+        for (let i = 0; i < n; i++) bits[i] = h[i] << 16;
+      }
+      return out;
     }
     default:
       throw new ModelError('UNSUPPORTED_MODEL', `tensor '${t.name}' is ${dataTypeName(type)}, not a float type`, { tensor: t.name });

@@ -13,7 +13,7 @@ import { dequantizeKernel, type ErrorStats } from '../../kernels/dequantize.ts';
 import { computeQuantParams, type Bits, type QuantParams } from '../../kernels/qparams.ts';
 import type { Granularity } from '../../kernels/layout.ts';
 import { DataType, dataTypeName } from '../../onnx/dtypes.ts';
-import { floatToHalf, halfToFloat } from '../../onnx/float16.ts';
+import { floatsToHalves, halfValues } from '../../onnx/float16.ts';
 import type { OnnxModel } from '../../onnx/model.ts';
 import { numberAttr } from '../../onnx/attributes.ts';
 import { encodeFolded, encodeFp16, encodeMatMulNBits, encodeQdq, fourBitDecode, FOLD_LIMIT_BYTES, type EncodedWeight, type IntType } from './weight-encodings.ts';
@@ -203,13 +203,14 @@ function matMulNBitsRefusal(model: OnnxModel, t: Target): string | null {
 
 function fp16Stats(data: Float32Array, half: Uint16Array): ErrorStats {
   let e2 = 0, x2 = 0, h2 = 0, xh = 0, emax = 0, n = 0, bad = 0;
+  const value = halfValues();
   for (let i = 0; i < data.length; i++) {
     const x = data[i];
     if (!Number.isFinite(x)) {
       bad++;
       continue;
     }
-    const h = halfToFloat(half[i]);
+    const h = value[half[i]];
     const e = x - h;
     e2 += e * e; x2 += x * x; h2 += h * h; xh += x * h; emax = Math.max(emax, Math.abs(e)); n++;
   }
@@ -263,17 +264,17 @@ export async function compressWeights(model: OnnxModel, opts: WeightOnlyOptions)
         report(`${dataTypeName(type)} weight: only FLOAT (f32) weights are compressed`);
         continue;
       }
-      const data = model.tensorFloat32(t.weight.tensor, t.config.weights === 'fp16' ? undefined : alloc(t.shape.reduce((a, b) => a * b, 1)));
+      const data = model.tensorFloat32(t.weight.tensor, alloc(t.shape.reduce((a, b) => a * b, 1)));
       if (t.config.weights === 'fp16') {
         let nan = 0, inf = 0;
-        for (const x of data) if (Number.isNaN(x)) nan++; else if (!Number.isFinite(x)) inf++;
+        for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) Number.isNaN(data[i]) ? nan++ : inf++;
         if (nan + inf > 0) {
           if (recipe.onNonFinite === 'error') throw new ModelError('NON_FINITE_WEIGHT', nonFiniteMessage(t.weight.name, nan, inf), { tensor: t.weight.name });
           report(`holds ${nan} NaN / ${inf} Inf values (onNonFinite: skip)`);
           continue;
         }
         const before = data.length * 4;
-        const half = Uint16Array.from(data, floatToHalf);
+        const half = floatsToHalves(data);
         const stats = fp16Stats(data, half);
         const bytes = encodeFp16(model, t.weight.name, t.shape, half);
         tensors.push({
