@@ -66,6 +66,47 @@ describe('WebAssembly SIMD engine vs the TypeScript reference', () => {
     expect(wasmFor(16)!.calls.quantize8 - before).toBe(quantize.filter(({ job }) => job.bits === 8 && job.granularity.kind !== 'block' && job.data.length > 0).length);
   });
 
+  /** 4-bit codes and blocks beyond the generated cases: chunk boundaries (1 Mi elements) inside rows, ragged blocks, odd counts. */
+  function bigGroupCases(): NamedJob<QuantizeJob>[] {
+    const out: NamedJob<QuantizeJob>[] = [];
+    const shapes: Array<[number[], Granularity, 4 | 8]> = [
+      [[1100, 1001], { kind: 'block', axis: 0, blockSize: 32 }, 4],
+      [[1100, 1001], { kind: 'block', axis: 1, blockSize: 32 }, 4],
+      [[1100, 1001], { kind: 'channel', axis: 1 }, 4],
+      [[333, 3, 3, 3], { kind: 'channel', axis: 0 }, 4],
+      [[100003], { kind: 'tensor' }, 4],
+      [[257, 96], { kind: 'block', axis: 1, blockSize: 16 }, 8],
+      [[64, 7, 5], { kind: 'block', axis: 1, blockSize: 4 }, 8],
+    ];
+    let seed = 1900;
+    for (const [shape, granularity, bits] of shapes) {
+      for (const kind of ['random', 'special', 'denormal', 'ties'] as DataKind[]) {
+        const data = makeData(shape.reduce((a, b) => a * b, 1), kind, seed++);
+        for (const signed of [true, false]) {
+          const r = rangeKernel.cpu({ data, shape, granularity });
+          const params = computeQuantParams(r.min, r.max, { bits, signed, symmetric: signed, granularity });
+          out.push({ name: `${kind} [${shape}] ${granularity.kind} int${bits} ${signed ? 'signed' : 'unsigned'}`, job: { data, shape, granularity, bits, signed, params } });
+        }
+      }
+    }
+    return out;
+  }
+
+  const grouped = [...quantize.filter(({ job }) => job.bits === 4 || job.granularity.kind === 'block'), ...bigGroupCases()];
+  it(`quantize 4-bit codes and blocks: ${grouped.length} cases, codes bit-identical, error sums within tolerance`, () => {
+    setCpuEngine('wasm', { minElements: 0 });
+    const before = wasmFor(16)!.calls.quantizeGroups;
+    for (const { name, job } of grouped) {
+      const [got, want] = both(quantizeKernel.cpu, job);
+      expect(comparators.quantize(got, want), name).toBeNull();
+      const [fused, reference] = both(quantizeKernel.cpu, { ...job, errorStats: true });
+      expect(comparators.quantize(fused, want), name).toBeNull();
+      expect(comparators.dequantize({ values: null, tensor: fused.error!, channels: [] }, { values: null, tensor: reference.error!, channels: [] }), name).toBeNull();
+    }
+    // Each case twice (codes alone, then with the error sums), every one on the engine.
+    expect(wasmFor(16)!.calls.quantizeGroups - before).toBe(2 * grouped.filter(({ job }) => job.data.length > 0).length);
+  });
+
   it('quantize with errorStats: the fused pass gives the codes and the dequantize kernel\'s per-tensor error', () => {
     setCpuEngine('wasm', { minElements: 0 });
     const before = wasmFor(16)!.calls.quantize8Stats;
@@ -83,7 +124,8 @@ describe('WebAssembly SIMD engine vs the TypeScript reference', () => {
     expect(wasmFor(16)!.calls.quantize8Stats - before).toBe(cases.length);
   });
 
-  const rangeWithMoments: NamedJob<RangeJob>[] = [...rangeCases(), ...bigQuantizeCases().map(({ name, job }) => ({ name, job: { data: job.data, shape: job.shape, granularity: job.granularity } }))];
+  const rangeWithMoments: NamedJob<RangeJob>[] = [...rangeCases(), ...[...bigQuantizeCases(), ...bigGroupCases().filter(({ job }) => job.granularity.kind === 'block' && job.signed)]
+    .map(({ name, job }) => ({ name, job: { data: job.data, shape: job.shape, granularity: job.granularity } }))];
   // Without moments (as the passes ask for ranges) the engine takes its fast path over normal values.
   const range = [...rangeWithMoments, ...rangeWithMoments.map(({ name, job }) => ({ name: `${name} no moments`, job: { ...job, moments: false } }))];
   it(`range: ${range.length} cases, min/max/absmax/counts bit-identical, moments within tolerance`, () => {
@@ -92,7 +134,9 @@ describe('WebAssembly SIMD engine vs the TypeScript reference', () => {
       const [got, want] = both(rangeKernel.cpu, job);
       expect(comparators.range(got, want), name).toBeNull();
     }
-    expect(wasmFor(16)!.calls.range - before).toBe(range.filter(({ job }) => job.granularity.kind !== 'block' && job.data.length > 0).length);
+    // Blocks go through the engine without moments (as the passes ask for them).
+    expect(wasmFor(16)!.calls.range - before).toBe(range.filter(({ job }) => (job.granularity.kind !== 'block' || job.moments === false) && job.data.length > 0).length);
+    expect(range.filter(({ job }) => job.granularity.kind === 'block' && job.moments === false && job.shape.length > 1 && job.granularity.axis === 0).length).toBeGreaterThan(0);
   });
 
   const hist = [...histogramCases(), ...bigQuantizeCases().flatMap(({ name, job }, i) => [

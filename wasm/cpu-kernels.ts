@@ -701,6 +701,105 @@ export function dequantStats8Runs(codes: usize, orig: usize, start: i32, end: i3
   }
 }
 
+// ---- any channel- or block-mode grouping, codes as bytes (4-bit codes packed afterwards) -------
+// The view [outer, dim, inner] around the axis; block 0: per channel (group = index along the
+// axis), block >= 1: blocks of `block` along the axis, group = (outer, block index, inner). The
+// range [start, end) is cut into segments that either share one group (a run) or take one group
+// per element (a row of `inner`, or of the axis when inner is 1): segmentLen / segmentGroup /
+// segmentLanes describe the segment at i.
+
+let segmentLanes: bool = false;
+let segmentGroup: i32 = 0;
+
+@inline function segment(i: i32, end: i32, block: i32, inner: i32, dim: i32): i32 {
+  const row = i / inner;
+  const d = row % dim;
+  let len: i32;
+  if (block == 0) {
+    if (inner == 1) {
+      // Channels on the last axis: one group per element, the rest of the row.
+      segmentLanes = true;
+      segmentGroup = d;
+      len = dim - d;
+    } else {
+      segmentLanes = false;
+      segmentGroup = d;
+      len = (row + 1) * inner - i;
+    }
+  } else {
+    const nb = (dim + block - 1) / block;
+    const b = d / block;
+    const gBase = (row / dim * nb + b) * inner;
+    if (inner == 1) {
+      // Blocks along the last axis: a run to the end of the block.
+      segmentLanes = false;
+      segmentGroup = gBase;
+      len = min(dim, (b + 1) * block) - d;
+    } else {
+      // Blocks along an outer axis: one group per element of the row of `inner`.
+      const k = i % inner;
+      segmentLanes = true;
+      segmentGroup = gBase + k;
+      len = inner - k;
+    }
+  }
+  return min(len, end - i);
+}
+
+/** Byte codes of [start, end) for any channel / block grouping (element i at src + 4i, dst + i). */
+export function quantize8Groups(src: usize, dst: usize, start: i32, end: i32, block: i32, inner: i32, dim: i32, invPtr: usize, zpPtr: usize, qmin: i32, qmax: i32): void {
+  let i = start;
+  while (i < end) {
+    const len = segment(i, end, block, inner, dim);
+    const g = <usize>segmentGroup << 2;
+    if (segmentLanes) quantize8Lanes(src + (<usize>i << 2), dst + <usize>i, len, invPtr + g, zpPtr + g, qmin, qmax);
+    else quantize8(src + (<usize>i << 2), dst + <usize>i, len, load<f32>(invPtr + g), load<i32>(zpPtr + g), qmin, qmax);
+    i += len;
+  }
+}
+
+/** Per-tensor error sums (one 48-byte record at out) of byte codes for any channel / block grouping. */
+export function dequantStats8Groups(codes: usize, orig: usize, start: i32, end: i32, block: i32, inner: i32, dim: i32, scalePtr: usize, zpPtr: usize, signed: bool, out: usize): void {
+  let i = start;
+  while (i < end) {
+    const len = segment(i, end, block, inner, dim);
+    const g = <usize>segmentGroup << 2;
+    if (segmentLanes) dequantStats8Lanes(codes + <usize>i, orig + (<usize>i << 2), len, scalePtr + g, zpPtr + g, signed, out);
+    else dequantStats8(codes + <usize>i, orig + (<usize>i << 2), len, load<f32>(scalePtr + g), load<i32>(zpPtr + g), signed, out);
+    i += len;
+  }
+}
+
+/**
+ * Range without moments for block-mode groups over [start, end): blocks along the last axis (runs)
+ * accumulate onto 48-byte records at out (range's layout, one per group); blocks along an outer
+ * axis (a group per element of each row of `inner`) onto rangeLanes' lane-major table at tab,
+ * whose fields are `groups` words apart.
+ */
+export function rangeBlocks(src: usize, start: i32, end: i32, block: i32, inner: i32, dim: i32, out: usize, tab: usize, groups: i32): void {
+  let i = start;
+  while (i < end) {
+    const len = segment(i, end, block, inner, dim);
+    if (segmentLanes) rangeLanes(src + (<usize>i << 2), len, tab + (<usize>segmentGroup << 2), groups);
+    else range(src + (<usize>i << 2), len, 0, false, out + <usize>segmentGroup * 48);
+    i += len;
+  }
+}
+
+/** n byte codes packed two per byte, the first in the low nibble (an odd last code alone in its byte). */
+export function packNibbles(src: usize, dst: usize, n: i32): void {
+  let j = 0;
+  const pairs = n >> 1;
+  for (; j + 8 <= pairs; j += 8) {
+    // Sixteen codes as eight 16-bit lanes: low byte the even code, high byte the odd one.
+    const w = v128.load(src + (<usize>j << 1));
+    const packed = v128.or(v128.and(w, i16x8.splat(0x000f)), v128.and(i16x8.shr_u(w, 4), i16x8.splat(0x00f0)));
+    v128.store64_lane(dst + <usize>j, i8x16.narrow_i16x8_u(packed, packed), 0);
+  }
+  for (; j < pairs; j++) store<u8>(dst + <usize>j, (load<u8>(src + (<usize>j << 1)) & 0x0f) | (load<u8>(src + (<usize>j << 1) + 1) << 4));
+  if (n & 1) store<u8>(dst + <usize>pairs, load<u8>(src + <usize>(n - 1)) & 0x0f);
+}
+
 /**
  * quantize8Runs and dequantStats8Runs fused at cache level: each run is cut into pieces of 4096
  * elements, quantized, then its error sums are taken while the piece is still in cache (one

@@ -21,7 +21,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from '../package-root.ts';
 import { defaultThreads } from '../threads.ts';
-import type { GroupView } from '../kernels/layout.ts';
+import { MODE_CHANNEL, type GroupView } from '../kernels/layout.ts';
 import { OP, UNIT, unitEdges, type Exports } from './wasm-units.ts';
 import { LocalUnits, WasmPool, workerScript, type UnitRunner } from './wasm-pool.ts';
 
@@ -126,7 +126,7 @@ export class WasmKernels {
   /** Every buffer object views were made from: a view over one of them is resident. */
   private readonly buffers = new WeakSet<object>();
   /** Tensors each entry point processed (tests check the fast engine really ran). */
-  readonly calls = { quantize8: 0, range: 0, dequantStats8: 0, histogram: 0, quantize8Stats: 0, palette: 0, kmeans: 0, paletteFinish: 0 };
+  readonly calls = { quantize8: 0, range: 0, dequantStats8: 0, histogram: 0, quantize8Stats: 0, quantizeGroups: 0, palette: 0, kmeans: 0, paletteFinish: 0 };
   /** Inputs processed in place (resident) rather than copied in. */
   resident = 0;
 
@@ -336,6 +336,45 @@ export class WasmKernels {
   }
 
   /**
+   * Codes for any channel- or block-mode grouping, 8-bit or 4-bit (quantized as bytes, then packed
+   * two per byte, the first in the low nibble), the same values as the reference's per-element
+   * loop; with `scale`, also the per-tensor error sums of those codes, taken from the bytes while
+   * they are in cache. On this thread (the sums in one order); null when the scratch does not fit.
+   */
+  quantizeGroups(data: Float32Array, v: GroupView, inverse: Float32Array, zeroPoint: Int32Array, scale: Float32Array | null, qmin: number, qmax: number,
+    bits: 4 | 8, signed: boolean, codes: Uint8Array): ErrorSums | true | null {
+    return this.attempt(() => {
+      const invAt = this.params(inverse, v.groups);
+      const zpAt = this.params(zeroPoint, v.groups);
+      const scaleAt = scale ? this.params(scale, v.groups) : 0;
+      const block = v.mode === MODE_CHANNEL ? 0 : v.block;
+      const bytesAt = this.scratch(Math.min(BLOCK, data.length) + 16);
+      const packedAt = bits === 4 ? this.scratch((Math.min(BLOCK, data.length) >> 1) + 16) : 0;
+      const outAt = this.scratch(48);
+      new Uint8Array(this.buffer(), outAt, 48).fill(0);
+      this.blocks(data, (start, end, src) => {
+        // Blocks start at multiples of BLOCK (even), so nibble pairs never straddle two chunks.
+        for (let i = start; i < end;) {
+          const chunkEnd = Math.min(end, i + BLOCK);
+          this.x.quantize8Groups(src, bytesAt - i, i, chunkEnd, block, v.inner, v.dim, invAt, zpAt, qmin, qmax);
+          if (scale) this.x.dequantStats8Groups(bytesAt - i, src, i, chunkEnd, block, v.inner, v.dim, scaleAt, zpAt, signed ? 1 : 0, outAt);
+          if (bits === 8) codes.set(new Uint8Array(this.buffer(), bytesAt, chunkEnd - i), i);
+          else {
+            this.x.packNibbles(bytesAt, packedAt, chunkEnd - i);
+            codes.set(new Uint8Array(this.buffer(), packedAt, (chunkEnd - i + 1) >> 1), i >> 1);
+          }
+          i = chunkEnd;
+        }
+      });
+      this.calls.quantizeGroups++;
+      if (!scale) return true;
+      const sums = new ErrorSumsFold();
+      sums.add(new DataView(this.buffer(), outAt, 48), 1);
+      return sums.result();
+    });
+  }
+
+  /**
    * quantize8 and the per-tensor error sums of its codes in one pass over the data (pieces of
    * each run are quantized and compared while in cache); null when the scratch does not fit.
    */
@@ -431,6 +470,38 @@ export class WasmKernels {
       for (let g = 0; g < v.groups; g++) if (Number.isNaN(pivots[g])) pivots[g] = 0;
       const bytes = new Uint8Array(this.buffer(), outAt, 48 * v.groups).slice();
       return { words: new Uint32Array(bytes.buffer), sums: new Float64Array(bytes.buffer), pivots };
+    });
+  }
+
+  /**
+   * range without moments for block-mode groups, on this thread: blocks along the last axis fill
+   * 48-byte records directly, blocks along an outer axis a lane-major table (one lane per group)
+   * turned into the records at the end.
+   */
+  rangeBlocks(data: Float32Array, v: GroupView): RangeTable | null {
+    return this.attempt(() => {
+      const groups = v.groups;
+      const lanes = v.inner > 1;
+      const outAt = lanes ? 0 : this.scratch(48 * groups);
+      const tabAt = lanes ? this.scratch(24 * groups) : 0;
+      if (lanes) {
+        const tab = new Uint32Array(this.buffer(), tabAt, 6 * groups).fill(0);
+        tab.fill(0xffffffff, 0, groups);
+      } else {
+        const init = new Uint32Array(this.buffer(), outAt, 12 * groups).fill(0);
+        for (let g = 0; g < groups; g++) init[12 * g] = 0xffffffff;
+      }
+      this.blocks(data, (start, end, src) => this.x.rangeBlocks(src, start, end, v.block, v.inner, v.dim, outAt, tabAt, groups));
+      this.calls.range++;
+      let words: Uint32Array;
+      if (lanes) {
+        const tab = new Uint32Array(this.buffer(), tabAt, 6 * groups);
+        words = new Uint32Array(12 * groups);
+        for (let f = 0; f < 6; f++) for (let g = 0; g < groups; g++) words[12 * g + f] = tab[f * groups + g];
+      } else {
+        words = new Uint32Array(new Uint8Array(this.buffer(), outAt, 48 * groups).slice().buffer);
+      }
+      return { words, sums: new Float64Array(words.buffer), pivots: new Float32Array(groups) };
     });
   }
 

@@ -31,6 +31,10 @@ export interface Exports {
   rangeLanes(src: number, n: number, tab: number, dim: number): void;
   rangeLanesMoments(src: number, n: number, tab: number, dim: number, piv: number, sums: number): void;
   quantize8StatsLanes(src: number, dst: number, n: number, invPtr: number, zpPtr: number, scalePtr: number, qmin: number, qmax: number, signed: number, out: number): void;
+  quantize8Groups(src: number, dst: number, start: number, end: number, block: number, inner: number, dim: number, invPtr: number, zpPtr: number, qmin: number, qmax: number): void;
+  dequantStats8Groups(codes: number, orig: number, start: number, end: number, block: number, inner: number, dim: number, scalePtr: number, zpPtr: number, signed: number, out: number): void;
+  packNibbles(src: number, dst: number, n: number): void;
+  rangeBlocks(src: number, start: number, end: number, block: number, inner: number, dim: number, out: number, tab: number, groups: number): void;
   dequantStats8LaneTable(codes: number, orig: number, n: number, scalePtr: number, zpPtr: number, signed: number, sums: number, words: number, dim: number): void;
 }
 

@@ -97,6 +97,10 @@ function cpu(job: QuantizeJob): QuantizeResult {
     }
     return job.errorStats ? { codes, error: roundTripError(job, codes) } : { codes };
   }
+  // 4-bit codes and blocks: the engine quantizes to bytes by the same operations and packs them.
+  const wasm = wasmFor(n);
+  const done = wasm?.quantizeGroups(job.data, view, inverse, zeroPoint, job.errorStats ? job.params.scale : null, qmin, qmax, job.bits, job.signed, codes);
+  if (done) return done === true ? { codes } : { codes, error: errorStatsFromSums(done) };
   const perTensor = view.groups === 1;
   for (let i = 0; i < n; i++) {
     const g = perTensor ? 0 : groupOf(view, i);

@@ -117,7 +117,8 @@ function cpu(job: RangeJob): RangeResult {
   const out = emptyResult(v.groups);
   const bits = new Uint32Array(job.data.buffer, job.data.byteOffset, job.data.length);
   const moments = job.moments !== false;
-  const parts = v.mode === 0 ? wasmFor(job.data.length)?.range(job.data, v, moments) : null;
+  const wasm = wasmFor(job.data.length);
+  const parts = v.mode === 0 ? wasm?.range(job.data, v, moments) : !moments ? wasm?.rangeBlocks(job.data, v) : null;
   if (parts) {
     // What GroupAcc.addKeys / store would make of each group's parts, without an object per group.
     const { words, sums, pivots } = parts;
