@@ -107,6 +107,13 @@ export function validateSparsify(o: SparsifyPassOptions): void {
   if (o.nm && o.scope === 'global') throw new RecipeError('sparsify: scope global applies to unstructured sparsity; N:M is per group of M weights');
 }
 
+/** The weights with the dropped ones (keep 0) set to zero. */
+function masked(data: Float32Array, keep: Uint8Array): Float32Array {
+  const out = new Float32Array(data.length);
+  for (let j = 0; j < data.length; j++) if (keep[j]) out[j] = data[j];
+  return out;
+}
+
 async function runSparsify(ctx: PassContext, o: SparsifyPassOptions): Promise<PassOutcome<SparsifyReport>> {
   validateSparsify(o);
   const method = o.method ?? (ctx.calibration ? 'sparsegpt' : 'magnitude');
@@ -131,13 +138,13 @@ async function runSparsify(ctx: PassContext, o: SparsifyPassOptions): Promise<Pa
     targets.push(t);
     axes.push(typeof a === 'number' ? a : 0);
   }
-  const weights: SparseWeight[] = targets.map((t, i) => ({ name: t.weight.name, data: Float32Array.from(model.tensorFloat32(t.weight.tensor)), shape: t.shape, inputAxis: axes[i] }));
+  const weights: SparseWeight[] = targets.map((t, i) => ({ name: t.weight.name, data: model.tensorFloat32(t.weight.tensor).slice(), shape: t.shape, inputAxis: axes[i] }));
   const fractions = layerFractions(weights, spec);
   ctx.onProgress?.('sparsifying: masks', 0, 1);
   const masks = await magnitudeMasks(weights, spec, fractions, ctx.scheduler);
   ctx.onProgress?.('sparsifying: masks', 1, 1);
   interface Outcome { data: Float32Array; keep: Uint8Array; fallback: string | null; objectiveMagnitude: number | null; objectiveSparseGpt: number | null; method: 'magnitude' | 'sparsegpt' }
-  const results: Outcome[] = weights.map((w, i) => ({ data: Float32Array.from(w.data, (x, j) => (masks[i][j] ? x : 0)), keep: masks[i], fallback: null, objectiveMagnitude: null, objectiveSparseGpt: null, method: 'magnitude' }));
+  const results: Outcome[] = weights.map((w, i) => ({ data: masked(w.data, masks[i]), keep: masks[i], fallback: null, objectiveMagnitude: null, objectiveSparseGpt: null, method: 'magnitude' }));
   if (method === 'sparsegpt' && weights.length) {
     const index = new Map(weights.map((w, i) => [w.name, i]));
     let done = 0;
@@ -170,7 +177,7 @@ async function runSparsify(ctx: PassContext, o: SparsifyPassOptions): Promise<Pa
   const formats: Array<{ format: SparseFormat; after: number; nnz: number }> = weights.map((w, i) => {
     const r = results[i];
     let nnz = 0;
-    for (const k of r.keep) nnz += k;
+    for (let j = 0; j < r.keep.length; j++) nnz += r.keep[j];
     const sizes = compactBytes(w.data.length, nnz);
     const dense = 4 * w.data.length;
     if (o.format !== 'compact') {

@@ -36,33 +36,50 @@ export function view(shape: readonly number[], axis: number): { outer: number; d
 }
 
 /** The magnitude below or at which `fraction` of the weights fall (a kept weight is strictly above it); null when none is pruned. */
-function thresholdOf(data: Float32Array, fraction: number): number | null {
-  const k = Math.round(fraction * data.length);
+function thresholdOf(data: readonly Float32Array[], fraction: number): number | null {
+  const n = data.reduce((a, d) => a + d.length, 0);
+  const k = Math.round(fraction * n);
   if (k <= 0) return null;
-  const sorted = magnitudes(data).sort();
-  return sorted[Math.min(k, sorted.length) - 1];
+  return kthSmallestMagnitude(data, Math.min(k, n));
 }
 
-function magnitudes(data: Float32Array): Float32Array {
-  return Float32Array.from(data, Math.abs);
+/**
+ * The k-th smallest |x| (1-based) over several arrays, as sorting every |x| would give it (NaN
+ * last), without sorting or copying: |x|'s bits order like its value (NaN bits above +Inf), so two
+ * counting passes over the top and bottom 16 bits of |x|'s bits find the k-th key exactly.
+ */
+export function kthSmallestMagnitude(data: readonly Float32Array[], k: number): number {
+  const counts = new Float64Array(65536);
+  for (const d of data) {
+    const bits = new Uint32Array(d.buffer, d.byteOffset, d.length);
+    for (let i = 0; i < bits.length; i++) counts[(bits[i] & 0x7fffffff) >>> 16]++;
+  }
+  let hi = 0;
+  let before = 0;
+  while (before + counts[hi] < k) before += counts[hi++];
+  counts.fill(0);
+  for (const d of data) {
+    const bits = new Uint32Array(d.buffer, d.byteOffset, d.length);
+    for (let i = 0; i < bits.length; i++) {
+      const key = bits[i] & 0x7fffffff;
+      if (key >>> 16 === hi) counts[key & 0xffff]++;
+    }
+  }
+  let lo = 0;
+  while (before + counts[lo] < k) before += counts[lo++];
+  return new Float32Array(Uint32Array.of(((hi << 16) | lo) >>> 0).buffer)[0];
 }
 
 /** Per-layer fractions: the spec's, or those one global magnitude threshold gives. */
 export function layerFractions(weights: readonly SparseWeight[], spec: SparsitySpec): number[] {
   if (spec.sparsity === undefined || spec.scope === 'layer') return weights.map(() => spec.sparsity ?? 0);
-  const total = weights.reduce((s, w) => s + w.data.length, 0);
-  const all = new Float32Array(total);
-  let at = 0;
-  for (const w of weights) {
-    all.set(w.data, at);
-    at += w.data.length;
-  }
-  const t = thresholdOf(all, spec.sparsity);
+  const t = thresholdOf(weights.map((w) => w.data), spec.sparsity);
   if (t === null) return weights.map(() => 0);
   return weights.map((w) => {
     let pruned = 0;
-    for (const x of w.data) if (Math.abs(x) <= t) pruned++;
-    return w.data.length ? pruned / w.data.length : 0;
+    const d = w.data;
+    for (let i = 0; i < d.length; i++) if (Math.abs(d[i]) <= t) pruned++;
+    return d.length ? pruned / d.length : 0;
   });
 }
 
@@ -77,7 +94,7 @@ export async function magnitudeMasks(weights: readonly SparseWeight[], spec: Spa
       owner.push(i);
       return;
     }
-    const t = thresholdOf(w.data, fractions[i]);
+    const t = thresholdOf([w.data], fractions[i]);
     if (t === null) masks[i] = new Uint8Array(w.data.length).fill(1);
     else {
       jobs.push({ kind: 'threshold', data: w.data, threshold: t });
