@@ -15,7 +15,7 @@ describe('f32 <-> half arrays', () => {
     expect(v[0x8001]).toBe(-(2 ** -24));
   });
 
-  it('floatsToHalves equals floatToHalf on every half value, every midpoint between neighbours and its f32 neighbours, specials and random bits', () => {
+  it('floatsToHalves rounds to the nearest half, ties to even (checked against the neighbouring halves\' values), on every half value, every midpoint between neighbours and its f32 neighbours, specials and random bits; floatToHalf agrees', () => {
     const bits: number[] = [0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0x7f800001, 0xffffffff, 0x00000001, 0x007fffff, 0x7f7fffff, 0xff7fffff];
     const v = halfValues();
     const f = new Float32Array(1);
@@ -25,7 +25,7 @@ describe('f32 <-> half arrays', () => {
       for (const sign of [0, 0x80000000]) {
         f[0] = v[h];
         bits.push((u[0] | sign) >>> 0);
-        f[0] = (v[h] + v[h + 1]) / 2;
+        f[0] = (v[h] + (h + 1 === 0x7c00 ? 65536 : v[h + 1])) / 2;
         const mid = u[0];
         bits.push((mid | sign) >>> 0, ((mid - 1) | sign) >>> 0, ((mid + 1) | sign) >>> 0);
       }
@@ -37,10 +37,37 @@ describe('f32 <-> half arrays', () => {
     }
     const src = new Float32Array(Uint32Array.from(bits).buffer);
     const got = floatsToHalves(src);
-    for (let i = 0; i < src.length; i++) {
-      const want = floatToHalf(src[i]);
-      if (got[i] !== want) expect(`${bits[i].toString(16)} -> ${got[i].toString(16)}`).toBe(`${bits[i].toString(16)} -> ${want.toString(16)}`);
+    // Magnitude of a half for rounding: Inf counts as 2^16, where rounding overflows to it.
+    const mag = (h: number) => (h === 0x7c00 ? 65536 : v[h]);
+    const wrong: string[] = [];
+    for (let i = 0; i < src.length && wrong.length < 5; i++) {
+      const x = src[i];
+      const h = got[i];
+      const m = h & 0x7fff;
+      const why = (w: string) => wrong.push(`${bits[i].toString(16)} -> ${h.toString(16)}: ${w}`);
+      if (got[i] !== floatToHalf(x)) why('floatToHalf differs');
+      if (Number.isNaN(x)) {
+        if (!((m & 0x7c00) === 0x7c00 && (m & 0x3ff) !== 0)) why('NaN must stay NaN');
+        continue;
+      }
+      if ((h & 0x8000) !== (bits[i] & 0x80000000) >>> 16) why('sign');
+      const a = Math.abs(x);
+      if (a === Infinity) {
+        if (m !== 0x7c00) why('Inf');
+        continue;
+      }
+      if (m > 0x7c00) {
+        why('NaN for a number');
+        continue;
+      }
+      const d = Math.abs(a - mag(m));
+      for (const n of [m - 1, m + 1]) {
+        if (n < 0 || n > 0x7c00) continue;
+        const dn = Math.abs(a - mag(n));
+        if (dn < d || (dn === d && (m & 1) === 1)) why(`half ${n.toString(16)} is nearer, or an even tie`);
+      }
     }
+    expect(wrong).toEqual([]);
     expect(got.length).toBe(src.length);
   });
 

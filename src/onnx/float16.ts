@@ -13,12 +13,16 @@ export function halfToFloat(h: number): number {
 
 export function floatToHalf(x: number): number {
   f[0] = x;
-  const b = u[0];
+  return halfOfBits(u[0]);
+}
+
+/** IEEE half bits of the f32 with these bits (round to nearest even; NaN keeps a quiet-NaN payload). */
+function halfOfBits(b: number): number {
   const sign = (b >>> 16) & 0x8000;
   const exp = (b >>> 23) & 0xff;
   let mant = b & 0x7fffff;
   if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
+  const e = exp - 127 + 15;
   if (e >= 31) return sign | 0x7c00;
   if (e <= 0) {
     if (e < -10) return sign;
@@ -31,11 +35,9 @@ export function floatToHalf(x: number): number {
     return sign | r;
   }
   const rest = mant & 0x1fff;
-  let r = (e << 10) | (mant >> 13);
-  if (rest > 0x1000 || (rest === 0x1000 && r & 1)) r++;
-  return sign | r;
+  const r = (e << 10) | (mant >> 13);
+  return sign | (rest > 0x1000 || (rest === 0x1000 && r & 1) ? r + 1 : r);
 }
-
 
 /**
  * f32 values to IEEE half bits, the same results as floatToHalf one by one (round to nearest
@@ -44,34 +46,7 @@ export function floatToHalf(x: number): number {
  */
 export function floatsToHalves(src: Float32Array, dst: Uint16Array = new Uint16Array(src.length)): Uint16Array {
   const bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
-  for (let i = 0; i < bits.length; i++) {
-    const b = bits[i];
-    const sign = (b >>> 16) & 0x8000;
-    const exp = (b >>> 23) & 0xff;
-    let mant = b & 0x7fffff;
-    const e = exp - 112;
-    let h: number;
-    if (exp === 0xff) h = sign | 0x7c00 | (mant ? 0x200 : 0);
-    else if (e >= 31) h = sign | 0x7c00;
-    else if (e <= 0) {
-      if (e < -10) h = sign;
-      else {
-        mant |= 0x800000;
-        const shift = 14 - e;
-        const half = 1 << (shift - 1);
-        const rest = mant & ((1 << shift) - 1);
-        let r = mant >> shift;
-        if (rest > half || (rest === half && r & 1)) r++;
-        h = sign | r;
-      }
-    } else {
-      const rest = mant & 0x1fff;
-      let r = (e << 10) | (mant >> 13);
-      if (rest > 0x1000 || (rest === 0x1000 && r & 1)) r++;
-      h = sign | r;
-    }
-    dst[i] = h;
-  }
+  for (let i = 0; i < bits.length; i++) dst[i] = halfOfBits(bits[i]);
   return dst;
 }
 
