@@ -18,7 +18,9 @@ export interface PrunePassReport extends PruneReport {
 async function runPrune(ctx: PassContext, o: PrunePassOptions): Promise<PassOutcome<PrunePassReport>> {
   const recover = o.recover ?? (ctx.calibration ? 'lsq' : 'none');
   if (recover !== 'none' && !ctx.calibration) throw new RecipeError(`--recover ${recover} needs --calibration data (unlabelled samples are enough)`);
-  const original = ctx.model.toBytes();
+  // The model as it entered, encoded, only for recovery (it re-fits layers against it): without
+  // recovery this would be a second copy of every weight for nothing.
+  const original = recover === 'none' ? null : ctx.model.toBytes();
   ctx.onProgress?.('pruning', 0, 1);
   // Loaded on demand: pruning and recovery run ONNX Runtime.
   const [{ prunePass, validatePruneOptions }, { recoverPruned }] = await Promise.all([import('./prune.ts'), import('./recover.ts')]);
@@ -46,7 +48,7 @@ async function runPrune(ctx: PassContext, o: PrunePassOptions): Promise<PassOutc
     for (const t of r.targets) refit.set(key(t.node), t);
     const targets = [...refit.values()].map((t) => ({ ...t, keptOut: t.keptOut === null ? null : toOriginal.get(key(t.node)) ?? t.keptOut }));
     recovery = recover === 'none' ? null
-      : await recoverPruned(original, ctx.model, targets, { method: recover, calibration: ctx.calibration!, scheduler: ctx.scheduler, onProgress: ctx.onProgress });
+      : await recoverPruned(original!, ctx.model, targets, { method: recover, calibration: ctx.calibration!, scheduler: ctx.scheduler, onProgress: ctx.onProgress });
   }
   const report = mergeStepReports(reports, o);
   ctx.onProgress?.('pruning', 1, 1);
