@@ -43,18 +43,21 @@ function validate(job: ChannelScoresJob): void {
   }
 }
 
+/** The smallest normal f32 (2^-126): magnitudes below it are denormals, which the kernels flush. */
+const FLT_MIN = 2 ** -126;
+
 function cpu(job: ChannelScoresJob): ChannelScoresResult {
   const want = criteriaOf(job);
   const { channels, row } = dims(job);
-  const w = new Float32Array(job.weights.length);
-  for (let i = 0; i < w.length; i++) w[i] = flushDenormal(job.weights[i]);
+  const src = job.weights;
   const l1 = new Float32Array(channels);
   const l2 = new Float32Array(channels);
   for (let c = 0; c < channels; c++) {
     let a = 0;
     let b = 0;
-    for (let k = 0; k < row; k++) {
-      const x = w[c * row + k];
+    for (let i = c * row, end = i + row; i < end; i++) {
+      // Denormals count as zero (flushDenormal; a zero's sign does not matter to |x| or x²).
+      const x = Math.abs(src[i]) < FLT_MIN ? 0 : src[i];
       a += Math.abs(x);
       b += x * x;
     }
@@ -63,6 +66,8 @@ function cpu(job: ChannelScoresJob): ChannelScoresResult {
   }
   let fpgm: Float32Array | null = null;
   if (want.has('fpgm')) {
+    const w = new Float32Array(src.length);
+    for (let i = 0; i < w.length; i++) w[i] = flushDenormal(src[i]);
     fpgm = new Float32Array(channels);
     for (let i = 0; i < channels; i++) {
       let total = 0;
