@@ -82,8 +82,10 @@ export function inspectModel(path: string, recipe: Recipe = parseRecipe({})): In
   sizes.sort((a, b) => b.bytes - a.bytes);
   const { targets, skipped } = findTargets(m.graph, recipe);
   const planned = targets.map((t) => ({ t, enc: plannedEncoding(m, t) }));
-  // The groups as the prune pass sees them (on a copy: Identity-routed and shared constants resolved).
-  const forPruning = OnnxModel.fromBytes(m.toBytes(), m.baseDir, path);
+  // The groups as the prune pass sees them (on a copy: Identity-routed and shared constants
+  // resolved). The copy is a second lazy read of the file: large payloads stay on disk, where
+  // encoding the model would read every weight.
+  const forPruning = OnnxModel.read(path);
   prepareForPruning(forPruning);
   const inputShapes = nominalInputShapes(forPruning);
   const cg = buildChannelGraph(forPruning, { inputShapes });
