@@ -15,6 +15,7 @@ import { newPaletteTiming, palettizeWeights, validateConfig, type PaletteConfig,
 import { encodePalette, storedIndexBits, type PaletteLayout } from './encode.ts';
 import { DpPool } from './dp-pool.ts';
 import { correctAfter, referenceFor, type BiasAfter } from '../bias-after.ts';
+import { groupsByBytes } from '../weight-groups.ts';
 import type { BiasCorrectionReport } from '../quantize/bias-correction.ts';
 
 export interface PalettizePassOptions extends Partial<PaletteConfig> {
@@ -175,16 +176,7 @@ async function runPalettize(ctx: PassContext, o: PalettizePassOptions): Promise<
   const reports: PaletteTensorReport[] = [];
   const tensors: TensorReport[] = [];
   // Batches of ≤ 64 MiB of weights: one histogram and one assignment pass each.
-  const batches: number[][] = [];
-  let cur: number[] = [];
-  let bytes = 0;
-  targets.forEach((t, i) => {
-    const b = 4 * t.shape.reduce((x, y) => x * y, 1);
-    if (cur.length && bytes + b > 64 * 2 ** 20) { batches.push(cur); cur = []; bytes = 0; }
-    cur.push(i);
-    bytes += b;
-  });
-  if (cur.length) batches.push(cur);
+  const batches = groupsByBytes(targets.map((_, i) => i), (i) => 4 * targets[i].shape.reduce((x, y) => x * y, 1), 64 * 2 ** 20);
   let done = 0;
   ctx.onProgress?.('palettizing', 0, targets.length);
   // Worker threads for the k-means programs: the process's pool, started now if this is its first

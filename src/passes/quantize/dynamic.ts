@@ -21,6 +21,7 @@ import { quantizeKernel } from '../../kernels/quantize.ts';
 import { dequantizeKernel, type ErrorStats } from '../../kernels/dequantize.ts';
 import { paramsFromScales, type QuantParams } from '../../kernels/qparams.ts';
 import type { Granularity } from '../../kernels/layout.ts';
+import { defaultGroupBytes, groupsByBytes } from '../weight-groups.ts';
 import type { Skip } from './targets.ts';
 import type { TensorReport } from './weight-only.ts';
 import { intAttr, numberAttr } from '../../onnx/attributes.ts';
@@ -125,17 +126,7 @@ export async function quantizeDynamic(model: OnnxModel, opts: DynamicOptions): P
   const quantized: Array<{ codes: Uint8Array; params: QuantParams; error: ErrorStats }> = [];
   // Groups of weights bound peak memory: each group's f32 data is read (on the CPU path straight
   // into the engine's memory), quantized and dropped before the next group is read.
-  const groupBytes = opts.groupBytes ?? (onCpu ? 4 : 256) * 2 ** 20;
-  const groups: Array<typeof plans> = [];
-  let bytes = Infinity;
-  for (const p of plans) {
-    if (bytes + 4 * p.K * p.N > groupBytes) {
-      groups.push([]);
-      bytes = 0;
-    }
-    groups.at(-1)!.push(p);
-    bytes += 4 * p.K * p.N;
-  }
+  const groups = groupsByBytes(plans, (p) => 4 * p.K * p.N, opts.groupBytes ?? defaultGroupBytes(opts.scheduler));
   opts.scheduler.prepareCpuThreads(plans.reduce((a, p) => a + 4 * p.K * p.N, 0));
   for (const group of groups) await opts.scheduler.withHostArrays(group.reduce((a, p) => a + 4 * p.K * p.N, 0), async (alloc) => {
     const data = group.map((p) => {

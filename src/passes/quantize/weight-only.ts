@@ -16,6 +16,7 @@ import { DataType, dataTypeName } from '../../onnx/dtypes.ts';
 import { floatsToHalves, halfValues } from '../../onnx/float16.ts';
 import type { OnnxModel } from '../../onnx/model.ts';
 import { numberAttr } from '../../onnx/attributes.ts';
+import { defaultGroupBytes, groupsByBytes } from '../weight-groups.ts';
 import { encodeFolded, encodeFp16, encodeMatMulNBits, encodeQdq, fourBitDecode, FOLD_LIMIT_BYTES, type EncodedWeight, type IntType } from './weight-encodings.ts';
 import type { Recipe, WeightConfig } from '../../recipe/recipe.ts';
 import { findTargets, type Skip, type Target } from './targets.ts';
@@ -236,22 +237,8 @@ export async function compressWeights(model: OnnxModel, opts: WeightOnlyOptions)
   const { recipe, scheduler } = opts;
   const { targets, skipped } = findTargets(model.graph, recipe);
   const tensors: TensorReport[] = [];
-  const groupBytes = opts.groupBytes ?? (scheduler.info.active === 'gpu' ? 256 : 4) * 2 ** 20;
   // Groups of weights bound peak memory: each group's f32 data is dropped once it is rewritten.
-  const groups: Target[][] = [];
-  let cur: Target[] = [];
-  let curBytes = 0;
-  for (const t of targets) {
-    const b = t.shape.reduce((a, x) => a * x, 4);
-    if (cur.length && curBytes + b > groupBytes) {
-      groups.push(cur);
-      cur = [];
-      curBytes = 0;
-    }
-    cur.push(t);
-    curBytes += b;
-  }
-  if (cur.length) groups.push(cur);
+  const groups = groupsByBytes(targets, (t) => 4 * t.shape.reduce((a, x) => a * x, 1), opts.groupBytes ?? defaultGroupBytes(scheduler));
   scheduler.prepareCpuThreads(targets.reduce((a, t) => a + 4 * t.shape.reduce((x, y) => x * y, 1), 0));
   let done = 0;
   // One group at a time; on the CPU path its tensors are read straight into the engine's memory.
