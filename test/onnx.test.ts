@@ -162,6 +162,25 @@ describe('weights', () => {
     expect(r.skipped.find((s) => s.name === 'fc2.weight')?.reason).toBe('holds 1 NaN / 0 Inf values (onNonFinite: skip)');
   });
 
+  it('fp16 weights: NaN and Inf counted apart in the error, and in the skip', async () => {
+    const m = OnnxModel.read(MNIST);
+    const w = m.graph.weights.get('fc2.weight')!;
+    const raw = new Uint8Array(m.tensorBytes(w.tensor));
+    const f = new Float32Array(raw.buffer);
+    f[3] = NaN;
+    f[5] = -Infinity;
+    f[9] = Infinity;
+    w.tensor.rawData = raw;
+    const src = join(dir, 'nonfinite-fp16.onnx');
+    writeModel(m, src);
+    await expect(compressModel(src, join(dir, 'nonfinite-fp16-out.onnx'), { recipe: parseRecipe({ weights: 'fp16' }), scheduler: cpu, force: true })).rejects.toThrow(
+      "weight 'fc2.weight' holds 1 NaN and 2 infinite values",
+    );
+    const r = await compressModel(src, join(dir, 'nonfinite-fp16-out.onnx'), { recipe: parseRecipe({ weights: 'fp16', onNonFinite: 'skip' }), scheduler: cpu, force: true });
+    expect(r.skipped.find((s) => s.name === 'fc2.weight')?.reason).toBe('holds 1 NaN / 2 Inf values (onNonFinite: skip)');
+    expect(r.tensors.find((t) => t.name === 'fc1.weight')?.encoding).toBe('fp16-cast');
+  });
+
   it('the GPU and CPU backends write byte-identical models', async (ctx) => {
     const gpu = await Scheduler.create({ backend: 'auto', allowSoftwareAdapter: true, cpuThreshold: 0 });
     try {

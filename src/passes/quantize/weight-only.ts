@@ -253,16 +253,18 @@ export async function compressWeights(model: OnnxModel, opts: WeightOnlyOptions)
       }
       const data = model.tensorFloat32(t.weight.tensor, alloc(t.shape.reduce((a, b) => a * b, 1)));
       if (t.config.weights === 'fp16') {
-        let nan = 0, inf = 0;
-        for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) Number.isNaN(data[i]) ? nan++ : inf++;
-        if (nan + inf > 0) {
+        const half = floatsToHalves(data);
+        const stats = fp16Stats(data, half);
+        if (stats.nonFinite > 0) {
+          // Rare: NaN and Inf counted apart only for the message.
+          let nan = 0;
+          for (let i = 0; i < data.length; i++) if (Number.isNaN(data[i])) nan++;
+          const inf = stats.nonFinite - nan;
           if (recipe.onNonFinite === 'error') throw new ModelError('NON_FINITE_WEIGHT', nonFiniteMessage(t.weight.name, nan, inf), { tensor: t.weight.name });
           report(`holds ${nan} NaN / ${inf} Inf values (onNonFinite: skip)`);
           continue;
         }
         const before = data.length * 4;
-        const half = floatsToHalves(data);
-        const stats = fp16Stats(data, half);
         const bytes = encodeFp16(model, t.weight.name, t.shape, half);
         tensors.push({
           name: t.weight.name, op: t.opType, nodes: t.nodes.map((n) => n.name ?? ''), shape: t.shape, scheme: 'fp16, Cast', encoding: 'fp16-cast',
